@@ -1,0 +1,44 @@
+"""Environment kinds. Backends are imported lazily: the docker SDK and
+libvirt-python are needed only when a container or VM is asked for."""
+
+from __future__ import annotations
+
+import importlib
+
+from .base import (
+    Backend,
+    EnvError,
+    EnvSpec,
+    Environment,
+    EnvUnavailable,
+    JobTimeout,
+    Measurement,
+    RemoteError,
+    RunContext,
+    SerializationError,
+    WorkerDied,
+)
+
+#: kind -> "module:class" of its backend.
+KINDS: dict[str, str] = {
+    "baremetal": "pytest_virtoverhead.envs.baremetal:BaremetalBackend",
+    "container": "pytest_virtoverhead.envs.container:ContainerBackend",
+    "vm": "pytest_virtoverhead.envs.vm:VMBackend",
+}
+
+
+def backend_class(kind: str) -> type[Backend]:
+    """The backend class of ``kind``; ValueError lists the known kinds."""
+    try:
+        target = KINDS[kind]
+    except KeyError:
+        raise ValueError(f"unknown environment kind {kind!r}; known kinds: {', '.join(KINDS)}") from None
+    module_name, _, cls_name = target.partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, cls_name)
+
+
+__all__ = [
+    "KINDS", "Backend", "EnvError", "EnvSpec", "Environment", "EnvUnavailable", "JobTimeout",
+    "Measurement", "RemoteError", "RunContext", "SerializationError", "WorkerDied", "backend_class",
+]

@@ -1,0 +1,97 @@
+"""The ``baremetal`` kind: the worker as a plain subprocess of the host."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from typing import Any
+
+import shutil
+
+from .base import SCRATCH_ENV, Backend, EnvUnavailable, PipeTransport, Transport
+
+
+class BaremetalBackend(Backend):
+    kind = "baremetal"
+    option_help = {
+        "python": "interpreter that runs the worker (default: the host's own)",
+        "nice": "nice increment for the worker process (default 0)",
+        "scratch": "directory for file I/O workloads (default: a new temporary directory)",
+    }
+
+    def __init__(self, spec, ctx):
+        super().__init__(spec, ctx)
+        self.proc: subprocess.Popen | None = None
+        self._stderr = None
+        self._scratch: str | None = None
+
+    def start(self) -> Transport:
+        python = self.spec.options.get("python") or self.ctx.python
+        self._stderr = tempfile.TemporaryFile(prefix=f"virt-{self.spec.name}-")
+        nice = int(self.spec.options.get("nice", "0"))
+        scratch = self.spec.options.get("scratch")
+        if scratch:
+            os.makedirs(scratch, exist_ok=True)
+        else:
+            scratch = self._scratch = tempfile.mkdtemp(prefix=f"virt-{self.spec.name}-scratch-")
+        try:
+            self.proc = subprocess.Popen(
+                self.worker_command(python),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr,
+                cwd=self.ctx.rootdir,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", SCRATCH_ENV: scratch},
+                start_new_session=True,  # Ctrl-C reaches pytest, not the worker
+                preexec_fn=(lambda: os.nice(nice)) if nice else None,
+            )
+        except OSError as exc:
+            raise EnvUnavailable(f"cannot start the worker with {python}: {exc}") from None
+        if self.ctx.cpus:
+            try:
+                os.sched_setaffinity(self.proc.pid, self.ctx.cpus)
+            except OSError as exc:
+                self.stop()
+                raise EnvUnavailable(f"cannot pin the worker to CPUs {list(self.ctx.cpus)}: {exc}") from None
+        return PipeTransport(self.proc.stdout, self.proc.stdin)
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc is not None:
+            self._exitcode = proc.returncode
+        if self._scratch:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+
+    def metadata(self) -> dict[str, Any]:
+        return {"python_worker": self.spec.options.get("python") or self.ctx.python,
+                "scratch": self.spec.options.get("scratch") or "tmpdir"}
+
+    def diagnostics(self) -> str:
+        parts = []
+        if self.proc is not None and self.proc.poll() is not None:
+            parts.append(f"worker exit code: {self.proc.returncode}")
+        elif getattr(self, "_exitcode", None) is not None:
+            parts.append(f"worker exit code: {self._exitcode}")
+        if self._stderr is not None:
+            try:
+                self._stderr.seek(0, os.SEEK_END)
+                size = self._stderr.tell()
+                self._stderr.seek(max(0, size - 4000))
+                tail = self._stderr.read().decode("utf-8", "replace")
+                if tail.strip():
+                    parts.append("worker stderr (tail):\n" + tail)
+            except (OSError, ValueError):
+                pass
+        return "\n".join(parts)

@@ -1,0 +1,592 @@
+"""The one protocol every environment follows, and the handle tests use.
+
+A backend's only job is to start ``python -m pytest_virtoverhead.worker``
+somewhere and return a :class:`Transport`, a bidirectional byte stream to it,
+then to tear everything down in :meth:`Backend.stop`. Everything else (the
+request/reply protocol, timeouts, restarts, metadata) lives here, once, in
+:class:`Channel` and :class:`Environment`.
+
+This module imports neither pytest nor numpy nor any backend library.
+"""
+
+from __future__ import annotations
+
+import abc
+import inspect
+import itertools
+import json
+import os
+import queue
+import re
+import socket
+import statistics
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Mapping
+
+from ..protocol import FrameDecoder, ProtocolError, encode
+
+LABEL_PREFIX = "io.github.pytest-virtoverhead"
+SESSION_LABEL = f"{LABEL_PREFIX}.session"
+OWNER_LABEL = f"{LABEL_PREFIX}.owner"
+NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+#: Environment variable naming the worker's scratch directory (file I/O
+#: workloads write there): a temp dir on the host, the container's writable
+#: layer or a volume, a VM's scratch disk.
+SCRATCH_ENV = "VIRTOVERHEAD_SCRATCH"
+
+
+# --------------------------------------------------------------------------
+# errors
+
+
+class EnvUnavailable(Exception):
+    """The environment cannot start here; the message says how to fix that."""
+
+
+class EnvError(Exception):
+    """The environment failed while in use (worker died, timed out, ...)."""
+
+    def __init__(self, message: str, diagnostics: str = ""):
+        super().__init__(message)
+        self.diagnostics = diagnostics
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if self.diagnostics:
+            text += "\n--- diagnostics ---\n" + self.diagnostics.rstrip()
+        return text
+
+
+class JobTimeout(EnvError):
+    """A job ran longer than its timeout; the worker was recycled."""
+
+
+class WorkerDied(EnvError):
+    """The worker's stream ended while a reply was awaited."""
+
+
+class SerializationError(TypeError):
+    """A value cannot cross between host and environment (only JSON does)."""
+
+
+class RemoteError(Exception):
+    """The function raised inside the environment.
+
+    ``type_name``, ``remote_message`` and ``remote_traceback`` are the remote
+    exception's; ``str()`` shows them all, so pytest prints the traceback with
+    the file and line in the user's code.
+    """
+
+    def __init__(self, env: str, payload: Mapping[str, Any]):
+        self.env = env
+        self.type_name = payload.get("type", "Exception")
+        self.remote_message = payload.get("message", "")
+        self.remote_traceback = payload.get("traceback", "")
+        super().__init__(self._text())
+
+    def _text(self) -> str:
+        head = f"{self.type_name}: {self.remote_message}"
+        if self.remote_traceback:
+            return f"{head}\n\nRemote traceback (environment {self.env!r}):\n{self.remote_traceback.rstrip()}"
+        return f"{head} (in environment {self.env!r})"
+
+
+# --------------------------------------------------------------------------
+# configuration
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """One named environment of a run: ``name=kind`` plus its options."""
+
+    name: str
+    kind: str
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RunContext:
+    """Facts shared by every environment of one host session."""
+
+    session_id: str
+    rootdir: str
+    python: str = sys.executable
+    #: CPU set every environment is confined to (None: no pinning).
+    cpus: tuple[int, ...] | None = None
+    memory_mb: int = 1024
+    cache_dir: str = ""
+    startup_timeout: float = 120.0
+    job_timeout: float = 300.0
+    owner_pid: int = field(default_factory=os.getpid)
+    hostname: str = field(default_factory=socket.gethostname)
+
+    def host_paths(self) -> list[str]:
+        """Host directories an environment mirroring the host must see."""
+        candidates = [
+            self.rootdir,
+            os.getcwd(),
+            sys.prefix,
+            sys.base_prefix,
+            sys.exec_prefix,
+            os.path.dirname(os.path.realpath(self.python)),
+            os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+            *[p for p in sys.path if p],
+        ]
+        seen: list[str] = []
+        for path in candidates:
+            path = os.path.realpath(path)
+            if os.path.isdir(path) and path not in seen:
+                seen.append(path)
+        # Drop paths already covered by a parent in the list.
+        seen.sort(key=len)
+        out: list[str] = []
+        for path in seen:
+            if not any(path == p or path.startswith(p.rstrip("/") + "/") for p in out):
+                out.append(path)
+        return out
+
+    def labels(self) -> dict[str, str]:
+        return {SESSION_LABEL: self.session_id, OWNER_LABEL: f"{self.hostname}:{self.owner_pid}"}
+
+
+def owner_alive(owner: str, hostname: str | None = None) -> bool:
+    """Is the session owner ``host:pid`` (from a label) still running here?
+
+    Owners on another host are reported alive: never reap what may be theirs.
+    """
+    host, _, pid = owner.rpartition(":")
+    if host != (hostname or socket.gethostname()) or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# --------------------------------------------------------------------------
+# transports
+
+
+class Transport(abc.ABC):
+    """A bidirectional byte stream to one worker."""
+
+    @abc.abstractmethod
+    def read(self, n: int) -> bytes:
+        """Up to ``n`` bytes; ``b""`` at end of stream."""
+
+    @abc.abstractmethod
+    def write(self, data: bytes) -> None:
+        """Write all of ``data``."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the stream (idempotent)."""
+
+
+class PipeTransport(Transport):
+    """A subprocess's stdout (read) and stdin (write)."""
+
+    def __init__(self, rfile: Any, wfile: Any):
+        self._r, self._w = rfile, wfile
+
+    def read(self, n: int) -> bytes:
+        try:
+            return os.read(self._r.fileno(), n)
+        except (OSError, ValueError):
+            return b""
+
+    def write(self, data: bytes) -> None:
+        self._w.write(data)
+        self._w.flush()
+
+    def close(self) -> None:
+        for f in (self._w, self._r):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+
+class SocketTransport(Transport):
+    """A connected stream socket (unix socket, attach socket)."""
+
+    def __init__(self, sock: socket.socket):
+        self._sock = sock
+
+    def read(self, n: int) -> bytes:
+        try:
+            return self._sock.recv(n)
+        except OSError:
+            return b""
+
+    def write(self, data: bytes) -> None:
+        self._sock.sendall(data)
+
+    def close(self) -> None:
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._sock.close()
+
+
+# --------------------------------------------------------------------------
+# the request/reply channel
+
+
+_EOF = object()
+
+
+class Channel:
+    """Requests and replies over a transport, with timeouts.
+
+    A reader thread decodes frames into a queue, so a reply can be awaited
+    with a timeout whatever the transport, and the end of the stream (a dead
+    worker) is noticed at once.
+    """
+
+    def __init__(self, transport: Transport, env_name: str):
+        self.transport = transport
+        self.env_name = env_name
+        self._decoder = FrameDecoder()
+        self._queue: "queue.Queue[Any]" = queue.Queue()
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self.closed = False
+        self.eof = False
+        self._thread = threading.Thread(target=self._reader, name=f"virt-reader-{env_name}", daemon=True)
+        self._thread.start()
+
+    def _reader(self) -> None:
+        try:
+            while True:
+                data = self.transport.read(65536)
+                if not data:
+                    break
+                for msg in self._decoder.feed(data):
+                    self._queue.put(msg)
+        except (ProtocolError, OSError, ValueError) as exc:
+            self._queue.put({"event": "protocol-error", "message": str(exc)})
+        finally:
+            self.eof = True
+            self._queue.put(_EOF)
+
+    @property
+    def noise(self) -> str:
+        """Bytes seen on the stream outside frames (boot messages, stray output)."""
+        return bytes(self._decoder.noise).decode("utf-8", "replace")
+
+    def _next(self, deadline: float | None) -> Any:
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError from None
+
+    def wait_event(self, event: str, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                msg = self._next(deadline)
+            except TimeoutError:
+                raise JobTimeout(f"worker in {self.env_name!r} did not say {event!r} within {timeout:g} s") from None
+            if msg is _EOF:
+                self._queue.put(_EOF)
+                raise WorkerDied(f"worker in {self.env_name!r} exited before saying {event!r}")
+            if msg.get("event") == event:
+                return msg
+
+    def request(self, op: str, timeout: float | None = None, **fields: Any) -> Any:
+        """Send one request and return its result (raise on error)."""
+        with self._lock:
+            if self.eof:
+                raise WorkerDied(f"worker in {self.env_name!r} is gone")
+            msg_id = next(self._ids)
+            frame = encode({"id": msg_id, "op": op, **fields})
+            try:
+                self.transport.write(frame)
+            except OSError as exc:
+                raise WorkerDied(f"cannot write to the worker in {self.env_name!r}: {exc}") from None
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                try:
+                    msg = self._next(deadline)
+                except TimeoutError:
+                    raise JobTimeout(
+                        f"{op!r} in environment {self.env_name!r} did not finish within {timeout:g} s"
+                    ) from None
+                if msg is _EOF:
+                    self._queue.put(_EOF)
+                    raise WorkerDied(f"the worker in environment {self.env_name!r} died during {op!r}")
+                if msg.get("event") == "protocol-error":
+                    raise EnvError(f"protocol error from {self.env_name!r}: {msg.get('message')}")
+                if msg.get("id") != msg_id:
+                    continue  # an event or a stale reply
+                if msg.get("ok"):
+                    return msg.get("result")
+                raise RemoteError(self.env_name, msg.get("error") or {})
+
+    def close(self) -> None:
+        self.closed = True
+        self.transport.close()
+
+
+# --------------------------------------------------------------------------
+# backends
+
+
+class Backend(abc.ABC):
+    """Starts and stops the worker of one environment of one kind."""
+
+    kind: ClassVar[str] = ""
+    #: Options a named environment of this kind accepts: name -> help.
+    option_help: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, spec: EnvSpec, ctx: RunContext):
+        self.spec = spec
+        self.ctx = ctx
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, str]) -> None:
+        unknown = sorted(set(options) - set(cls.option_help))
+        if unknown:
+            known = ", ".join(sorted(cls.option_help)) or "none"
+            raise ValueError(f"unknown option(s) {', '.join(unknown)} for kind {cls.kind!r}; known: {known}")
+
+    def worker_command(self, python: str | None = None, *extra: str) -> list[str]:
+        return [python or self.ctx.python, "-m", "pytest_virtoverhead.worker", *extra]
+
+    @abc.abstractmethod
+    def start(self) -> Transport:
+        """Start the worker; return a stream to it. Raise EnvUnavailable if
+        this environment cannot exist here."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Stop the worker and remove everything started (idempotent)."""
+
+    def metadata(self) -> dict[str, Any]:
+        """Facts only the backend knows (runtime, image, acceleration...)."""
+        return {}
+
+    def diagnostics(self) -> str:
+        """Logs worth showing when something failed (console tail, stderr)."""
+        return ""
+
+    @classmethod
+    def reap(cls, ctx: RunContext) -> list[str]:
+        """Remove what dead sessions left behind; return what was removed."""
+        return []
+
+
+# --------------------------------------------------------------------------
+# the handle
+
+
+def function_ref(fn: Callable[..., Any]) -> dict[str, Any]:
+    """How a worker finds ``fn``: module, qualified name and source file."""
+    if not callable(fn):
+        raise TypeError(f"expected a function, got {type(fn).__name__}")
+    qualname = getattr(fn, "__qualname__", None)
+    module = getattr(fn, "__module__", None)
+    if not qualname or not module or "<lambda>" in qualname or "<locals>" in qualname:
+        raise SerializationError(
+            f"{getattr(fn, '__name__', fn)!r} cannot be run in an environment: only functions "
+            "defined at module level (or methods of module-level classes) can be named "
+            "across the boundary, not lambdas or nested functions"
+        )
+    try:
+        path = inspect.getsourcefile(fn) or inspect.getfile(fn)
+    except TypeError:
+        path = None
+    return {"module": module, "qualname": qualname, "file": os.path.abspath(path) if path else None}
+
+
+def check_json(value: Any, what: str) -> None:
+    try:
+        json.dumps(value, allow_nan=True)
+    except (TypeError, ValueError) as exc:
+        raise SerializationError(
+            f"{what} cannot cross into the environment: {exc}. Only JSON values "
+            "(None, bool, int, float, str, lists and dicts with str keys) are carried"
+        ) from None
+
+
+@dataclass
+class Measurement:
+    """Result of :meth:`Environment.benchmark`."""
+
+    env: str
+    samples: list[float]
+    metadata: dict[str, Any]
+    loops: int = 1
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    def __repr__(self) -> str:
+        return f"<Measurement env={self.env!r} median={self.median:.6g}s n={len(self.samples)}>"
+
+
+class Environment:
+    """A started (or startable) environment: what the fixtures return."""
+
+    def __init__(self, backend: Backend, bench_defaults: Mapping[str, Any] | None = None):
+        self.backend = backend
+        self.spec = backend.spec
+        self.name = backend.spec.name
+        self.kind = backend.spec.kind
+        self.ctx = backend.ctx
+        self.bench_defaults = dict(bench_defaults or {})
+        self._channel: Channel | None = None
+        self._metadata: dict[str, Any] = {"name": self.name, "kind": self.kind}
+        self._items: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+        self.start_time: float | None = None
+        self.starts = 0
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<Environment {self.name}={self.kind} {state}>"
+
+    @property
+    def running(self) -> bool:
+        return self._channel is not None and not self._channel.eof
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return dict(self._metadata)
+
+    # -- life cycle ---------------------------------------------------------
+
+    def start(self) -> "Environment":
+        if self.running:
+            return self
+        self._close_channel()
+        t0 = time.monotonic()
+        transport = self.backend.start()
+        channel = Channel(transport, self.name)
+        self._channel = channel
+        try:
+            channel.wait_event("ready", self.ctx.startup_timeout)
+            facts = channel.request("hello", timeout=self.ctx.startup_timeout)
+        except (EnvError, RemoteError) as exc:
+            diag = self._diagnostics()
+            self.stop()
+            raise EnvUnavailable(f"environment {self.name!r} ({self.kind}) started but its worker "
+                                 f"did not answer: {exc}\n{diag}".rstrip()) from None
+        self.start_time = time.monotonic() - t0
+        self.starts += 1
+        self._metadata = {"name": self.name, "kind": self.kind, **facts,
+                          **self.backend.metadata(), "start_seconds": round(self.start_time, 4)}
+        self._items = None
+        return self
+
+    def _diagnostics(self) -> str:
+        parts = []
+        try:
+            parts.append(self.backend.diagnostics())
+        except Exception as exc:  # noqa: BLE001 - diagnostics must never mask the error
+            parts.append(f"(no diagnostics: {exc})")
+        if self._channel is not None and self._channel.noise.strip():
+            parts.append("stream output outside frames:\n" + self._channel.noise[-4000:])
+        return "\n".join(p for p in parts if p)
+
+    def _close_channel(self) -> None:
+        if self._channel is not None:
+            try:
+                self._channel.close()
+            except OSError:
+                pass
+        self._channel = None
+        self._items = None
+
+    def stop(self) -> None:
+        """Stop the worker and everything the backend started (idempotent)."""
+        channel = self._channel
+        if channel is not None and not channel.eof:
+            try:
+                channel.request("shutdown", timeout=5)
+            except (EnvError, RemoteError, OSError):
+                pass
+        self._close_channel()
+        self.backend.stop()
+
+    def recycle(self) -> None:
+        """Throw the worker away; the next job starts a new one."""
+        self._close_channel()
+        try:
+            self.backend.stop()
+        except Exception:  # noqa: BLE001
+            pass
+
+    def _request(self, op: str, timeout: float | None = None, **fields: Any) -> Any:
+        self.start()
+        assert self._channel is not None
+        timeout = self.ctx.job_timeout if timeout is None else timeout
+        try:
+            return self._channel.request(op, timeout=timeout, **fields)
+        except EnvError as exc:
+            exc.diagnostics = exc.diagnostics or self._diagnostics()
+            self.recycle()
+            raise
+
+    # -- jobs ---------------------------------------------------------------
+
+    def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call ``fn(*args, **kwargs)`` once inside the environment."""
+        ref = function_ref(fn)
+        for i, arg in enumerate(args):
+            check_json(arg, f"positional argument {i} of {ref['qualname']}")
+        for key, arg in kwargs.items():
+            check_json(arg, f"argument {key!r} of {ref['qualname']}")
+        return self._request("call", fn=ref, args=list(args), kwargs=kwargs)
+
+    def benchmark(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Measurement:
+        """Calibrated, repeated timing of ``fn(*args, **kwargs)`` in the environment."""
+        return self.pedantic(fn, args=args, kwargs=kwargs)
+
+    def pedantic(self, fn: Callable[..., Any], args: tuple = (), kwargs: Mapping[str, Any] | None = None,
+                 **options: Any) -> Measurement:
+        """Like :meth:`benchmark`, with timing options (``samples``,
+        ``warmup``, ``sample_time``, ``gc``, ``max_time``) given explicitly."""
+        ref = function_ref(fn)
+        kwargs = dict(kwargs or {})
+        for i, arg in enumerate(args):
+            check_json(arg, f"positional argument {i} of {ref['qualname']}")
+        for key, arg in kwargs.items():
+            check_json(arg, f"argument {key!r} of {ref['qualname']}")
+        opts = {**self.bench_defaults, **{k: v for k, v in options.items() if v is not None}}
+        result = self._request("bench", fn=ref, args=list(args), kwargs=kwargs, options=opts)
+        return Measurement(env=self.name, samples=result["samples"], metadata=self.metadata,
+                           loops=result["loops"], details=result)
+
+    def run_item(self, nodeid: str, nodeids: tuple[str, ...], args: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Run a collected test item inside the environment's pytest session.
+
+        The session (collecting ``nodeids`` with pytest ``args``) is opened on
+        first use and reopened after a worker restart.
+        """
+        key = (tuple(nodeids), tuple(args))
+        if self._items != key or not self.running:
+            if self._items is not None and self.running:
+                self._request("end_session")
+            result = self._request("session", nodeids=list(nodeids), args=list(args),
+                                   rootdir=self.ctx.rootdir, timeout=self.ctx.startup_timeout + self.ctx.job_timeout)
+            self._items = key
+            self._collected = result
+        return self._request("item", nodeid=nodeid)
+
+    def end_items(self) -> None:
+        if self._items is not None and self.running:
+            try:
+                self._request("end_session", timeout=60)
+            finally:
+                self._items = None

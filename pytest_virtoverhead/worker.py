@@ -1,0 +1,342 @@
+"""The worker: ``python -m pytest_virtoverhead.worker``.
+
+One long-lived process per environment. It reads requests from a byte stream
+(stdin, a tty device such as a VM's second serial port, or a unix socket),
+runs them and writes one reply per request. Every reply is JSON (see
+:mod:`pytest_virtoverhead.protocol`).
+
+Requests (``op``): ``hello`` (facts about the environment), ``call`` (run a
+function once), ``bench`` (time a function), ``session`` (start a pytest
+session that collects the given node ids and then serves ``item`` requests
+until ``end_session``), ``shutdown``.
+
+The worker writes protocol frames on a private copy of its standard output
+and points file descriptor 1 at standard error, so a ``print`` in user code
+can never corrupt the stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import os
+import platform
+import socket
+import sys
+import traceback
+from typing import Any, Callable
+
+from . import measure
+from .protocol import FrameDecoder, encode, read_message
+
+WORKER_ENV_VAR = "PYTEST_VIRTOVERHEAD_WORKER"
+NO_REPLY = object()
+
+
+class SerializationError(Exception):
+    """A value cannot be carried as JSON."""
+
+
+# --------------------------------------------------------------------------
+# facts about the environment
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _cpu_model() -> str | None:
+    info = _read("/proc/cpuinfo") or ""
+    for line in info.splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or None
+
+
+def _mem_total_mb() -> int | None:
+    for line in (_read("/proc/meminfo") or "").splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) // 1024
+    return None
+
+
+def _cgroup_limits() -> dict[str, Any]:
+    """CPU quota and memory limit of this process's cgroup (v2 or v1)."""
+    out: dict[str, Any] = {"cgroup_version": None, "cpu_quota": None, "memory_limit_mb": None}
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        out["cgroup_version"] = 2
+        cpu_max = _read("/sys/fs/cgroup/cpu.max")
+        if cpu_max and not cpu_max.startswith("max"):
+            quota, period = cpu_max.split()
+            out["cpu_quota"] = int(quota) / int(period)
+        mem = _read("/sys/fs/cgroup/memory.max")
+        if mem and mem != "max":
+            out["memory_limit_mb"] = int(mem) // (1024 * 1024)
+    elif os.path.isdir("/sys/fs/cgroup/memory") or os.path.isdir("/sys/fs/cgroup/cpu"):
+        out["cgroup_version"] = 1
+        quota = _read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
+        period = _read("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+        if quota and period and int(quota) > 0:
+            out["cpu_quota"] = int(quota) / int(period)
+        mem = _read("/sys/fs/cgroup/memory/memory.limit_in_bytes")
+        if mem and int(mem) < 1 << 60:
+            out["memory_limit_mb"] = int(mem) // (1024 * 1024)
+    return out
+
+
+def facts() -> dict[str, Any]:
+    """What the worker can see of its environment."""
+    try:
+        cpuset = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpuset = list(range(os.cpu_count() or 1))
+    data: dict[str, Any] = {
+        "kernel": platform.release(),
+        "machine": platform.machine(),
+        "hostname": platform.node(),
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpuset": cpuset,
+        "memory_total_mb": _mem_total_mb(),
+        "clocksource": _read("/sys/devices/system/clocksource/clocksource0/current_clocksource"),
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "executable": sys.executable,
+        "pid": os.getpid(),
+        "cwd": os.getcwd(),
+        "timer_resolution": measure.timer_resolution(),
+    }
+    data.update(_cgroup_limits())
+    return data
+
+
+# --------------------------------------------------------------------------
+# functions by reference
+
+
+def resolve_function(ref: dict[str, Any]) -> Callable[..., Any]:
+    """Find the function named by ``{"module", "qualname", "file"}``.
+
+    A module already imported (a test module inside a pytest session) is
+    used as is; otherwise it is imported by name, and failing that loaded
+    from its file under the same name.
+    """
+    modname, qualname, path = ref["module"], ref["qualname"], ref.get("file")
+    module = sys.modules.get(modname)
+    if module is None:
+        try:
+            module = importlib.import_module(modname)
+        except ImportError:
+            if not path:
+                raise
+            spec = importlib.util.spec_from_file_location(modname, path)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load {modname!r} from {path}") from None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[modname] = module
+            directory = os.path.dirname(os.path.abspath(path))
+            if directory not in sys.path:
+                sys.path.insert(0, directory)
+            spec.loader.exec_module(module)
+    obj: Any = module
+    for part in qualname.split("."):
+        if part == "<locals>":
+            raise LookupError(
+                f"{modname}.{qualname} is a local function; only functions defined at "
+                "module level (or in a class) can be run in an environment"
+            )
+        obj = getattr(obj, part)
+    return obj
+
+
+def error_payload(exc: BaseException) -> dict[str, Any]:
+    return {
+        "type": type(exc).__name__,
+        "module": type(exc).__module__,
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    }
+
+
+# --------------------------------------------------------------------------
+# the serving loop
+
+
+class Worker:
+    def __init__(self, read: Callable[[int], bytes], write: Callable[[bytes], Any]):
+        self._read = read
+        self._write = write
+        self._decoder = FrameDecoder()
+        self._pending: list[Any] = []
+        self.eof = False
+        self.handlers: dict[str, Callable[[dict], Any]] = {
+            "hello": lambda msg: facts(),
+            "call": self.handle_call,
+            "bench": self.handle_bench,
+            "session": self.handle_session,
+        }
+
+    def recv(self) -> dict | None:
+        msg = read_message(self._read, self._decoder, self._pending)
+        if msg is None:
+            self.eof = True
+        return msg
+
+    def send(self, message: dict) -> None:
+        try:
+            frame = encode(message)
+        except (TypeError, ValueError) as exc:
+            frame = encode({
+                "id": message.get("id"),
+                "ok": False,
+                "error": {
+                    "type": "SerializationError",
+                    "message": f"the result cannot be sent back to the host as JSON: {exc}",
+                    "traceback": "",
+                },
+            })
+        self._write(frame)
+
+    def reply(self, msg_id: Any, result: Any) -> None:
+        self.send({"id": msg_id, "ok": True, "result": result})
+
+    def reply_error(self, msg_id: Any, exc: BaseException) -> None:
+        self.send({"id": msg_id, "ok": False, "error": error_payload(exc)})
+
+    def serve(self, extra: dict[str, Callable[[dict], Any]] | None = None,
+              until: str = "shutdown") -> dict | None:
+        """Answer requests until ``until`` arrives (returned) or EOF (None)."""
+        handlers = {**self.handlers, **(extra or {})}
+        while True:
+            msg = self.recv()
+            if msg is None:
+                return None
+            op = msg.get("op")
+            if op == until:
+                return msg
+            handler = handlers.get(op)
+            if handler is None:
+                self.send({"id": msg.get("id"), "ok": False, "error": {
+                    "type": "ProtocolError", "traceback": "",
+                    "message": f"unknown op {op!r} here; known: {sorted(handlers) + [until]}"}})
+                continue
+            try:
+                result = handler(msg)
+            except BaseException as exc:  # noqa: BLE001 - everything goes back to the host
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                self.reply_error(msg.get("id"), exc)
+            else:
+                if result is not NO_REPLY:
+                    self.reply(msg.get("id"), result)
+            if self.eof:
+                return None
+
+    # -- handlers -----------------------------------------------------------
+
+    def handle_call(self, msg: dict) -> Any:
+        fn = resolve_function(msg["fn"])
+        return fn(*msg.get("args", []), **msg.get("kwargs", {}))
+
+    def handle_bench(self, msg: dict) -> Any:
+        fn = resolve_function(msg["fn"])
+        options = measure.BenchOptions.from_dict(msg.get("options"))
+        result = measure.benchmark(fn, tuple(msg.get("args", [])), msg.get("kwargs", {}), options)
+        return result.to_dict()
+
+    def handle_session(self, msg: dict) -> Any:
+        from .itemrunner import run_session
+
+        return run_session(self, msg)
+
+
+# --------------------------------------------------------------------------
+# transports
+
+
+def _stdio_transport() -> tuple[Callable[[int], bytes], Callable[[bytes], Any]]:
+    proto_out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    proto_in = os.fdopen(os.dup(0), "rb", buffering=0)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    return proto_in.read, _writer(proto_out.write)
+
+
+def _writer(write: Callable[[bytes], Any]) -> Callable[[bytes], None]:
+    def write_all(data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = write(view)
+            view = view[n if n is not None else len(view):]
+    return write_all
+
+
+def _device_transport(path: str) -> tuple[Callable[[int], bytes], Callable[[bytes], Any]]:
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+    try:
+        import termios
+        import tty
+
+        tty.setraw(fd)
+        attrs = termios.tcgetattr(fd)
+        attrs[3] &= ~termios.ECHO
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+    except Exception:  # noqa: BLE001 - not a tty (a virtio port): nothing to set
+        pass
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return (lambda n: os.read(fd, n)), _writer(lambda b: os.write(fd, b))
+
+
+def _socket_transport(path: str) -> tuple[Callable[[int], bytes], Callable[[bytes], Any]]:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(path)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return sock.recv, sock.sendall
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pytest_virtoverhead.worker",
+                                     description=__doc__.split("\n\n")[0])
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--device", help="talk over this character device (a serial port)")
+    where.add_argument("--connect", help="talk over this unix socket")
+    parser.add_argument("--cwd", help="change to this directory first")
+    parser.add_argument("--ready", default="", help="write this line to stderr when serving")
+    args = parser.parse_args(argv)
+    os.environ[WORKER_ENV_VAR] = "1"
+    if args.cwd:
+        os.chdir(args.cwd)
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    if args.device:
+        read, write = _device_transport(args.device)
+    elif args.connect:
+        read, write = _socket_transport(args.connect)
+    else:
+        read, write = _stdio_transport()
+    worker = Worker(read, write)
+    if args.ready:
+        sys.stderr.write(args.ready + "\n")
+        sys.stderr.flush()
+    # An unsolicited frame tells the host the worker is up (useful on a serial
+    # line, where the host cannot see the process start).
+    worker.send({"id": None, "event": "ready", "pid": os.getpid()})
+    last = worker.serve()
+    if last is not None:
+        worker.reply(last.get("id"), None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
