@@ -59,6 +59,37 @@ if ((${#missing[@]})); then
     rm -f /usr/sbin/policy-rc.d
 fi
 
+# -- container runtimes ------------------------------------------------------
+# Debian's crun package does not register itself with dockerd: add it to
+# daemon.json (runtimes only, so no clash with the flags dockerd is started
+# with). Runtimes are reloadable: a running dockerd picks them up on SIGHUP,
+# without a restart, and its containers keep running.
+DAEMON_JSON=/etc/docker/daemon.json
+if [[ -x /usr/bin/crun ]]; then
+    changed=$(python3 - "$DAEMON_JSON" <<'PY'
+import json, os, sys
+path = sys.argv[1]
+conf = {}
+if os.path.exists(path):
+    with open(path) as f:
+        text = f.read().strip()
+    conf = json.loads(text) if text else {}
+runtimes = conf.setdefault("runtimes", {})
+if "crun" in runtimes:
+    print("no")
+    sys.exit(0)
+runtimes["crun"] = {"path": "/usr/bin/crun"}
+os.makedirs(os.path.dirname(path), exist_ok=True)
+with open(path + ".tmp", "w") as f:
+    json.dump(conf, f, indent=2)
+    f.write("\n")
+os.replace(path + ".tmp", path)
+print("yes")
+PY
+)
+    [[ $changed == yes ]] && log "registered crun in $DAEMON_JSON"
+fi
+
 # -- dockerd ---------------------------------------------------------------
 if ! docker info >/dev/null 2>&1; then
     log "starting dockerd (--bridge=none --iptables=false)"
@@ -67,6 +98,15 @@ if ! docker info >/dev/null 2>&1; then
     echo $! > "$STATE/dockerd.pid"
     for _ in $(seq 100); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
     docker info >/dev/null 2>&1 || { log "dockerd did not come up; see $STATE/dockerd.log"; tail -20 "$STATE/dockerd.log" >&2; exit 1; }
+fi
+if [[ -x /usr/bin/crun ]] && ! docker info -f '{{json .Runtimes}}' 2>/dev/null | grep -q '"crun"'; then
+    dpid=$(cat "$STATE/dockerd.pid.docker" /var/run/docker.pid 2>/dev/null | head -1 || true)
+    if [[ -n $dpid ]] && kill -0 "$dpid" 2>/dev/null; then
+        log "reloading dockerd (pid $dpid) so that it sees the crun runtime"
+        kill -HUP "$dpid"
+        for _ in $(seq 25); do docker info -f '{{json .Runtimes}}' | grep -q '"crun"' && break; sleep 0.2; done
+    fi
+    docker info -f '{{json .Runtimes}}' | grep -q '"crun"' || log "dockerd does not list crun; see $DAEMON_JSON"
 fi
 
 # -- libvirtd ----------------------------------------------------------------
