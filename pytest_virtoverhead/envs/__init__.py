@@ -35,7 +35,10 @@ def backend_class(kind: str) -> type[Backend]:
         raise ValueError(f"unknown environment kind {kind!r}; known kinds: {', '.join(KINDS)}") from None
     module_name, _, cls_name = target.partition(":")
     module = importlib.import_module(module_name)
-    return getattr(module, cls_name)
+    try:
+        return getattr(module, cls_name)
+    except AttributeError:
+        raise ImportError(f"{module_name} does not define {cls_name}") from None
 
 
 __all__ = [

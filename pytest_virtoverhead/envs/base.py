@@ -578,8 +578,12 @@ class Environment:
         if self._items != key or not self.running:
             if self._items is not None and self.running:
                 self._request("end_session")
-            result = self._request("session", nodeids=list(nodeids), args=list(args),
-                                   rootdir=self.ctx.rootdir, timeout=self.ctx.startup_timeout + self.ctx.job_timeout)
+            try:
+                result = self._request("session", nodeids=list(nodeids), args=list(args), rootdir=self.ctx.rootdir,
+                                       timeout=self.ctx.startup_timeout + self.ctx.job_timeout)
+            except RemoteError as exc:
+                raise EnvError(f"pytest could not start in environment {self.name!r}: {exc.remote_message}",
+                               diagnostics=self._diagnostics()) from None
             self._items = key
             self._collected = result
         return self._request("item", nodeid=nodeid)

@@ -1,0 +1,245 @@
+"""Parsing of the plugin's option values into settings.
+
+Pure functions raising ``ValueError`` with the message a user should see;
+the plugin turns them into ``pytest.UsageError``. Imports no pytest.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from .claims import Claim, ClaimError, check_envs, parse_claim
+from .envs import KINDS
+from .envs.base import NAME_RE, EnvSpec
+
+DEFAULT_ENVS = "baremetal,container,vm"
+DEFAULT_ROUNDS = 10
+DEFAULT_WARMUP = 1
+DEFAULT_TIMEOUT = 300.0
+DEFAULT_MEMORY_MB = 1024
+
+
+def parse_envs(text: str) -> list[EnvSpec]:
+    """``baremetal,container,control=baremetal`` -> specs (no options yet)."""
+    specs: list[EnvSpec] = []
+    items = [part.strip() for part in text.split(",")]
+    if not any(items):
+        raise ValueError("--virt-envs: empty list; e.g. --virt-envs=baremetal,container,vm")
+    for item in items:
+        if not item:
+            raise ValueError(f"--virt-envs: empty item in {text!r}")
+        name, sep, kind = item.partition("=")
+        name, kind = name.strip(), (kind.strip() if sep else name.strip())
+        if kind not in KINDS:
+            raise ValueError(f"--virt-envs: unknown environment kind {kind!r} in {item!r}; "
+                             f"known kinds: {', '.join(KINDS)} (use NAME=KIND for named environments)")
+        if not NAME_RE.match(name):
+            raise ValueError(f"--virt-envs: invalid environment name {name!r}: use letters, digits "
+                             "and underscores, not starting with a digit")
+        if any(s.name == name for s in specs):
+            raise ValueError(f"--virt-envs: environment {name!r} is named twice; give the second one "
+                             f"its own name, e.g. {name}2={kind}")
+        specs.append(EnvSpec(name, kind))
+    return specs
+
+
+def parse_env_options(lines: Iterable[str]) -> dict[str, dict[str, str]]:
+    """Ini lines ``NAME: key=value key=value`` -> {NAME: {key: value}}."""
+    out: dict[str, dict[str, str]] = {}
+    for raw in lines:
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, rest = line.partition(":")
+        name = name.strip()
+        if not sep or not NAME_RE.match(name):
+            raise ValueError(f"virt_env_options: expected 'NAME: key=value ...', got {raw!r}")
+        opts = out.setdefault(name, {})
+        for pair in rest.split():
+            key, eq, value = pair.partition("=")
+            if not eq or not key:
+                raise ValueError(f"virt_env_options: expected key=value for {name!r}, got {pair!r}")
+            opts[key] = value
+    return out
+
+
+def parse_cpus(text: str, available: Iterable[int] | None = None) -> tuple[int, ...] | None:
+    """``auto`` (one CPU: the host's last), ``all`` (no pinning) or a list
+    such as ``1`` or ``0-1,3``."""
+    avail = sorted(available if available is not None else os.sched_getaffinity(0))
+    text = text.strip().lower()
+    if text == "all":
+        return None
+    if text == "auto":
+        return (avail[-1],)
+    cpus: set[int] = set()
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not m:
+            raise ValueError(f"--virt-cpus: cannot read {text!r}; use auto, all, or a list like 1 or 0-1,3")
+        lo = int(m.group(1))
+        hi = int(m.group(2) or lo)
+        if hi < lo:
+            raise ValueError(f"--virt-cpus: range {part.strip()!r} runs backwards")
+        cpus.update(range(lo, hi + 1))
+    missing = sorted(cpus - set(avail))
+    if missing:
+        raise ValueError(f"--virt-cpus: CPU(s) {missing} not available here; available: {avail}")
+    return tuple(sorted(cpus))
+
+
+def parse_memory(text: str) -> int:
+    """``1024``, ``512m``, ``2g`` -> MiB."""
+    m = re.fullmatch(r"\s*(\d+)\s*([mMgG]?)(?:i?[bB])?\s*", text)
+    if not m:
+        raise ValueError(f"--virt-memory: cannot read {text!r}; use e.g. 1024, 512m or 2g")
+    value = int(m.group(1)) * (1024 if m.group(2).lower() == "g" else 1)
+    if value < 128:
+        raise ValueError(f"--virt-memory: {value} MiB is too little for a worker (at least 128)")
+    return value
+
+
+def positive_int(text: Any, what: str) -> int:
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what}: expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise ValueError(f"{what}: must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: Any, what: str) -> float:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what}: expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise ValueError(f"{what}: must be positive, got {text!r}")
+    return value
+
+
+def parse_claims(texts: Iterable[str], source: str, env_names: list[str]) -> list[Claim]:
+    claims = []
+    for text in texts:
+        try:
+            claim = parse_claim(text)
+            check_envs(claim, env_names)
+        except ClaimError as exc:
+            raise ValueError(f"{source}: {exc}") from None
+        claims.append(claim)
+    return claims
+
+
+def resolve_names(texts: Iterable[str], specs: list[EnvSpec], what: str) -> set[str]:
+    """Names or kinds (``container`` = every container env), or ``all``."""
+    names: set[str] = set()
+    known = [s.name for s in specs]
+    for text in texts:
+        for item in (t.strip() for t in text.split(",")):
+            if not item:
+                continue
+            if item == "all":
+                names.update(known)
+            elif item in known:
+                names.add(item)
+            elif item in KINDS:
+                names.update(s.name for s in specs if s.kind == item)
+                names.add(item)
+            else:
+                raise ValueError(f"{what}: unknown environment {item!r}; environments of this run: "
+                                 f"{', '.join(known)}; kinds: {', '.join(KINDS)}")
+    return names
+
+
+@dataclass
+class Settings:
+    compare: bool = False
+    specs: list[EnvSpec] = field(default_factory=list)
+    baseline: str = "baremetal"
+    claims: list[Claim] = field(default_factory=list)
+    strict: bool = False
+    json_path: str | None = None
+    require: set[str] = field(default_factory=set)
+    rounds: int = DEFAULT_ROUNDS
+    warmup: int = DEFAULT_WARMUP
+    seed: int = 0
+    timeout: float = DEFAULT_TIMEOUT
+    cpus: tuple[int, ...] | None = None
+    memory_mb: int = DEFAULT_MEMORY_MB
+    kind_defaults: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def env_names(self) -> list[str]:
+        return [s.name for s in self.specs]
+
+    def spec(self, name: str) -> EnvSpec | None:
+        return next((s for s in self.specs if s.name == name), None)
+
+    def required(self, spec: EnvSpec) -> bool:
+        return spec.name in self.require or spec.kind in self.require
+
+
+def build_settings(raw: Mapping[str, Any]) -> Settings:
+    """Settings from raw option values (strings as the user typed them)."""
+    s = Settings()
+    s.compare = bool(raw.get("compare"))
+    specs = parse_envs(raw.get("envs") or DEFAULT_ENVS)
+    options = parse_env_options(raw.get("env_options") or [])
+    kind_defaults: dict[str, dict[str, str]] = {k: dict(v) for k, v in (raw.get("kind_defaults") or {}).items()}
+    s.kind_defaults = kind_defaults
+    unknown = sorted(set(options) - {sp.name for sp in specs} - set(KINDS))
+    if unknown:
+        raise ValueError(f"virt_env_options: options for unknown environment(s) {', '.join(unknown)}; "
+                         f"environments of this run: {', '.join(sp.name for sp in specs)}")
+    s.specs = [EnvSpec(sp.name, sp.kind, {**kind_defaults.get(sp.kind, {}), **options.get(sp.kind, {}),
+                                         **options.get(sp.name, {})})
+               for sp in specs]
+    # Options for fixture-only kinds (a `vm` fixture used without vm in the run).
+    for kind in KINDS:
+        kind_defaults.setdefault(kind, {})
+        kind_defaults[kind] = {**kind_defaults[kind], **options.get(kind, {})}
+    names = s.env_names
+    baseline = raw.get("baseline") or ("baremetal" if "baremetal" in names else names[0])
+    if baseline not in names:
+        raise ValueError(f"--virt-baseline: unknown environment {baseline!r}; environments of this run: "
+                         f"{', '.join(names)}")
+    s.baseline = baseline
+    s.claims = (parse_claims(raw.get("ini_claims") or [], "virt_claims (ini)", names)
+                + parse_claims(raw.get("cli_claims") or [], "--virt-claim", names))
+    s.strict = bool(raw.get("strict"))
+    s.json_path = raw.get("json_path") or None
+    s.require = resolve_names(raw.get("require") or [], s.specs, "--virt-require")
+    s.rounds = positive_int(raw.get("rounds") or DEFAULT_ROUNDS, "--virt-rounds")
+    warmup = raw.get("warmup")
+    try:
+        s.warmup = int(DEFAULT_WARMUP if warmup in (None, "") else warmup)
+    except (TypeError, ValueError):
+        raise ValueError(f"--virt-warmup: expected a whole number, got {warmup!r}") from None
+    if s.warmup < 0:
+        raise ValueError("--virt-warmup: must be 0 or more")
+    seed = raw.get("seed")
+    if seed in (None, ""):
+        s.seed = random.SystemRandom().randrange(1, 2**31)
+    else:
+        try:
+            s.seed = int(seed)
+        except (TypeError, ValueError):
+            raise ValueError(f"--virt-seed: expected a whole number, got {seed!r}") from None
+    s.timeout = positive_float(raw.get("timeout") or DEFAULT_TIMEOUT, "--virt-timeout")
+    s.cpus = parse_cpus(str(raw.get("cpus") or "auto"))
+    s.memory_mb = parse_memory(str(raw.get("memory") or DEFAULT_MEMORY_MB))
+    # Validate per-kind options early (unknown keys are usage errors).
+    from .envs import backend_class
+
+    for sp in s.specs:
+        try:
+            cls = backend_class(sp.kind)
+        except ImportError:
+            continue  # the backend reports itself unavailable when used
+        cls.check_options(sp.options)
+    return s

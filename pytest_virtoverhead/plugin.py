@@ -1,0 +1,478 @@
+"""pytest glue: options, the ``virt`` marker, fixtures and hooks.
+
+The work is done elsewhere: :mod:`.config` parses options, :mod:`.session`
+runs environments and rounds, :mod:`.claims` and :mod:`.stats` judge,
+:mod:`.report` shows.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from .claims import Claim, ClaimError, check_envs, parse_claim
+from .config import DEFAULT_ENVS, Settings, build_settings, positive_int
+from .envs import KINDS
+from .envs.base import EnvUnavailable, RunContext
+from .report import claim_lines, environment_lines, table_lines, to_json, write_json_atomic
+from .session import Comparator, EnvironmentPool, ItemResult
+from .worker import WORKER_ENV_VAR
+
+STATE_KEY = pytest.StashKey["VirtState"]()
+ITEM_KEY = pytest.StashKey["ItemPlan"]()
+MARKER = "virt"
+
+
+class ItemPlan:
+    """What the marker of one test asks for."""
+
+    def __init__(self, claims: list[Claim], envs: list[str], rounds: int):
+        self.claims, self.envs, self.rounds = claims, envs, rounds
+
+
+class VirtState:
+    """The plugin's per-session state, kept on ``config.stash``."""
+
+    def __init__(self, config: pytest.Config, settings: Settings):
+        self.config = config
+        self.settings = settings
+        cache = config.getini("virt_cache_dir") or os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "pytest-virtoverhead")
+        self.ctx = RunContext(
+            session_id=uuid.uuid4().hex[:12],
+            rootdir=str(config.rootpath),
+            cpus=settings.cpus,
+            memory_mb=settings.memory_mb,
+            cache_dir=str(cache),
+            job_timeout=settings.timeout,
+        )
+        self.pool = EnvironmentPool(settings, self.ctx)
+        self.results: list[ItemResult] = []
+        self.compared: tuple[str, ...] = ()
+        self.comparator: Comparator | None = None
+        self.stopped = False
+
+    def stop(self) -> None:
+        if not self.stopped:
+            self.stopped = True
+            self.pool.stop_all()
+
+
+# --------------------------------------------------------------------------
+# options
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("virtoverhead", "virtualization overhead (pytest-virtoverhead)")
+    group.addoption("--virt-compare", action="store_true", default=False,
+                    help="run each test marked 'virt' in every environment and compare")
+    group.addoption("--virt-envs", metavar="LIST", default=None,
+                    help=f"environments of the run: KIND or NAME=KIND, comma-separated "
+                         f"(kinds: {', '.join(KINDS)}; default: {DEFAULT_ENVS})")
+    group.addoption("--virt-baseline", metavar="NAME", default=None,
+                    help="environment ratios are taken against (default: baremetal)")
+    group.addoption("--virt-claim", metavar="CLAIM", action="append", default=[],
+                    help="claim applied to every marked test, e.g. 'container <= 1.05 * baremetal' (repeatable)")
+    group.addoption("--virt-strict", action="store_true", default=None,
+                    help="an inconclusive claim fails its test")
+    group.addoption("--virt-json", metavar="PATH", default=None, help="write results and verdicts as JSON")
+    group.addoption("--virt-require", metavar="LIST", action="append", default=[],
+                    help="environments (names or kinds, or 'all') that must start: an error instead of a skip")
+    group.addoption("--virt-rounds", metavar="N", default=None,
+                    help="measured rounds per marked test (default 10; the marker's rounds= wins)")
+    group.addoption("--virt-warmup", metavar="N", default=None,
+                    help="warm-up rounds per marked test, not measured (default 1)")
+    group.addoption("--virt-seed", metavar="N", default=None,
+                    help="seed of the round order and the bootstrap (default: random, printed)")
+    group.addoption("--virt-timeout", metavar="SECONDS", default=None,
+                    help="longest one job may run in an environment before it is recycled (default 300)")
+    group.addoption("--virt-cpus", metavar="CPUS", default=None,
+                    help="CPU set of every environment: auto (one CPU, the host's last), all, or e.g. 0-1 "
+                         "(default auto)")
+    group.addoption("--virt-memory", metavar="SIZE", default=None,
+                    help="memory of containers and VMs, e.g. 1024, 512m, 2g (default 1024 MiB)")
+    group.addoption("--virt-container-image", metavar="IMAGE", default=None,
+                    help="run container environments in this image instead of mirroring the host")
+    group.addoption("--virt-vm-kernel", metavar="PATH", default=None,
+                    help="guest kernel for VM environments (default: the host's under /boot)")
+    group.addoption("--virt-vm-accel", metavar="ACCEL", default=None, choices=("auto", "kvm", "tcg"),
+                    help="VM acceleration: auto (KVM if it works, else TCG), kvm or tcg (default auto)")
+    group.addoption("--virt-libvirt-uri", metavar="URI", default=None,
+                    help="libvirt connection (default qemu:///system for root, qemu:///session otherwise)")
+
+    parser.addini("virt_envs", "default for --virt-envs", default=None)
+    parser.addini("virt_claims", "claims applied to every marked test", type="linelist", default=[])
+    parser.addini("virt_env_options", "options per named environment: 'NAME: key=value ...' per line",
+                  type="linelist", default=[])
+    parser.addini("virt_strict", "inconclusive claims fail", type="bool", default=False)
+    parser.addini("virt_rounds", "default for --virt-rounds", default=None)
+    parser.addini("virt_timeout", "default for --virt-timeout", default=None)
+    parser.addini("virt_cpus", "default for --virt-cpus", default=None)
+    parser.addini("virt_memory", "default for --virt-memory", default=None)
+    parser.addini("virt_cache_dir", "where built images, kernels and initramfs are cached", default=None)
+
+
+def _raw_settings(config: pytest.Config) -> dict[str, Any]:
+    opt = config.option
+
+    def pick(cli: str, ini: str | None = None) -> Any:
+        value = getattr(opt, cli)
+        if value in (None, "") and ini:
+            value = config.getini(ini)
+        return value
+
+    kind_defaults: dict[str, dict[str, str]] = {"container": {}, "vm": {}}
+    if opt.virt_container_image:
+        kind_defaults["container"]["image"] = opt.virt_container_image
+    if opt.virt_vm_kernel:
+        kind_defaults["vm"]["kernel"] = opt.virt_vm_kernel
+    if opt.virt_vm_accel:
+        kind_defaults["vm"]["accel"] = opt.virt_vm_accel
+    if opt.virt_libvirt_uri:
+        kind_defaults["vm"]["uri"] = opt.virt_libvirt_uri
+    return {
+        "compare": opt.virt_compare,
+        "envs": pick("virt_envs", "virt_envs"),
+        "baseline": opt.virt_baseline,
+        "ini_claims": config.getini("virt_claims"),
+        "cli_claims": opt.virt_claim,
+        "strict": opt.virt_strict if opt.virt_strict is not None else config.getini("virt_strict"),
+        "json_path": opt.virt_json,
+        "require": opt.virt_require,
+        "rounds": pick("virt_rounds", "virt_rounds"),
+        "warmup": opt.virt_warmup,
+        "seed": opt.virt_seed,
+        "timeout": pick("virt_timeout", "virt_timeout"),
+        "cpus": pick("virt_cpus", "virt_cpus"),
+        "memory": pick("virt_memory", "virt_memory"),
+        "env_options": config.getini("virt_env_options"),
+        "kind_defaults": kind_defaults,
+    }
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(claims=[...], envs=[...], rounds=N): measure this test on the host, in containers and "
+        "in VMs under --virt-compare and check claims such as 'container <= 1.05 * baremetal'",
+    )
+    if os.environ.get(WORKER_ENV_VAR):
+        return  # inside an environment's worker: tests just run; the host compares
+    try:
+        settings = build_settings(_raw_settings(config))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if settings.compare and getattr(config.option, "numprocesses", None):
+        raise pytest.UsageError(
+            "--virt-compare cannot run under pytest-xdist (-n): parallel tests would load the CPU "
+            "and corrupt every ratio; run the comparison without -n (or with -n 0)")
+    state = VirtState(config, settings)
+    config.stash[STATE_KEY] = state
+    atexit.register(_stop_quietly, state)
+
+
+def _stop_quietly(state: VirtState) -> None:
+    try:
+        state.stop()
+    except Exception as exc:  # noqa: BLE001 - at exit, say it and go on
+        sys.stderr.write(f"pytest-virtoverhead: {exc}\n")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(STATE_KEY, None)
+    if state is not None:
+        _stop_quietly(state)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    state = config.stash.get(STATE_KEY, None)
+    if state is None or not state.settings.compare:
+        return None
+    s = state.settings
+    cpus = ",".join(map(str, s.cpus)) if s.cpus else "all"
+    return [f"virtoverhead: envs={','.join(f'{sp.name}={sp.kind}' if sp.name != sp.kind else sp.name for sp in s.specs)} "
+            f"baseline={s.baseline} rounds={s.rounds} warmup={s.warmup} seed={s.seed} cpus={cpus} "
+            f"memory={s.memory_mb}MiB (repeat with --virt-seed={s.seed})"]
+
+
+# --------------------------------------------------------------------------
+# collection
+
+
+def _plan(item: pytest.Item, settings: Settings) -> ItemPlan | None:
+    marker = item.get_closest_marker(MARKER)
+    if marker is None:
+        return None
+    unknown = set(marker.kwargs) - {"claims", "envs", "rounds"}
+    if unknown or marker.args:
+        raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.virt takes claims=[...], envs=[...] and rounds=N "
+                                f"as keywords; got {marker.args or ''} {sorted(unknown) or ''}".rstrip())
+    names = settings.env_names
+    envs = marker.kwargs.get("envs") or names
+    if isinstance(envs, str):
+        envs = [envs]
+    for name in envs:
+        if name not in names:
+            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.virt(envs=...) names unknown environment "
+                                    f"{name!r}; environments of this run: {', '.join(names)}")
+    envs = [n for n in names if n in envs or n == settings.baseline]
+    texts = marker.kwargs.get("claims") or []
+    if isinstance(texts, str):
+        texts = [texts]
+    claims = []
+    for text in texts:
+        try:
+            claim = parse_claim(text)
+            check_envs(claim, names)
+        except ClaimError as exc:
+            raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
+        claims.append(claim)
+    for claim in settings.claims:
+        if claim not in claims:
+            claims.append(claim)
+    rounds = marker.kwargs.get("rounds")
+    try:
+        rounds = settings.rounds if rounds is None else positive_int(rounds, "rounds")
+    except ValueError as exc:
+        raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.virt: {exc}") from None
+    claims = [c for c in claims if c.env in envs and c.baseline in envs] if marker.kwargs.get("envs") else claims
+    return ItemPlan(claims, envs, rounds)
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    state = config.stash.get(STATE_KEY, None)
+    if state is None:
+        return
+    for item in items:
+        if item.get_closest_marker(MARKER) is not None:
+            item.stash[ITEM_KEY] = _plan(item, state.settings)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    state = session.config.stash.get(STATE_KEY, None)
+    if state is None or not state.settings.compare:
+        return
+    state.compared = tuple(item.nodeid for item in session.items if ITEM_KEY in item.stash)
+    args: list[str] = []
+    if session.config.inipath:
+        args += ["-c", str(session.config.inipath)]
+    args += ["--rootdir", str(session.config.rootpath),
+             f"--import-mode={session.config.option.importmode}"]
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+
+    def progress(msg: str) -> None:
+        if reporter is not None and reporter.verbosity > 1:
+            reporter.write_line(f"    virt: {msg}")
+
+    state.comparator = Comparator(state.settings, state.pool, state.compared, tuple(args), progress)
+
+
+# --------------------------------------------------------------------------
+# running a compared test
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    state = item.config.stash.get(STATE_KEY, None)
+    if state is None or not state.settings.compare or ITEM_KEY not in item.stash or state.comparator is None:
+        return None
+    plan: ItemPlan = item.stash[ITEM_KEY]
+    ihook = item.ihook
+    ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    start = time.time()
+    result = state.comparator.run(item.nodeid, plan.envs, plan.claims, plan.rounds)
+    state.results.append(result)
+    stop = time.time()
+    _log_reports(item, state, result, start, stop)
+    ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
+
+
+def _required_missing(state: VirtState, result: ItemResult) -> list[str]:
+    return [f"{name}: {reason}" for name, reason in result.unavailable.items()
+            if state.settings.required(state.pool.spec_for(name))]
+
+
+def _log_reports(item: pytest.Item, state: VirtState, result: ItemResult, start: float, stop: float) -> None:
+    keywords = {k: 1 for k in item.keywords}
+    common = {"nodeid": item.nodeid, "location": item.location, "keywords": keywords}
+    for name, (ratio, ci) in result.ratios.items():
+        item.user_properties.append((f"virt_ratio_{name}", f"{ratio:.4f} [{ci[0]:.4f}, {ci[1]:.4f}]"))
+    missing = _required_missing(state, result)
+    outcome, longrepr = "passed", None
+    if missing:
+        outcome = "failed"
+        longrepr = "required environment(s) could not start (--virt-require):\n" + "\n".join(missing)
+    elif result.failure:
+        outcome, longrepr = "failed", result.failure[1]
+    elif result.skipped:
+        outcome = "skipped"
+        longrepr = (str(item.location[0]), (item.location[1] or 0) + 1, result.skipped[1].splitlines()[0])
+    else:
+        bad = result.failed_claims(state.settings.strict)
+        if bad:
+            outcome = "failed"
+            longrepr = "\n".join(c.message() for c in bad)
+        elif all(n in result.unavailable for n in result.envs if n != result.baseline) and result.unavailable:
+            outcome = "skipped"
+            first = next(iter(result.unavailable.items()))
+            longrepr = (str(item.location[0]), (item.location[1] or 0) + 1,
+                        f"no environment to compare with: {first[0]}: {first[1].splitlines()[0]}")
+    sections = []
+    notes = [f"{n}: unavailable: {r.splitlines()[0]}" for n, r in result.unavailable.items()]
+    if notes:
+        sections.append(("virtoverhead", "\n".join(notes)))
+    for when in ("setup", "call", "teardown"):
+        rep = pytest.TestReport(
+            **common,
+            outcome=outcome if when == "call" else "passed",
+            longrepr=longrepr if when == "call" else None,
+            when=when,
+            sections=sections if when == "call" else (),
+            duration=(stop - start) if when == "call" else 0.0,
+            start=start,
+            stop=stop,
+            user_properties=item.user_properties,
+        )
+        if when == "call" and outcome == "skipped":
+            rep.outcome = "skipped"
+        item.ihook.pytest_runtest_logreport(report=rep)
+
+
+# --------------------------------------------------------------------------
+# fixtures
+
+
+def _state(config: pytest.Config) -> VirtState:
+    state = config.stash.get(STATE_KEY, None)
+    if state is None:
+        pytest.skip("environments do not nest: this test already runs inside a pytest-virtoverhead worker")
+    return state
+
+
+def get_environment(config: pytest.Config, name: str):
+    """The started environment ``name``, or skip (fail if required)."""
+    state = _state(config)
+    try:
+        spec = state.pool.spec_for(name)
+    except KeyError as exc:
+        raise pytest.UsageError(str(exc.args[0])) from None
+    try:
+        return state.pool.get(name)
+    except EnvUnavailable as exc:
+        reason = str(exc)
+        if state.settings.required(spec):
+            pytest.fail(f"environment {name!r} is required (--virt-require) but unavailable: {reason}",
+                        pytrace=False)
+        pytest.skip(f"{name}: {reason.splitlines()[0]}")
+
+
+def _make_env_fixture(kind: str):
+    @pytest.fixture(scope="session", name=kind)
+    def env_fixture(pytestconfig: pytest.Config):
+        return get_environment(pytestconfig, kind)
+
+    env_fixture.__doc__ = f"The ``{kind}`` environment handle (started once per session)."
+    return env_fixture
+
+
+baremetal = _make_env_fixture("baremetal")
+container = _make_env_fixture("container")
+vm = _make_env_fixture("vm")
+
+
+class _LazyEnvs(dict):
+    """Mapping name -> environment; an environment starts on first access."""
+
+    def __init__(self, config: pytest.Config):
+        super().__init__()
+        self._config = config
+        self._names = _state(config).settings.env_names
+
+    def __getitem__(self, name: str):
+        if name not in self._names:
+            raise KeyError(f"unknown environment {name!r}; environments of this run: {', '.join(self._names)}")
+        if not super().__contains__(name):
+            super().__setitem__(name, get_environment(self._config, name))
+        return super().__getitem__(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def keys(self):  # type: ignore[override]
+        return list(self._names)
+
+    def items(self):  # type: ignore[override]
+        return [(n, self[n]) for n in self._names]
+
+    def values(self):  # type: ignore[override]
+        return [self[n] for n in self._names]
+
+    def get(self, name, default=None):  # type: ignore[override]
+        return self[name] if name in self._names else default
+
+
+@pytest.fixture(scope="session")
+def virt_envs(pytestconfig: pytest.Config) -> _LazyEnvs:
+    """Every environment of the run (``--virt-envs``) by name, started on first use."""
+    return _LazyEnvs(pytestconfig)
+
+
+# --------------------------------------------------------------------------
+# the end
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    state = config.stash.get(STATE_KEY, None)
+    if state is None or not state.settings.compare:
+        return
+    tr = terminalreporter
+    s = state.settings
+    tr.write_sep("=", f"virtoverhead: comparison (baseline {s.baseline}, seed {s.seed})")
+    if not state.results:
+        tr.write_line("no test marked @pytest.mark.virt was run")
+        return
+    metadata = state.pool.metadata()
+    for line in table_lines(state.results, metadata, width=tr._tw.fullwidth):
+        tr.write_line(line)
+    lines = claim_lines(state.results, s.strict)
+    if lines:
+        tr.write_line("")
+        tr.write_line("claims:")
+        for line in lines:
+            tr.write_line("  " + line)
+    tr.write_line("")
+    tr.write_line("environments:")
+    for line in environment_lines(metadata):
+        tr.write_line("  " + line)
+    if state.pool.reaped:
+        tr.write_line(f"  removed leftovers of earlier sessions: {', '.join(state.pool.reaped)}")
+    if s.json_path:
+        tr.write_line(f"results written to {s.json_path}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state = session.config.stash.get(STATE_KEY, None)
+    if state is None:
+        return
+    s = state.settings
+    try:
+        if s.compare and s.json_path:
+            data = to_json(state.results, state.pool.metadata(), seed=s.seed, baseline=s.baseline,
+                           rounds=s.rounds, extra={"session": state.ctx.session_id,
+                                                   "interrupted": exitstatus == pytest.ExitCode.INTERRUPTED})
+            write_json_atomic(s.json_path, data)
+    finally:
+        _stop_quietly(state)

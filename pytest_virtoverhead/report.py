@@ -1,0 +1,186 @@
+"""What a comparison run shows: the terminal table and the JSON file."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from typing import Any, Iterable
+
+from . import stats
+from .claims import FAIL, INCONCLUSIVE, PASS
+from .session import SKIPPED, ItemResult
+
+JSON_VERSION = 1
+_VERDICT_TEXT = {PASS: "pass", FAIL: "FAIL", INCONCLUSIVE: "inconclusive", SKIPPED: "skipped"}
+_VERDICT_RANK = {FAIL: 3, INCONCLUSIVE: 2, PASS: 1, SKIPPED: 0}
+
+
+def format_seconds(value: float) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
+        if abs(value) >= scale or unit == "ns":
+            return f"{value / scale:.4g} {unit}"
+    return f"{value:g} s"
+
+
+def _fmt(x: float, digits: int = 3) -> str:
+    return "-" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def env_label(name: str, meta: dict[str, Any]) -> str:
+    accel = meta.get("accel")
+    if meta.get("kind") == "vm" and accel:
+        return f"{name} [{accel}]"
+    return name
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else "..." + text[-(width - 3):]
+
+
+def table_lines(results: Iterable[ItemResult], metadata: dict[str, dict[str, Any]], *,
+                width: int = 120) -> list[str]:
+    """The comparison table: one row per test and environment."""
+    results = list(results)
+    test_w = max([4] + [len(r.nodeid) for r in results])
+    test_w = min(test_w, max(24, width - 78))
+    head = ["test", "env", "n", "median", "ratio", "95% CI", "verdict"]
+    rows: list[list[str]] = []
+    for res in results:
+        first = True
+        for name in res.envs:
+            meta = metadata.get(name, {})
+            cells = [_shorten(res.nodeid, test_w) if first else "", env_label(name, meta)]
+            first = False
+            if name in res.unavailable:
+                rows.append(cells + ["-", "-", "-", "-", "unavailable"])
+                continue
+            samples = res.samples.get(name)
+            if not samples:
+                status = "not run" if (res.failure or res.skipped) else "-"
+                rows.append(cells + ["-", "-", "-", "-", status])
+                continue
+            median = stats.median(samples)
+            if name == res.baseline:
+                ratio, ci_text = "1.000", "baseline"
+            elif name in res.ratios:
+                r, ci = res.ratios[name]
+                ratio, ci_text = _fmt(r), f"[{_fmt(ci[0])}, {_fmt(ci[1])}]"
+            else:
+                ratio, ci_text = "-", "-"
+            verdicts = [c for c in res.claims if c.claim.env == name]
+            if verdicts:
+                worst = max(verdicts, key=lambda c: _VERDICT_RANK[c.verdict])
+                verdict = _VERDICT_TEXT[worst.verdict]
+                if len(verdicts) > 1:
+                    verdict += f" ({len(verdicts)} claims)"
+            else:
+                verdict = ""
+            rows.append(cells + [str(len(samples)), format_seconds(median), ratio, ci_text, verdict])
+        if res.failure:
+            rows.append(["", "", "", "", "", "", f"test failed in {res.failure[0]}"])
+        elif res.skipped:
+            rows.append(["", "", "", "", "", "", f"skipped ({res.skipped[0]})"])
+    widths = [max(len(head[i]), *(len(r[i]) for r in rows)) if rows else len(head[i]) for i in range(len(head))]
+    right = {2, 3, 4}
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.rjust(widths[i]) if i in right else c.ljust(widths[i])
+                         for i, c in enumerate(cells)).rstrip()
+
+    out = [line(head), line(["-" * w for w in widths])]
+    out.extend(line(r) for r in rows)
+    return out
+
+
+def claim_lines(results: Iterable[ItemResult], strict: bool) -> list[str]:
+    out = []
+    for res in results:
+        for c in res.claims:
+            tag = _VERDICT_TEXT[c.verdict]
+            if c.verdict == INCONCLUSIVE and strict:
+                tag += " (strict: fails)"
+            if c.verdict == SKIPPED:
+                out.append(f"{tag:<13} {res.nodeid}: {c.claim.text} ({c.reason.splitlines()[0] if c.reason else ''})")
+                continue
+            extra = ""
+            if c.accel == "tcg":
+                extra = f"  [{c.claim.env} ran under TCG: software emulation, not hardware virtualization]"
+            p = f", p={c.p_value:.3g}" if c.p_value is not None else ""
+            out.append(f"{tag:<13} {res.nodeid}: {c.claim.text}  ratio {_fmt(c.ratio)} "
+                       f"[{_fmt(c.ci[0])}, {_fmt(c.ci[1])}]{p}{extra}")
+    return out
+
+
+def environment_lines(metadata: dict[str, dict[str, Any]]) -> list[str]:
+    out = []
+    for name, meta in metadata.items():
+        if "unavailable" in meta:
+            out.append(f"{name} ({meta.get('kind')}): unavailable: {meta['unavailable'].splitlines()[0]}")
+            continue
+        parts = [meta.get("kind", "?")]
+        for key in ("accel", "runtime", "image", "kernel", "cpuset", "memory_limit_mb", "vcpus", "memory_mb",
+                    "clocksource", "start_seconds"):
+            if meta.get(key) not in (None, "", []):
+                parts.append(f"{key}={meta[key]}")
+        if meta.get("accel_reason"):
+            parts.append(f"({meta['accel_reason']})")
+        out.append(f"{name}: " + " ".join(str(p) for p in parts))
+    return out
+
+
+def to_json(results: Iterable[ItemResult], metadata: dict[str, dict[str, Any]], *,
+            seed: int, baseline: str, rounds: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "version": JSON_VERSION,
+        "seed": seed,
+        "baseline": baseline,
+        "rounds": rounds,
+        "environments": metadata,
+        "results": [],
+        "claims": [],
+    }
+    for res in results:
+        for name in res.envs:
+            samples = res.samples.get(name)
+            entry: dict[str, Any] = {"test": res.nodeid, "env": name}
+            if samples:
+                entry.update({"samples": samples, "median": stats.median(samples),
+                              "source": res.source.get(name), "rounds": res.rounds,
+                              "stats": stats.summarize(samples)})
+                if name in res.ratios:
+                    r, ci = res.ratios[name]
+                    entry["ratio"] = r if math.isfinite(r) else None
+                    entry["ci"] = [v if math.isfinite(v) else None for v in ci]
+            else:
+                entry.update({"samples": [], "median": None})
+                if name in res.unavailable:
+                    entry["unavailable"] = res.unavailable[name]
+            if res.failure and res.failure[0] == name:
+                entry["error"] = res.failure[1]
+            data["results"].append(entry)
+        data["claims"].extend(c.to_json() for c in res.claims)
+    if extra:
+        data.update(extra)
+    return data
+
+
+def write_json_atomic(path: str, data: dict[str, Any]) -> None:
+    """Write ``data`` to ``path`` so that readers never see half a file."""
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".virt-", suffix=".json.tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, allow_nan=False, default=str)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -1,0 +1,297 @@
+"""One host session: its environments, the rounds of each compared test,
+and the verdicts on its claims.
+
+Nothing here imports pytest: the plugin turns results into reports.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from . import stats
+from .claims import FAIL, INCONCLUSIVE, PASS, Claim
+from .config import Settings
+from .envs import backend_class
+from .envs.base import EnvError, EnvSpec, Environment, EnvUnavailable, RemoteError, RunContext
+
+SKIPPED = "skipped"
+
+
+class EnvironmentPool:
+    """Creates, starts (lazily, in parallel when asked) and stops environments.
+
+    A failure to start is remembered: the next test that needs the same
+    environment is skipped at once with the same reason.
+    """
+
+    def __init__(self, settings: Settings, ctx: RunContext, bench_defaults: dict[str, Any] | None = None):
+        self.settings = settings
+        self.ctx = ctx
+        self.bench_defaults = bench_defaults or {}
+        self._envs: dict[str, Environment] = {}
+        self._failed: dict[str, str] = {}
+        self._reaped: set[str] = set()
+        self._lock = threading.RLock()
+        self.reaped: list[str] = []
+
+    def spec_for(self, name: str) -> EnvSpec:
+        spec = self.settings.spec(name)
+        if spec is not None:
+            return spec
+        # A fixture named after a kind works even when the run did not list it.
+        from .envs import KINDS
+
+        if name in KINDS:
+            return EnvSpec(name, name, dict(self.settings.kind_defaults.get(name, {})))
+        raise KeyError(f"unknown environment {name!r}; environments of this run: "
+                       f"{', '.join(self.settings.env_names)}")
+
+    def _reap(self, kind: str, cls: Any) -> None:
+        if kind in self._reaped:
+            return
+        self._reaped.add(kind)
+        try:
+            self.reaped.extend(cls.reap(self.ctx))
+        except EnvUnavailable:
+            pass  # the start below reports it
+        except Exception as exc:  # noqa: BLE001 - reaping is best effort
+            self.reaped.append(f"(reaping {kind} failed: {exc})")
+
+    def get(self, name: str) -> Environment:
+        """The started environment ``name``; EnvUnavailable if it cannot start."""
+        with self._lock:
+            if name in self._failed:
+                raise EnvUnavailable(self._failed[name])
+            env = self._envs.get(name)
+            if env is None:
+                spec = self.spec_for(name)
+                try:
+                    cls = backend_class(spec.kind)
+                except ImportError as exc:
+                    self._failed[name] = f"{spec.kind} environments need a module that is missing: {exc}"
+                    raise EnvUnavailable(self._failed[name]) from None
+                self._reap(spec.kind, cls)
+                env = Environment(cls(spec, self.ctx), self.bench_defaults)
+                self._envs[name] = env
+        try:
+            return env.start()
+        except EnvUnavailable as exc:
+            with self._lock:
+                self._failed[name] = str(exc)
+            raise
+
+    def try_get(self, name: str) -> tuple[Environment | None, str | None]:
+        try:
+            return self.get(name), None
+        except EnvUnavailable as exc:
+            return None, str(exc)
+
+    def start_all(self, names: Iterable[str]) -> dict[str, str]:
+        """Start several environments in parallel; return {name: reason} of failures."""
+        names = [n for n in names if n not in self._failed]
+        failures: dict[str, str] = {}
+        if not names:
+            return failures
+        with ThreadPoolExecutor(max_workers=len(names)) as pool:
+            for name, (_, reason) in zip(names, pool.map(self.try_get, names)):
+                if reason:
+                    failures[name] = reason
+        return failures
+
+    def failure(self, name: str) -> str | None:
+        return self._failed.get(name)
+
+    def started(self) -> dict[str, Environment]:
+        return {n: e for n, e in self._envs.items() if e.start_time is not None}
+
+    def metadata(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for spec in self.settings.specs:
+            env = self._envs.get(spec.name)
+            if env is not None and env.start_time is not None:
+                out[spec.name] = env.metadata
+            else:
+                out[spec.name] = {"name": spec.name, "kind": spec.kind, "options": dict(spec.options)}
+                if spec.name in self._failed:
+                    out[spec.name]["unavailable"] = self._failed[spec.name]
+        return out
+
+    def stop_all(self) -> None:
+        with self._lock:
+            envs = list(self._envs.values())
+        errors = []
+        for env in envs:
+            try:
+                env.stop()
+            except Exception as exc:  # noqa: BLE001 - stop every one, report after
+                errors.append(f"{env.name}: {exc}")
+        if errors:
+            raise EnvError("could not stop every environment: " + "; ".join(errors))
+
+
+# --------------------------------------------------------------------------
+# results
+
+
+@dataclass
+class ClaimResult:
+    test: str
+    claim: Claim
+    ratio: float
+    ci: tuple[float, float]
+    verdict: str
+    p_value: float | None = None
+    reason: str = ""
+    accel: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "test": self.test,
+            "claim": self.claim.text,
+            "env": self.claim.env,
+            "baseline": self.claim.baseline,
+            "ratio": _num(self.ratio),
+            "ci": [_num(self.ci[0]), _num(self.ci[1])],
+            "verdict": self.verdict,
+            "bounds": [self.claim.lower, self.claim.upper],
+            "p_value": self.p_value,
+            **({"reason": self.reason} if self.reason else {}),
+            **({"accel": self.accel} if self.accel else {}),
+        }
+
+    def message(self) -> str:
+        text = (f"claim '{self.claim.text}' {self.verdict}: ratio {self.ratio:.3f}, "
+                f"95% CI [{self.ci[0]:.3f}, {self.ci[1]:.3f}] (needs {self.claim.describe_bounds()})")
+        if self.accel:
+            text += f" [{self.claim.env}: {self.accel}]"
+        return text
+
+
+def _num(x: float) -> float | None:
+    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
+
+
+@dataclass
+class ItemResult:
+    """Everything measured for one compared test."""
+
+    nodeid: str
+    envs: list[str]
+    baseline: str
+    samples: dict[str, list[float]] = field(default_factory=dict)
+    source: dict[str, str] = field(default_factory=dict)  # "call" or "benchmark"
+    unavailable: dict[str, str] = field(default_factory=dict)
+    failure: tuple[str, str] | None = None  # (env, text): the test failed there
+    skipped: tuple[str, str] | None = None
+    rounds: int = 0
+    order: list[list[str]] = field(default_factory=list)
+    ratios: dict[str, tuple[float, tuple[float, float]]] = field(default_factory=dict)
+    claims: list[ClaimResult] = field(default_factory=list)
+
+    def failed_claims(self, strict: bool) -> list[ClaimResult]:
+        bad = {FAIL, INCONCLUSIVE} if strict else {FAIL}
+        return [c for c in self.claims if c.verdict in bad]
+
+
+def stable_seed(*parts: Any) -> int:
+    return zlib.crc32(":".join(str(p) for p in parts).encode())
+
+
+class Comparator:
+    """Runs a compared test in every environment, in interleaved rounds."""
+
+    def __init__(self, settings: Settings, pool: EnvironmentPool, nodeids: tuple[str, ...],
+                 pytest_args: tuple[str, ...] = (), progress: Callable[[str], None] | None = None):
+        self.settings = settings
+        self.pool = pool
+        self.nodeids = nodeids
+        self.pytest_args = pytest_args
+        self.progress = progress or (lambda msg: None)
+
+    def run(self, nodeid: str, envs: list[str], claims: list[Claim], rounds: int) -> ItemResult:
+        s = self.settings
+        result = ItemResult(nodeid=nodeid, envs=list(envs), baseline=s.baseline)
+        failures = self.pool.start_all(envs)
+        live: dict[str, Environment] = {}
+        for name in envs:
+            if name in failures:
+                result.unavailable[name] = failures[name]
+            else:
+                live[name] = self.pool.get(name)
+        if s.baseline in result.unavailable:
+            result.skipped = (s.baseline, f"baseline {s.baseline!r} unavailable: {result.unavailable[s.baseline]}")
+            return result
+        rng = random.Random(stable_seed(s.seed, nodeid))
+        names = list(live)
+        for r in range(s.warmup + rounds):
+            order = names[:]
+            rng.shuffle(order)
+            warm = r < s.warmup
+            if not warm:
+                result.order.append(order)
+            for name in order:
+                self.progress(f"{nodeid} [{name}] {'warm-up' if warm else f'round {r - s.warmup + 1}/{rounds}'}")
+                try:
+                    out = live[name].run_item(nodeid, self.nodeids, self.pytest_args)
+                except (EnvError, RemoteError) as exc:
+                    result.failure = (name, f"environment {name!r} failed while running the test: {exc}")
+                    return result
+                if out["outcome"] == "failed":
+                    result.failure = (name, f"the test failed in environment {name!r}:\n{out['longrepr']}")
+                    return result
+                if out["outcome"] == "skipped":
+                    result.skipped = (name, f"skipped in environment {name!r}: {out['longrepr']}")
+                    return result
+                if warm:
+                    continue
+                bench = out.get("benchmark_samples")
+                if bench:
+                    result.samples.setdefault(name, []).extend(bench)
+                    result.source[name] = "benchmark"
+                else:
+                    result.samples.setdefault(name, []).append(float(out["duration"]))
+                    result.source[name] = "call"
+            if not warm:
+                result.rounds += 1
+        self.evaluate(result, claims)
+        return result
+
+    def evaluate(self, result: ItemResult, claims: list[Claim]) -> None:
+        """Ratios against the baseline and verdicts on every claim."""
+        s = self.settings
+        base = result.samples.get(s.baseline)
+        for name, samples in result.samples.items():
+            if base and name != s.baseline:
+                result.ratios[name] = ratio_and_ci(samples, base, stable_seed(s.seed, result.nodeid, name, s.baseline))
+        for claim in claims:
+            missing = [n for n in claim.envs if n not in result.samples]
+            if missing:
+                reasons = "; ".join(f"{n}: {result.unavailable.get(n, 'not measured for this test')}" for n in missing)
+                result.claims.append(ClaimResult(result.nodeid, claim, math.nan, (math.nan, math.nan),
+                                                 SKIPPED, reason=reasons))
+                continue
+            a, b = result.samples[claim.env], result.samples[claim.baseline]
+            ratio, ci = ratio_and_ci(a, b, stable_seed(s.seed, result.nodeid, claim.env, claim.baseline))
+            try:
+                p = stats.permutation_test(a, b, seed=stable_seed(s.seed, result.nodeid, "perm"))
+            except ValueError:
+                p = None
+            accel = self.pool.metadata().get(claim.env, {}).get("accel")
+            result.claims.append(ClaimResult(result.nodeid, claim, ratio, ci, claim.verdict(ratio, ci),
+                                             p_value=p, accel=accel))
+
+
+def ratio_and_ci(env: list[float], base: list[float], seed: int) -> tuple[float, tuple[float, float]]:
+    ratio = stats.ratio_of_medians(env, base)
+    if len(env) < 2 or len(base) < 2:
+        return ratio, (math.nan, math.nan)
+    return ratio, stats.bootstrap_ratio_ci(env, base, seed=seed)
+
+
+__all__ = ["EnvironmentPool", "Comparator", "ItemResult", "ClaimResult", "PASS", "FAIL", "INCONCLUSIVE", "SKIPPED"]
