@@ -31,6 +31,7 @@ import re
 import socket
 import tarfile
 import threading
+import time
 from typing import Any
 
 from .base import (
@@ -107,7 +108,10 @@ def _docker():
 
 def _short(exc: BaseException) -> str:
     """One line of an exception, without the SDK's nesting noise."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = getattr(exc, "explanation", None) or str(exc)
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    text = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     text = re.sub(r"\s+", " ", text)
     return text[:300]
 
@@ -414,7 +418,12 @@ class ContainerBackend(Backend):
                         f"the container worker needs Python >= 3.10 with pytest in the image; set option "
                         f"python= to its interpreter or use the default mirror mode")
             return f"the host interpreter {program} cannot run in the mirror container ({reason})"
-        return f"cannot start the container of {self.spec.name!r}: {reason}"
+        runtime = self.spec.options.get("runtime") or self._info.get("DefaultRuntime") or "runc"
+        hint = ""
+        if "hybrid mode" in reason:
+            hint = (f"; {runtime} does not support this host's hybrid cgroup v1/v2 layout (a cgroup2 "
+                    "hierarchy with controllers enabled): use runc, or boot the host with cgroup v2 only")
+        return f"cannot start the container of {self.spec.name!r} with runtime {runtime}: {reason}{hint}"
 
     def _exit_failure(self, stderr: str, program: str) -> str:
         for line in stderr.splitlines():
@@ -475,9 +484,11 @@ class ContainerBackend(Backend):
                 except docker.errors.NotFound:
                     pass
                 except docker.errors.APIError as exc:
-                    # "removal already in progress" (AutoRemove racing us) is fine.
+                    # "removal already in progress": AutoRemove won the race
+                    # (the worker exited on "shutdown"); wait until it is gone.
                     if "in progress" not in str(exc):
                         raise
+                self._wait_removed(client, cid)
             if transport is not None:
                 transport.close()
             if volume is not None:
@@ -488,16 +499,23 @@ class ContainerBackend(Backend):
                 except docker.errors.APIError:
                     # The container may still be going away; wait for it once.
                     if cid is not None:
-                        try:
-                            client.api.wait(cid, timeout=10, condition="removed")
-                        except Exception:  # noqa: BLE001
-                            pass
+                        self._wait_removed(client, cid)
                     try:
                         client.api.remove_volume(volume, force=True)
                     except docker.errors.NotFound:
                         pass
         finally:
             self._stop_lock.release()
+
+    @staticmethod
+    def _wait_removed(client, cid: str, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                client.api.inspect_container(cid)
+            except Exception:  # noqa: BLE001 - NotFound: gone, as wanted
+                return
+            time.sleep(0.02)
 
     def metadata(self) -> dict[str, Any]:
         return dict(self._meta)
