@@ -566,3 +566,60 @@ def test_reap_removes_leftovers_of_dead_owners(docker_client, session_id):
                 pass
         for v in docker_client.volumes.list(filters={"label": f"{SESSION_LABEL}={session_id}"}):
             v.remove(force=True)
+
+
+# --------------------------------------------------------------------------
+# through the plugin (its ``container`` fixture and --virt-compare)
+
+
+PLUGIN_TEST = '''
+import os, socket
+import pytest
+
+def identity():
+    return {"hostname": socket.gethostname(), "net": sorted(os.listdir("/sys/class/net"))}
+
+def test_fixture(container):
+    inside = container.run(identity)
+    assert inside["net"] == ["lo"]
+    assert inside["hostname"] != socket.gethostname()
+    assert container.metadata["mode"] == "mirror"
+    assert container.metadata["runtime"]
+
+@pytest.mark.virt(claims=[], rounds=2)
+def test_marked():
+    sum(range(1000))
+'''
+
+
+def test_plugin_fixture_and_compare(pytester, docker_client):
+    import json
+
+    pytester.makepyfile(test_plugin_container=PLUGIN_TEST)
+    out = pytester.path / "virt.json"
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--virt-envs=baremetal,container", "--virt-require=container",
+        "--virt-compare", f"--virt-json={out}", "-q", "-rs",
+    )
+    result.assert_outcomes(passed=2)
+    data = json.loads(out.read_text())
+    meta = data["environments"]["container"]
+    assert meta["kind"] == "container"
+    assert meta["mode"] == "mirror" and meta["runtime"] and meta["image"]
+    envs = {r["env"] for r in data["results"]}
+    assert envs == {"baremetal", "container"}
+
+
+def test_plugin_container_image_option(pytester, docker_client):
+    tag = f"pytest-virtoverhead/test-nopython:{uuid.uuid4().hex[:8]}"
+    _build_image(docker_client, {"/etc": None}, tag)
+    try:
+        pytester.makepyfile(test_plugin_container=PLUGIN_TEST)
+        result = pytester.runpytest_subprocess(
+            "-p", "no:cacheprovider", "--virt-envs=container", f"--virt-container-image={tag}",
+            "-q", "-rs", "-k", "test_fixture",
+        )
+        result.assert_outcomes(skipped=1)
+        result.stdout.fnmatch_lines([f"*{tag}*python3*"])
+    finally:
+        docker_client.images.remove(tag, force=True)
