@@ -445,7 +445,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         tr.write_line("no test marked @pytest.mark.virt was run")
         return
     metadata = state.pool.metadata()
-    for line in table_lines(state.results, metadata, width=tr._tw.fullwidth):
+    for line in table_lines(state.results, metadata):
         tr.write_line(line)
     lines = claim_lines(state.results, s.strict)
     if lines:

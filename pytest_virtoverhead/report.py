@@ -37,23 +37,16 @@ def env_label(name: str, meta: dict[str, Any]) -> str:
     return name
 
 
-def _shorten(text: str, width: int) -> str:
-    return text if len(text) <= width else "..." + text[-(width - 3):]
-
-
-def table_lines(results: Iterable[ItemResult], metadata: dict[str, dict[str, Any]], *,
-                width: int = 120) -> list[str]:
+def table_lines(results: Iterable[ItemResult], metadata: dict[str, dict[str, Any]]) -> list[str]:
     """The comparison table: one row per test and environment."""
     results = list(results)
-    test_w = max([4] + [len(r.nodeid) for r in results])
-    test_w = min(test_w, max(24, width - 78))
     head = ["test", "env", "n", "median", "ratio", "95% CI", "verdict"]
     rows: list[list[str]] = []
     for res in results:
         first = True
         for name in res.envs:
             meta = metadata.get(name, {})
-            cells = [_shorten(res.nodeid, test_w) if first else "", env_label(name, meta)]
+            cells = [res.nodeid if first else "", env_label(name, meta)]
             first = False
             if name in res.unavailable:
                 rows.append(cells + ["-", "-", "-", "-", "unavailable"])
@@ -142,8 +135,14 @@ def to_json(results: Iterable[ItemResult], metadata: dict[str, dict[str, Any]], 
         "environments": metadata,
         "results": [],
         "claims": [],
+        "tests": [],
     }
     for res in results:
+        outcome = "failed" if res.failure else "skipped" if res.skipped else "measured"
+        data["tests"].append({"test": res.nodeid, "envs": res.envs, "rounds": res.rounds, "order": res.order,
+                              "outcome": outcome, "unavailable": res.unavailable,
+                              **({"error": res.failure[1]} if res.failure else {}),
+                              **({"skipped": res.skipped[1]} if res.skipped else {})})
         for name in res.envs:
             samples = res.samples.get(name)
             entry: dict[str, Any] = {"test": res.nodeid, "env": name}

@@ -32,6 +32,8 @@ from . import measure
 from .protocol import FrameDecoder, encode, read_message
 
 WORKER_ENV_VAR = "PYTEST_VIRTOVERHEAD_WORKER"
+#: Set in the worker to the name of its environment (``hello`` carries it).
+ENV_NAME_VAR = "VIRTOVERHEAD_ENV"
 NO_REPLY = object()
 
 
@@ -176,7 +178,7 @@ class Worker:
         self._pending: list[Any] = []
         self.eof = False
         self.handlers: dict[str, Callable[[dict], Any]] = {
-            "hello": lambda msg: facts(),
+            "hello": self.handle_hello,
             "call": self.handle_call,
             "bench": self.handle_bench,
             "session": self.handle_session,
@@ -239,6 +241,11 @@ class Worker:
                 return None
 
     # -- handlers -----------------------------------------------------------
+
+    def handle_hello(self, msg: dict) -> Any:
+        if msg.get("env"):
+            os.environ[ENV_NAME_VAR] = str(msg["env"])
+        return facts()
 
     def handle_call(self, msg: dict) -> Any:
         fn = resolve_function(msg["fn"])

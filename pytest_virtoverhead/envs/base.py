@@ -476,7 +476,7 @@ class Environment:
         self._channel = channel
         try:
             channel.wait_event("ready", self.ctx.startup_timeout)
-            facts = channel.request("hello", timeout=self.ctx.startup_timeout)
+            facts = channel.request("hello", timeout=self.ctx.startup_timeout, env=self.name)
         except (EnvError, RemoteError) as exc:
             diag = self._diagnostics()
             self.stop()

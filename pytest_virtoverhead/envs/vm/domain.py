@@ -1,0 +1,143 @@
+"""The libvirt domain XML of a guest (xml.etree; no libvirt import).
+
+One transient domain per environment per session:
+
+- ``<domain type='qemu'>`` (TCG) or ``type='kvm'``; direct kernel boot of the
+  extracted PVH ELF (or bzImage) with our initramfs; ``<acpi/>`` so that the
+  guest's power-off ends the domain; panic and reboot destroy it too.
+- no ``<interface>``: the guest has no NIC, only loopback;
+- ttyS0: the kernel console, to a log file (diagnostics);
+- ttyS1: the worker's channel, a unix socket bound by QEMU on the host;
+- the host's ``/`` shared read-only over 9p (mirror mode);
+- a virtio scratch disk (ext4) for file I/O workloads;
+- vCPUs and the emulator pinned to the session's CPU set;
+- ``<metadata>`` carrying the session labels, read back by the reaper.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+METADATA_NS = "https://github.com/pytest-virtoverhead/vm"
+METADATA_PREFIX = "virtoverhead"
+DOMAIN_PREFIX = "virtoverhead-"
+WORKDIR_LABEL = "io.github.pytest-virtoverhead.vm.workdir"
+
+
+def domain_name(session_id: str, env_name: str) -> str:
+    clean = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{session_id}-{env_name}")
+    return DOMAIN_PREFIX + clean
+
+
+@dataclass
+class DomainConfig:
+    name: str
+    kernel: str
+    initrd: str
+    cmdline: str
+    console_log: str
+    worker_socket: str
+    accel: str = "tcg"  # "tcg" or "kvm"
+    machine: str = "pc"
+    memory_mb: int = 1024
+    vcpus: int = 1
+    cpus: tuple[int, ...] | None = None
+    scratch_disk: str | None = None
+    scratch_format: str = "raw"
+    disk_cache: str = "none"
+    share_root: str = "/"
+    share_tag: str = "hostroot"
+    labels: dict[str, str] = field(default_factory=dict)
+    title: str = ""
+    cpu_mode: str | None = None  # default: "maximum" under TCG, "host-passthrough" under KVM
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+    el = ET.SubElement(parent, tag, {k.rstrip("_"): v for k, v in attrs.items()})
+    if text is not None:
+        el.text = text
+    return el
+
+
+def cpuset_string(cpus: tuple[int, ...]) -> str:
+    return ",".join(str(c) for c in cpus)
+
+
+def metadata_element(labels: dict[str, str]) -> ET.Element:
+    """The element stored in ``<metadata>`` (also set with virDomainSetMetadata)."""
+    ET.register_namespace(METADATA_PREFIX, METADATA_NS)
+    root = ET.Element(f"{{{METADATA_NS}}}labels")
+    for key, value in sorted(labels.items()):
+        ET.SubElement(root, f"{{{METADATA_NS}}}label", {"key": key}).text = value
+    return root
+
+
+def parse_metadata(xml: str) -> dict[str, str]:
+    """Labels from the metadata element (or a whole domain XML)."""
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return {}
+    out = {}
+    for el in root.iter(f"{{{METADATA_NS}}}label"):
+        if el.get("key"):
+            out[el.get("key")] = el.text or ""
+    return out
+
+
+def build_xml(cfg: DomainConfig) -> str:
+    dom = ET.Element("domain", {"type": "kvm" if cfg.accel == "kvm" else "qemu"})
+    _sub(dom, "name", cfg.name)
+    if cfg.title:
+        _sub(dom, "title", cfg.title)
+    meta = _sub(dom, "metadata")
+    meta.append(metadata_element(cfg.labels))
+    _sub(dom, "memory", str(int(cfg.memory_mb)), unit="MiB")
+    vcpu_attrs = {"placement": "static"}
+    if cfg.cpus:
+        vcpu_attrs["cpuset"] = cpuset_string(cfg.cpus)
+    _sub(dom, "vcpu", str(int(cfg.vcpus)), **vcpu_attrs)
+    if cfg.cpus:
+        tune = _sub(dom, "cputune")
+        for i in range(cfg.vcpus):
+            # one host CPU per vCPU when there are enough, else share the set
+            pin = str(cfg.cpus[i]) if len(cfg.cpus) >= cfg.vcpus else cpuset_string(cfg.cpus)
+            _sub(tune, "vcpupin", vcpu=str(i), cpuset=pin)
+        _sub(tune, "emulatorpin", cpuset=cpuset_string(cfg.cpus))
+    os_el = _sub(dom, "os")
+    _sub(os_el, "type", "hvm", arch="x86_64", machine=cfg.machine)
+    _sub(os_el, "kernel", cfg.kernel)
+    _sub(os_el, "initrd", cfg.initrd)
+    _sub(os_el, "cmdline", cfg.cmdline)
+    features = _sub(dom, "features")
+    _sub(features, "acpi")
+    cpu_mode = cfg.cpu_mode or ("host-passthrough" if cfg.accel == "kvm" else "maximum")
+    if cpu_mode != "default":
+        _sub(dom, "cpu", mode=cpu_mode)
+    _sub(dom, "clock", offset="utc")
+    _sub(dom, "on_poweroff", "destroy")
+    _sub(dom, "on_reboot", "destroy")  # panic=-1 reboots at once: that ends the domain
+    _sub(dom, "on_crash", "destroy")
+    dev = _sub(dom, "devices")
+    if cfg.scratch_disk:
+        disk = _sub(dev, "disk", type="file", device="disk")
+        _sub(disk, "driver", name="qemu", type=cfg.scratch_format, cache=cfg.disk_cache,
+             **({"io": "native"} if cfg.disk_cache in ("none", "directsync") else {}))
+        _sub(disk, "source", file=cfg.scratch_disk)
+        _sub(disk, "target", dev="vda", bus="virtio")
+    fs = _sub(dev, "filesystem", type="mount", accessmode="passthrough", multidevs="remap")
+    _sub(fs, "driver", type="path")
+    _sub(fs, "source", dir=cfg.share_root)
+    _sub(fs, "target", dir=cfg.share_tag)
+    _sub(fs, "readonly")
+    console = _sub(dev, "serial", type="file")
+    _sub(console, "source", path=cfg.console_log, append="off")
+    _sub(console, "target", port="0")
+    chan = _sub(dev, "serial", type="unix")
+    _sub(chan, "source", mode="bind", path=cfg.worker_socket)
+    _sub(chan, "target", port="1")
+    _sub(dev, "controller", type="usb", model="none")
+    _sub(dev, "memballoon", model="none")
+    return ET.tostring(dom, encoding="unicode")

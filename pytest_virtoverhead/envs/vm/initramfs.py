@@ -1,0 +1,274 @@
+"""The guest's initramfs: busybox-static, a few kernel modules and /init.
+
+The init script loads the virtio, 9p and ext4 modules (in dependency order,
+read from the kernel's own ``modules.dep``), mounts the host's root read-only
+over 9p, mounts fresh /dev, /proc, /sys, /tmp, /run and the scratch disk
+inside it, chroots there and runs the host's own interpreter as the worker on
+the second serial port (``/dev/ttyS1``). When the worker exits the guest
+powers off, which ends the (transient) libvirt domain.
+
+The archive (``newc`` cpio, uncompressed: the guest unpacks it fastest) is
+written in pure Python, so no root is needed for the device nodes, and cached
+in the cache directory keyed on its inputs. Standard library only.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import lzma
+import os
+import shlex
+import stat
+import tempfile
+from dataclasses import dataclass, field
+
+from ..base import EnvUnavailable
+
+#: What the guest needs, by module name: virtio PCI transport, the 9p root,
+#: the scratch disk and its ext4 file system. Dependencies are added from
+#: modules.dep; names missing from modules.dep must be built in.
+WANTED_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "virtio_blk", "crc32c_generic", "ext4")
+#: Modules whose absence is fatal (the others may be built in, or optional).
+REQUIRED = {"9pnet_virtio": "CONFIG_NET_9P_VIRTIO", "9p": "CONFIG_9P_FS",
+            "virtio_pci": "CONFIG_VIRTIO_PCI", "virtio_blk": "CONFIG_VIRTIO_BLK", "ext4": "CONFIG_EXT4_FS"}
+BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox", "/sbin/busybox", "/usr/lib/initramfs-tools/bin/busybox")
+INIT_TAG = "virtoverhead-init"
+SCRATCH_MOUNT = "/run/virtoverhead/scratch"
+WORKER_DEVICE = "/dev/ttyS1"
+
+
+def module_name(path: str) -> str:
+    base = os.path.basename(path)
+    for ext in (".ko.xz", ".ko.gz", ".ko.zst", ".ko"):
+        if base.endswith(ext):
+            base = base[: -len(ext)]
+            break
+    return base.replace("-", "_")
+
+
+def parse_modules_dep(text: str) -> dict[str, tuple[str, list[str]]]:
+    """``modules.dep`` -> {name: (relative path, [dependency names])}."""
+    out: dict[str, tuple[str, list[str]]] = {}
+    for line in text.splitlines():
+        if ":" not in line:
+            continue
+        path, _, deps = line.partition(":")
+        path = path.strip()
+        if not path:
+            continue
+        out[module_name(path)] = (path, [module_name(d) for d in deps.split()])
+    return out
+
+
+def load_order(dep: dict[str, tuple[str, list[str]]], wanted: tuple[str, ...] | list[str]) -> list[str]:
+    """Module names to insmod, each after all of its dependencies.
+
+    Names in ``wanted`` that modules.dep does not list are skipped (built
+    in); the caller checks the required ones. Order among independent
+    modules follows ``wanted``.
+    """
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1 = visiting, 2 = done
+
+    def visit(name: str, chain: tuple[str, ...]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            raise ValueError(f"module dependency cycle: {' -> '.join(chain + (name,))}")
+        if name not in dep:
+            return
+        state[name] = 1
+        for d in dep[name][1]:
+            visit(d, chain + (name,))
+        state[name] = 2
+        order.append(name)
+
+    for name in wanted:
+        visit(name.replace("-", "_"), ())
+    return order
+
+
+def builtin_modules(modules_dir: str) -> set[str]:
+    try:
+        with open(os.path.join(modules_dir, "modules.builtin")) as f:
+            return {module_name(line.strip()) for line in f if line.strip()}
+    except OSError:
+        return set()
+
+
+def read_module(path: str) -> bytes:
+    with open(path, "rb") as f:
+        data = f.read()
+    if path.endswith(".xz"):
+        return lzma.decompress(data)
+    if path.endswith(".gz"):
+        return gzip.decompress(data)
+    if path.endswith(".zst"):
+        raise EnvUnavailable(f"guest kernel module {path} is zstd-compressed, which this Python cannot "
+                             "decompress; pass a kernel with uncompressed or xz modules (--virt-vm-kernel)")
+    return data
+
+
+@dataclass
+class InitConfig:
+    """What /init does, per interpreter and project (not per session)."""
+
+    python: str
+    cwd: str
+    env: dict[str, str] = field(default_factory=dict)
+    msize: int = 512 * 1024
+    cache9p: str = "loose"
+    scratch_env: str = "VIRTOVERHEAD_SCRATCH"
+
+
+def init_script(modules: list[str], cfg: InitConfig) -> str:
+    q = shlex.quote
+    env = {**cfg.env, cfg.scratch_env: SCRATCH_MOUNT}
+    env_args = " ".join(q(f"{k}={v}") for k, v in sorted(env.items()))
+    insmods = "\n".join(f"insmod /lib/modules/{q(m)}.ko || fail 'cannot load module {m}'" for m in modules)
+    opts = f"trans=virtio,version=9p2000.L,ro,msize={cfg.msize}"
+    if cfg.cache9p and cfg.cache9p != "none":
+        opts += f",cache={cfg.cache9p}"
+    worker = " ".join(q(a) for a in [cfg.python, "-m", "pytest_virtoverhead.worker",
+                                      "--device", WORKER_DEVICE, "--cwd", cfg.cwd])
+    return f"""#!/bin/busybox sh
+# pytest-virtoverhead guest init (generated)
+/bin/busybox --install -s /bin
+export PATH=/bin
+say() {{ read up _ < /proc/uptime; echo "{INIT_TAG}: [$up] $*"; }}
+fail() {{ say "FAILED: $*"; poweroff -f; sleep 5; }}
+mount -t devtmpfs devtmpfs /dev
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+say "loading modules"
+{insmods}
+hostname virtoverhead-guest
+ifconfig lo 127.0.0.1 up 2>/dev/null
+say "mounting the host root (9p, read-only)"
+mount -t 9p -o {opts} hostroot /newroot || fail 'cannot mount the host root over 9p'
+R=/newroot
+mount -t devtmpfs devtmpfs $R/dev || fail 'cannot mount /dev'
+mkdir -p $R/dev/shm $R/dev/pts
+mount -t tmpfs -o mode=1777 tmpfs $R/dev/shm
+mount -t devpts devpts $R/dev/pts 2>/dev/null
+mount -t proc proc $R/proc || fail 'cannot mount /proc'
+mount -t sysfs sysfs $R/sys || fail 'cannot mount /sys'
+mount -t tmpfs -o mode=1777 tmpfs $R/tmp || fail 'cannot mount /tmp'
+mount -t tmpfs -o mode=0755 tmpfs $R/run || fail 'cannot mount /run'
+mkdir -p $R{SCRATCH_MOUNT}
+if [ -b /dev/vda ]; then
+    mount -t ext4 -o noatime /dev/vda $R{SCRATCH_MOUNT} || fail 'cannot mount the scratch disk'
+    chmod 1777 $R{SCRATCH_MOUNT}
+else
+    say "no scratch disk"
+fi
+say "starting worker"
+env -i {env_args} /bin/busybox chroot $R {worker}
+say "worker exited with status $?"
+poweroff -f
+sleep 5
+"""
+
+
+class CpioWriter:
+    """A minimal ``newc`` cpio archive writer."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.ino = 1
+
+    def _entry(self, name: str, mode: int, data: bytes = b"", rdev: tuple[int, int] = (0, 0)) -> None:
+        name_b = name.encode() + b"\0"
+        fields = [self.ino, mode, 0, 0, 1, 0, len(data), 0, 0, rdev[0], rdev[1], len(name_b), 0]
+        self.ino += 1
+        header = b"070701" + b"".join(b"%08X" % v for v in fields)
+        self.parts.append(header + name_b)
+        self.parts.append(b"\0" * (-(len(header) + len(name_b)) % 4))
+        self.parts.append(data)
+        self.parts.append(b"\0" * (-len(data) % 4))
+
+    def dir(self, name: str) -> None:
+        self._entry(name, stat.S_IFDIR | 0o755)
+
+    def file(self, name: str, data: bytes, mode: int = 0o644) -> None:
+        self._entry(name, stat.S_IFREG | mode, data)
+
+    def symlink(self, name: str, target: str) -> None:
+        self._entry(name, stat.S_IFLNK | 0o777, target.encode())
+
+    def chardev(self, name: str, major: int, minor: int, mode: int = 0o600) -> None:
+        self._entry(name, stat.S_IFCHR | mode, rdev=(major, minor))
+
+    def finish(self) -> bytes:
+        self._entry("TRAILER!!!", 0)
+        data = b"".join(self.parts)
+        return data + b"\0" * (-len(data) % 512)
+
+
+def find_busybox() -> str:
+    for path in BUSYBOX_CANDIDATES:
+        if os.path.isfile(path):
+            return path
+    raise EnvUnavailable("no busybox for the guest's initramfs: install busybox-static "
+                         "(`apt-get install busybox-static`)")
+
+
+def _is_static(path: str) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(64)
+        if head[:4] != b"\x7fELF":
+            return False
+        import struct
+        phoff = struct.unpack_from("<Q", head, 0x20)[0]
+        phentsize, phnum = struct.unpack_from("<HH", head, 0x36)
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+    return not any(struct.unpack_from("<I", table, i * phentsize)[0] == 3 for i in range(phnum))  # PT_INTERP
+
+
+def build(modules_dir: str, cfg: InitConfig, cache_dir: str, busybox: str | None = None,
+          wanted: tuple[str, ...] = WANTED_MODULES) -> tuple[str, list[str]]:
+    """Return (path of the cached initramfs, modules it loads in order)."""
+    busybox = busybox or find_busybox()
+    if not _is_static(busybox):
+        raise EnvUnavailable(f"{busybox} is dynamically linked; the guest needs a static busybox "
+                             "(`apt-get install busybox-static`)")
+    try:
+        with open(os.path.join(modules_dir, "modules.dep")) as f:
+            dep = parse_modules_dep(f.read())
+    except OSError as exc:
+        raise EnvUnavailable(f"cannot read {modules_dir}/modules.dep ({exc}); run `depmod` for the guest "
+                             "kernel or pass its modules directory as the vm option `modules`") from None
+    builtin = builtin_modules(modules_dir)
+    for name, config in REQUIRED.items():
+        if name not in dep and name not in builtin:
+            raise EnvUnavailable(f"the guest kernel in {modules_dir} has no {name} ({config}); "
+                                 "use a distribution kernel such as Debian's linux-image-amd64")
+    order = load_order(dep, wanted)
+    script = init_script(order, cfg)
+    st = os.stat(busybox)
+    key_src = "\n".join([script, busybox, str(st.st_size), str(st.st_mtime_ns), modules_dir,
+                         *(f"{dep[m][0]}:{os.stat(os.path.join(modules_dir, dep[m][0])).st_mtime_ns}" for m in order)])
+    key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
+    target = os.path.join(cache_dir, "initramfs", f"initramfs-{os.path.basename(modules_dir.rstrip('/'))}-{key}.cpio")
+    if os.path.isfile(target):
+        return target, order
+    w = CpioWriter()
+    for d in ("bin", "dev", "proc", "sys", "newroot", "lib", "lib/modules"):
+        w.dir(d)
+    w.chardev("dev/console", 5, 1)
+    w.chardev("dev/null", 1, 3, 0o666)
+    with open(busybox, "rb") as f:
+        w.file("bin/busybox", f.read(), 0o755)
+    w.symlink("bin/sh", "busybox")
+    for m in order:
+        w.file(f"lib/modules/{m}.ko", read_module(os.path.join(modules_dir, dep[m][0])))
+    w.file("init", script.encode(), 0o755)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".tmp-")
+    with os.fdopen(fd, "wb") as f:
+        f.write(w.finish())
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, target)
+    return target, order

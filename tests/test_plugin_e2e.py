@@ -1,0 +1,273 @@
+"""End to end through pytest itself (pytester), with baremetal environments.
+
+Durations come from time.sleep, so ratios are known in advance (sleeping is
+not CPU speed): these tests check the plugin's mechanics, not a machine.
+"""
+
+import json
+
+import pytest
+
+AA = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-rounds=5", "--virt-seed=7",
+      "-p", "no:cacheprovider"]
+
+SLEEPY = """
+import os, time
+import pytest
+
+def pause():
+    # The environment's name is set in every worker.
+    name = os.environ["VIRTOVERHEAD_ENV"]
+    time.sleep(FACTOR * 0.02 if name == "control" else 0.02)
+
+FACTOR = {factor}
+
+@pytest.mark.virt(claims={claims!r})
+def test_sleep():
+    pause()
+"""
+
+
+def write_sleepy(pytester, factor, claims):
+    pytester.makepyfile(test_sleepy=SLEEPY.format(factor=factor, claims=claims))
+
+
+def test_without_compare_marked_tests_run_as_usual(pytester):
+    pytester.makepyfile("""
+        import pytest
+        @pytest.mark.virt(claims=["container <= 1.05 * baremetal"])
+        def test_a():
+            assert 1 + 1 == 2
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert "virtoverhead: comparison" not in result.stdout.str()
+
+
+def test_aa_pass_and_fail(pytester):
+    write_sleepy(pytester, 1, ["control <= 1.5 * baremetal", "control >= 1.5 * baremetal"])
+    result = pytester.runpytest_subprocess(*AA, "--junitxml=junit.xml", "--virt-json=out.json")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([
+        "*virtoverhead: comparison (baseline baremetal, seed 7)*",
+        "*test_sleepy.py::test_sleep*baremetal*baseline*",
+        "*pass*control <= 1.5 * baremetal*ratio 1.0*",
+        "*FAIL*control >= 1.5 * baremetal*ratio 1.0*",
+    ])
+    result.stdout.fnmatch_lines(["*claim 'control >= 1.5 * baremetal' fail: ratio 1.0*, 95% CI [[]*]*"])
+    data = json.loads((pytester.path / "out.json").read_text())
+    [ci] = [c["ci"] for c in data["claims"] if c["claim"] == "control <= 1.5 * baremetal"]
+    assert ci[0] <= 1.0 <= ci[1] or abs(ci[0] - 1) < 0.02  # an A/A interval sits on 1
+    junit = (pytester.path / "junit.xml").read_text()
+    assert "control &gt;= 1.5 * baremetal" in junit and "<failure" in junit
+
+
+def test_ratio_of_two(pytester):
+    write_sleepy(pytester, 2, ["control ~= 2 * baremetal +- 15%", "control <= baremetal + 50%"])
+    result = pytester.runpytest_subprocess(*AA, "--virt-json=out.json")
+    data = json.loads((pytester.path / "out.json").read_text())
+    verdicts = {c["claim"]: c["verdict"] for c in data["claims"]}
+    assert verdicts == {"control ~= 2 * baremetal +- 15%": "pass", "control <= baremetal + 50%": "fail"}
+    assert result.ret == 1
+
+
+INCONCLUSIVE = """
+import os, time, itertools
+import pytest
+
+_cycle = itertools.cycle([0.01, 0.05])
+
+@pytest.mark.virt(claims=["control <= 1.05 * baremetal"])
+def test_noisy():
+    if os.environ["VIRTOVERHEAD_ENV"] == "control":
+        time.sleep(next(_cycle))
+    else:
+        time.sleep(0.03)
+"""
+
+
+def test_inconclusive_passes_unless_strict(pytester):
+    pytester.makepyfile(test_noisy=INCONCLUSIVE)
+    result = pytester.runpytest_subprocess(*AA)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*inconclusive*control <= 1.05 * baremetal*"])
+    strict = pytester.runpytest_subprocess(*AA, "--virt-strict")
+    assert strict.ret == 1
+    strict.stdout.fnmatch_lines(["*claim 'control <= 1.05 * baremetal' inconclusive*"])
+
+
+def test_json_schema(pytester):
+    write_sleepy(pytester, 1, ["control <= 1.5 * baremetal"])
+    pytester.runpytest_subprocess(*AA, "--virt-json=sub/out.json")
+    data = json.loads((pytester.path / "sub" / "out.json").read_text())
+    assert data["version"] == 1
+    assert set(data["environments"]) == {"baremetal", "control"}
+    assert data["environments"]["control"]["kind"] == "baremetal"
+    results = {r["env"]: r for r in data["results"]}
+    assert set(results) == {"baremetal", "control"}
+    for r in results.values():
+        assert r["test"] == "test_sleepy.py::test_sleep"
+        assert len(r["samples"]) == 5 and r["median"] == sorted(r["samples"])[2]
+    [claim] = data["claims"]
+    assert set(claim) >= {"test", "claim", "env", "baseline", "ratio", "ci", "verdict"}
+    assert claim["env"] == "control" and claim["baseline"] == "baremetal" and len(claim["ci"]) == 2
+    assert data["seed"] == 7
+    assert len(data["tests"][0]["order"]) == 5
+
+
+def test_seed_repeats_the_round_order(pytester):
+    write_sleepy(pytester, 1, [])
+    orders = []
+    for _ in range(2):
+        pytester.runpytest_subprocess(*AA, "--virt-json=o.json")
+        orders.append(json.loads((pytester.path / "o.json").read_text())["tests"][0]["order"])
+    assert orders[0] == orders[1]
+    assert any(o != orders[0][0] for o in orders[0])  # both orders occur: interleaved at random
+
+
+def test_claims_from_ini_and_cli_apply_to_every_marked_test(pytester):
+    pytester.makeini("""
+        [pytest]
+        virt_claims =
+            control <= 10 * baremetal
+    """)
+    pytester.makepyfile("""
+        import time, pytest
+        @pytest.mark.virt
+        def test_a():
+            time.sleep(0.005)
+        @pytest.mark.virt(claims=["control >= 0.1 * baremetal"])
+        def test_b():
+            time.sleep(0.005)
+    """)
+    result = pytester.runpytest_subprocess(*AA, "--virt-claim=control ~= baremetal +- 90%", "--virt-json=o.json")
+    assert result.ret == 0
+    claims = [(c["test"].split("::")[1], c["claim"]) for c in json.loads((pytester.path / "o.json").read_text())["claims"]]
+    assert claims == [("test_a", "control <= 10 * baremetal"), ("test_a", "control ~= baremetal +- 90%"),
+                      ("test_b", "control >= 0.1 * baremetal"), ("test_b", "control <= 10 * baremetal"),
+                      ("test_b", "control ~= baremetal +- 90%")]
+
+
+def test_malformed_claim_is_a_usage_error_with_the_column(pytester):
+    pytester.makepyfile("""
+        import pytest
+        @pytest.mark.virt(claims=["control <= 1.05 x baremetal"])
+        def test_a():
+            pass
+    """)
+    result = pytester.runpytest_subprocess(*AA)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        "*test_malformed_claim_is_a_usage_error_with_the_column.py::test_a: invalid claim at column 17:*",
+        "*control <= 1.05 x baremetal",
+        "*                ^",
+    ])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_claim_with_unknown_environment(pytester):
+    pytester.makepyfile("""
+        import pytest
+        @pytest.mark.virt(claims=["vm <= 2 * baremetal"])
+        def test_a():
+            pass
+    """)
+    result = pytester.runpytest_subprocess(*AA)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown environment 'vm'; environments of this run: baremetal, control*"])
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--virt-envs=baremetal,podman"], "*unknown environment kind 'podman'*known kinds: baremetal, container, vm*"),
+    (["--virt-envs=baremetal,baremetal"], "*named twice*"),
+    (["--virt-claim=baremetal <="], "*--virt-claim: invalid claim at column 13*"),
+    (["--virt-rounds=0"], "*--virt-rounds: must be at least 1*"),
+    (["--virt-cpus=99"], "*not available here*"),
+    (["--virt-baseline=nope"], "*--virt-baseline: unknown environment 'nope'*"),
+])
+def test_bad_options_are_usage_errors(pytester, args, words):
+    pytester.makepyfile("def test_a(): pass")
+    result = pytester.runpytest_subprocess("--virt-compare", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([words])
+
+
+def test_failure_inside_the_environment_fails_the_test(pytester):
+    pytester.makepyfile("""
+        import pytest
+        @pytest.mark.virt
+        def test_boom():
+            value = 41
+            assert value == 42
+    """)
+    result = pytester.runpytest_subprocess(*AA)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*the test failed in environment*", "*assert 41 == 42*"])
+
+
+def test_benchmark_fixture_samples_are_compared(pytester):
+    pytester.makepyfile("""
+        import pytest
+        def work():
+            return sum(range(1000))
+        @pytest.mark.virt(rounds=2)
+        def test_bench(benchmark):
+            benchmark.pedantic(work, rounds=7, iterations=10)
+    """)
+    result = pytester.runpytest_subprocess(*AA, "--virt-json=o.json")
+    assert result.ret == 0
+    data = json.loads((pytester.path / "o.json").read_text())
+    for r in data["results"]:
+        assert r["source"] == "benchmark"
+        assert len(r["samples"]) == 14  # 2 rounds x 7 pytest-benchmark rounds
+
+
+def test_marker_envs_and_bad_marker(pytester):
+    pytester.makepyfile("""
+        import pytest
+        @pytest.mark.virt(envs=["nope"])
+        def test_a():
+            pass
+    """)
+    result = pytester.runpytest_subprocess(*AA)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*names unknown environment 'nope'; environments of this run: baremetal, control*"])
+
+
+BROKEN_INI = """
+[pytest]
+virt_env_options =
+    broken: python=/nonexistent/python3
+"""
+
+
+def test_unavailable_environment_skips_or_errors_when_required(pytester):
+    pytester.makeini(BROKEN_INI)
+    pytester.makepyfile("""
+        import pytest
+        @pytest.mark.virt(claims=["broken <= 2 * baremetal"])
+        def test_a():
+            pass
+    """)
+    args = ["--virt-compare", "--virt-envs=baremetal,broken=baremetal", "--virt-rounds=2", "-p", "no:cacheprovider"]
+    result = pytester.runpytest_subprocess(*args, "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*no environment to compare with: broken: cannot start the worker*"])
+    required = pytester.runpytest_subprocess(*args, "--virt-require=broken")
+    assert required.ret == 1
+    required.stdout.fnmatch_lines(["*required environment(s) could not start (--virt-require)*"])
+
+
+def test_xdist_is_refused(pytester):
+    pytest.importorskip("xdist")
+    pytester.makepyfile("def test_a(): pass")
+    result = pytester.runpytest_subprocess("--virt-compare", "--virt-envs=baremetal", "-n", "2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*cannot run under pytest-xdist*"])
+
+
+def test_help_lists_the_options(pytester):
+    result = pytester.runpytest_subprocess("--help")
+    for opt in ("--virt-compare", "--virt-envs=LIST", "--virt-baseline=NAME", "--virt-claim=CLAIM",
+                "--virt-strict", "--virt-json=PATH", "--virt-require=LIST", "--virt-rounds=N"):
+        result.stdout.fnmatch_lines([f"*{opt}*"])
