@@ -623,3 +623,28 @@ def test_plugin_container_image_option(pytester, docker_client):
         result.stdout.fnmatch_lines([f"*{tag}*python3*"])
     finally:
         docker_client.images.remove(tag, force=True)
+
+
+# --------------------------------------------------------------------------
+# without the docker SDK
+
+
+def test_module_does_not_import_docker_and_says_pip_install_without_it():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import pytest_virtoverhead.envs.container as c\n"
+        "assert 'docker' not in sys.modules, 'docker imported eagerly'\n"
+        "sys.modules['docker'] = None  # as if the SDK were not installed\n"
+        "from pytest_virtoverhead.envs import EnvSpec, Environment, EnvUnavailable, RunContext\n"
+        "env = Environment(c.ContainerBackend(EnvSpec('container', 'container', {}), RunContext('s', '.')))\n"
+        "try:\n"
+        "    env.start()\n"
+        "except EnvUnavailable as exc:\n"
+        "    print('UNAVAILABLE', exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOTDIR, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "UNAVAILABLE" in out.stdout and "pip install docker" in out.stdout
