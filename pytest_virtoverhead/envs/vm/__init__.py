@@ -1,0 +1,526 @@
+"""The ``vm`` kind: the worker inside a libvirt/QEMU guest.
+
+A transient libvirt domain boots the guest kernel directly (its PVH ELF image,
+extracted once from the bzImage and cached) with a busybox initramfs that
+mounts the host's root read-only over 9p and runs the host's own interpreter
+as the worker on the guest's second serial port, a unix socket on the host.
+One guest per environment per session; many jobs over that one channel.
+
+libvirt-python is imported only when a VM is started (or reaped), so the
+plugin loads where it is absent. See docs/vms.md.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from typing import Any
+
+from ..base import SCRATCH_ENV, Backend, EnvUnavailable, RunContext, SocketTransport, Transport, owner_alive
+from . import accel as accel_mod
+from . import domain as domain_mod
+from . import initramfs, kernel as kernel_mod
+
+__all__ = ["VMBackend"]
+
+#: Console text that means the boot cannot succeed (no point waiting longer).
+FATAL_CONSOLE = re.compile(r"Kernel panic - not syncing.*|virtoverhead-init: \[[\d.]+\] FAILED.*"
+                           r"|virtoverhead-init: \[[\d.]+\] worker exited.*")
+DENIED_CONSOLE = re.compile(r".*(Permission denied|PermissionError).*")
+WORKDIR_PREFIX = "virtoverhead-"
+PASS_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "PYTHONHASHSEED",
+            "PYTHONWARNINGS", "VIRTUAL_ENV", "PYTHONDEVMODE")
+
+
+def _import_libvirt():
+    try:
+        import libvirt  # noqa: PLC0415 - lazy on purpose
+    except ImportError:
+        raise EnvUnavailable("libvirt-python is not installed: `pip install libvirt-python` "
+                             "(needs libvirt-dev and pkg-config to build)") from None
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)  # no stderr noise
+    return libvirt
+
+
+def default_uri() -> str:
+    """qemu:///system as root (the system daemon runs QEMU), qemu:///session
+    otherwise (QEMU runs as the user, so it can read the user's files)."""
+    return "qemu:///system" if os.geteuid() == 0 else "qemu:///session"
+
+
+def _version(n: int) -> str:
+    return f"{n // 1000000}.{n // 1000 % 1000}.{n % 1000}"
+
+
+def _qemu_conf_user(path: str = "/etc/libvirt/qemu.conf") -> str | None:
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return None
+    user = None
+    for line in text.splitlines():
+        m = re.match(r'\s*user\s*=\s*"([^"]*)"', line)
+        if m:
+            user = m.group(1)
+    return user
+
+
+def permission_fix(uri: str) -> str:
+    """Which fix applies when QEMU cannot read the host files it shares."""
+    if uri.startswith("qemu:///system") or uri.startswith("qemu:///session") and os.geteuid() == 0:
+        if os.geteuid() == 0:
+            user = _qemu_conf_user()
+            now = f' (it is now {user!r})' if user else " (default: libvirt-qemu)"
+            return ('QEMU runs as the user of /etc/libvirt/qemu.conf' + now + ' and cannot read the interpreter, '
+                    'virtualenv or project through the 9p share: as root set user = "+0" and group = "+0" in '
+                    '/etc/libvirt/qemu.conf and restart libvirtd (scripts/provision.sh does both)')
+        return ("under qemu:///system QEMU runs as libvirt-qemu and cannot read your interpreter, virtualenv or "
+                "project (a 0750 home?): as an ordinary user pass --virt-libvirt-uri=qemu:///session, so QEMU "
+                "runs as you")
+    return ("QEMU cannot read the interpreter, virtualenv or project it shares with the guest: make them "
+            "readable by the user QEMU runs as (under qemu:///session, yourself)")
+
+
+class BootFailed(Exception):
+    def __init__(self, kind: str, message: str, console: str = ""):
+        super().__init__(message)
+        self.kind = kind  # "hang", "panic", "denied", "died"
+        self.console = console
+
+
+class PrefixedSocketTransport(SocketTransport):
+    """A socket whose first bytes were already read while waiting for ``ready``."""
+
+    def __init__(self, sock: socket.socket, prefix: bytes):
+        super().__init__(sock)
+        self._prefix = prefix
+
+    def read(self, n: int) -> bytes:
+        if self._prefix:
+            data, self._prefix = self._prefix[:n], self._prefix[n:]
+            return data
+        return super().read(n)
+
+
+class VMBackend(Backend):
+    kind = "vm"
+    option_help = {
+        "kernel": "guest kernel image (bzImage/vmlinuz); default: the host's under /boot, else the newest "
+                  "/boot/vmlinuz-* with modules (--virt-vm-kernel)",
+        "modules": "the guest kernel's modules directory (default /lib/modules/<kernel version>)",
+        "kernel_args": "extra guest kernel command line arguments",
+        "accel": "auto (KVM if a KVM guest boots here, else TCG), kvm or tcg (--virt-vm-accel; default auto)",
+        "uri": "libvirt connection (--virt-libvirt-uri; default qemu:///system as root, else qemu:///session)",
+        "machine": "QEMU machine type: pc, q35, ... (default pc)",
+        "vcpus": "guest vCPUs (default: the number of CPUs in the session's CPU set, else 1)",
+        "memory": "guest RAM in MiB (default: the session's memory setting)",
+        "python": "interpreter the guest runs as the worker (default: the host's own, through 9p)",
+        "scratch_size": "size of the scratch disk (ext4, virtio) in MiB (default 1024)",
+        "disk_cache": "QEMU cache mode of the scratch disk: none, writeback, writethrough, directsync, unsafe "
+                      "(default none: O_DIRECT on the host, so the host's page cache does not flatter the guest)",
+        "cache9p": "9p cache mode of the read-only host root: loose (default, fastest), mmap, fscache or none",
+        "elf": "1 (default): boot the PVH ELF extracted from the bzImage (fast); 0: boot the bzImage",
+        "boot_timeout": "seconds for a guest to report ready before it counts as hung (default 60, "
+                        "bounded by the session's startup timeout)",
+        "boot_retries": "boots retried after a silent hang (default 1)",
+        "kvm_probe_timeout": "seconds a KVM guest gets to report ready under accel=auto before TCG is "
+                             "used instead (default 15)",
+    }
+
+    def __init__(self, spec, ctx):
+        super().__init__(spec, ctx)
+        self.conn = None
+        self.dom_name = domain_mod.domain_name(ctx.session_id, spec.name)
+        self.workdir: str | None = None
+        self.sock: socket.socket | None = None
+        self._meta: dict[str, Any] = {}
+        self._console_tail = ""
+        self._attempts: list[str] = []
+
+    # -- options ------------------------------------------------------------
+
+    def _opt(self, key: str, default: Any = None) -> Any:
+        value = self.spec.options.get(key)
+        return default if value in (None, "") else value
+
+    def _float(self, key: str, default: float) -> float:
+        try:
+            return float(self._opt(key, default))
+        except ValueError:
+            raise EnvUnavailable(f"vm option {key}={self._opt(key)!r} is not a number") from None
+
+    def _int(self, key: str, default: int) -> int:
+        try:
+            return int(self._opt(key, default))
+        except ValueError:
+            raise EnvUnavailable(f"vm option {key}={self._opt(key)!r} is not an integer") from None
+
+    @property
+    def cache_dir(self) -> str:
+        base = self.ctx.cache_dir or os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "pytest-virtoverhead")
+        return os.path.join(base, "vm")
+
+    @property
+    def uri(self) -> str:
+        return self._opt("uri", default_uri())
+
+    # -- life cycle ---------------------------------------------------------
+
+    def start(self) -> Transport:
+        self.stop()
+        t0 = time.monotonic()
+        libvirt = _import_libvirt()
+        kern = kernel_mod.discover(self._opt("kernel"), self._opt("modules"))
+        image = kernel_mod.boot_image(kern, self.cache_dir, prefer_elf=self._opt("elf", "1") not in ("0", "no", "false"))
+        python = self._opt("python", self.ctx.python)
+        env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
+        env.update({"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1", "TERM": "dumb"})
+        env.setdefault("HOME", "/root")
+        env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        cfg = initramfs.InitConfig(python=python, cwd=self.ctx.rootdir, env=env,
+                                   cache9p=self._opt("cache9p", "loose"), scratch_env=SCRATCH_ENV)
+        initrd, modules = initramfs.build(kern.modules_dir, cfg, self.cache_dir)
+        uri = self.uri
+        try:
+            self.conn = libvirt.open(uri)
+        except libvirt.libvirtError as exc:
+            raise EnvUnavailable(f"cannot connect to libvirt at {uri}: {exc.get_error_message()}; start libvirtd "
+                                 "(as root: scripts/provision.sh, or `libvirtd -d`) or pass --virt-libvirt-uri") from None
+        conn = self.conn
+        qemu_version = _version(conn.getVersion())
+        has_kvm, kvm_detail = True, ""
+        try:
+            conn.getDomainCapabilities(None, "x86_64", None, "kvm")
+        except libvirt.libvirtError as exc:
+            has_kvm, kvm_detail = False, exc.get_error_message()
+        try:
+            choice = accel_mod.choose(self._opt("accel", "auto"), self.cache_dir, qemu_version, has_kvm, kvm_detail)
+        except (ValueError, RuntimeError) as exc:
+            raise EnvUnavailable(str(exc)) from None
+        self.workdir = tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{self.dom_name[len(domain_mod.DOMAIN_PREFIX):]}-")
+        os.chmod(self.workdir, 0o755)
+        with open(os.path.join(self.workdir, "owner"), "w") as f:
+            f.write(self.ctx.labels()[domain_mod_owner_label()])
+        vcpus = self._int("vcpus", len(self.ctx.cpus) if self.ctx.cpus else 1)
+        memory = self._int("memory", self.ctx.memory_mb)
+        cmdline = " ".join(["console=ttyS0", "panic=-1", "rdinit=/init", self._opt("kernel_args", "")]).strip()
+        labels = {**self.ctx.labels(), domain_mod.WORKDIR_LABEL: self.workdir,
+                  "io.github.pytest-virtoverhead.env": self.spec.name}
+        disk_cache = self._opt("disk_cache", "none")
+        if disk_cache in ("none", "directsync") and not _odirect_ok(self.workdir):
+            disk_cache = "writeback"
+        dcfg = domain_mod.DomainConfig(
+            name=self.dom_name, kernel=image.path, initrd=initrd, cmdline=cmdline,
+            console_log=os.path.join(self.workdir, "console.log"),
+            worker_socket=os.path.join(self.workdir, "worker.sock"),
+            machine=self._opt("machine", "pc"), memory_mb=memory, vcpus=vcpus, cpus=self.ctx.cpus,
+            scratch_disk=os.path.join(self.workdir, "scratch.img"), disk_cache=disk_cache, labels=labels,
+            title=f"pytest-virtoverhead session {self.ctx.session_id} environment {self.spec.name}")
+        scratch_mb = self._int("scratch_size", 1024)
+        boot_timeout = min(self._float("boot_timeout", 60.0), self.ctx.startup_timeout)
+        retries = self._int("boot_retries", 1)
+        self._attempts = []
+        accel, reason = choice.accel, choice.reason
+        try:
+            if choice.probe:
+                probe_timeout = min(self._float("kvm_probe_timeout", 15.0), boot_timeout)
+                key = accel_mod.machine_key(qemu_version)
+                try:
+                    sock, prefix, boot_s = self._boot(libvirt, dcfg, "kvm", probe_timeout, scratch_mb)
+                    accel_mod.save_verdict(self.cache_dir, key, True, "a KVM guest booted")
+                    reason = "auto: a KVM guest booted (probed now)"
+                except BootFailed as exc:
+                    if exc.kind == "denied":
+                        raise
+                    detail = (f"a KVM guest did not report ready within {probe_timeout:g} s" if exc.kind == "hang"
+                              else f"a KVM guest failed to boot ({exc})")
+                    accel_mod.save_verdict(self.cache_dir, key, False, detail)
+                    accel, reason = "tcg", f"auto: {detail} (probed now); fell back to TCG"
+                    sock = None
+            else:
+                sock = None
+            while sock is None:
+                try:
+                    sock, prefix, boot_s = self._boot(libvirt, dcfg, accel, boot_timeout, scratch_mb)
+                except BootFailed as exc:
+                    if exc.kind == "hang" and retries > 0:
+                        retries -= 1
+                        continue
+                    raise
+        except BootFailed as exc:
+            console = exc.console
+            self._console_tail = console
+            self.stop()
+            if exc.kind == "denied":
+                raise EnvUnavailable(f"the VM guest could not run the worker: Permission denied. "
+                                     f"{permission_fix(uri)}\n--- guest console (tail) ---\n{console}") from None
+            raise EnvUnavailable(f"the VM guest did not start its worker: {exc} "
+                                 f"(attempts: {'; '.join(self._attempts)})\n--- guest console (tail) ---\n{console}"
+                                 ) from None
+        except BaseException:
+            self.stop()
+            raise
+        self.sock = sock
+        live_machine = dcfg.machine
+        try:
+            m = re.search(r"<type[^>]*machine='([^']+)'", conn.lookupByName(self.dom_name).XMLDesc())
+            live_machine = m.group(1) if m else live_machine
+        except libvirt.libvirtError:
+            pass
+        self._meta = {
+            "accel": accel, "accel_reason": reason, "vcpus": vcpus, "memory_mb": memory,
+            "machine": live_machine, "qemu_version": qemu_version,
+            "libvirt_version": _version(conn.getLibVersion()), "libvirt_uri": uri,
+            "guest_kernel": kern.path, "guest_kernel_version": kern.version, "kernel_source": kern.source,
+            "boot_image": image.format, "boot_image_reason": image.reason, "boot_seconds": round(boot_s, 3),
+            "boot_attempts": list(self._attempts), "setup_seconds": round(time.monotonic() - t0 - boot_s, 3),
+            "domain": self.dom_name, "cpus_pinned": list(self.ctx.cpus) if self.ctx.cpus else None,
+            "scratch": f"virtio disk, ext4, {scratch_mb} MiB, cache={disk_cache}",
+            "share": f"host / over 9p read-only (cache={cfg.cache9p})", "nic": None,
+            "initramfs_modules": modules, "kernel_cmdline": cmdline,
+        }
+        return PrefixedSocketTransport(sock, prefix)
+
+    def _destroy_domain(self, libvirt) -> None:
+        if self.conn is None:
+            return
+        try:
+            dom = self.conn.lookupByName(self.dom_name)
+        except libvirt.libvirtError:
+            return
+        try:
+            dom.destroy()
+        except libvirt.libvirtError:
+            pass
+        try:
+            if dom.isPersistent():
+                dom.undefine()
+        except libvirt.libvirtError:
+            pass
+
+    def _console(self, limit: int = 6000) -> str:
+        if not self.workdir:
+            return self._console_tail
+        try:
+            with open(os.path.join(self.workdir, "console.log"), "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - limit))
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return self._console_tail
+
+    def _boot(self, libvirt, dcfg: domain_mod.DomainConfig, accel: str, timeout: float, scratch_mb: int):
+        """Boot once; return (socket, bytes read so far, seconds to ready) or raise BootFailed."""
+        from ...protocol import FrameDecoder
+
+        self._destroy_domain(libvirt)
+        for path in (dcfg.console_log, dcfg.worker_socket, dcfg.scratch_disk):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        make_scratch(dcfg.scratch_disk, scratch_mb)
+        dcfg.accel = accel
+        xml = domain_mod.build_xml(dcfg)
+        t0 = time.monotonic()
+        label = f"{accel}: "
+        try:
+            dom = self.conn.createXML(xml, libvirt.VIR_DOMAIN_START_PAUSED)
+        except libvirt.libvirtError as exc:
+            self._attempts.append(label + "libvirt refused the domain")
+            raise BootFailed("died", f"libvirt could not create the domain: {exc.get_error_message()}")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(dcfg.worker_socket)
+            dom.resume()
+        except (OSError, libvirt.libvirtError) as exc:
+            sock.close()
+            self._destroy_domain(libvirt)
+            self._attempts.append(label + "no worker socket")
+            raise BootFailed("died", f"cannot connect to the guest's serial socket: {exc}")
+        decoder = FrameDecoder()
+        received = bytearray()
+        sock.settimeout(0.1)
+        deadline = t0 + timeout
+        console_seen = 0
+        failure: BootFailed | None = None
+        while failure is None:
+            try:
+                data = sock.recv(65536)
+                if not data:
+                    failure = BootFailed("died", "the guest ended before its worker was ready")
+                    break
+                received += data
+                if any(isinstance(m, dict) and m.get("event") == "ready" for m in decoder.feed(data)):
+                    sock.settimeout(None)
+                    elapsed = time.monotonic() - t0
+                    self._attempts.append(label + f"ready in {elapsed:.2f} s")
+                    return sock, bytes(received), elapsed
+            except socket.timeout:
+                pass
+            except OSError as exc:
+                failure = BootFailed("died", f"the worker socket failed: {exc}")
+                break
+            console = self._console(1 << 20)
+            if len(console) != console_seen:
+                console_seen = len(console)
+                fatal = FATAL_CONSOLE.search(console)
+                if DENIED_CONSOLE.search(console) and fatal:
+                    failure = BootFailed("denied", "Permission denied")
+                elif fatal:
+                    failure = BootFailed("panic", f"the guest reported: {fatal.group(0).strip()}")
+            if failure is None and time.monotonic() > deadline:
+                failure = BootFailed("hang", f"no ready from the worker within {timeout:g} s")
+        sock.close()
+        time.sleep(0.3)  # let the panic trace reach the console log
+        self._destroy_domain(libvirt)
+        failure.console = self._console(4000)
+        self._attempts.append(label + failure.kind)
+        raise failure
+
+    def stop(self) -> None:
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+            self.sock = None
+        if self.conn is not None:
+            try:
+                libvirt = _import_libvirt()
+                self._destroy_domain(libvirt)
+            except EnvUnavailable:
+                pass
+        if self.workdir:
+            tail = self._console(4000)
+            if tail:
+                self._console_tail = tail
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self.conn = None
+
+    def metadata(self) -> dict[str, Any]:
+        return dict(self._meta)
+
+    def diagnostics(self) -> str:
+        tail = self._console(4000)
+        parts = [f"domain {self.dom_name} ({self.uri})"]
+        if self._attempts:
+            parts.append("boot attempts: " + "; ".join(self._attempts))
+        if tail.strip():
+            parts.append("guest console (tail):\n" + tail)
+        return "\n".join(parts)
+
+    @classmethod
+    def reap(cls, ctx: RunContext) -> list[str]:
+        """Destroy domains (and their work directories) of dead sessions."""
+        removed: list[str] = []
+        try:
+            libvirt = _import_libvirt()
+            conn = libvirt.open(default_uri())
+        except Exception:  # noqa: BLE001 - nothing to reap without libvirt
+            conn = None
+        if conn is not None:
+            try:
+                for dom in conn.listAllDomains(0):
+                    name = dom.name()
+                    if not name.startswith(domain_mod.DOMAIN_PREFIX):
+                        continue
+                    try:
+                        xml = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, domain_mod.METADATA_NS)
+                    except libvirt.libvirtError:
+                        continue  # not ours: no labels
+                    labels = domain_mod.parse_metadata(xml)
+                    owner = labels.get(domain_mod_owner_label())
+                    if not owner or owner_alive(owner, ctx.hostname):
+                        continue
+                    try:
+                        if dom.isActive():
+                            dom.destroy()
+                        if dom.isPersistent():
+                            dom.undefine()
+                    except libvirt.libvirtError:
+                        continue
+                    removed.append(f"vm domain {name}")
+                    workdir = labels.get(domain_mod.WORKDIR_LABEL)
+                    if workdir and _is_our_workdir(workdir):
+                        shutil.rmtree(workdir, ignore_errors=True)
+            finally:
+                conn.close()
+        # Work directories whose domain is already gone.
+        tmp = tempfile.gettempdir()
+        try:
+            names = os.listdir(tmp)
+        except OSError:
+            names = []
+        for name in names:
+            path = os.path.join(tmp, name)
+            if not name.startswith(WORKDIR_PREFIX) or not _is_our_workdir(path):
+                continue
+            try:
+                with open(os.path.join(path, "owner")) as f:
+                    owner = f.read().strip()
+            except OSError:
+                continue
+            if owner and not owner_alive(owner, ctx.hostname):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(f"vm work directory {path}")
+        return removed
+
+
+def domain_mod_owner_label() -> str:
+    from ..base import OWNER_LABEL
+
+    return OWNER_LABEL
+
+
+def _is_our_workdir(path: str) -> bool:
+    path = os.path.realpath(path)
+    return (os.path.dirname(path) == os.path.realpath(tempfile.gettempdir())
+            and os.path.basename(path).startswith(WORKDIR_PREFIX) and os.path.isdir(path))
+
+
+def _odirect_ok(directory: str) -> bool:
+    """Can QEMU open a file here with O_DIRECT (cache=none)? tmpfs cannot."""
+    path = os.path.join(directory, ".odirect-probe")
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR | getattr(os, "O_DIRECT", 0), 0o600)
+        os.close(fd)
+        return True
+    except OSError:
+        return False
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def make_scratch(path: str, size_mb: int) -> None:
+    """A sparse raw image formatted ext4 on the host (fully initialised, so
+    the guest runs no lazy-init thread during measurements)."""
+    mkfs = shutil.which("mkfs.ext4") or next(
+        (p for p in ("/sbin/mkfs.ext4", "/usr/sbin/mkfs.ext4") if os.path.exists(p)), None)
+    if mkfs is None:
+        raise EnvUnavailable("mkfs.ext4 is missing on the host (it formats the VM's scratch disk): "
+                             "`apt-get install e2fsprogs`")
+    with open(path, "wb") as f:
+        f.truncate(size_mb * 1024 * 1024)
+    os.chmod(path, 0o644)
+    proc = subprocess.run([mkfs, "-F", "-q", "-m", "0", "-L", "vo-scratch",
+                           "-E", "lazy_itable_init=0,lazy_journal_init=0", path],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if proc.returncode != 0:
+        raise EnvUnavailable(f"cannot format the VM scratch disk with {mkfs}: {proc.stdout.strip()}")
