@@ -598,7 +598,7 @@ def test_plugin_fixture_and_compare(pytester, docker_client):
     pytester.makepyfile(test_plugin_container=PLUGIN_TEST)
     out = pytester.path / "virt.json"
     result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "--virt-envs=baremetal,container", "--virt-require=container",
+        "--virt-envs=baremetal,container", "--virt-require=container",
         "--virt-compare", f"--virt-json={out}", "-q", "-rs",
     )
     result.assert_outcomes(passed=2)
@@ -648,3 +648,35 @@ def test_module_does_not_import_docker_and_says_pip_install_without_it():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOTDIR, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "UNAVAILABLE" in out.stdout and "pip install docker" in out.stdout
+
+
+NAMED_TEST = '''
+import os
+
+def seccomp():
+    with open("/proc/self/status") as f:
+        return [l.split()[1] for l in f if l.startswith("Seccomp:")][0]
+
+def scratch_fs():
+    return os.environ["VIRTOVERHEAD_SCRATCH"]
+
+def test_named(virt_envs):
+    assert virt_envs["container"].run(seccomp) == "2"
+    assert virt_envs["noseccomp"].run(seccomp) == "0"
+    assert virt_envs["noseccomp"].metadata["seccomp"] == "unconfined"
+    assert virt_envs["vol"].metadata["scratch"] == "volume"
+    assert virt_envs["vol"].run(scratch_fs) == "/scratch"
+'''
+
+
+def test_plugin_named_environments_with_ini_options(pytester, docker_client):
+    pytester.makeini(
+        "[pytest]\n"
+        "virt_envs = baremetal,container,noseccomp=container,vol=container\n"
+        "virt_env_options =\n"
+        "    noseccomp: seccomp=unconfined\n"
+        "    vol: scratch=volume\n"
+    )
+    pytester.makepyfile(test_named=NAMED_TEST)
+    result = pytester.runpytest_subprocess("--virt-require=container", "-q", "-rs")
+    result.assert_outcomes(passed=1)
