@@ -1,3 +1,7 @@
 """pytest-virtoverhead: measure what containers and virtual machines cost your code."""
 
 __version__ = "0.1.0"
+
+from .work import record_work  # noqa: E402
+
+__all__ = ["record_work", "__version__"]

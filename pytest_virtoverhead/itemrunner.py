@@ -20,6 +20,7 @@ import pytest
 if TYPE_CHECKING:  # pragma: no cover
     from .worker import Worker
 
+from .work import take_work
 from .worker import NO_REPLY
 
 
@@ -96,6 +97,7 @@ class ItemServer:
             )
         self._reports = []
         self._bench = None
+        take_work()
         gc.collect()
         item.config.hook.pytest_runtest_protocol(item=item, nextitem=None)
         outcome = "passed"
@@ -114,6 +116,7 @@ class ItemServer:
             "duration": duration,
             "benchmark_samples": self._bench,
             "longrepr": longrepr,
+            "work": take_work(),
         }
 
 

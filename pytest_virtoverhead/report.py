@@ -26,6 +26,12 @@ def format_seconds(value: float) -> str:
     return f"{value:g} s"
 
 
+def format_rate(value: float, unit: str) -> str:
+    if value >= 100:
+        return f"{value:,.0f} {unit}"
+    return f"{value:.3g} {unit}"
+
+
 def _fmt(x: float, digits: int = 3) -> str:
     return "-" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
@@ -38,25 +44,27 @@ def env_label(name: str, meta: dict[str, Any]) -> str:
 
 
 def table_lines(results: Iterable[ItemResult], metadata: dict[str, dict[str, Any]]) -> list[str]:
-    """The comparison table: one row per test and environment."""
+    """The comparison table: one row per test and environment (a rate
+    column appears when some test recorded its work)."""
     results = list(results)
-    head = ["test", "env", "n", "median", "ratio", "95% CI", "verdict"]
+    show_rate = any(res.work for res in results)
+    head = ["test", "env", "n", "median", "rate", "ratio", "95% CI", "verdict"]
     rows: list[list[str]] = []
     for res in results:
         first = True
         for name in res.envs:
             meta = metadata.get(name, {})
-            cells = [res.nodeid if first else "", env_label(name, meta)]
+            test = res.nodeid if first else ""
             first = False
+            label = env_label(name, meta)
             if name in res.unavailable:
-                rows.append(cells + ["-", "-", "-", "-", "unavailable"])
+                rows.append([test, label, "-", "-", "", "-", "-", "unavailable"])
                 continue
             samples = res.samples.get(name)
             if not samples:
                 status = "not run" if (res.failure or res.skipped) else "-"
-                rows.append(cells + ["-", "-", "-", "-", status])
+                rows.append([test, label, "-", "-", "", "-", "-", status])
                 continue
-            median = stats.median(samples)
             if name == res.baseline:
                 ratio, ci_text = "1.000", "baseline"
             elif name in res.ratios:
@@ -65,20 +73,24 @@ def table_lines(results: Iterable[ItemResult], metadata: dict[str, dict[str, Any
             else:
                 ratio, ci_text = "-", "-"
             verdicts = [c for c in res.claims if c.claim.env == name]
+            verdict = ""
             if verdicts:
                 worst = max(verdicts, key=lambda c: _VERDICT_RANK[c.verdict])
                 verdict = _VERDICT_TEXT[worst.verdict]
                 if len(verdicts) > 1:
                     verdict += f" ({len(verdicts)} claims)"
-            else:
-                verdict = ""
-            rows.append(cells + [str(len(samples)), format_seconds(median), ratio, ci_text, verdict])
+            rate = res.rate(name)
+            rows.append([test, label, str(len(samples)), format_seconds(stats.median(samples)),
+                         format_rate(*rate) if rate else "", ratio, ci_text, verdict])
         if res.failure:
-            rows.append(["", "", "", "", "", "", f"test failed in {res.failure[0]}"])
+            rows.append([""] * 7 + [f"test failed in {res.failure[0]}"])
         elif res.skipped:
-            rows.append(["", "", "", "", "", "", f"skipped ({res.skipped[0]})"])
-    widths = [max(len(head[i]), *(len(r[i]) for r in rows)) if rows else len(head[i]) for i in range(len(head))]
-    right = {2, 3, 4}
+            rows.append([""] * 7 + [f"skipped ({res.skipped[0]})"])
+    columns = [i for i in range(len(head)) if show_rate or head[i] != "rate"]
+    head = [head[i] for i in columns]
+    rows = [[r[i] for i in columns] for r in rows]
+    widths = [max([len(head[i])] + [len(r[i]) for r in rows]) for i in range(len(head))]
+    right = {i for i, h in enumerate(head) if h in ("n", "median", "rate", "ratio")}
 
     def line(cells: list[str]) -> str:
         return "  ".join(c.rjust(widths[i]) if i in right else c.ljust(widths[i])
@@ -150,6 +162,9 @@ def to_json(results: Iterable[ItemResult], metadata: dict[str, dict[str, Any]], 
                 entry.update({"samples": samples, "median": stats.median(samples),
                               "source": res.source.get(name), "rounds": res.rounds,
                               "stats": stats.summarize(samples)})
+                rate = res.rate(name)
+                if rate:
+                    entry["rate"] = {"value": rate[0], "unit": rate[1], "work": res.work[name]}
                 if name in res.ratios:
                     r, ci = res.ratios[name]
                     entry["ratio"] = r if math.isfinite(r) else None

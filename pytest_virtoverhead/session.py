@@ -193,6 +193,17 @@ class ItemResult:
     order: list[list[str]] = field(default_factory=list)
     ratios: dict[str, tuple[float, tuple[float, float]]] = field(default_factory=dict)
     claims: list[ClaimResult] = field(default_factory=list)
+    #: {env: {"amount", "unit"}} from record_work(), per call.
+    work: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def rate(self, env: str) -> tuple[float, str] | None:
+        """Work per second at the median time, e.g. (4506.0, "events/s")."""
+        work = self.work.get(env)
+        samples = self.samples.get(env)
+        if not work or not samples or self.source.get(env) != "call":
+            return None
+        med = stats.median(samples)
+        return (work["amount"] / med, f"{work['unit']}/s") if med > 0 else None
 
     def failed_claims(self, strict: bool) -> list[ClaimResult]:
         bad = {FAIL, INCONCLUSIVE} if strict else {FAIL}
@@ -250,6 +261,8 @@ class Comparator:
                     return result
                 if warm:
                     continue
+                if out.get("work"):
+                    result.work[name] = out["work"]
                 bench = out.get("benchmark_samples")
                 if bench:
                     result.samples.setdefault(name, []).extend(bench)
