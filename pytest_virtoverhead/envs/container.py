@@ -233,6 +233,7 @@ class ContainerBackend(Backend):
         self._last_state: dict[str, Any] = {}
         self._meta: dict[str, Any] = {}
         self._stop_lock = threading.Lock()
+        self._stopping: int | None = None
         self._check()
 
     # -- options ------------------------------------------------------------
@@ -460,9 +461,15 @@ class ContainerBackend(Backend):
 
     def stop(self) -> None:
         """Remove the container (and scratch volume). Idempotent, safe to call
-        twice or from a signal handler: it never blocks on another stop."""
-        if not self._stop_lock.acquire(blocking=False):
+        twice or from a signal handler: a stop re-entered on the same thread
+        (a signal arriving during stop) returns at once; a stop on another
+        thread waits for the running one to finish."""
+        me = threading.get_ident()
+        if self._stopping == me:
             return
+        if not self._stop_lock.acquire(timeout=60):
+            return
+        self._stopping = me
         try:
             transport, self._transport = self._transport, None
             cid, self._container_id = self._container_id, None
@@ -505,6 +512,7 @@ class ContainerBackend(Backend):
                     except docker.errors.NotFound:
                         pass
         finally:
+            self._stopping = None
             self._stop_lock.release()
 
     @staticmethod

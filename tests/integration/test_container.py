@@ -680,3 +680,57 @@ def test_plugin_named_environments_with_ini_options(pytester, docker_client):
     pytester.makepyfile(test_named=NAMED_TEST)
     result = pytester.runpytest_subprocess("--virt-require=container", "-q", "-rs")
     result.assert_outcomes(passed=1)
+
+
+KILLED_HOST = '''
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from pytest_virtoverhead.envs import EnvSpec, Environment, RunContext, backend_class
+ctx = RunContext(session_id=sys.argv[2], rootdir=sys.argv[1], memory_mb=256)
+env = Environment(backend_class("container")(EnvSpec("container", "container", {}), ctx)).start()
+print(env.metadata["container_id"], flush=True)
+time.sleep(600)
+'''
+
+
+def test_killed_host_leaves_no_container(docker_client, session_id, tmp_path):
+    """SIGKILL the process that owns a container: no stop(), no atexit. The
+    attach connection closes, the worker reads EOF and AutoRemove cleans up."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "host.py"
+    script.write_text(KILLED_HOST)
+    proc = subprocess.Popen([sys.executable, str(script), ROOTDIR, session_id], stdout=subprocess.PIPE, text=True)
+    label = f"{SESSION_LABEL}={session_id}"
+    try:
+        cid = proc.stdout.readline().strip()
+        assert cid, "the host process did not start its container"
+        assert docker_client.containers.list(all=True, filters={"label": label})
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    deadline = time.monotonic() + 30
+    while docker_client.containers.list(all=True, filters={"label": label}) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = docker_client.containers.list(all=True, filters={"label": label})
+    for c in left:
+        c.remove(force=True)
+    assert not left
+
+
+def test_concurrent_stops(make_env, docker_client, session_id):
+    import threading
+
+    env = make_env()
+    threads = [threading.Thread(target=env.backend.stop) for _ in range(4)]
+    for t in threads:
+        t.start()
+    env.stop()  # returns only once the container is gone, whoever removed it
+    assert not docker_client.containers.list(all=True, filters={"label": f"{SESSION_LABEL}={session_id}"})
+    for t in threads:
+        t.join()
+    env.backend.stop()
+    assert not docker_client.containers.list(all=True, filters={"label": f"{SESSION_LABEL}={session_id}"})
