@@ -51,13 +51,15 @@ def test_aa_pass_and_fail(pytester):
     result.stdout.fnmatch_lines([
         "*virtoverhead: comparison (baseline baremetal, seed 7)*",
         "*test_sleepy.py::test_sleep*baremetal*baseline*",
-        "*pass*control <= 1.5 * baremetal*ratio 1.0*",
-        "*FAIL*control >= 1.5 * baremetal*ratio 1.0*",
+        "*pass*control <= 1.5 * baremetal*ratio *",
+        "*FAIL*control >= 1.5 * baremetal*ratio *",
     ])
-    result.stdout.fnmatch_lines(["*claim 'control >= 1.5 * baremetal' fail: ratio 1.0*, 95% CI [[]*]*"])
+    result.stdout.fnmatch_lines(["*claim 'control >= 1.5 * baremetal' fail: ratio *, 95% CI [[]*]*"])
     data = json.loads((pytester.path / "out.json").read_text())
-    [ci] = [c["ci"] for c in data["claims"] if c["claim"] == "control <= 1.5 * baremetal"]
-    assert ci[0] <= 1.0 <= ci[1] or abs(ci[0] - 1) < 0.02  # an A/A interval sits on 1
+    [claim] = [c for c in data["claims"] if c["claim"] == "control <= 1.5 * baremetal"]
+    # Both sides sleep 20 ms: the ratio sits near 1 (loose bounds: a busy
+    # machine adds scheduling delay to either side).
+    assert 0.67 < claim["ratio"] < 1.5
     junit = (pytester.path / "junit.xml").read_text()
     assert "control &gt;= 1.5 * baremetal" in junit and "<failure" in junit
 
