@@ -163,6 +163,7 @@ class Settings:
     baseline: str = "baremetal"
     claims: list[Claim] = field(default_factory=list)
     strict: bool = False
+    gate: bool = True
     json_path: str | None = None
     require: set[str] = field(default_factory=set)
     rounds: int = DEFAULT_ROUNDS
@@ -212,6 +213,7 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
     s.claims = (parse_claims(raw.get("ini_claims") or [], "virt_claims (ini)", names)
                 + parse_claims(raw.get("cli_claims") or [], "--virt-claim", names))
     s.strict = bool(raw.get("strict"))
+    s.gate = bool(raw.get("gate", True))
     s.json_path = raw.get("json_path") or None
     s.require = resolve_names(raw.get("require") or [], s.specs, "--virt-require")
     s.rounds = positive_int(raw.get("rounds") or DEFAULT_ROUNDS, "--virt-rounds")

@@ -81,6 +81,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="claim applied to every marked test, e.g. 'container <= 1.05 * baremetal' (repeatable)")
     group.addoption("--virt-strict", action="store_true", default=None,
                     help="an inconclusive claim fails its test")
+    group.addoption("--virt-no-gate", action="store_true", default=None,
+                    help="report claim verdicts as findings without failing tests (ini: virt_gate = false)")
     group.addoption("--virt-json", metavar="PATH", default=None, help="write results and verdicts as JSON")
     group.addoption("--virt-require", metavar="LIST", action="append", default=[],
                     help="environments (names or kinds, or 'all') that must start: an error instead of a skip")
@@ -111,6 +113,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("virt_env_options", "options per named environment: 'NAME: key=value ...' per line",
                   type="linelist", default=[])
     parser.addini("virt_strict", "inconclusive claims fail", type="bool", default=False)
+    parser.addini("virt_gate", "failed claims fail their tests (false: report them as findings)",
+                  type="bool", default=True)
     parser.addini("virt_rounds", "default for --virt-rounds", default=None)
     parser.addini("virt_timeout", "default for --virt-timeout", default=None)
     parser.addini("virt_cpus", "default for --virt-cpus", default=None)
@@ -144,6 +148,7 @@ def _raw_settings(config: pytest.Config) -> dict[str, Any]:
         "cli_claims": opt.virt_claim,
         "strict": opt.virt_strict if opt.virt_strict is not None else config.getini("virt_strict"),
         "json_path": opt.virt_json,
+        "gate": not opt.virt_no_gate and config.getini("virt_gate"),
         "require": opt.virt_require,
         "rounds": pick("virt_rounds", "virt_rounds"),
         "warmup": opt.virt_warmup,
@@ -301,6 +306,7 @@ def _required_missing(state: VirtState, result: ItemResult) -> list[str]:
 
 def _log_reports(item: pytest.Item, state: VirtState, result: ItemResult, start: float, stop: float) -> None:
     keywords = {k: 1 for k in item.keywords}
+    sections: list[tuple[str, str]] = []
     common = {"nodeid": item.nodeid, "location": item.location, "keywords": keywords}
     for name, (ratio, ci) in result.ratios.items():
         item.user_properties.append((f"virt_ratio_{name}", f"{ratio:.4f} [{ci[0]:.4f}, {ci[1]:.4f}]"))
@@ -316,7 +322,9 @@ def _log_reports(item: pytest.Item, state: VirtState, result: ItemResult, start:
         longrepr = (str(item.location[0]), (item.location[1] or 0) + 1, result.skipped[1].splitlines()[0])
     else:
         bad = result.failed_claims(state.settings.strict)
-        if bad:
+        if bad and not state.settings.gate:
+            sections.append(("virtoverhead findings (not gating)", "\n".join(c.message() for c in bad)))
+        elif bad:
             outcome = "failed"
             longrepr = "\n".join(c.message() for c in bad)
         elif all(n in result.unavailable for n in result.envs if n != result.baseline) and result.unavailable:
@@ -324,7 +332,6 @@ def _log_reports(item: pytest.Item, state: VirtState, result: ItemResult, start:
             first = next(iter(result.unavailable.items()))
             longrepr = (str(item.location[0]), (item.location[1] or 0) + 1,
                         f"no environment to compare with: {first[0]}: {first[1].splitlines()[0]}")
-    sections = []
     notes = [f"{n}: unavailable: {r.splitlines()[0]}" for n, r in result.unavailable.items()]
     if notes:
         sections.append(("virtoverhead", "\n".join(notes)))
@@ -440,7 +447,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     tr = terminalreporter
     s = state.settings
-    tr.write_sep("=", f"virtoverhead: comparison (baseline {s.baseline}, seed {s.seed})")
+    gate = "" if s.gate else ", findings only: claims do not fail tests"
+    tr.write_sep("=", f"virtoverhead: comparison (baseline {s.baseline}, seed {s.seed}{gate})")
     if not state.results:
         tr.write_line("no test marked @pytest.mark.virt was run")
         return

@@ -273,3 +273,13 @@ def test_help_lists_the_options(pytester):
     for opt in ("--virt-compare", "--virt-envs=LIST", "--virt-baseline=NAME", "--virt-claim=CLAIM",
                 "--virt-strict", "--virt-json=PATH", "--virt-require=LIST", "--virt-rounds=N"):
         result.stdout.fnmatch_lines([f"*{opt}*"])
+
+
+def test_no_gate_reports_failed_claims_as_findings(pytester):
+    write_sleepy(pytester, 1, ["control >= 1.5 * baremetal"])
+    result = pytester.runpytest_subprocess(*AA, "--virt-no-gate")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*findings only: claims do not fail tests*",
+                                 "*FAIL*control >= 1.5 * baremetal*"])
+    pytester.makeini("[pytest]\nvirt_gate = false\n")
+    assert pytester.runpytest_subprocess(*AA).ret == 0
