@@ -25,9 +25,13 @@ class BaremetalBackend(Backend):
         self.proc: subprocess.Popen | None = None
         self._stderr = None
         self._scratch: str | None = None
+        self._exitcode: int | None = None
 
     def start(self) -> Transport:
         python = self.spec.options.get("python") or self.ctx.python
+        self._exitcode = None
+        if self._stderr is not None:
+            self._stderr.close()
         self._stderr = tempfile.TemporaryFile(prefix=f"virt-{self.spec.name}-")
         nice = int(self.spec.options.get("nice", "0"))
         scratch = self.spec.options.get("scratch")

@@ -319,7 +319,8 @@ class Channel:
                     msg = self._next(deadline)
                 except TimeoutError:
                     raise JobTimeout(
-                        f"{op!r} in environment {self.env_name!r} did not finish within {timeout:g} s"
+                        f"{op!r} in environment {self.env_name!r} did not finish within {timeout:g} s "
+                        "(--virt-timeout); its worker was stopped and a new one serves the next job"
                     ) from None
                 if msg is _EOF:
                     self._queue.put(_EOF)
@@ -533,6 +534,11 @@ class Environment:
         timeout = self.ctx.job_timeout if timeout is None else timeout
         try:
             return self._channel.request(op, timeout=timeout, **fields)
+        except WorkerDied as exc:
+            # Reap first, so the diagnostics carry the exit status.
+            self.recycle()
+            exc.diagnostics = exc.diagnostics or self._diagnostics()
+            raise
         except EnvError as exc:
             exc.diagnostics = exc.diagnostics or self._diagnostics()
             self.recycle()
