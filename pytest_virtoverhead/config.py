@@ -21,6 +21,7 @@ DEFAULT_ROUNDS = 10
 DEFAULT_WARMUP = 1
 DEFAULT_TIMEOUT = 300.0
 DEFAULT_MEMORY_MB = 1024
+DEFAULT_MAX_ROUNDS = 200
 
 
 def parse_envs(text: str) -> list[EnvSpec]:
@@ -170,6 +171,9 @@ class Settings:
     warmup: int = DEFAULT_WARMUP
     seed: int = 0
     timeout: float = DEFAULT_TIMEOUT
+    #: Seconds of extra rounds per test while a claim is inconclusive (0: off).
+    time_budget: float = 0.0
+    max_rounds: int = DEFAULT_MAX_ROUNDS
     cpus: tuple[int, ...] | None = None
     memory_mb: int = DEFAULT_MEMORY_MB
     kind_defaults: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -233,6 +237,9 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
         except (TypeError, ValueError):
             raise ValueError(f"--virt-seed: expected a whole number, got {seed!r}") from None
     s.timeout = positive_float(raw.get("timeout") or DEFAULT_TIMEOUT, "--virt-timeout")
+    budget = raw.get("time_budget")
+    s.time_budget = 0.0 if budget in (None, "", "0") else positive_float(budget, "--virt-time-budget")
+    s.max_rounds = positive_int(raw.get("max_rounds") or DEFAULT_MAX_ROUNDS, "--virt-max-rounds")
     s.cpus = parse_cpus(str(raw.get("cpus") or "auto"))
     s.memory_mb = parse_memory(str(raw.get("memory") or DEFAULT_MEMORY_MB))
     # Validate per-kind options early (unknown keys are usage errors).

@@ -16,11 +16,13 @@ from typing import Any
 
 import pytest
 
+from . import benchjson, htmlreport
 from .claims import Claim, ClaimError, check_envs, parse_claim
 from .config import DEFAULT_ENVS, Settings, build_settings, positive_int
 from .envs import KINDS
 from .envs.base import EnvUnavailable, RunContext
-from .report import claim_lines, environment_lines, table_lines, to_json, write_json_atomic
+from .progress import Progress
+from .report import JSON_VERSION, claim_lines, environment_lines, table_lines, to_json, write_json_atomic
 from .session import Comparator, EnvironmentPool, ItemResult
 from .worker import WORKER_ENV_VAR
 
@@ -56,6 +58,7 @@ class VirtState:
         self.results: list[ItemResult] = []
         self.compared: tuple[str, ...] = ()
         self.comparator: Comparator | None = None
+        self.progress: Progress | None = None
         self.stopped = False
 
     def stop(self) -> None:
@@ -84,10 +87,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--virt-no-gate", action="store_true", default=None,
                     help="report claim verdicts as findings without failing tests (ini: virt_gate = false)")
     group.addoption("--virt-json", metavar="PATH", default=None, help="write results and verdicts as JSON")
+    group.addoption("--virt-report", metavar="PATH", default=None,
+                    help="write a self-contained HTML report with plots (needs matplotlib: "
+                         f"{htmlreport.INSTALL_HINT})")
     group.addoption("--virt-require", metavar="LIST", action="append", default=[],
                     help="environments (names or kinds, or 'all') that must start: an error instead of a skip")
     group.addoption("--virt-rounds", metavar="N", default=None,
                     help="measured rounds per marked test (default 10; the marker's rounds= wins)")
+    group.addoption("--virt-time-budget", metavar="SECONDS", default=None,
+                    help="per marked test, keep adding rounds while a claim is inconclusive, for up to "
+                         "this many seconds (default 0: fixed rounds only)")
+    group.addoption("--virt-max-rounds", metavar="N", default=None,
+                    help="most measured rounds one test may take under --virt-time-budget (default 200)")
     group.addoption("--virt-warmup", metavar="N", default=None,
                     help="warm-up rounds per marked test, not measured (default 1)")
     group.addoption("--virt-seed", metavar="N", default=None,
@@ -117,6 +128,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   type="bool", default=True)
     parser.addini("virt_rounds", "default for --virt-rounds", default=None)
     parser.addini("virt_timeout", "default for --virt-timeout", default=None)
+    parser.addini("virt_time_budget", "default for --virt-time-budget", default=None)
     parser.addini("virt_cpus", "default for --virt-cpus", default=None)
     parser.addini("virt_memory", "default for --virt-memory", default=None)
     parser.addini("virt_cache_dir", "where built images, kernels and initramfs are cached", default=None)
@@ -152,6 +164,8 @@ def _raw_settings(config: pytest.Config) -> dict[str, Any]:
         "require": opt.virt_require,
         "rounds": pick("virt_rounds", "virt_rounds"),
         "warmup": opt.virt_warmup,
+        "time_budget": pick("virt_time_budget", "virt_time_budget"),
+        "max_rounds": opt.virt_max_rounds,
         "seed": opt.virt_seed,
         "timeout": pick("virt_timeout", "virt_timeout"),
         "cpus": pick("virt_cpus", "virt_cpus"),
@@ -177,9 +191,24 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             "--virt-compare cannot run under pytest-xdist (-n): parallel tests would load the CPU "
             "and corrupt every ratio; run the comparison without -n (or with -n 0)")
+    if config.option.virt_report:
+        try:
+            htmlreport.require_matplotlib()
+        except htmlreport.ReportUnavailable as exc:
+            raise pytest.UsageError(str(exc)) from None
     state = VirtState(config, settings)
     config.stash[STATE_KEY] = state
     atexit.register(_stop_quietly, state)
+    benchjson.register(config, lambda: _benchmark_summary(state))
+
+
+def _benchmark_summary(state: VirtState) -> dict[str, Any] | None:
+    """The ``virtoverhead`` key of pytest-benchmark's JSON."""
+    if not state.settings.compare or not state.results:
+        return None
+    s = state.settings
+    return {"version": JSON_VERSION, "session": state.ctx.session_id, "seed": s.seed, "baseline": s.baseline,
+            "rounds": s.rounds, "environments": state.pool.metadata()}
 
 
 def _stop_quietly(state: VirtState) -> None:
@@ -269,13 +298,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         args += ["-c", str(session.config.inipath)]
     args += ["--rootdir", str(session.config.rootpath),
              f"--import-mode={session.config.option.importmode}"]
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-
-    def progress(msg: str) -> None:
-        if reporter is not None and reporter.verbosity > 1:
-            reporter.write_line(f"    virt: {msg}")
-
-    state.comparator = Comparator(state.settings, state.pool, state.compared, tuple(args), progress)
+    state.progress = Progress(session.config.pluginmanager.get_plugin("terminalreporter"))
+    state.comparator = Comparator(state.settings, state.pool, state.compared, tuple(args), state.progress)
 
 
 # --------------------------------------------------------------------------
@@ -291,8 +315,19 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     ihook = item.ihook
     ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
     start = time.time()
-    result = state.comparator.run(item.nodeid, plan.envs, plan.claims, plan.rounds)
+    progress = state.progress
+    try:
+        if progress is not None:
+            progress.begin(item.nodeid)
+            starting = [n for n in plan.envs if n not in state.pool.started() and state.pool.failure(n) is None]
+            if starting:
+                progress.note(f"starting {', '.join(starting)}")
+        result = state.comparator.run(item.nodeid, plan.envs, plan.claims, plan.rounds)
+    finally:
+        if progress is not None:
+            progress.end()
     state.results.append(result)
+    benchjson.add_entries(item.config, result, state.pool.metadata())
     stop = time.time()
     _log_reports(item, state, result, start, stop)
     ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
@@ -461,6 +496,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         tr.write_line("claims:")
         for line in lines:
             tr.write_line("  " + line)
+    if s.time_budget:
+        tr.write_line("")
+        tr.write_line(f"adaptive sampling (--virt-time-budget={s.time_budget:g} s per test):")
+        for res in state.results:
+            tr.write_line(f"  {res.nodeid}: {res.rounds} rounds, stopped: {res.stopped_by or 'not measured'}")
     tr.write_line("")
     tr.write_line("environments:")
     for line in environment_lines(metadata):
@@ -469,6 +509,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         tr.write_line(f"  removed leftovers of earlier sessions: {', '.join(state.pool.reaped)}")
     if s.json_path:
         tr.write_line(f"results written to {s.json_path}")
+    if config.option.virt_report:
+        tr.write_line(f"HTML report written to {config.option.virt_report}")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -477,10 +519,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     s = state.settings
     try:
-        if s.compare and s.json_path:
+        report_path = session.config.option.virt_report
+        if s.compare and (s.json_path or report_path):
             data = to_json(state.results, state.pool.metadata(), seed=s.seed, baseline=s.baseline,
                            rounds=s.rounds, extra={"session": state.ctx.session_id,
                                                    "interrupted": exitstatus == pytest.ExitCode.INTERRUPTED})
-            write_json_atomic(s.json_path, data)
+            if s.json_path:
+                write_json_atomic(s.json_path, data)
+            if report_path:
+                htmlreport.write_report(report_path, data)
     finally:
         _stop_quietly(state)

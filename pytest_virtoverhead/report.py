@@ -152,6 +152,7 @@ def to_json(results: Iterable[ItemResult], metadata: dict[str, dict[str, Any]], 
     for res in results:
         outcome = "failed" if res.failure else "skipped" if res.skipped else "measured"
         data["tests"].append({"test": res.nodeid, "envs": res.envs, "rounds": res.rounds, "order": res.order,
+                              "stopped_by": res.stopped_by,
                               "outcome": outcome, "unavailable": res.unavailable,
                               **({"error": res.failure[1]} if res.failure else {}),
                               **({"skipped": res.skipped[1]} if res.skipped else {})})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import random
 import threading
+import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -190,6 +191,9 @@ class ItemResult:
     failure: tuple[str, str] | None = None  # (env, text): the test failed there
     skipped: tuple[str, str] | None = None
     rounds: int = 0
+    #: Why measuring stopped: "rounds" (the fixed count), "conclusive",
+    #: "time budget" or "max rounds" (adaptive sampling).
+    stopped_by: str = ""
     order: list[list[str]] = field(default_factory=list)
     ratios: dict[str, tuple[float, tuple[float, float]]] = field(default_factory=dict)
     claims: list[ClaimResult] = field(default_factory=list)
@@ -226,6 +230,8 @@ class Comparator:
         self.progress = progress or (lambda msg: None)
 
     def run(self, nodeid: str, envs: list[str], claims: list[Claim], rounds: int) -> ItemResult:
+        """Warm-up, ``rounds`` measured rounds, then (with a time budget)
+        more rounds while a claim is inconclusive."""
         s = self.settings
         result = ItemResult(nodeid=nodeid, envs=list(envs), baseline=s.baseline)
         failures = self.pool.start_all(envs)
@@ -240,44 +246,75 @@ class Comparator:
             return result
         rng = random.Random(stable_seed(s.seed, nodeid))
         names = list(live)
-        for r in range(s.warmup + rounds):
-            order = names[:]
-            rng.shuffle(order)
-            warm = r < s.warmup
-            if not warm:
-                result.order.append(order)
-            for name in order:
-                self.progress(f"{nodeid} [{name}] {'warm-up' if warm else f'round {r - s.warmup + 1}/{rounds}'}")
-                try:
-                    out = live[name].run_item(nodeid, self.nodeids, self.pytest_args)
-                except (EnvError, RemoteError) as exc:
-                    result.failure = (name, f"environment {name!r} failed while running the test: {exc}")
+        for r in range(s.warmup):
+            if not self._round(result, live, names, rng, f"warm-up {r + 1}/{s.warmup}", warm=True):
+                return result
+        for r in range(rounds):
+            if not self._round(result, live, names, rng, f"round {r + 1}/{rounds}"):
+                return result
+        result.stopped_by = "rounds"
+        if s.time_budget and claims:
+            t0 = time.monotonic()
+            while True:
+                self.evaluate(result, claims, with_p=False)
+                open_claims = [c for c in result.claims if c.verdict == INCONCLUSIVE]
+                if not open_claims:
+                    result.stopped_by = "conclusive"
+                    break
+                if time.monotonic() - t0 >= s.time_budget:
+                    result.stopped_by = "time budget"
+                    break
+                if result.rounds >= s.max_rounds:
+                    result.stopped_by = "max rounds"
+                    break
+                # Only the environments of open claims need more samples.
+                needed = [n for n in names if any(n in c.claim.envs for c in open_claims)]
+                label = f"round {result.rounds + 1} (adaptive, {len(open_claims)} claim(s) open)"
+                if not self._round(result, live, needed, rng, label):
                     return result
-                if out["outcome"] == "failed":
-                    result.failure = (name, f"the test failed in environment {name!r}:\n{out['longrepr']}")
-                    return result
-                if out["outcome"] == "skipped":
-                    result.skipped = (name, f"skipped in environment {name!r}: {out['longrepr']}")
-                    return result
-                if warm:
-                    continue
-                if out.get("work"):
-                    result.work[name] = out["work"]
-                bench = out.get("benchmark_samples")
-                if bench:
-                    result.samples.setdefault(name, []).extend(bench)
-                    result.source[name] = "benchmark"
-                else:
-                    result.samples.setdefault(name, []).append(float(out["duration"]))
-                    result.source[name] = "call"
-            if not warm:
-                result.rounds += 1
         self.evaluate(result, claims)
         return result
 
-    def evaluate(self, result: ItemResult, claims: list[Claim]) -> None:
+    def _round(self, result: ItemResult, live: dict[str, Environment], names: list[str],
+               rng: random.Random, label: str, warm: bool = False) -> bool:
+        """One round: the test once in each environment, in random order.
+        Returns False when the test cannot go on (failure or skip)."""
+        order = names[:]
+        rng.shuffle(order)
+        if not warm:
+            result.order.append(order)
+        for name in order:
+            self.progress(f"{result.nodeid} [{name}] {label}")
+            try:
+                out = live[name].run_item(result.nodeid, self.nodeids, self.pytest_args)
+            except (EnvError, RemoteError) as exc:
+                result.failure = (name, f"environment {name!r} failed while running the test: {exc}")
+                return False
+            if out["outcome"] == "failed":
+                result.failure = (name, f"the test failed in environment {name!r}:\n{out['longrepr']}")
+                return False
+            if out["outcome"] == "skipped":
+                result.skipped = (name, f"skipped in environment {name!r}: {out['longrepr']}")
+                return False
+            if warm:
+                continue
+            if out.get("work"):
+                result.work[name] = out["work"]
+            bench = out.get("benchmark_samples")
+            if bench:
+                result.samples.setdefault(name, []).extend(bench)
+                result.source[name] = "benchmark"
+            else:
+                result.samples.setdefault(name, []).append(float(out["duration"]))
+                result.source[name] = "call"
+        if not warm:
+            result.rounds += 1
+        return True
+
+    def evaluate(self, result: ItemResult, claims: list[Claim], with_p: bool = True) -> None:
         """Ratios against the baseline and verdicts on every claim."""
         s = self.settings
+        result.claims = []
         base = result.samples.get(s.baseline)
         for name, samples in result.samples.items():
             if base and name != s.baseline:
@@ -291,10 +328,9 @@ class Comparator:
                 continue
             a, b = result.samples[claim.env], result.samples[claim.baseline]
             ratio, ci = ratio_and_ci(a, b, stable_seed(s.seed, result.nodeid, claim.env, claim.baseline))
-            try:
+            p = None
+            if with_p:
                 p = stats.permutation_test(a, b, seed=stable_seed(s.seed, result.nodeid, "perm"))
-            except ValueError:
-                p = None
             accel = self.pool.metadata().get(claim.env, {}).get("accel")
             result.claims.append(ClaimResult(result.nodeid, claim, ratio, ci, claim.verdict(ratio, ci),
                                              p_value=p, accel=accel))

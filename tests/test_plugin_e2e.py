@@ -283,3 +283,32 @@ def test_no_gate_reports_failed_claims_as_findings(pytester):
                                  "*FAIL*control >= 1.5 * baremetal*"])
     pytester.makeini("[pytest]\nvirt_gate = false\n")
     assert pytester.runpytest_subprocess(*AA).ret == 0
+
+
+ADAPTIVE = """
+import itertools, os, time
+import pytest
+
+# control: 20, 40, 30, 26, 34 ms, over and over (median 30 ms); baseline 20 ms.
+_cycle = itertools.cycle([0.020, 0.040, 0.030, 0.026, 0.034])
+
+@pytest.mark.virt(claims=["control >= 1.1 * baremetal"], rounds=2)
+def test_adaptive():
+    time.sleep(next(_cycle) if os.environ["VIRTOVERHEAD_ENV"] == "control" else 0.020)
+"""
+
+
+def test_time_budget_turns_inconclusive_into_conclusive(pytester):
+    pytester.makepyfile(test_adaptive=ADAPTIVE)
+    args = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-seed=3", "--virt-warmup=0",
+            "-p", "no:cacheprovider", "--virt-json=o.json"]
+    fixed = pytester.runpytest_subprocess(*args)
+    data = json.loads((pytester.path / "o.json").read_text())
+    assert data["claims"][0]["verdict"] == "inconclusive"
+    assert data["tests"][0]["stopped_by"] == "rounds" and data["tests"][0]["rounds"] == 2
+    assert fixed.ret == 0
+    adaptive = pytester.runpytest_subprocess(*args, "--virt-time-budget=30")
+    data = json.loads((pytester.path / "o.json").read_text())
+    assert data["claims"][0]["verdict"] == "pass"
+    assert data["tests"][0]["stopped_by"] == "conclusive" and data["tests"][0]["rounds"] > 2
+    adaptive.stdout.fnmatch_lines(["*adaptive sampling*", "*test_adaptive: * rounds, stopped: conclusive*"])
