@@ -142,6 +142,7 @@ class VMBackend(Backend):
         self._meta: dict[str, Any] = {}
         self._console_tail = ""
         self._attempts: list[str] = []
+        self.boot_paths: tuple[str, str] | None = None
 
     # -- options ------------------------------------------------------------
 
@@ -187,6 +188,7 @@ class VMBackend(Backend):
         cfg = initramfs.InitConfig(python=python, cwd=self.ctx.rootdir, env=env,
                                    cache9p=self._opt("cache9p", "loose"), scratch_env=SCRATCH_ENV)
         initrd, modules = initramfs.build(kern.modules_dir, cfg, self.cache_dir)
+        self.boot_paths = (image.path, initrd)
         uri = self.uri
         try:
             self.conn = libvirt.open(uri)
@@ -296,14 +298,18 @@ class VMBackend(Backend):
         except libvirt.libvirtError:
             return
         try:
+            persistent = dom.isPersistent()
+        except libvirt.libvirtError:
+            persistent = False
+        try:
             dom.destroy()
         except libvirt.libvirtError:
             pass
-        try:
-            if dom.isPersistent():
+        if persistent:
+            try:
                 dom.undefine()
-        except libvirt.libvirtError:
-            pass
+            except libvirt.libvirtError:
+                pass
 
     def _console(self, limit: int = 6000) -> str:
         if not self.workdir:
@@ -447,9 +453,10 @@ class VMBackend(Backend):
                     if not owner or owner_alive(owner, ctx.hostname):
                         continue
                     try:
+                        persistent = dom.isPersistent()
                         if dom.isActive():
                             dom.destroy()
-                        if dom.isPersistent():
+                        if persistent:
                             dom.undefine()
                     except libvirt.libvirtError:
                         continue

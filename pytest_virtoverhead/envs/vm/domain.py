@@ -67,22 +67,25 @@ def cpuset_string(cpus: tuple[int, ...]) -> str:
 
 def metadata_element(labels: dict[str, str]) -> ET.Element:
     """The element stored in ``<metadata>`` (also set with virDomainSetMetadata)."""
-    ET.register_namespace(METADATA_PREFIX, METADATA_NS)
-    root = ET.Element(f"{{{METADATA_NS}}}labels")
+    # Prefixed names and the xmlns attribute are written literally so that
+    # the declaration sits on this element (libvirt wants it there), not on
+    # the document root where ElementTree would hoist it.
+    root = ET.Element(f"{METADATA_PREFIX}:labels", {f"xmlns:{METADATA_PREFIX}": METADATA_NS})
     for key, value in sorted(labels.items()):
-        ET.SubElement(root, f"{{{METADATA_NS}}}label", {"key": key}).text = value
+        ET.SubElement(root, f"{METADATA_PREFIX}:label", {"key": key}).text = value
     return root
 
 
 def parse_metadata(xml: str) -> dict[str, str]:
-    """Labels from the metadata element (or a whole domain XML)."""
+    """Labels from the metadata element (as virDomainGetMetadata returns it,
+    without its namespace) or from a whole domain XML (with it)."""
     try:
         root = ET.fromstring(xml)
     except ET.ParseError:
         return {}
     out = {}
-    for el in root.iter(f"{{{METADATA_NS}}}label"):
-        if el.get("key"):
+    for el in root.iter():
+        if el.tag in ("label", f"{{{METADATA_NS}}}label") and el.get("key"):
             out[el.get("key")] = el.text or ""
     return out
 

@@ -35,6 +35,9 @@ REQUIRED = {"9pnet_virtio": "CONFIG_NET_9P_VIRTIO", "9p": "CONFIG_9P_FS",
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox", "/sbin/busybox", "/usr/lib/initramfs-tools/bin/busybox")
 INIT_TAG = "virtoverhead-init"
 SCRATCH_MOUNT = "/run/virtoverhead/scratch"
+#: The guest's writable temporary directory (tmpfs; TMPDIR points there). The
+#: host's /tmp stays visible, read-only, like the rest of the host's files.
+GUEST_TMP = "/run/virtoverhead/tmp"
 WORKER_DEVICE = "/dev/ttyS1"
 
 
@@ -124,7 +127,7 @@ class InitConfig:
 
 def init_script(modules: list[str], cfg: InitConfig) -> str:
     q = shlex.quote
-    env = {**cfg.env, cfg.scratch_env: SCRATCH_MOUNT}
+    env = {**cfg.env, cfg.scratch_env: SCRATCH_MOUNT, "TMPDIR": GUEST_TMP}
     env_args = " ".join(q(f"{k}={v}") for k, v in sorted(env.items()))
     insmods = "\n".join(f"insmod /lib/modules/{q(m)}.ko || fail 'cannot load module {m}'" for m in modules)
     opts = f"trans=virtio,version=9p2000.L,ro,msize={cfg.msize}"
@@ -154,9 +157,9 @@ mount -t tmpfs -o mode=1777 tmpfs $R/dev/shm
 mount -t devpts devpts $R/dev/pts 2>/dev/null
 mount -t proc proc $R/proc || fail 'cannot mount /proc'
 mount -t sysfs sysfs $R/sys || fail 'cannot mount /sys'
-mount -t tmpfs -o mode=1777 tmpfs $R/tmp || fail 'cannot mount /tmp'
 mount -t tmpfs -o mode=0755 tmpfs $R/run || fail 'cannot mount /run'
-mkdir -p $R{SCRATCH_MOUNT}
+mkdir -p $R{SCRATCH_MOUNT} $R{GUEST_TMP}
+chmod 1777 $R{GUEST_TMP}
 if [ -b /dev/vda ]; then
     mount -t ext4 -o noatime /dev/vda $R{SCRATCH_MOUNT} || fail 'cannot mount the scratch disk'
     chmod 1777 $R{SCRATCH_MOUNT}
