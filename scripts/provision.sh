@@ -43,7 +43,7 @@ fi
 PACKAGES=(python3 python3-venv python3-dev gcc pkg-config
           docker.io containerd runc crun
           qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-dev
-          busybox-static cpio kmod e2fsprogs sysbench linux-image-amd64)
+          busybox-static cpio kmod e2fsprogs sysbench linux-image-amd64 chromium)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

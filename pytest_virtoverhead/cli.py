@@ -1,0 +1,142 @@
+"""``pytest-virtoverhead``: work with saved runs, offline.
+
+    pytest-virtoverhead compare A.json B.json [--tolerance 5%] [--json OUT]
+        How overheads changed from run A to run B (both --virt-json files).
+        Exit 0: no regression; 1: a regression (an overhead ratio that grew
+        beyond the tolerance over its whole confidence interval, or a claim
+        that passed in A and fails in B); 2: unreadable input or bad usage.
+
+    pytest-virtoverhead report RUN.json -o report.html
+        Render the HTML report of a saved run (needs matplotlib).
+
+The comparison itself is :mod:`.runcompare` (pure functions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Sequence, TextIO
+
+from . import htmlreport, runcompare
+from .claims import FAIL, INCONCLUSIVE, PASS
+
+_ROW_VERDICT = {PASS: "ok", FAIL: "WORSE", INCONCLUSIVE: "inconclusive"}
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    return "-" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def _table(head: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
+    widths = [max([len(head[i])] + [len(r[i]) for r in rows]) for i in range(len(head))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.rjust(widths[i]) if i in right else c.ljust(widths[i])
+                         for i, c in enumerate(cells)).rstrip()
+
+    return [line(head), line(["-" * w for w in widths])] + [line(r) for r in rows]
+
+
+def format_comparison(cmp: runcompare.RunComparison, name_a: str = "A", name_b: str = "B") -> list[str]:
+    """The lines the ``compare`` command prints."""
+    tol = cmp.tolerance * 100
+    out = [f"A = {name_a}", f"B = {name_b}",
+           f"verdict per test and environment: is B's overhead not worse than A's, i.e. ratio B / ratio A "
+           f"<= {1 + cmp.tolerance:g} ('{cmp.claim}', tolerance {tol:g}%) over the whole 95% CI", ""]
+    if cmp.rows:
+        rows = []
+        for r in cmp.rows:
+            env = r.env
+            if r.accel_b:
+                env += f" [{r.accel_b}]"
+            verdict = _ROW_VERDICT.get(r.verdict, r.verdict)
+            if r.verdict == PASS and r.better:
+                verdict += " (better)"
+            rows.append([r.test, env, _fmt(r.ratio_a), _fmt(r.ratio_b),
+                         "-" if not math.isfinite(r.change) else f"{r.change * 100:+.1f}%",
+                         f"[{_fmt(r.ci[0])}, {_fmt(r.ci[1])}]", verdict + (f"  ({r.note})" if r.note else "")])
+        out += _table(["test", "env", "ratio A", "ratio B", "change", "B/A 95% CI", "verdict"], rows, {2, 3, 4})
+    else:
+        out.append("no test and environment was measured in both runs")
+    if cmp.claims:
+        out += ["", "claims whose verdict changed:"]
+        for c in cmp.claims:
+            tag = "REGRESSION  " if c.regression else ""
+            ratios = f"  (ratio {_fmt(c.ratio_a)} -> {_fmt(c.ratio_b)})"
+            out.append(f"  {tag}{c.test}: {c.claim}: {c.verdict_a or 'absent'} -> {c.verdict_b or 'absent'}{ratios}")
+    for label, items in (("only in A", cmp.only_in_a), ("only in B", cmp.only_in_b)):
+        if items:
+            out.append(f"{label}: {', '.join(items)}")
+    for note in cmp.notes:
+        out.append(f"note: {note}")
+    out.append("")
+    regressions = cmp.regressions
+    if regressions:
+        out.append(f"{len(regressions)} regression(s):")
+        out += [f"  {r}" for r in regressions]
+    else:
+        out.append("no regression")
+    return out
+
+
+def _cmd_compare(args: argparse.Namespace, stdout: TextIO) -> int:
+    try:
+        tolerance = runcompare.parse_tolerance(args.tolerance)
+    except ValueError as exc:
+        raise SystemExit(f"pytest-virtoverhead compare: {exc}") from None
+    a = runcompare.load_run(args.a)
+    b = runcompare.load_run(args.b)
+    cmp = runcompare.compare_runs(a, b, tolerance=tolerance, seed=args.seed, n_resamples=args.resamples)
+    for line in format_comparison(cmp, args.a, args.b):
+        stdout.write(line + "\n")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(cmp.to_json(), f, indent=1)
+            f.write("\n")
+    return 1 if cmp.regressions else 0
+
+
+def _cmd_report(args: argparse.Namespace, stdout: TextIO) -> int:
+    data = runcompare.load_run(args.run)
+    htmlreport.write_report(args.output, data)
+    stdout.write(f"report written to {args.output}\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pytest-virtoverhead",
+                                     description="Work with saved pytest-virtoverhead runs (--virt-json files).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("compare", help="how overheads changed between two runs; exit 1 on a regression",
+                       description="Compare the overheads of run B with run A. Exit 0: no regression; 1: a "
+                                   "regression; 2: bad input.")
+    p.add_argument("a", metavar="A.json", help="the earlier run (--virt-json file)")
+    p.add_argument("b", metavar="B.json", help="the later run (--virt-json file)")
+    p.add_argument("--tolerance", default="5%", metavar="P%",
+                   help="how much worse B's overhead ratio may be before it counts as a regression (default 5%%)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    p.add_argument("--resamples", type=int, default=5000, help="bootstrap resamples (default 5000)")
+    p.add_argument("--json", metavar="PATH", help="also write the comparison as JSON")
+    p.set_defaults(func=_cmd_compare)
+    r = sub.add_parser("report", help="render the HTML report of a saved run (needs matplotlib)")
+    r.add_argument("run", metavar="RUN.json", help="a --virt-json file")
+    r.add_argument("-o", "--output", default="virt-report.html", help="where to write (default virt-report.html)")
+    r.set_defaults(func=_cmd_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    stdout = stdout or sys.stdout
+    try:
+        return args.func(args, stdout)
+    except (runcompare.RunFileError, htmlreport.ReportUnavailable, OSError) as exc:
+        sys.stderr.write(f"pytest-virtoverhead {args.command}: {exc}\n")
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

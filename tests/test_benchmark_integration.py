@@ -1,0 +1,163 @@
+"""pytest-benchmark integration: the ``benchmark`` fixture (and ``pedantic``)
+inside environments, and compared tests as pytest-benchmark entries in
+``--benchmark-json`` / ``--benchmark-autosave`` / ``--benchmark-compare``."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from pytest_virtoverhead.benchjson import entry_names, extra_info, make_entries
+from pytest_virtoverhead.claims import parse_claim
+from pytest_virtoverhead.session import ClaimResult, ItemResult
+
+AA = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-rounds=3", "--virt-seed=3",
+      "-p", "no:cacheprovider"]
+
+TESTS = """
+import os, time
+import pytest
+
+def pause():
+    time.sleep(0.004 if os.environ["VIRTOVERHEAD_ENV"] == "control" else 0.002)
+
+@pytest.mark.virt(claims=["control <= 5 * baremetal"])
+def test_pedantic(benchmark):
+    benchmark.pedantic(pause, rounds=4, iterations=2)
+
+@pytest.mark.virt()
+def test_call(benchmark):
+    benchmark(pause)
+
+@pytest.mark.virt()
+def test_plain():
+    pause()
+"""
+
+
+# -- unit --------------------------------------------------------------------
+
+
+def test_entry_names():
+    assert entry_names("tests/x.py::test_a", "vm") == ("test_a[vm]", "tests/x.py::test_a[vm]", "vm")
+    assert entry_names("x.py::C::test_b[1-a]", "ctr") == ("test_b[1-a-ctr]", "x.py::C::test_b[1-a-ctr]", "1-a-ctr")
+    assert entry_names("test_c", "vm") == ("test_c[vm]", "test_c[vm]", "vm")
+
+
+def _result(**kw):
+    res = ItemResult(nodeid="t.py::test_a", envs=["baremetal", "vm"], baseline="baremetal", rounds=4,
+                     samples={"baremetal": [1.0, 2.0, 3.0, 4.0], "vm": [2.0, 4.0, 6.0, 8.0]},
+                     source={"baremetal": "call", "vm": "call"},
+                     ratios={"vm": (2.0, (1.5, math.nan))}, **kw)
+    claim = parse_claim("vm <= 3 * baremetal")
+    res.claims.append(ClaimResult(res.nodeid, claim, 2.0, (1.5, 2.5), "pass"))
+    return res
+
+
+def test_entries_use_pytest_benchmark_stats():
+    meta = {"vm": {"kind": "vm", "accel": "tcg", "vcpus": 1, "memory_mb": 1024, "image": None}}
+    base, vm = make_entries(_result(), meta)
+    d = vm.as_dict()
+    assert (d["name"], d["fullname"], d["group"], d["param"]) == ("test_a[vm]", "t.py::test_a[vm]", "t.py::test_a",
+                                                                 "vm")
+    s = d["stats"]
+    # by hand: samples 2, 4, 6, 8
+    assert (s["min"], s["max"], s["mean"], s["median"], s["rounds"], s["total"]) == (2.0, 8.0, 5.0, 5.0, 4, 20.0)
+    assert s["data"] == [2.0, 4.0, 6.0, 8.0] and s["iterations"] == 1
+    assert s["ops"] == pytest.approx(4 / 20)
+    info = d["extra_info"]
+    assert info["virt_env"] == "vm" and info["virt_kind"] == "vm" and info["accel"] == "tcg"
+    assert info["vcpus"] == 1 and "image" not in info
+    assert info["virt_ratio"] == 2.0 and info["virt_ci"] == [1.5, None]  # NaN is no JSON: None
+    assert info["virt_claims"] == [{"claim": "vm <= 3 * baremetal", "verdict": "pass", "ratio": 2.0,
+                                    "ci": [1.5, 2.5]}]
+    assert base.as_dict()["extra_info"]["virt_ratio"] == 1.0
+    assert not vm.has_error
+
+
+def test_entries_of_a_failed_test_are_flagged():
+    res = _result(failure=("vm", "boom"))
+    assert all(e.has_error for e in make_entries(res, {}))
+
+
+def test_extra_info_without_metadata():
+    info = extra_info(_result(), "baremetal", {})
+    assert info["virt_kind"] is None and info["virt_source"] == "call" and info["virt_rounds"] == 4
+
+
+# -- through pytest ----------------------------------------------------------
+
+
+def test_benchmark_and_pedantic_in_environments(pytester):
+    pytester.makepyfile(test_b=TESTS)
+    result = pytester.runpytest_subprocess(*AA, "--virt-json=v.json", "--benchmark-json=b.json")
+    result.assert_outcomes(passed=3)
+    virt = json.loads((pytester.path / "v.json").read_text())
+    bench = json.loads((pytester.path / "b.json").read_text())
+    samples = {(r["test"], r["env"]): r for r in virt["results"]}
+    # pedantic: 4 rounds per run x 3 measured runs; benchmark(): its own calibration
+    assert len(samples[("test_b.py::test_pedantic", "control")]["samples"]) == 12
+    assert samples[("test_b.py::test_pedantic", "control")]["source"] == "benchmark"
+    assert samples[("test_b.py::test_call", "baremetal")]["source"] == "benchmark"
+    assert samples[("test_b.py::test_plain", "baremetal")]["source"] == "call"
+    entries = {b["fullname"]: b for b in bench["benchmarks"]}
+    assert set(entries) == {f"test_b.py::test_{t}[{e}]" for t in ("pedantic", "call", "plain")
+                            for e in ("baremetal", "control")}
+    for (test, env), r in samples.items():
+        b = entries[f"{test}[{env}]"]
+        assert b["group"] == test and b["name"] == f"{test.split('::')[1]}[{env}]"
+        assert b["stats"]["data"] == r["samples"]  # the environment's samples, unchanged
+        assert b["stats"]["median"] == pytest.approx(r["median"])
+        assert b["extra_info"]["virt_env"] == env and b["extra_info"]["virt_kind"] == "baremetal"
+    # pedantic's iterations=2: a sample is the time of one call of pause()
+    ped = entries["test_b.py::test_pedantic[control]"]["stats"]["median"]
+    assert 0.003 < ped < 0.04
+    assert bench["virtoverhead"]["baseline"] == "baremetal"
+    assert set(bench["virtoverhead"]["environments"]) == {"baremetal", "control"}
+    # pytest-benchmark's own table shows each environment's entry
+    result.stdout.fnmatch_lines(["*benchmark 'test_b.py::test_pedantic': 2 tests*",
+                                 "*test_pedantic[[]baremetal[]]*", "*test_pedantic[[]control[]]*"])
+
+
+def test_pytest_benchmark_compare_command_reads_the_file(pytester):
+    pytester.makepyfile(test_b=TESTS)
+    pytester.runpytest_subprocess(*AA, "--benchmark-json=b.json", "-k", "pedantic or plain")
+    proc = subprocess.run([sys.executable, "-m", "pytest_benchmark", "compare", "b.json"], cwd=pytester.path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("test_pedantic[baremetal]", "test_pedantic[control]", "test_plain[baremetal]",
+                 "test_plain[control]"):
+        assert name in proc.stdout
+
+
+def test_autosave_and_compare_across_runs(pytester):
+    pytester.makepyfile(test_b=TESTS)
+    first = pytester.runpytest_subprocess(*AA, "--benchmark-autosave", "-k", "plain")
+    first.assert_outcomes(passed=1)
+    [saved] = list((pytester.path / ".benchmarks").rglob("0001_*.json"))
+    names = [b["name"] for b in json.loads(saved.read_text())["benchmarks"]]
+    assert names == ["test_plain[baremetal]", "test_plain[control]"]
+    second = pytester.runpytest_subprocess(*AA, "--benchmark-compare", "-k", "plain")
+    second.assert_outcomes(passed=1)
+    second.stderr.fnmatch_lines(["*Comparing against benchmarks from*0001_*"])
+    for line in ("*test_plain[[]control[]] (0001*", "*test_plain[[]control[]] (NOW)*"):
+        second.stdout.fnmatch_lines([line])  # rows sorted by time: any order
+
+
+def test_no_benchmark_table_when_nothing_asks_for_it(pytester):
+    pytester.makepyfile(test_b=TESTS)
+    result = pytester.runpytest_subprocess(*AA, "-k", "plain")
+    result.assert_outcomes(passed=1)
+    assert "benchmark 'test_b.py::test_plain'" not in result.stdout.str()
+
+
+def test_without_compare_benchmark_runs_on_the_host_as_usual(pytester):
+    pytester.makepyfile(test_b=TESTS.replace('os.environ["VIRTOVERHEAD_ENV"] == "control"', "False"))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--virt-envs=baremetal,control=baremetal",
+                                           "--benchmark-json=b.json", "-k", "pedantic")
+    result.assert_outcomes(passed=1)
+    [entry] = json.loads((pytester.path / "b.json").read_text())["benchmarks"]
+    assert entry["name"] == "test_pedantic" and entry["stats"]["rounds"] == 4
+    assert "virt_env" not in entry["extra_info"]

@@ -1,0 +1,158 @@
+"""``--virt-report``: the self-contained HTML page, and a real headless browser."""
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+from pytest_virtoverhead import htmlreport
+
+pytest.importorskip("matplotlib", reason="the HTML report needs matplotlib: pip install pytest-virtoverhead[report]")
+
+DATA = {
+    "version": 1, "seed": 5, "baseline": "baremetal", "rounds": 3, "session": "abc",
+    "environments": {
+        "baremetal": {"name": "baremetal", "kind": "baremetal", "cpuset": [1]},
+        "vm": {"name": "vm", "kind": "vm", "accel": "tcg", "accel_reason": "KVM guest never said ready",
+               "vcpus": 1, "memory_mb": 1024},
+        "container": {"name": "container", "kind": "container", "unavailable": "no Docker daemon\nmore"},
+    },
+    "tests": [
+        {"test": "t.py::test_a", "envs": ["baremetal", "vm", "container"], "outcome": "measured",
+         "unavailable": {"container": "no Docker daemon"}},
+        {"test": "t.py::test_b", "envs": ["baremetal", "vm"], "outcome": "measured", "unavailable": {}},
+        {"test": "t.py::test_c", "envs": ["baremetal", "vm"], "outcome": "skipped", "skipped": "why", "unavailable": {}},
+    ],
+    "results": [
+        {"test": "t.py::test_a", "env": "baremetal", "samples": [0.010, 0.011, 0.012], "median": 0.011},
+        {"test": "t.py::test_a", "env": "vm", "samples": [0.07, 0.071, 0.08], "median": 0.071,
+         "ratio": 6.45, "ci": [6.0, 7.0]},
+        {"test": "t.py::test_a", "env": "container", "samples": [], "median": None, "unavailable": "no Docker"},
+        {"test": "t.py::test_b", "env": "baremetal", "samples": [1e-6, 2e-6], "median": 1.5e-6},
+        {"test": "t.py::test_b", "env": "vm", "samples": [2e-6, 3e-6], "median": 2.5e-6, "ratio": 1.67,
+         "ci": [1.0, None]},
+        {"test": "t.py::test_c", "env": "baremetal", "samples": [], "median": None},
+    ],
+    "claims": [
+        {"test": "t.py::test_a", "claim": "vm <= 2 * baremetal", "env": "vm", "baseline": "baremetal",
+         "ratio": 6.45, "ci": [6.0, 7.0], "verdict": "fail", "bounds": [None, 2.0]},
+        {"test": "t.py::test_a", "claim": "vm ~= 6.5 * baremetal +- 10%", "env": "vm", "baseline": "baremetal",
+         "ratio": 6.45, "ci": [6.0, 7.0], "verdict": "pass", "bounds": [5.85, 7.15], "p_value": 0.01},
+        {"test": "t.py::test_b", "claim": "vm <= 1.5 * baremetal", "env": "vm", "baseline": "baremetal",
+         "ratio": 1.67, "ci": [1.0, None], "verdict": "inconclusive", "bounds": [None, 1.5]},
+    ],
+}
+
+
+def plots(page):
+    return re.findall(r'<img class="plot" data-test="([^"]+)"', page)
+
+
+def test_page_is_self_contained_with_one_plot_per_measured_test():
+    page = htmlreport.render_html(DATA)
+    assert plots(page) == ["t.py::test_a", "t.py::test_b"]  # test_c measured nothing
+    assert "nothing was measured for this test" in page
+    assert page.count('src="data:image/png;base64,') == 2
+    assert not re.search(r'(src|href)="(https?:)?//', page) and "<script" not in page and "@import" not in page
+    assert "<link" not in page
+
+
+def test_page_shows_verdicts_and_metadata():
+    page = htmlreport.render_html(DATA)
+    assert '<span class="v v-fail">fail</span> <code>vm &lt;= 2 * baremetal</code>' in page
+    assert 'class="v v-inconclusive"' in page and 'class="v v-pass"' in page
+    assert "vm [tcg]" in page and "KVM guest never said ready" in page  # acceleration and why
+    assert "unavailable: no Docker daemon" in page
+    assert "<td class=num>6.450</td><td class=num>[6.000, 7.000]</td>" in page
+    assert "p=0.01" in page
+
+
+def test_missing_matplotlib_says_how_to_get_it(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "matplotlib", None)
+    with pytest.raises(htmlreport.ReportUnavailable, match=r"pip install pytest-virtoverhead\[report\]"):
+        htmlreport.require_matplotlib()
+
+
+def test_option_errors_clearly_without_matplotlib(pytester):
+    pytester.makeconftest("import sys\nsys.modules['matplotlib'] = None\n")
+    pytester.makepyfile("def test_a():\n    pass\n")
+    result = pytester.runpytest_subprocess("--virt-report=r.html", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--virt-report needs matplotlib*pip install pytest-virtoverhead[[]report[]]*"])
+
+
+TESTS = """
+import os, time
+import pytest
+
+def pause(base):
+    time.sleep(base * (2 if os.environ["VIRTOVERHEAD_ENV"] == "control" else 1))
+
+@pytest.mark.virt(claims=["control <= 3 * baremetal", "control >= 1.5 * baremetal"])
+def test_one():
+    pause(0.005)
+
+@pytest.mark.virt(claims=["control ~= baremetal +- 5%"])
+def test_two(benchmark):
+    benchmark.pedantic(pause, args=(0.001,), rounds=3)
+
+def test_unmarked():
+    pass
+"""
+
+
+@pytest.fixture
+def report_run(pytester):
+    pytester.makepyfile(test_r=TESTS)
+    result = pytester.runpytest_subprocess("--virt-compare", "--virt-envs=baremetal,control=baremetal",
+                                           "--virt-rounds=3", "--virt-seed=2", "-p", "no:cacheprovider",
+                                           "--virt-report=out/r.html", "--virt-json=v.json")
+    return pytester, result
+
+
+def test_report_from_a_run(report_run):
+    pytester, result = report_run
+    result.stdout.fnmatch_lines(["*HTML report written to out/r.html*"])
+    page = (pytester.path / "out" / "r.html").read_text()
+    assert plots(page) == ["test_r.py::test_one", "test_r.py::test_two"]
+    # the CLI renders the same run from its JSON
+    from pytest_virtoverhead import cli
+
+    assert cli.main(["report", str(pytester.path / "v.json"), "-o", str(pytester.path / "again.html")]) == 0
+    assert plots((pytester.path / "again.html").read_text()) == plots(page)
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _chromium(*args, timeout=120):
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+                               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                               "--no-first-run", f"--user-data-dir={profile}", *args],
+                              capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium: apt-get install -y --no-install-recommends chromium")
+def test_report_renders_in_headless_chromium(report_run, tmp_path):
+    pytester, _ = report_run
+    url = (pytester.path / "out" / "r.html").resolve().as_uri()
+    dom = _chromium("--dump-dom", url)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert len(re.findall(r"<img[^>]*class=\"plot\"", dom.stdout)) == 2  # one per marked test
+    assert "test_r.py::test_one" in dom.stdout and "test_unmarked" not in dom.stdout
+    shot = tmp_path / "shot.png"
+    run = _chromium(f"--screenshot={shot}", "--window-size=1200,2000", url)
+    assert run.returncode == 0 and shot.exists(), run.stderr[-2000:]
+    import numpy as np
+    from matplotlib import image
+
+    pixels = image.imread(str(shot))[..., :3]
+    assert pixels.shape[:2] == (2000, 1200)
+    assert (pixels.min(axis=2) < 0.9).mean() > 0.01  # not a blank page
+    # the samples' blue (#1e88e5, drawn half transparent) is only in the plots: the PNGs were decoded
+    r, g, b = pixels[..., 0], pixels[..., 1], pixels[..., 2]
+    assert np.count_nonzero((b - r > 0.3) & (b - g > 0.1)) > 20
