@@ -294,8 +294,14 @@ def test_accel_choice(tmp_path, monkeypatch):
 
 
 def test_permission_advice(monkeypatch):
+    import pytest_virtoverhead.envs.vm as vm
+
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    assert 'user = "+0"' in permission_fix("qemu:///system")
+    monkeypatch.setattr(vm, "_qemu_conf_user", lambda: None)
+    assert 'set user = "+0" and group = "+0"' in permission_fix("qemu:///system")
+    assert "restart libvirtd" in permission_fix("qemu:///system")
+    monkeypatch.setattr(vm, "_qemu_conf_user", lambda: "+0")
+    assert "already sets" in permission_fix("qemu:///system")
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert "qemu:///session" in permission_fix("qemu:///system")
     assert "readable" in permission_fix("qemu:///session")

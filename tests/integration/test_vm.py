@@ -257,6 +257,23 @@ def test_panic_or_hang_ends_in_clear_error(pytestconfig, guest, vm_ctx, kernel_a
     env.stop()  # idempotent
 
 
+def test_permission_denied_says_which_fix_applies(pytestconfig, guest, vm_ctx, tmp_path):
+    """A worker the guest cannot execute (here a 0644 'interpreter') gets
+    Permission denied inside the guest: the error names the fix."""
+    fake = tmp_path / "python"
+    fake.write_bytes(b"#!/bin/sh\n")
+    fake.chmod(0o644)
+    ctx = dataclasses.replace(vm_ctx, session_id=f"t{uuid.uuid4().hex[:8]}")
+    backend = backend_class("vm")(EnvSpec("denied", "vm", {"accel": "tcg", "python": str(fake),
+                                                           "boot_retries": "0"}), ctx)
+    with pytest.raises(EnvUnavailable) as info:
+        Environment(backend).start()
+    first = str(info.value).splitlines()[0]
+    assert "Permission denied" in first
+    assert "qemu.conf" in first or "qemu:///session" in first
+    assert not _domains_named(backend.dom_name)
+
+
 def _dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()

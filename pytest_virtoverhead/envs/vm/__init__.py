@@ -76,6 +76,10 @@ def permission_fix(uri: str) -> str:
     if uri.startswith("qemu:///system") or uri.startswith("qemu:///session") and os.geteuid() == 0:
         if os.geteuid() == 0:
             user = _qemu_conf_user()
+            if user in ("+0", "root", "0"):
+                return (f'/etc/libvirt/qemu.conf already sets user = "{user}" (QEMU runs as root): restart '
+                        'libvirtd if that changed since it started (scripts/provision.sh), otherwise the file '
+                        'itself is not readable or executable: check its mode')
             now = f' (it is now {user!r})' if user else " (default: libvirt-qemu)"
             return ('QEMU runs as the user of /etc/libvirt/qemu.conf' + now + ' and cannot read the interpreter, '
                     'virtualenv or project through the 9p share: as root set user = "+0" and group = "+0" in '
@@ -125,6 +129,8 @@ class VMBackend(Backend):
         "disk_cache": "QEMU cache mode of the scratch disk: none, writeback, writethrough, directsync, unsafe "
                       "(default none: O_DIRECT on the host, so the host's page cache does not flatter the guest)",
         "cache9p": "9p cache mode of the read-only host root: loose (default, fastest), mmap, fscache or none",
+        "firmware": "qboot (default where QEMU ships qboot.rom: a minimal firmware that hands over to the "
+                    "kernel at once) or bios (SeaBIOS)",
         "elf": "1 (default): boot the PVH ELF extracted from the bzImage (fast); 0: boot the bzImage",
         "boot_timeout": "seconds for a guest to report ready before it counts as hung (default 60, "
                         "bounded by the session's startup timeout)",
@@ -218,12 +224,17 @@ class VMBackend(Backend):
         disk_cache = self._opt("disk_cache", "none")
         if disk_cache in ("none", "directsync") and not _odirect_ok(self.workdir):
             disk_cache = "writeback"
+        firmware = self._opt("firmware", "qboot")
+        if firmware not in ("qboot", "bios"):
+            raise EnvUnavailable(f"vm option firmware={firmware!r}: use qboot or bios")
+        loader = _qboot_rom() if firmware == "qboot" else None
         dcfg = domain_mod.DomainConfig(
             name=self.dom_name, kernel=image.path, initrd=initrd, cmdline=cmdline,
             console_log=os.path.join(self.workdir, "console.log"),
             worker_socket=os.path.join(self.workdir, "worker.sock"),
             machine=self._opt("machine", "pc"), memory_mb=memory, vcpus=vcpus, cpus=self.ctx.cpus,
             scratch_disk=os.path.join(self.workdir, "scratch.img"), disk_cache=disk_cache, labels=labels,
+            loader=loader,
             title=f"pytest-virtoverhead session {self.ctx.session_id} environment {self.spec.name}")
         scratch_mb = self._int("scratch_size", 1024)
         boot_timeout = min(self._float("boot_timeout", 60.0), self.ctx.startup_timeout)
@@ -261,8 +272,8 @@ class VMBackend(Backend):
             self._console_tail = console
             self.stop()
             if exc.kind == "denied":
-                raise EnvUnavailable(f"the VM guest could not run the worker: Permission denied. "
-                                     f"{permission_fix(uri)}\n--- guest console (tail) ---\n{console}") from None
+                raise EnvUnavailable(f"{exc}: {permission_fix(uri)}\n--- guest console (tail) ---\n{console}"
+                                     ) from None
             raise EnvUnavailable(f"the VM guest did not start its worker: {exc} "
                                  f"(attempts: {'; '.join(self._attempts)})\n--- guest console (tail) ---\n{console}"
                                  ) from None
@@ -284,6 +295,7 @@ class VMBackend(Backend):
             "boot_image": image.format, "boot_image_reason": image.reason, "boot_seconds": round(boot_s, 3),
             "boot_attempts": list(self._attempts), "setup_seconds": round(time.monotonic() - t0 - boot_s, 3),
             "domain": self.dom_name, "cpus_pinned": list(self.ctx.cpus) if self.ctx.cpus else None,
+            "firmware": "qboot" if loader else "bios",
             "scratch": f"virtio disk, ext4, {scratch_mb} MiB, cache={disk_cache}",
             "share": f"host / over 9p read-only (cache={cfg.cache9p})", "nic": None,
             "initramfs_modules": modules, "kernel_cmdline": cmdline,
@@ -377,19 +389,31 @@ class VMBackend(Backend):
             console = self._console(1 << 20)
             if len(console) != console_seen:
                 console_seen = len(console)
-                fatal = FATAL_CONSOLE.search(console)
-                if DENIED_CONSOLE.search(console) and fatal:
-                    failure = BootFailed("denied", "Permission denied")
-                elif fatal:
-                    failure = BootFailed("panic", f"the guest reported: {fatal.group(0).strip()}")
+                if FATAL_CONSOLE.search(console):
+                    failure = BootFailed("panic", "")
             if failure is None and time.monotonic() > deadline:
                 failure = BootFailed("hang", f"no ready from the worker within {timeout:g} s")
         sock.close()
         time.sleep(0.3)  # let the panic trace reach the console log
         self._destroy_domain(libvirt)
+        failure = self._classify(failure)
         failure.console = self._console(4000)
         self._attempts.append(label + failure.kind)
         raise failure
+
+    def _classify(self, failure: BootFailed) -> BootFailed:
+        """Say what the console says: a panic, a failed init step, Permission denied."""
+        console = self._console(1 << 20)
+        fatal = FATAL_CONSOLE.search(console)
+        if fatal and DENIED_CONSOLE.search(console):
+            denied = DENIED_CONSOLE.search(console).group(0).strip()
+            return BootFailed("denied", f"the guest could not run the worker: {denied}")
+        if fatal:
+            text = f"the guest reported: {fatal.group(0).strip()}"
+            if failure.kind == "hang":
+                text = f"{failure}; {text}"
+            return BootFailed("hang" if failure.kind == "hang" else "panic", text)
+        return failure
 
     def stop(self) -> None:
         if self.sock is not None:
@@ -491,6 +515,13 @@ def domain_mod_owner_label() -> str:
     from ..base import OWNER_LABEL
 
     return OWNER_LABEL
+
+
+def _qboot_rom() -> str | None:
+    for path in ("/usr/share/qemu/qboot.rom", "/usr/share/qemu/qboot.bin", "/usr/share/seabios/qboot.rom"):
+        if os.path.isfile(path):
+            return path
+    return None
 
 
 def _is_our_workdir(path: str) -> bool:

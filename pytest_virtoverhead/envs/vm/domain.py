@@ -52,6 +52,7 @@ class DomainConfig:
     labels: dict[str, str] = field(default_factory=dict)
     title: str = ""
     cpu_mode: str | None = None  # default: "maximum" under TCG, "host-passthrough" under KVM
+    loader: str | None = None  # firmware ROM (e.g. qboot.rom); None: QEMU's default (SeaBIOS)
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -111,6 +112,8 @@ def build_xml(cfg: DomainConfig) -> str:
         _sub(tune, "emulatorpin", cpuset=cpuset_string(cfg.cpus))
     os_el = _sub(dom, "os")
     _sub(os_el, "type", "hvm", arch="x86_64", machine=cfg.machine)
+    if cfg.loader:
+        _sub(os_el, "loader", cfg.loader, type="rom", readonly="yes")
     _sub(os_el, "kernel", cfg.kernel)
     _sub(os_el, "initrd", cfg.initrd)
     _sub(os_el, "cmdline", cfg.cmdline)
