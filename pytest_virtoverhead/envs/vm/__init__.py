@@ -350,7 +350,9 @@ class VMBackend(Backend):
         t0 = time.monotonic()
         label = f"{accel}: "
         try:
-            dom = self.conn.createXML(xml, libvirt.VIR_DOMAIN_START_PAUSED)
+            # AUTODESTROY: if this process dies, its libvirt connection closes
+            # and libvirtd destroys the guest at once (reap() is the backstop).
+            dom = self.conn.createXML(xml, libvirt.VIR_DOMAIN_START_PAUSED | libvirt.VIR_DOMAIN_START_AUTODESTROY)
         except libvirt.libvirtError as exc:
             self._attempts.append(label + "libvirt refused the domain")
             raise BootFailed("died", f"libvirt could not create the domain: {exc.get_error_message()}")
