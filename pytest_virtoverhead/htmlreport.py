@@ -33,12 +33,12 @@ COLORS = {PASS: "#2e7d32", FAIL: "#c62828", INCONCLUSIVE: "#ef6c00", "skipped": 
 _RANK = {FAIL: 3, INCONCLUSIVE: 2, PASS: 1, "skipped": 0}
 
 #: Environment metadata shown as columns; the rest goes in a details list.
+#: (column label, metadata keys: the first one present is shown).
 ENV_COLUMNS = [
-    ("kind", "kind"), ("accel", "acceleration"), ("runtime", "runtime"), ("image", "image"),
-    ("kernel", "kernel"), ("guest_kernel_version", "guest kernel"), ("cpuset", "CPU set"),
-    ("cpuset_cpus", "CPU set"), ("vcpus", "vCPUs"), ("cpu_quota", "CPU quota"),
-    ("memory_mb", "memory MiB"), ("memory_limit_mb", "memory limit MiB"), ("mem_limit_mb", "memory limit MiB"),
-    ("start_seconds", "start s"),
+    ("kind", ("kind",)), ("acceleration", ("accel",)), ("runtime", ("runtime",)), ("image", ("image",)),
+    ("kernel", ("guest_kernel_version", "kernel")), ("CPU set", ("cpuset", "cpuset_cpus", "cpus_pinned")),
+    ("vCPUs", ("vcpus",)), ("CPU quota", ("cpu_quota",)),
+    ("memory limit MiB", ("memory_mb", "memory_limit_mb", "mem_limit_mb")), ("start s", ("start_seconds",)),
 ]
 
 
@@ -100,6 +100,14 @@ def _worst(claims: list[dict[str, Any]]) -> str | None:
 # the figure of one test
 
 
+def _plain_log_ticks(ax: Any) -> None:
+    """Log axis with plain numbers (1, 10, 100) and unlabelled minor ticks."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def figure_png(test: dict[str, Any], baseline: str, environments: dict[str, Any]) -> bytes | None:
     """One PNG: ratio and CI per environment with claim thresholds (left),
     samples per environment (right). None when nothing was measured."""
@@ -147,17 +155,22 @@ def figure_png(test: dict[str, Any], baseline: str, environments: dict[str, Any]
         for c in claims:
             ccolor = COLORS.get(c["verdict"], COLORS[None])
             lower, upper = (list(c.get("bounds") or []) + [None, None])[:2]
+            both = _finite(lower) and _finite(upper)
             for bound, sym in ((lower, "≥"), (upper, "≤")):
                 if _finite(bound):
                     xs.append(bound)
                     shades.append((y, bound, "below" if sym == "≥" else "above", ccolor))
                     ax_r.plot([bound, bound], [y - 0.38, y + 0.38], linestyle="--", color=ccolor, linewidth=1.5)
-                    ax_r.annotate(f"{sym}{bound:g}", (bound, y - 0.38), xytext=(2, 1), textcoords="offset points",
+                    if both and sym == "≥":
+                        continue  # a two-sided claim is labelled once, at its upper bound
+                    text = f"{lower:g}–{upper:g}" if both else f"{sym}{bound:g}"
+                    ax_r.annotate(text, (bound, y - 0.38), xytext=(2, 1), textcoords="offset points",
                                   fontsize=7, color=ccolor)
     lo, hi = min(xs), max(xs)
     log = lo > 0 and hi / lo > 20
     if log:
         ax_r.set_xscale("log")
+        _plain_log_ticks(ax_r)
         ax_r.set_xlim(lo / 1.3, hi * 1.3)
     else:
         pad = max((hi - lo) * 0.12, 0.02)
@@ -190,6 +203,7 @@ def figure_png(test: dict[str, Any], baseline: str, environments: dict[str, Any]
     smin, smax = min(all_samples) / scale, max(all_samples) / scale
     if smin > 0 and smax / smin > 20:
         ax_s.set_xscale("log")
+        _plain_log_ticks(ax_s)
     ax_s.set_ylim(-0.7, n - 0.3)
     ax_s.set_yticks(list(range(n)), labels=[""] * n)
     ax_s.set_xlabel(f"sample ({unit}); bar: interquartile range, tick: median")
@@ -238,18 +252,23 @@ def _num(x: Any, digits: int = 3) -> str:
     return f"{x:.{digits}f}" if _finite(x) else "-"
 
 
+def _first(meta: dict[str, Any], keys: tuple[str, ...]) -> tuple[str, Any]:
+    for key in keys:
+        if meta.get(key) not in (None, "", [], {}):
+            return key, meta[key]
+    return keys[0], None
+
+
 def _env_table(environments: dict[str, Any]) -> str:
-    keys: list[tuple[str, str]] = []
-    for key, label in ENV_COLUMNS:
-        if any((m or {}).get(key) not in (None, "", [], {}) for m in environments.values()):
-            keys.append((key, label))
-    head = "".join(f"<th>{_e(label)}</th>" for _, label in keys)
+    columns = [(label, keys) for label, keys in ENV_COLUMNS
+               if any(_first(m or {}, keys)[1] is not None for m in environments.values())]
+    head = "".join(f"<th>{_e(label)}</th>" for label, _ in columns)
     rows = []
     for name, meta in environments.items():
         meta = meta or {}
         cells = []
-        for key, _ in keys:
-            value = meta.get(key)
+        for _, keys in columns:
+            key, value = _first(meta, keys)
             if isinstance(value, list):
                 value = ",".join(map(str, value))
             text = _e(value if value not in (None, "") else "-")
