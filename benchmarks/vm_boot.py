@@ -48,7 +48,7 @@ def main() -> int:
     parser.add_argument("--cache-dir", default=os.path.join(os.path.expanduser("~/.cache"), "pytest-virtoverhead"))
     parser.add_argument("options", nargs="*", help="vm options as KEY=VALUE")
     args = parser.parse_args()
-    options = dict(o.split("=", 1) for o in args.options)
+    options = dict(o.split("=", 1) for o in args.options if o)
     options.setdefault("accel", "tcg")
     # Jobs name functions by module: run them from this file imported as a
     # module, not from __main__ (which the worker cannot import).

@@ -166,6 +166,10 @@ if [ -b /dev/vda ]; then
 else
     say "no scratch disk"
 fi
+# The worker's serial line: at the default 9600 baud the UART's receive
+# timeout (4 character times) adds ~4 ms to every message; 115200 cuts it
+# to ~0.35 ms. The kernel keeps the setting for the worker's open.
+stty -F {WORKER_DEVICE} 115200 raw -echo 2>/dev/null
 say "starting worker"
 env -i {env_args} /bin/busybox chroot $R {worker}
 say "worker exited with status $?"
