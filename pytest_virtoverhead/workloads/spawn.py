@@ -35,7 +35,7 @@ def fork_exec(n: int = 50, program: str = "/bin/true") -> dict[str, Any]:
     Records ``n`` "spawns" (rate in spawns/s). Returns ``seconds``, ``rate``
     and ``spawns_per_s`` (spawns/s), ``unit`` ("spawns/s"), ``spawns``,
     ``ms_per_spawn``, ``program``. With the defaults one call takes about
-    50-80 ms on the host (~1-1.5 ms per spawn).
+    35-70 ms on the host (~0.7-1.5 ms per spawn).
     """
     positive_int("n", n)
     path = _program(program)
