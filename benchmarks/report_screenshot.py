@@ -12,7 +12,6 @@ run's files (report.html, run.json, bench.json) are kept with --keep DIR.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys

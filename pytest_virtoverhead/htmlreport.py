@@ -19,12 +19,11 @@ import base64
 import html
 import io
 import math
-import os
-import tempfile
 import time
 from typing import Any, Iterable
 
 from .claims import FAIL, INCONCLUSIVE, PASS
+from .fsutil import atomic_write
 from .report import format_seconds
 
 INSTALL_HINT = "pip install pytest-virtoverhead[report]"
@@ -366,20 +365,4 @@ def render_html(data: dict[str, Any], *, title: str = "pytest-virtoverhead repor
 
 def write_report(path: str, data: dict[str, Any]) -> None:
     """Render and write atomically."""
-    page = render_html(data)
-    directory = os.path.dirname(os.path.abspath(path)) or "."
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".virt-", suffix=".html.tmp", dir=directory)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; a report is for reading
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(page)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, render_html(data))

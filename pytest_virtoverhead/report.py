@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from typing import Any, Iterable
 
 from . import stats
+from .fsutil import atomic_write
 from .claims import FAIL, INCONCLUSIVE, PASS
 from .session import SKIPPED, ItemResult
 
@@ -185,17 +184,4 @@ def to_json(results: Iterable[ItemResult], metadata: dict[str, dict[str, Any]], 
 
 def write_json_atomic(path: str, data: dict[str, Any]) -> None:
     """Write ``data`` to ``path`` so that readers never see half a file."""
-    directory = os.path.dirname(os.path.abspath(path)) or "."
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".virt-", suffix=".json.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, allow_nan=False, default=str)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, json.dumps(data, indent=1, allow_nan=False, default=str) + "\n")

@@ -1,6 +1,5 @@
 """``--virt-report``: the self-contained HTML page, and a real headless browser."""
 
-import json
 import re
 import shutil
 import subprocess

@@ -1,0 +1,27 @@
+"""Small file-system helpers shared by the reports and the backends.
+Standard library only."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+
+def atomic_write(path: str, data: bytes | str, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the
+    whole new one, never a part (a temporary file beside it, then a rename).
+    ``mode`` is applied before the rename (``mkstemp`` makes 0600)."""
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".virt-", suffix=".tmp", dir=directory)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
