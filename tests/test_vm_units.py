@@ -291,6 +291,10 @@ def test_accel_choice(tmp_path, monkeypatch):
     assert "/dev/kvm does not exist" in accel.choose("auto", cache, "7.2.0", True).reason
     with pytest.raises(RuntimeError, match="accel=kvm"):
         accel.choose("kvm", cache, "7.2.0", True)
+    monkeypatch.setattr(accel, "kvm_device_usable", lambda path="/dev/kvm": (True, "ok"))
+    with pytest.raises(RuntimeError, match="did not report ready within 15 s on this machine"):
+        accel.choose("kvm", cache, "7.2.0", True)  # the cached verdict says KVM guests hang here
+    assert accel.choose("kvm", str(tmp_path / "fresh"), "7.2.0", True).accel == "kvm"
 
 
 def test_permission_advice(monkeypatch):

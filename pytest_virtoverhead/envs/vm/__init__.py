@@ -274,7 +274,13 @@ class VMBackend(Backend):
             if exc.kind == "denied":
                 raise EnvUnavailable(f"{exc}: {permission_fix(uri)}\n--- guest console (tail) ---\n{console}"
                                      ) from None
-            raise EnvUnavailable(f"the VM guest did not start its worker: {exc} "
+            hint = ""
+            if accel == "kvm" and exc.kind == "hang":
+                hint = (" A KVM guest that hangs in early boot usually means nested virtualization does not "
+                        "work here: use --virt-vm-accel=tcg or auto.")
+            if not console.strip():
+                console = "(empty: the guest kernel printed nothing)"
+            raise EnvUnavailable(f"the VM guest did not start its worker: {exc}{hint} "
                                  f"(attempts: {'; '.join(self._attempts)})\n--- guest console (tail) ---\n{console}"
                                  ) from None
         except BaseException:

@@ -94,6 +94,11 @@ def choose(requested: str, cache_dir: str, qemu_version: str, libvirt_has_kvm: b
         if not libvirt_has_kvm:
             raise RuntimeError(f"accel=kvm requested but libvirt offers no KVM domains here ({libvirt_kvm_detail}); "
                                "use --virt-vm-accel=tcg or auto")
+        verdict = load_verdict(cache_dir, machine_key(qemu_version))
+        if verdict is not None and not verdict.get("kvm_works"):
+            raise RuntimeError(f"accel=kvm requested but {verdict.get('detail', 'a KVM guest did not boot')} on "
+                               f"this machine (verdict of {verdict.get('when', '?')}; delete "
+                               f"{_verdict_path(cache_dir)} to try again); use --virt-vm-accel=tcg or auto")
         return AccelChoice("kvm", "requested: accel=kvm")
     if not ok:
         return AccelChoice("tcg", f"auto: {why}")
