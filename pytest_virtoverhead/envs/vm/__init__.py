@@ -276,7 +276,7 @@ class VMBackend(Backend):
                                      ) from None
             hint = ""
             if accel == "kvm" and exc.kind == "hang":
-                hint = (" A KVM guest that hangs in early boot usually means nested virtualization does not "
+                hint = ("; a KVM guest that hangs in early boot usually means nested virtualization does not "
                         "work here: use --virt-vm-accel=tcg or auto.")
             if not console.strip():
                 console = "(empty: the guest kernel printed nothing)"
