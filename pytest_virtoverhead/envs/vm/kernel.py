@@ -18,10 +18,10 @@ import os
 import platform
 import re
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass
 
+from ...fsutil import atomic_write
 from ..base import EnvUnavailable
 
 XEN_ELFNOTE_PHYS32_ENTRY = 18
@@ -235,24 +235,11 @@ def boot_image(kernel: GuestKernel, cache_dir: str, prefer_elf: bool = True) -> 
         reason, elf = "kernel has no PVH entry note (CONFIG_PVH=n)", None
     os.makedirs(kdir, exist_ok=True)
     if elf is None:
-        _atomic_write(marker, reason.encode())
+        atomic_write(marker, reason.encode())
         return BootImage(kernel.path, "bzimage", reason)
     if elf is data:
         return BootImage(kernel.path, "elf-pvh", "the kernel is already an ELF image with a PVH note")
-    _atomic_write(target, elf)
+    atomic_write(target, elf)
     return BootImage(target, "elf-pvh", "ELF extracted from the bzImage")
 
 
-def _atomic_write(path: str, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
