@@ -26,16 +26,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping
 
+from ..envvars import SCRATCH_ENV  # noqa: F401 - re-exported for the backends
 from ..protocol import FrameDecoder, ProtocolError, encode
 
 LABEL_PREFIX = "io.github.pytest-virtoverhead"
 SESSION_LABEL = f"{LABEL_PREFIX}.session"
 OWNER_LABEL = f"{LABEL_PREFIX}.owner"
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-#: Environment variable naming the worker's scratch directory (file I/O
-#: workloads write there): a temp dir on the host, the container's writable
-#: layer or a volume, a VM's scratch disk.
-SCRATCH_ENV = "VIRTOVERHEAD_SCRATCH"
 
 
 # --------------------------------------------------------------------------

@@ -9,11 +9,8 @@ import os
 import tempfile
 from typing import Any
 
+from ..envvars import SCRATCH_ENV
 from ..work import record_work
-
-#: Same name as ``pytest_virtoverhead.envs.base.SCRATCH_ENV`` (not imported
-#: from there, so that workloads do not pull in the environment machinery).
-SCRATCH_ENV = "VIRTOVERHEAD_SCRATCH"
 
 
 def scratch_dir() -> str:

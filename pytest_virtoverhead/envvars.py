@@ -1,0 +1,6 @@
+"""Names of the environment variables a worker's code can read.
+Standard library only, imported inside every environment."""
+
+#: The worker's scratch directory for file I/O: a temporary directory on the
+#: host, the container's writable layer or a volume, the VM's scratch disk.
+SCRATCH_ENV = "VIRTOVERHEAD_SCRATCH"
