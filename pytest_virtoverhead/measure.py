@@ -14,6 +14,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
+from .clock import timer_resolution  # noqa: F401 - part of this module's API
+
 TIMER = time.perf_counter
 #: No sample is asked to be shorter than this many timer resolutions.
 RESOLUTION_FACTOR = 1000
@@ -66,19 +68,6 @@ class BenchResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def timer_resolution() -> float:
-    """The smallest observed nonzero step of the timer (or its stated one)."""
-    stated = time.get_clock_info("perf_counter").resolution
-    best = math.inf
-    for _ in range(20):
-        t0 = TIMER()
-        t1 = TIMER()
-        while t1 == t0:
-            t1 = TIMER()
-        best = min(best, t1 - t0)
-    return max(stated, best)
 
 
 def _time_loops(call: Callable[[], Any], loops: int) -> float:

@@ -16,7 +16,20 @@ import itertools
 import math
 from typing import Sequence
 
-import numpy as np
+
+class _LazyNumpy:
+    """numpy, imported on first use. The plugin loads this module (through
+    session and report) in every pytest run, and importing numpy takes ~0.1 s,
+    which a run without --virt-compare must not pay."""
+
+    def __getattr__(self, name: str):
+        import numpy
+
+        globals()["np"] = numpy
+        return getattr(numpy, name)
+
+
+np = _LazyNumpy()
 
 DEFAULT_RESAMPLES = 5000
 DEFAULT_PERMUTATIONS = 10000

@@ -17,18 +17,20 @@ can never corrupt the stream.
 
 from __future__ import annotations
 
-import argparse
+# The import path is kept lean on purpose: the worker starts on every
+# environment start, and inside a TCG guest each module costs tens of
+# milliseconds (emulated CPU, files over 9p). Modules needed only by some
+# requests (argparse, platform, socket, traceback, importlib.util, typing,
+# and measure with its dataclasses) are imported where they are used.
 import importlib
-import importlib.util
 import os
-import platform
-import socket
 import sys
-import traceback
-from typing import Any, Callable
 
-from . import measure
 from .protocol import FrameDecoder, encode, read_message
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 WORKER_ENV_VAR = "PYTEST_VIRTOVERHEAD_WORKER"
 #: Set in the worker to the name of its environment (``hello`` carries it).
@@ -57,6 +59,8 @@ def _cpu_model() -> str | None:
     for line in info.splitlines():
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
+    import platform
+
     return platform.processor() or None
 
 
@@ -91,27 +95,39 @@ def _cgroup_limits() -> dict[str, Any]:
     return out
 
 
+#: platform.python_implementation()'s spelling, without importing platform.
+_IMPLEMENTATIONS = {"cpython": "CPython", "pypy": "PyPy", "ironpython": "IronPython", "jython": "Jython"}
+
+
+def _python_version() -> str:
+    """platform.python_version(): the version token of sys.version."""
+    return sys.version.split()[0]
+
+
 def facts() -> dict[str, Any]:
     """What the worker can see of its environment."""
     try:
         cpuset = sorted(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cpuset = list(range(os.cpu_count() or 1))
+    from .clock import timer_resolution
+
+    uname = os.uname()
     data: dict[str, Any] = {
-        "kernel": platform.release(),
-        "machine": platform.machine(),
-        "hostname": platform.node(),
+        "kernel": uname.release,
+        "machine": uname.machine,
+        "hostname": uname.nodename,
         "cpu_model": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpuset": cpuset,
         "memory_total_mb": _mem_total_mb(),
         "clocksource": _read("/sys/devices/system/clocksource/clocksource0/current_clocksource"),
-        "python": platform.python_version(),
-        "python_implementation": platform.python_implementation(),
+        "python": _python_version(),
+        "python_implementation": _IMPLEMENTATIONS.get(sys.implementation.name, sys.implementation.name),
         "executable": sys.executable,
         "pid": os.getpid(),
         "cwd": os.getcwd(),
-        "timer_resolution": measure.timer_resolution(),
+        "timer_resolution": timer_resolution(),
     }
     data.update(_cgroup_limits())
     return data
@@ -136,10 +152,12 @@ def resolve_function(ref: dict[str, Any]) -> Callable[..., Any]:
         except ImportError:
             if not path:
                 raise
-            spec = importlib.util.spec_from_file_location(modname, path)
+            from importlib.util import module_from_spec, spec_from_file_location
+
+            spec = spec_from_file_location(modname, path)
             if spec is None or spec.loader is None:
                 raise ImportError(f"cannot load {modname!r} from {path}") from None
-            module = importlib.util.module_from_spec(spec)
+            module = module_from_spec(spec)
             sys.modules[modname] = module
             directory = os.path.dirname(os.path.abspath(path))
             if directory not in sys.path:
@@ -157,6 +175,8 @@ def resolve_function(ref: dict[str, Any]) -> Callable[..., Any]:
 
 
 def error_payload(exc: BaseException) -> dict[str, Any]:
+    import traceback
+
     return {
         "type": type(exc).__name__,
         "module": type(exc).__module__,
@@ -251,6 +271,8 @@ class Worker:
         return fn(*msg.get("args", []), **msg.get("kwargs", {}))
 
     def handle_bench(self, msg: dict) -> Any:
+        from . import measure
+
         fn = resolve_function(msg["fn"])
         options = measure.BenchOptions.from_dict(msg.get("options"))
         result = measure.benchmark(fn, tuple(msg.get("args", [])), msg.get("kwargs", {}), options)
@@ -304,6 +326,8 @@ def _device_transport(path: str) -> tuple[Callable[[int], bytes], Callable[[byte
 
 
 def _socket_transport(path: str) -> tuple[Callable[[int], bytes], Callable[[bytes], Any]]:
+    import socket
+
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(path)
     os.dup2(2, 1)
@@ -311,7 +335,9 @@ def _socket_transport(path: str) -> tuple[Callable[[int], bytes], Callable[[byte
     return sock.recv, sock.sendall
 
 
-def main(argv: list[str] | None = None) -> int:
+def _argparser():
+    import argparse
+
     parser = argparse.ArgumentParser(prog="python -m pytest_virtoverhead.worker",
                                      description=__doc__.split("\n\n")[0])
     where = parser.add_mutually_exclusive_group()
@@ -319,7 +345,40 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--connect", help="talk over this unix socket")
     parser.add_argument("--cwd", help="change to this directory first")
     parser.add_argument("--ready", default="", help="write this line to stderr when serving")
-    args = parser.parse_args(argv)
+    return parser
+
+
+class _Args:
+    def __init__(self, **values: Any):
+        self.__dict__.update(values)
+
+
+def parse_args(argv: list[str]) -> Any:
+    """The command line as :func:`_argparser` reads it. The usual forms
+    (``--name value``, ``--name=value``) are read here without importing
+    argparse (~0.2 s under TCG); anything else (``--help``, abbreviations,
+    mistakes) goes to argparse, which answers or explains."""
+    values: dict[str, Any] = {"device": None, "connect": None, "cwd": None, "ready": ""}
+    i = 0
+    while i < len(argv):
+        name, eq, value = argv[i].partition("=")
+        key = name[2:] if name.startswith("--") else ""
+        if key not in values:
+            return _argparser().parse_args(argv)
+        if not eq:
+            if i + 1 >= len(argv) or argv[i + 1].startswith("-"):
+                return _argparser().parse_args(argv)
+            i += 1
+            value = argv[i]
+        values[key] = value
+        i += 1
+    if values["device"] is not None and values["connect"] is not None:
+        return _argparser().parse_args(argv)
+    return _Args(**values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else list(argv))
     os.environ[WORKER_ENV_VAR] = "1"
     if args.cwd:
         os.chdir(args.cwd)
