@@ -216,6 +216,9 @@ def _stop_quietly(state: VirtState) -> None:
         state.stop()
     except Exception as exc:  # noqa: BLE001 - at exit, say it and go on
         sys.stderr.write(f"pytest-virtoverhead: {exc}\n")
+    except KeyboardInterrupt:  # a third Ctrl-C while stopping: leave at once
+        sys.stderr.write("pytest-virtoverhead: interrupted while stopping environments: what is left is "
+                         "removed by the next session's reaper\n")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import tempfile
 from typing import Any
@@ -78,16 +79,22 @@ class BaremetalBackend(Backend):
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
 
+    def kill(self) -> None:
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        self.stop()
+
     def metadata(self) -> dict[str, Any]:
         return {"python_worker": self.spec.options.get("python") or self.ctx.python,
                 "scratch": self.spec.options.get("scratch") or "tmpdir"}
 
     def diagnostics(self) -> str:
         parts = []
-        if self.proc is not None and self.proc.poll() is not None:
-            parts.append(f"worker exit code: {self.proc.returncode}")
-        elif getattr(self, "_exitcode", None) is not None:
-            parts.append(f"worker exit code: {self._exitcode}")
+        code = self.proc.poll() if self.proc is not None else None
+        code = self._exitcode if code is None else code
+        if code is not None:
+            parts.append(f"worker exit code: {code}" + (f" (killed by {_signal_name(-code)})" if code < 0 else ""))
         if self._stderr is not None:
             try:
                 self._stderr.seek(0, os.SEEK_END)
@@ -99,3 +106,10 @@ class BaremetalBackend(Backend):
             except (OSError, ValueError):
                 pass
         return "\n".join(parts)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"

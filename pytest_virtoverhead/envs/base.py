@@ -257,6 +257,10 @@ class Channel:
         self._lock = threading.Lock()
         self.closed = False
         self.eof = False
+        #: Id of a request sent whose reply has not been taken: set while a
+        #: job runs, and left set when its wait was abandoned (a timeout, a
+        #: Ctrl-C), since the worker may still be running it.
+        self.pending: int | None = None
         self._thread = threading.Thread(target=self._reader, name=f"virt-reader-{env_name}", daemon=True)
         self._thread.start()
 
@@ -310,6 +314,7 @@ class Channel:
                 self.transport.write(frame)
             except OSError as exc:
                 raise WorkerDied(f"cannot write to the worker in {self.env_name!r}: {exc}") from None
+            self.pending = msg_id
             deadline = None if timeout is None else time.monotonic() + timeout
             while True:
                 try:
@@ -326,6 +331,7 @@ class Channel:
                     raise EnvError(f"protocol error from {self.env_name!r}: {msg.get('message')}")
                 if msg.get("id") != msg_id:
                     continue  # an event or a stale reply
+                self.pending = None
                 if msg.get("ok"):
                     return msg.get("result")
                 raise RemoteError(self.env_name, msg.get("error") or {})
@@ -349,6 +355,10 @@ class Backend(abc.ABC):
     def __init__(self, spec: EnvSpec, ctx: RunContext):
         self.spec = spec
         self.ctx = ctx
+        #: Set (from another thread) when the session ends while this
+        #: environment may be starting: a backend with a long start (a VM
+        #: boot) checks it and gives up early.
+        self.cancelled = threading.Event()
 
     @classmethod
     def check_options(cls, options: Mapping[str, str]) -> None:
@@ -368,6 +378,10 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def stop(self) -> None:
         """Stop the worker and remove everything started (idempotent)."""
+
+    def kill(self) -> None:
+        """Like :meth:`stop`, without giving a busy worker time to finish."""
+        self.stop()
 
     def metadata(self) -> dict[str, Any]:
         """Facts only the backend knows (runtime, image, acceleration...)."""
@@ -468,6 +482,8 @@ class Environment:
         if self.running:
             return self
         self._close_channel()
+        if self.backend.cancelled.is_set():
+            raise EnvUnavailable(f"environment {self.name!r} was not started: the session is ending")
         t0 = time.monotonic()
         transport = self.backend.start()
         channel = Channel(transport, self.name)
@@ -506,22 +522,31 @@ class Environment:
         self._channel = None
         self._items = None
 
-    def stop(self) -> None:
-        """Stop the worker and everything the backend started (idempotent)."""
+    def stop(self, graceful: bool = True) -> None:
+        """Stop the worker and everything the backend started (idempotent).
+
+        The worker is asked to shut down first, unless a job may still be
+        running (an interrupted or timed-out request) or ``graceful`` is
+        false: then it is killed at once.
+        """
         channel = self._channel
-        if channel is not None and not channel.eof:
+        busy = channel is not None and channel.pending is not None
+        if graceful and not busy and channel is not None and not channel.eof:
             try:
                 channel.request("shutdown", timeout=5)
             except (EnvError, RemoteError, OSError):
                 pass
         self._close_channel()
-        self.backend.stop()
+        if graceful and not busy:
+            self.backend.stop()
+        else:
+            self.backend.kill()
 
     def recycle(self) -> None:
         """Throw the worker away; the next job starts a new one."""
         self._close_channel()
         try:
-            self.backend.stop()
+            self.backend.kill()
         except Exception:  # noqa: BLE001
             pass
 

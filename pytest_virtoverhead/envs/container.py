@@ -40,6 +40,7 @@ from .base import (
     SCRATCH_ENV,
     SESSION_LABEL,
     Backend,
+    EnvError,
     EnvUnavailable,
     RunContext,
     Transport,
@@ -114,6 +115,27 @@ def _short(exc: BaseException) -> str:
     text = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     text = re.sub(r"\s+", " ", text)
     return text[:300]
+
+
+def _gone_errors() -> tuple[type[BaseException], ...]:
+    """What the SDK raises when the daemon is not there (any more): the
+    connection is refused, reset or times out. Not API errors."""
+    import requests  # noqa: PLC0415 - a dependency of the docker SDK
+
+    return (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError)
+
+
+def _gone_reason(exc: BaseException) -> str:
+    """'Connection refused' rather than requests' nested tuple of reprs."""
+    seen: list[BaseException] = [exc]
+    while seen:
+        e = seen.pop(0)
+        if isinstance(e, OSError) and e.strerror:
+            return e.strerror
+        seen.extend(a for a in e.args if isinstance(a, BaseException))
+        if e.__context__ is not None and len(seen) < 10:
+            seen.append(e.__context__)
+    return _short(exc)
 
 
 def connect(url: str | None = None, timeout: float = 60.0):
@@ -234,6 +256,12 @@ class ContainerBackend(Backend):
         self._meta: dict[str, Any] = {}
         self._stop_lock = threading.Lock()
         self._stopping: int | None = None
+        #: Name of a container being created: a Ctrl-C between the create
+        #: call and its answer must not leave it behind.
+        self._pending_name: str | None = None
+        self._last_container = ""  # "name (id)" of the last container, for diagnostics
+        self._started_at = 0.0
+        self._daemon_gone = ""  # why the daemon did not answer at stop, if it did not
         self._check()
 
     # -- options ------------------------------------------------------------
@@ -268,6 +296,10 @@ class ContainerBackend(Backend):
         if self._client is None:
             self._client = connect(self.spec.options.get("docker_url"), timeout=max(60.0, self.ctx.startup_timeout))
         return self._client
+
+    @property
+    def where(self) -> str:
+        return self.spec.options.get("docker_url") or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
     def _runtime(self) -> str | None:
         wanted = self.spec.options.get("runtime")
@@ -320,8 +352,26 @@ class ContainerBackend(Backend):
         return image, [python, "-c", boot], binds, {"PYTHONPATH": pythonpath}
 
     def start(self) -> Transport:
+        try:
+            return self._start()
+        except _gone_errors() as exc:
+            # The daemon went away (or stopped answering) during the start.
+            self._discard()
+            self._client = None  # the next start pings it again
+            raise EnvUnavailable(f"the Docker daemon at {self.where} stopped answering while the container of "
+                                 f"{self.spec.name!r} was starting ({_gone_reason(exc)}): {HOW_TO_START}") from None
+
+    def _discard(self) -> None:
+        """stop() on a start's failure path: its own errors must not hide the first."""
+        try:
+            self.stop()
+        except Exception:  # noqa: BLE001
+            pass
+
+    def _start(self) -> Transport:
         if self._container_id is not None:
             self.stop()
+        self._daemon_gone = ""
         client = self.client()
         docker = _docker()
         try:
@@ -378,12 +428,16 @@ class ContainerBackend(Backend):
         # attached client goes away, so a dead host leaves no worker behind.
         config["StdinOnce"] = True
         name = self._resource_name("worker")
+        self._pending_name = name
+        self._started_at = time.time()
         try:
             created = api.create_container_from_config(config, name=name)
         except docker.errors.DockerException as exc:
-            self.stop()
+            self._discard()
             raise EnvUnavailable(f"cannot create the container of {self.spec.name!r}: {_short(exc)}") from None
         self._container_id, self._container_name = created["Id"], name
+        self._pending_name = None
+        self._last_container = f"{name} ({created['Id'][:12]})"
         try:
             raw = api.attach_socket(created["Id"], params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
             sock = getattr(raw, "_sock", raw)
@@ -391,7 +445,7 @@ class ContainerBackend(Backend):
             self._transport = transport
             api.start(created["Id"])
         except docker.errors.DockerException as exc:
-            self.stop()
+            self._discard()
             raise EnvUnavailable(self._start_failure(_short(exc), command[0])) from None
         # Wait for the worker's first output here, so that a worker that
         # cannot start (no Python, no pytest in the image) is reported in
@@ -400,14 +454,14 @@ class ContainerBackend(Backend):
             alive = transport.wait_output(self.ctx.startup_timeout)
         except socket.timeout:
             diag = self.diagnostics()
-            self.stop()
+            self._discard()
             raise EnvUnavailable(
                 f"the worker in container {name} wrote nothing within {self.ctx.startup_timeout:g} s\n{diag}".rstrip()
             ) from None
         if not alive:
             stderr = transport.stderr
             self._last_stderr = stderr
-            self.stop()
+            self._discard()
             raise EnvUnavailable(self._exit_failure(stderr, command[0]))
         self._meta = self._collect_metadata(runtime)
         return transport
@@ -474,46 +528,84 @@ class ContainerBackend(Backend):
             transport, self._transport = self._transport, None
             cid, self._container_id = self._container_id, None
             volume, self._volume = self._volume, None
+            pending, self._pending_name = self._pending_name, None
             if transport is not None:
                 self._last_stderr = transport.stderr or self._last_stderr
                 transport.close_stdin()
             client = self._client
             if client is None:
                 return
-            docker = _docker()
-            if cid is not None:
-                try:
-                    self._last_state = client.api.inspect_container(cid).get("State") or {}
-                except docker.errors.DockerException:
-                    pass
-                try:
-                    client.api.remove_container(cid, force=True, v=True)
-                except docker.errors.NotFound:
-                    pass
-                except docker.errors.APIError as exc:
-                    # "removal already in progress": AutoRemove won the race
-                    # (the worker exited on "shutdown"); wait until it is gone.
-                    if "in progress" not in str(exc):
-                        raise
-                self._wait_removed(client, cid)
+            try:
+                self._remove(client, cid or pending, volume, found=cid is not None)
+            except _gone_errors() as exc:
+                if transport is not None:
+                    transport.close()
+                self._daemon_gone = (f"the Docker daemon at {self.where} is not answering ({_gone_reason(exc)}): "
+                                     f"it stopped or restarted, and the worker's stream ended with it; container "
+                                     f"{self._last_container or pending} may exist until the daemon is back "
+                                     "(which removes it, as does the next session)")
+                raise EnvError(self._daemon_gone) from None
             if transport is not None:
                 transport.close()
-            if volume is not None:
+        finally:
+            self._stopping = None
+            self._stop_lock.release()
+
+    def _remove(self, client, cid: str | None, volume: str | None, found: bool) -> None:
+        """Remove container ``cid`` (an id, or the name of one whose creation
+        may have been interrupted: ``found`` false) and ``volume``."""
+        docker = _docker()
+        if cid is not None:
+            if found:
+                self._last_state = self._final_state(client, cid)
+            try:
+                client.api.remove_container(cid, force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                # "removal already in progress": AutoRemove won the race
+                # (the worker exited on "shutdown"); wait until it is gone.
+                if "in progress" not in str(exc):
+                    raise
+            self._wait_removed(client, cid)
+        if volume is not None:
+            try:
+                client.api.remove_volume(volume, force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError:
+                # The container may still be going away; wait for it once.
+                if cid is not None:
+                    self._wait_removed(client, cid)
                 try:
                     client.api.remove_volume(volume, force=True)
                 except docker.errors.NotFound:
                     pass
-                except docker.errors.APIError:
-                    # The container may still be going away; wait for it once.
-                    if cid is not None:
-                        self._wait_removed(client, cid)
-                    try:
-                        client.api.remove_volume(volume, force=True)
-                    except docker.errors.NotFound:
-                        pass
-        finally:
-            self._stopping = None
-            self._stop_lock.release()
+
+    def _final_state(self, client, cid: str) -> dict[str, Any]:
+        """The container's State (Status, ExitCode, OOMKilled); from the
+        daemon's event log when AutoRemove already removed the container."""
+        docker = _docker()
+        try:
+            return client.api.inspect_container(cid).get("State") or {}
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.DockerException:
+            return {}
+        state: dict[str, Any] = {}
+        try:
+            events = client.api.events(since=int(self._started_at) - 1, until=f"{time.time():.6f}",
+                                       filters={"container": cid}, decode=True)
+            for event in events:
+                action = event.get("status") or event.get("Action")
+                if action == "oom":
+                    state["OOMKilled"] = True
+                elif action == "die":
+                    code = (event.get("Actor") or {}).get("Attributes", {}).get("exitCode")
+                    state.update({"Status": "exited (removed)", "ExitCode": int(code) if code else None})
+        except docker.errors.DockerException:
+            pass
+        return state
 
     @staticmethod
     def _wait_removed(client, cid: str, timeout: float = 15.0) -> None:
@@ -530,14 +622,20 @@ class ContainerBackend(Backend):
 
     def diagnostics(self) -> str:
         parts = []
-        if self._container_name:
-            parts.append(f"container: {self._container_name} ({(self._container_id or '')[:12]}), mode {self.mode}")
+        if self._daemon_gone:
+            parts.append(self._daemon_gone)
+        if self._last_container:
+            parts.append(f"container: {self._last_container}, mode {self.mode}")
         state = self._last_state
         if not state and self._container_id and self._client is not None:
             try:
                 state = self._client.api.inspect_container(self._container_id).get("State") or {}
             except Exception:  # noqa: BLE001 - diagnostics must not raise
                 state = {}
+        if state.get("OOMKilled"):
+            limit = f"{int(self.ctx.memory_mb)} MiB" if self.ctx.memory_mb else "its limit"
+            parts.insert(0, f"OOM-killed: the container hit its memory limit ({limit}, --virt-memory) and the "
+                            "kernel's OOM killer ended the worker")
         if state:
             parts.append("container state: " + ", ".join(
                 f"{k}={state.get(k)}" for k in ("Status", "ExitCode", "OOMKilled", "Error") if k in state))

@@ -21,7 +21,7 @@ import tempfile
 import time
 from typing import Any
 
-from ..base import SCRATCH_ENV, Backend, EnvUnavailable, RunContext, SocketTransport, Transport, owner_alive
+from ..base import SCRATCH_ENV, Backend, EnvError, EnvUnavailable, RunContext, SocketTransport, Transport, owner_alive
 from . import accel as accel_mod
 from . import domain as domain_mod
 from . import initramfs, kernel as kernel_mod
@@ -94,7 +94,7 @@ def permission_fix(uri: str) -> str:
 class BootFailed(Exception):
     def __init__(self, kind: str, message: str, console: str = ""):
         super().__init__(message)
-        self.kind = kind  # "hang", "panic", "denied", "died"
+        self.kind = kind  # "hang", "panic", "denied", "died", "cancelled"
         self.console = console
 
 
@@ -147,6 +147,7 @@ class VMBackend(Backend):
         self.sock: socket.socket | None = None
         self._meta: dict[str, Any] = {}
         self._console_tail = ""
+        self._lost = ""  # why libvirt could not be reached to destroy the domain, if it could not
         self._attempts: list[str] = []
         self.boot_paths: tuple[str, str] | None = None
 
@@ -181,7 +182,8 @@ class VMBackend(Backend):
     # -- life cycle ---------------------------------------------------------
 
     def start(self) -> Transport:
-        self.stop()
+        self._stop_quietly()
+        self._lost = ""
         t0 = time.monotonic()
         libvirt = _import_libvirt()
         kern = kernel_mod.discover(self._opt("kernel"), self._opt("modules"))
@@ -250,7 +252,7 @@ class VMBackend(Backend):
                     accel_mod.save_verdict(self.cache_dir, key, True, "a KVM guest booted")
                     reason = "auto: a KVM guest booted (probed now)"
                 except BootFailed as exc:
-                    if exc.kind == "denied":
+                    if exc.kind in ("denied", "cancelled"):
                         raise
                     detail = (f"a KVM guest did not report ready within {probe_timeout:g} s" if exc.kind == "hang"
                               else f"a KVM guest failed to boot ({exc})")
@@ -270,7 +272,9 @@ class VMBackend(Backend):
         except BootFailed as exc:
             console = exc.console
             self._console_tail = console
-            self.stop()
+            self._stop_quietly()
+            if exc.kind == "cancelled":
+                raise EnvUnavailable(f"the VM was not started: {exc}") from None
             if exc.kind == "denied":
                 raise EnvUnavailable(f"{exc}: {permission_fix(uri)}\n--- guest console (tail) ---\n{console}"
                                      ) from None
@@ -284,7 +288,7 @@ class VMBackend(Backend):
                                  f"(attempts: {'; '.join(self._attempts)})\n--- guest console (tail) ---\n{console}"
                                  ) from None
         except BaseException:
-            self.stop()
+            self._stop_quietly()
             raise
         self.sock = sock
         live_machine = dcfg.machine
@@ -313,7 +317,13 @@ class VMBackend(Backend):
             return
         try:
             dom = self.conn.lookupByName(self.dom_name)
-        except libvirt.libvirtError:
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                self._lost = (
+                    f"cannot reach libvirt at {self.uri} to destroy domain {self.dom_name} "
+                    f"({exc.get_error_message()}): libvirtd stopped or restarted, or the connection broke. "
+                    "If libvirtd still runs, it destroyed the guest with the connection (AUTODESTROY); "
+                    "otherwise the guest runs until libvirtd is back, and the next session removes it")
             return
         try:
             persistent = dom.isPersistent()
@@ -344,6 +354,8 @@ class VMBackend(Backend):
         """Boot once; return (socket, bytes read so far, seconds to ready) or raise BootFailed."""
         from ...protocol import FrameDecoder
 
+        if self.cancelled.is_set():
+            raise BootFailed("cancelled", "not booted: the session is ending")
         self._destroy_domain(libvirt)
         for path in (dcfg.console_log, dcfg.worker_socket, dcfg.scratch_disk):
             try:
@@ -394,6 +406,9 @@ class VMBackend(Backend):
             except OSError as exc:
                 failure = BootFailed("died", f"the worker socket failed: {exc}")
                 break
+            if self.cancelled.is_set():
+                failure = BootFailed("cancelled", "boot abandoned: the session is ending (interrupted)")
+                break
             console = self._console(1 << 20)
             if len(console) != console_seen:
                 console_seen = len(console)
@@ -423,7 +438,18 @@ class VMBackend(Backend):
             return BootFailed("hang" if failure.kind == "hang" else "panic", text)
         return failure
 
+    def _stop_quietly(self) -> None:
+        """stop() on a start's own paths: its errors must not hide the first."""
+        try:
+            self.stop()
+        except EnvError:
+            pass
+
     def stop(self) -> None:
+        """Destroy the domain and remove its work directory (idempotent).
+        Raises EnvError, after removing what it can, when libvirt could not
+        be reached to destroy the domain."""
+        lost_before = self._lost
         if self.sock is not None:
             try:
                 self.sock.close()
@@ -448,13 +474,16 @@ class VMBackend(Backend):
             except Exception:  # noqa: BLE001
                 pass
             self.conn = None
+        if self._lost and self._lost != lost_before:
+            raise EnvError(self._lost)
 
     def metadata(self) -> dict[str, Any]:
         return dict(self._meta)
 
     def diagnostics(self) -> str:
         tail = self._console(4000)
-        parts = [f"domain {self.dom_name} ({self.uri})"]
+        parts = [self._lost] if self._lost else []
+        parts.append(f"domain {self.dom_name} ({self.uri})")
         if self._attempts:
             parts.append("boot attempts: " + "; ".join(self._attempts))
         if tail.strip():
