@@ -412,10 +412,10 @@ def get_environment(config: pytest.Config, name: str):
         return state.pool.get(name)
     except EnvUnavailable as exc:
         reason = str(exc)
-        if state.settings.required(spec):
-            pytest.fail(f"environment {name!r} is required (--virt-require) but unavailable: {reason}",
-                        pytrace=False)
-        pytest.skip(f"{name}: {reason.splitlines()[0]}")
+    # Outside the except block, so the report is the message alone.
+    if state.settings.required(spec):
+        pytest.fail(f"environment {name!r} is required (--virt-require) but unavailable: {reason}", pytrace=False)
+    pytest.skip(f"{name}: {reason.splitlines()[0]}")
 
 
 def _make_env_fixture(kind: str):

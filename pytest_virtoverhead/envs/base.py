@@ -305,6 +305,7 @@ class Channel:
 
     def request(self, op: str, timeout: float | None = None, **fields: Any) -> Any:
         """Send one request and return its result (raise on error)."""
+        __tracebackhide__ = True  # pytest shows the caller's line and the remote traceback, not this
         with self._lock:
             if self.eof:
                 raise WorkerDied(f"worker in {self.env_name!r} is gone")
@@ -551,6 +552,7 @@ class Environment:
             pass
 
     def _request(self, op: str, timeout: float | None = None, **fields: Any) -> Any:
+        __tracebackhide__ = True
         self.start()
         assert self._channel is not None
         timeout = self.ctx.job_timeout if timeout is None else timeout
@@ -570,6 +572,7 @@ class Environment:
 
     def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call ``fn(*args, **kwargs)`` once inside the environment."""
+        __tracebackhide__ = True
         ref = function_ref(fn)
         for i, arg in enumerate(args):
             check_json(arg, f"positional argument {i} of {ref['qualname']}")
@@ -579,12 +582,14 @@ class Environment:
 
     def benchmark(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Measurement:
         """Calibrated, repeated timing of ``fn(*args, **kwargs)`` in the environment."""
+        __tracebackhide__ = True
         return self.pedantic(fn, args=args, kwargs=kwargs)
 
     def pedantic(self, fn: Callable[..., Any], args: tuple = (), kwargs: Mapping[str, Any] | None = None,
                  **options: Any) -> Measurement:
         """Like :meth:`benchmark`, with timing options (``samples``,
         ``warmup``, ``sample_time``, ``gc``, ``max_time``) given explicitly."""
+        __tracebackhide__ = True
         ref = function_ref(fn)
         kwargs = dict(kwargs or {})
         for i, arg in enumerate(args):

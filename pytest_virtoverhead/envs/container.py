@@ -371,7 +371,7 @@ class ContainerBackend(Backend):
     def _start(self) -> Transport:
         if self._container_id is not None:
             self.stop()
-        self._daemon_gone = ""
+        self._daemon_gone, self._last_state, self._last_stderr = "", {}, ""  # of the last container
         client = self.client()
         docker = _docker()
         try:
