@@ -84,8 +84,11 @@ def filesystem_type(path: str) -> str:
 
 
 def _no_space(directory: str, needed: int | None = None) -> NoSpaceError:
+    existing = directory
+    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)  # the directory may be cleaned up already
     try:
-        free = f"{shutil.disk_usage(directory).free / MiB:.1f} MiB free"
+        free = f"{shutil.disk_usage(existing).free / MiB:.1f} MiB free"
     except OSError:
         free = "free space unknown"
     need = f"needed {needed / MiB:.1f} MiB, " if needed else ""
