@@ -13,40 +13,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from pytest_virtoverhead.envs import EnvSpec, Environment, RunContext, backend_class  # noqa: E402
-
-
-def quantiles(xs: list[float]) -> tuple[float, float, float]:
-    xs = sorted(xs)
-    pick = lambda q: xs[min(len(xs) - 1, int(q * len(xs)))]  # noqa: E731
-    return statistics.median(xs), pick(0.1), pick(0.9)
+from common import RunContext, measure_env, quantiles  # noqa: E402  (benchmarks/common.py)
 
 
 def measure(kind: str, options: dict[str, str], starts: int, calls: int, ctx: RunContext) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {"start": [], "first": [], "call": []}
-    for i in range(starts):
-        env = Environment(backend_class(kind)(EnvSpec(kind, kind, options), ctx))
-        t0 = time.perf_counter()
-        env.start()
-        out["start"].append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        env.run(os.getpid)
-        out["first"].append(time.perf_counter() - t0)
-        if i == starts - 1:
-            for _ in range(50):  # warm up
-                env.run(os.getpid)
-            for _ in range(calls):
-                t0 = time.perf_counter()
-                env.run(os.getpid)
-                out["call"].append(time.perf_counter() - t0)
-        env.stop()
-    return out
+    """Start to ready and first call per start; warm calls in the last one."""
+    return measure_env(kind, options, starts, calls, ctx, job=os.getpid)
 
 
 def main() -> int:

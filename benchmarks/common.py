@@ -1,0 +1,119 @@
+"""Helpers shared by the benchmark scripts (not a test module, not installed).
+
+- :func:`machine`: what the numbers were measured on (CPU, cores, kernel, load);
+- :func:`quantiles`: median / p10 / p90 of a list;
+- :func:`measure_env`: start an environment several times (start to worker
+  ready, first call) and time warm no-op calls into the last one;
+- :func:`noop`: an empty job, importable by the worker as ``common.noop``.
+
+Jobs are named by module, so a script that passes a function defined here to
+``env.run`` must import this file as the module ``common`` (the scripts put
+their own directory first on ``sys.path``), not run it as ``__main__``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+for _p in (ROOT, HERE):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+from pytest_virtoverhead.envs import EnvSpec, Environment, RunContext, backend_class  # noqa: E402
+
+
+def noop() -> None:
+    """An empty job."""
+    return None
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine() -> dict[str, Any]:
+    """The machine the numbers come from, with its load right now."""
+    return {
+        "hostname": platform.node(),
+        "cpu_model": cpu_model(),
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "os": _os_release(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+    }
+
+
+def _os_release() -> str:
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return platform.system()
+
+
+def quantiles(xs: list[float]) -> tuple[float, float, float]:
+    """(median, p10, p90) of ``xs`` (nearest rank for the tails)."""
+    xs = sorted(xs)
+    pick = lambda q: xs[min(len(xs) - 1, int(q * len(xs)))]  # noqa: E731
+    return statistics.median(xs), pick(0.1), pick(0.9)
+
+
+def make_env(kind: str, options: dict[str, str], ctx: RunContext, name: str | None = None) -> Environment:
+    return Environment(backend_class(kind)(EnvSpec(name or kind, kind, options), ctx))
+
+
+def measure_env(kind: str, options: dict[str, str], starts: int, calls: int, ctx: RunContext,
+                job: Callable[[], Any] = os.getpid, warmup: int = 50,
+                log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Start ``kind`` ``starts`` times (a fresh environment each time: start
+    to worker ready, i.e. Environment.start() including the ``hello`` reply,
+    then the first call); in the last one, time ``calls`` warm calls of
+    ``job`` after ``warmup`` untimed ones. Times are host wall clock, seconds.
+
+    Returns {"start", "first", "call": [seconds...], "boot": [backend boot
+    seconds (VMs)], "metadata": the last environment's metadata}.
+    """
+    out: dict[str, Any] = {"start": [], "first": [], "call": [], "boot": [], "metadata": {}}
+    for i in range(starts):
+        env = make_env(kind, options, ctx)
+        try:
+            t0 = time.perf_counter()
+            env.start()
+            out["start"].append(time.perf_counter() - t0)
+            if "boot_seconds" in env.metadata:
+                out["boot"].append(env.metadata["boot_seconds"])
+            t0 = time.perf_counter()
+            env.run(job)
+            out["first"].append(time.perf_counter() - t0)
+            if i == starts - 1:
+                for _ in range(warmup):
+                    env.run(job)
+                for _ in range(calls):
+                    t0 = time.perf_counter()
+                    env.run(job)
+                    out["call"].append(time.perf_counter() - t0)
+                out["metadata"] = env.metadata
+        finally:
+            env.stop()
+        if log:
+            log(f"{kind} start {i + 1}/{starts}: {out['start'][-1]:.3f} s")
+    return out
