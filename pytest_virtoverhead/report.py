@@ -126,7 +126,9 @@ def environment_lines(metadata: dict[str, dict[str, Any]]) -> list[str]:
             out.append(f"{name} ({meta.get('kind')}): unavailable: {meta['unavailable'].splitlines()[0]}")
             continue
         parts = [meta.get("kind", "?")]
-        for key in ("accel", "runtime", "image", "kernel", "cpuset", "memory_limit_mb", "vcpus", "memory_mb",
+        # A guest's own cpuset numbers its vCPUs; the host CPUs it is pinned to say more.
+        cpu_key = "cpus_pinned" if meta.get("kind") == "vm" else "cpuset"
+        for key in ("accel", "runtime", "image", "kernel", cpu_key, "memory_limit_mb", "vcpus", "memory_mb",
                     "clocksource", "start_seconds"):
             if meta.get(key) not in (None, "", []):
                 parts.append(f"{key}={meta[key]}")
