@@ -35,7 +35,7 @@ _RANK = {FAIL: 3, INCONCLUSIVE: 2, PASS: 1, "skipped": 0}
 #: (column label, metadata keys: the first one present is shown).
 ENV_COLUMNS = [
     ("kind", ("kind",)), ("acceleration", ("accel",)), ("runtime", ("runtime",)), ("image", ("image",)),
-    ("kernel", ("guest_kernel_version", "kernel")), ("CPU set", ("cpuset", "cpuset_cpus", "cpus_pinned")),
+    ("kernel", ("guest_kernel_version", "kernel")), ("CPU set", ("cpus_pinned", "cpuset_cpus", "cpuset")),
     ("vCPUs", ("vcpus",)), ("CPU quota", ("cpu_quota",)),
     ("memory limit MiB", ("memory_mb", "memory_limit_mb", "mem_limit_mb")), ("start s", ("start_seconds",)),
 ]
