@@ -256,3 +256,42 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
             continue  # the backend reports itself unavailable when used
         cls.check_options(sp.options)
     return s
+
+
+@dataclass
+class ItemPlan:
+    """What the ``virt`` marker of one test asks for."""
+
+    claims: list[Claim]
+    envs: list[str]
+    rounds: int
+
+
+def plan_for_marker(nodeid: str, args: tuple, kwargs: Mapping[str, Any], settings: Settings) -> ItemPlan:
+    """Read ``@pytest.mark.virt(claims=[...], envs=[...], rounds=N)`` of one
+    test against the run's settings; ValueError names the test."""
+    unknown = set(kwargs) - {"claims", "envs", "rounds"}
+    if unknown or args:
+        raise ValueError(f"{nodeid}: @pytest.mark.virt takes claims=[...], envs=[...] and rounds=N "
+                         f"as keywords; got {args or ''} {sorted(unknown) or ''}".rstrip())
+    names = settings.env_names
+    wanted = kwargs.get("envs") or names
+    if isinstance(wanted, str):
+        wanted = [wanted]
+    for name in wanted:
+        if name not in names:
+            raise ValueError(f"{nodeid}: @pytest.mark.virt(envs=...) names unknown environment "
+                             f"{name!r}; environments of this run: {', '.join(names)}")
+    envs = [n for n in names if n in wanted or n == settings.baseline]
+    texts = kwargs.get("claims") or []
+    claims = parse_claims([texts] if isinstance(texts, str) else texts, nodeid, names)
+    claims += [c for c in settings.claims if c not in claims]
+    if kwargs.get("envs"):
+        # Claims about environments this test does not run in do not apply.
+        claims = [c for c in claims if c.env in envs and c.baseline in envs]
+    rounds = kwargs.get("rounds")
+    try:
+        rounds = settings.rounds if rounds is None else positive_int(rounds, "rounds")
+    except ValueError as exc:
+        raise ValueError(f"{nodeid}: @pytest.mark.virt: {exc}") from None
+    return ItemPlan(claims, envs, rounds)

@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 
 from . import benchjson, htmlreport
-from .claims import Claim, ClaimError, check_envs, parse_claim
-from .config import DEFAULT_ENVS, Settings, build_settings, positive_int
+from .config import DEFAULT_ENVS, ItemPlan, Settings, build_settings, plan_for_marker
 from .envs import KINDS
 from .envs.base import EnvUnavailable, RunContext
 from .progress import Progress
@@ -29,13 +28,6 @@ from .worker import WORKER_ENV_VAR
 STATE_KEY = pytest.StashKey["VirtState"]()
 ITEM_KEY = pytest.StashKey["ItemPlan"]()
 MARKER = "virt"
-
-
-class ItemPlan:
-    """What the marker of one test asks for."""
-
-    def __init__(self, claims: list[Claim], envs: list[str], rounds: int):
-        self.claims, self.envs, self.rounds = claims, envs, rounds
 
 
 class VirtState:
@@ -246,40 +238,10 @@ def _plan(item: pytest.Item, settings: Settings) -> ItemPlan | None:
     marker = item.get_closest_marker(MARKER)
     if marker is None:
         return None
-    unknown = set(marker.kwargs) - {"claims", "envs", "rounds"}
-    if unknown or marker.args:
-        raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.virt takes claims=[...], envs=[...] and rounds=N "
-                                f"as keywords; got {marker.args or ''} {sorted(unknown) or ''}".rstrip())
-    names = settings.env_names
-    envs = marker.kwargs.get("envs") or names
-    if isinstance(envs, str):
-        envs = [envs]
-    for name in envs:
-        if name not in names:
-            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.virt(envs=...) names unknown environment "
-                                    f"{name!r}; environments of this run: {', '.join(names)}")
-    envs = [n for n in names if n in envs or n == settings.baseline]
-    texts = marker.kwargs.get("claims") or []
-    if isinstance(texts, str):
-        texts = [texts]
-    claims = []
-    for text in texts:
-        try:
-            claim = parse_claim(text)
-            check_envs(claim, names)
-        except ClaimError as exc:
-            raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
-        claims.append(claim)
-    for claim in settings.claims:
-        if claim not in claims:
-            claims.append(claim)
-    rounds = marker.kwargs.get("rounds")
     try:
-        rounds = settings.rounds if rounds is None else positive_int(rounds, "rounds")
+        return plan_for_marker(item.nodeid, marker.args, marker.kwargs, settings)
     except ValueError as exc:
-        raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.virt: {exc}") from None
-    claims = [c for c in claims if c.env in envs and c.baseline in envs] if marker.kwargs.get("envs") else claims
-    return ItemPlan(claims, envs, rounds)
+        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:

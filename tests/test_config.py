@@ -97,3 +97,21 @@ def test_require_by_kind_and_all():
     assert s.required(s.spec("control")) and s.required(s.spec("baremetal"))
     s = build_settings({"envs": "baremetal,control=baremetal", "require": ["control"]})
     assert s.required(s.spec("control")) and not s.required(s.spec("baremetal"))
+
+
+def test_plan_for_marker():
+    from pytest_virtoverhead.config import plan_for_marker
+
+    s = build_settings({"envs": "baremetal,container,vm", "cli_claims": ["vm <= 9 * baremetal"], "rounds": "4"})
+    plan = plan_for_marker("t.py::a", (), {"claims": "container <= 2 * baremetal"}, s)
+    assert plan.envs == ["baremetal", "container", "vm"] and plan.rounds == 4
+    assert [c.text for c in plan.claims] == ["container <= 2 * baremetal", "vm <= 9 * baremetal"]
+    # envs= keeps the baseline and drops claims about other environments
+    plan = plan_for_marker("t.py::a", (), {"envs": ["container"], "rounds": 2}, s)
+    assert plan.envs == ["baremetal", "container"] and plan.claims == [] and plan.rounds == 2
+    with pytest.raises(ValueError, match=r"t.py::a: @pytest.mark.virt takes claims"):
+        plan_for_marker("t.py::a", ("x",), {}, s)
+    with pytest.raises(ValueError, match=r"t.py::a: invalid claim at column 1"):
+        plan_for_marker("t.py::a", (), {"claims": ["kvm <= 2 * baremetal"]}, s)
+    with pytest.raises(ValueError, match=r"rounds: must be at least 1"):
+        plan_for_marker("t.py::a", (), {"rounds": 0}, s)
