@@ -22,7 +22,7 @@ from .envs import KINDS
 from .envs.base import EnvUnavailable, RunContext
 from .progress import Progress
 from .report import JSON_VERSION, claim_lines, environment_lines, table_lines, to_json, write_json_atomic
-from .session import Comparator, EnvironmentPool, ItemResult
+from .session import Comparator, EnvironmentPool, ItemResult, outcome_of
 from .worker import WORKER_ENV_VAR
 
 STATE_KEY = pytest.StashKey["VirtState"]()
@@ -305,50 +305,22 @@ def _required_missing(state: VirtState, result: ItemResult) -> list[str]:
 
 
 def _log_reports(item: pytest.Item, state: VirtState, result: ItemResult, start: float, stop: float) -> None:
-    keywords = {k: 1 for k in item.keywords}
-    sections: list[tuple[str, str]] = []
-    common = {"nodeid": item.nodeid, "location": item.location, "keywords": keywords}
+    """Report a compared test to pytest (terminal, junitxml...) as if it had run here."""
     for name, (ratio, ci) in result.ratios.items():
         item.user_properties.append((f"virt_ratio_{name}", f"{ratio:.4f} [{ci[0]:.4f}, {ci[1]:.4f}]"))
-    missing = _required_missing(state, result)
-    outcome, longrepr = "passed", None
-    if missing:
-        outcome = "failed"
-        longrepr = "required environment(s) could not start (--virt-require):\n" + "\n".join(missing)
-    elif result.failure:
-        outcome, longrepr = "failed", result.failure[1]
-    elif result.skipped:
-        outcome = "skipped"
-        longrepr = (str(item.location[0]), (item.location[1] or 0) + 1, result.skipped[1].splitlines()[0])
-    else:
-        bad = result.failed_claims(state.settings.strict)
-        if bad and not state.settings.gate:
-            sections.append(("virtoverhead findings (not gating)", "\n".join(c.message() for c in bad)))
-        elif bad:
-            outcome = "failed"
-            longrepr = "\n".join(c.message() for c in bad)
-        elif all(n in result.unavailable for n in result.envs if n != result.baseline) and result.unavailable:
-            outcome = "skipped"
-            first = next(iter(result.unavailable.items()))
-            longrepr = (str(item.location[0]), (item.location[1] or 0) + 1,
-                        f"no environment to compare with: {first[0]}: {first[1].splitlines()[0]}")
-    notes = [f"{n}: unavailable: {r.splitlines()[0]}" for n, r in result.unavailable.items()]
-    if notes:
-        sections.append(("virtoverhead", "\n".join(notes)))
+    end = outcome_of(result, strict=state.settings.strict, gate=state.settings.gate,
+                     required_missing=_required_missing(state, result))
+    longrepr: Any = end.text
+    if end.outcome == "skipped":
+        longrepr = (str(item.location[0]), (item.location[1] or 0) + 1, end.text or "")
     for when in ("setup", "call", "teardown"):
+        call = when == "call"
         rep = pytest.TestReport(
-            **common,
-            outcome=outcome if when == "call" else "passed",
-            longrepr=longrepr if when == "call" else None,
-            when=when,
-            sections=sections if when == "call" else (),
-            duration=(stop - start) if when == "call" else 0.0,
-            start=start,
-            stop=stop,
-            user_properties=item.user_properties,
+            nodeid=item.nodeid, location=item.location, keywords={k: 1 for k in item.keywords},
+            outcome=end.outcome if call else "passed", longrepr=longrepr if call else None, when=when,
+            sections=end.sections if call else (), duration=(stop - start) if call else 0.0,
+            start=start, stop=stop, user_properties=item.user_properties,
         )
-        if when == "call" and outcome == "skipped":
-            rep.outcome = "skipped"
         item.ihook.pytest_runtest_logreport(report=rep)
 
 

@@ -437,6 +437,42 @@ class Comparator:
                                              p_value=p, accel=accel))
 
 
+@dataclass
+class Outcome:
+    """How a compared test ends: ``passed``, ``failed`` or ``skipped``, the
+    text pytest shows, and extra report sections."""
+
+    outcome: str
+    text: str | None = None
+    sections: list[tuple[str, str]] = field(default_factory=list)
+
+
+def outcome_of(result: ItemResult, *, strict: bool, gate: bool, required_missing: list[str]) -> Outcome:
+    """Decide a compared test's outcome from what was measured."""
+    out = Outcome("passed")
+    if required_missing:
+        out.outcome = "failed"
+        out.text = "required environment(s) could not start (--virt-require):\n" + "\n".join(required_missing)
+    elif result.failure:
+        out.outcome, out.text = "failed", result.failure[1]
+    elif result.skipped:
+        out.outcome, out.text = "skipped", result.skipped[1].splitlines()[0]
+    else:
+        bad = result.failed_claims(strict)
+        if bad and not gate:
+            out.sections.append(("virtoverhead findings (not gating)", "\n".join(c.message() for c in bad)))
+        elif bad:
+            out.outcome, out.text = "failed", "\n".join(c.message() for c in bad)
+        elif result.unavailable and all(n in result.unavailable for n in result.envs if n != result.baseline):
+            name, reason = next(iter(result.unavailable.items()))
+            out.outcome = "skipped"
+            out.text = f"no environment to compare with: {name}: {reason.splitlines()[0]}"
+    notes = [f"{n}: unavailable: {r.splitlines()[0]}" for n, r in result.unavailable.items()]
+    if notes:
+        out.sections.append(("virtoverhead", "\n".join(notes)))
+    return out
+
+
 def ratio_and_ci(env: list[float], base: list[float], seed: int) -> tuple[float, tuple[float, float]]:
     ratio = stats.ratio_of_medians(env, base)
     if len(env) < 2 or len(base) < 2:
