@@ -44,10 +44,9 @@ class EnvironmentPool:
     during :meth:`stop_all` kills what is left without waiting for workers.
     """
 
-    def __init__(self, settings: Settings, ctx: RunContext, bench_defaults: dict[str, Any] | None = None):
+    def __init__(self, settings: Settings, ctx: RunContext):
         self.settings = settings
         self.ctx = ctx
-        self.bench_defaults = bench_defaults or {}
         self._envs: dict[str, Environment] = {}
         self._failed: dict[str, str] = {}
         self._reaped: set[str] = set()
@@ -97,7 +96,7 @@ class EnvironmentPool:
                     self._failed[name] = f"{spec.kind} environments need a module that is missing: {exc}"
                     raise EnvUnavailable(self._failed[name]) from None
                 self._reap(spec.kind, cls)
-                env = Environment(cls(spec, self.ctx), self.bench_defaults)
+                env = Environment(cls(spec, self.ctx))
                 self._envs[name] = env
         try:
             env.start()
@@ -416,10 +415,21 @@ class Comparator:
         """Ratios against the baseline and verdicts on every claim."""
         s = self.settings
         result.claims = []
-        base = result.samples.get(s.baseline)
-        for name, samples in result.samples.items():
-            if base and name != s.baseline:
-                result.ratios[name] = ratio_and_ci(samples, base, stable_seed(s.seed, result.nodeid, name, s.baseline))
+        pairs: dict[tuple[str, str], tuple[float, tuple[float, float]]] = {}
+
+        def ratio(env: str, base: str) -> tuple[float, tuple[float, float]]:
+            # One bootstrap per pair: a claim against the run's baseline
+            # reuses the table's ratio (same samples, same seed).
+            if (env, base) not in pairs:
+                pairs[env, base] = ratio_and_ci(result.samples[env], result.samples[base],
+                                                stable_seed(s.seed, result.nodeid, env, base))
+            return pairs[env, base]
+
+        if s.baseline in result.samples:
+            for name in result.samples:
+                if name != s.baseline:
+                    result.ratios[name] = ratio(name, s.baseline)
+        metadata = self.pool.metadata()
         for claim in claims:
             missing = [n for n in claim.envs if n not in result.samples]
             if missing:
@@ -427,13 +437,13 @@ class Comparator:
                 result.claims.append(ClaimResult(result.nodeid, claim, math.nan, (math.nan, math.nan),
                                                  SKIPPED, reason=reasons))
                 continue
-            a, b = result.samples[claim.env], result.samples[claim.baseline]
-            ratio, ci = ratio_and_ci(a, b, stable_seed(s.seed, result.nodeid, claim.env, claim.baseline))
+            r, ci = ratio(claim.env, claim.baseline)
             p = None
             if with_p:
-                p = stats.permutation_test(a, b, seed=stable_seed(s.seed, result.nodeid, "perm"))
-            accel = self.pool.metadata().get(claim.env, {}).get("accel")
-            result.claims.append(ClaimResult(result.nodeid, claim, ratio, ci, claim.verdict(ratio, ci),
+                p = stats.permutation_test(result.samples[claim.env], result.samples[claim.baseline],
+                                           seed=stable_seed(s.seed, result.nodeid, "perm"))
+            accel = metadata.get(claim.env, {}).get("accel")
+            result.claims.append(ClaimResult(result.nodeid, claim, r, ci, claim.verdict(r, ci),
                                              p_value=p, accel=accel))
 
 

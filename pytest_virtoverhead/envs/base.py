@@ -431,6 +431,17 @@ def check_json(value: Any, what: str) -> None:
         ) from None
 
 
+def call_fields(fn: Callable[..., Any], args: tuple, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The request fields naming ``fn`` and its arguments, each argument
+    checked to cross as JSON (the error names the one that cannot)."""
+    ref = function_ref(fn)
+    for i, arg in enumerate(args):
+        check_json(arg, f"positional argument {i} of {ref['qualname']}")
+    for key, arg in kwargs.items():
+        check_json(arg, f"argument {key!r} of {ref['qualname']}")
+    return {"fn": ref, "args": list(args), "kwargs": dict(kwargs)}
+
+
 @dataclass
 class Measurement:
     """Result of :meth:`Environment.benchmark`."""
@@ -452,13 +463,12 @@ class Measurement:
 class Environment:
     """A started (or startable) environment: what the fixtures return."""
 
-    def __init__(self, backend: Backend, bench_defaults: Mapping[str, Any] | None = None):
+    def __init__(self, backend: Backend):
         self.backend = backend
         self.spec = backend.spec
         self.name = backend.spec.name
         self.kind = backend.spec.kind
         self.ctx = backend.ctx
-        self.bench_defaults = dict(bench_defaults or {})
         self._channel: Channel | None = None
         self._metadata: dict[str, Any] = {"name": self.name, "kind": self.kind}
         self._items: tuple[tuple[str, ...], tuple[str, ...]] | None = None
@@ -573,12 +583,7 @@ class Environment:
     def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call ``fn(*args, **kwargs)`` once inside the environment."""
         __tracebackhide__ = True
-        ref = function_ref(fn)
-        for i, arg in enumerate(args):
-            check_json(arg, f"positional argument {i} of {ref['qualname']}")
-        for key, arg in kwargs.items():
-            check_json(arg, f"argument {key!r} of {ref['qualname']}")
-        return self._request("call", fn=ref, args=list(args), kwargs=kwargs)
+        return self._request("call", **call_fields(fn, args, kwargs))
 
     def benchmark(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Measurement:
         """Calibrated, repeated timing of ``fn(*args, **kwargs)`` in the environment."""
@@ -590,14 +595,8 @@ class Environment:
         """Like :meth:`benchmark`, with timing options (``samples``,
         ``warmup``, ``sample_time``, ``gc``, ``max_time``) given explicitly."""
         __tracebackhide__ = True
-        ref = function_ref(fn)
-        kwargs = dict(kwargs or {})
-        for i, arg in enumerate(args):
-            check_json(arg, f"positional argument {i} of {ref['qualname']}")
-        for key, arg in kwargs.items():
-            check_json(arg, f"argument {key!r} of {ref['qualname']}")
-        opts = {**self.bench_defaults, **{k: v for k, v in options.items() if v is not None}}
-        result = self._request("bench", fn=ref, args=list(args), kwargs=kwargs, options=opts)
+        opts = {k: v for k, v in options.items() if v is not None}
+        result = self._request("bench", **call_fields(fn, args, kwargs or {}), options=opts)
         return Measurement(env=self.name, samples=result["samples"], metadata=self.metadata,
                            loops=result["loops"], details=result)
 
