@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from math import isqrt
-from typing import Any
+from typing import Any, Callable
 
 from ._common import finish, positive_int
 
@@ -35,6 +35,21 @@ def prime_count(max_prime: int) -> int:
     return found
 
 
+def _timed_events(count: Callable[[int], int], max_prime: int, events: int) -> dict[str, Any]:
+    """Run ``events`` events of ``count(max_prime)``, timed, and build the
+    result dict shared by the prime workloads."""
+    positive_int("max_prime", max_prime, 3)
+    positive_int("events", events)
+    t0 = time.perf_counter()
+    for _ in range(events):
+        found = count(max_prime)
+    seconds = time.perf_counter() - t0
+    out = finish(events, "events", seconds, max_prime=max_prime, primes=found)
+    out["events"] = events
+    out["events_per_s"] = out["rate"]
+    return out
+
+
 def primes(max_prime: int = 10000, events: int = 10) -> dict[str, Any]:
     """sysbench's cpu test in pure Python: ``events`` times, count the primes
     below ``max_prime`` by trial division (see :func:`prime_count`).
@@ -45,16 +60,7 @@ def primes(max_prime: int = 10000, events: int = 10) -> dict[str, Any]:
     On the host one call with the defaults takes about 35-50 ms
     (~200-280 events/s with CPython 3.11; sysbench itself does ~4500).
     """
-    positive_int("max_prime", max_prime, 3)
-    positive_int("events", events)
-    t0 = time.perf_counter()
-    for _ in range(events):
-        found = prime_count(max_prime)
-    seconds = time.perf_counter() - t0
-    out = finish(events, "events", seconds, max_prime=max_prime, primes=found)
-    out["events"] = events
-    out["events_per_s"] = out["rate"]
-    return out
+    return _timed_events(prime_count, max_prime, events)
 
 
 def prime_count_numpy(max_prime: int) -> int:
@@ -92,14 +98,5 @@ def primes_numpy(max_prime: int = 10000, events: int = 50) -> dict[str, Any]:
     (rate in events/s). numpy is imported before the timed loop. On the
     host one call with the defaults takes about 35-40 ms (~1300 events/s).
     """
-    positive_int("max_prime", max_prime, 3)
-    positive_int("events", events)
     prime_count_numpy(3)  # import numpy outside the timed loop
-    t0 = time.perf_counter()
-    for _ in range(events):
-        found = prime_count_numpy(max_prime)
-    seconds = time.perf_counter() - t0
-    out = finish(events, "events", seconds, max_prime=max_prime, primes=found)
-    out["events"] = events
-    out["events_per_s"] = out["rate"]
-    return out
+    return _timed_events(prime_count_numpy, max_prime, events)
