@@ -23,7 +23,7 @@ from .envs.base import EnvUnavailable, RunContext
 from .progress import Progress
 from .report import JSON_VERSION, claim_lines, environment_lines, table_lines, to_json, write_json_atomic
 from .session import Comparator, EnvironmentPool, ItemResult, outcome_of
-from .worker import WORKER_ENV_VAR
+from .envvars import WORKER_ENV_VAR
 
 STATE_KEY = pytest.StashKey["VirtState"]()
 ITEM_KEY = pytest.StashKey["ItemPlan"]()
@@ -313,10 +313,11 @@ def _log_reports(item: pytest.Item, state: VirtState, result: ItemResult, start:
     longrepr: Any = end.text
     if end.outcome == "skipped":
         longrepr = (str(item.location[0]), (item.location[1] or 0) + 1, end.text or "")
+    keywords = {k: 1 for k in item.keywords}
     for when in ("setup", "call", "teardown"):
         call = when == "call"
         rep = pytest.TestReport(
-            nodeid=item.nodeid, location=item.location, keywords={k: 1 for k in item.keywords},
+            nodeid=item.nodeid, location=item.location, keywords=keywords,
             outcome=end.outcome if call else "passed", longrepr=longrepr if call else None, when=when,
             sections=end.sections if call else (), duration=(stop - start) if call else 0.0,
             start=start, stop=stop, user_properties=item.user_properties,

@@ -26,20 +26,14 @@ import importlib
 import os
 import sys
 
+from .envvars import ENV_NAME_VAR, WORKER_ENV_VAR
 from .protocol import FrameDecoder, encode, read_message
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable
 
-WORKER_ENV_VAR = "PYTEST_VIRTOVERHEAD_WORKER"
-#: Set in the worker to the name of its environment (``hello`` carries it).
-ENV_NAME_VAR = "VIRTOVERHEAD_ENV"
 NO_REPLY = object()
-
-
-class SerializationError(Exception):
-    """A value cannot be carried as JSON."""
 
 
 # --------------------------------------------------------------------------
