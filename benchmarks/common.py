@@ -90,9 +90,10 @@ def measure_env(kind: str, options: dict[str, str], starts: int, calls: int, ctx
     ``job`` after ``warmup`` untimed ones. Times are host wall clock, seconds.
 
     Returns {"start", "first", "call": [seconds...], "boot": [backend boot
-    seconds (VMs)], "metadata": the last environment's metadata}.
+    seconds (VMs)], "metadata": the last environment's metadata, "metas":
+    every start's metadata}.
     """
-    out: dict[str, Any] = {"start": [], "first": [], "call": [], "boot": [], "metadata": {}}
+    out: dict[str, Any] = {"start": [], "first": [], "call": [], "boot": [], "metadata": {}, "metas": []}
     for i in range(starts):
         env = make_env(kind, options, ctx)
         try:
@@ -101,6 +102,7 @@ def measure_env(kind: str, options: dict[str, str], starts: int, calls: int, ctx
             out["start"].append(time.perf_counter() - t0)
             if "boot_seconds" in env.metadata:
                 out["boot"].append(env.metadata["boot_seconds"])
+            out["metas"].append(env.metadata)
             t0 = time.perf_counter()
             env.run(job)
             out["first"].append(time.perf_counter() - t0)
@@ -117,3 +119,43 @@ def measure_env(kind: str, options: dict[str, str], starts: int, calls: int, ctx
         if log:
             log(f"{kind} start {i + 1}/{starts}: {out['start'][-1]:.3f} s")
     return out
+
+
+#: A VM start's phases (VMBackend metadata ``boot_phases``: host seconds
+#: since the domain's creation began) as (label, from, to); a missing
+#: phase (``restored`` in a boot, ``start point`` in a restore) is skipped.
+VM_PHASES = [
+    ("libvirt creates the domain (QEMU starts)", None, "created"),
+    ("QEMU loads the saved state", "created", "restored"),
+    ("kernel boot and module loads, to the start point", "created", "start point"),
+    ("saving the state (first start of a configuration)", "start point", "saved"),
+    ("9p mount, /dev, /proc, scratch disk", ("saved", "start point", "resumed"), "starting worker"),
+    ("interpreter, site, worker imports, ready", "starting worker", "ready"),
+]
+
+
+def vm_phase_values(metas: list[dict[str, Any]]) -> list[tuple[str, list[float]]]:
+    """Per phase, the seconds it took in each start that had it."""
+    out = []
+    for label, start, end in VM_PHASES:
+        values = []
+        for meta in metas:
+            ph = meta.get("boot_phases") or {}
+            starts = start if isinstance(start, tuple) else (start,)
+            begin = next((ph[s] for s in starts if s is not None and s in ph), 0.0 if None in starts else None)
+            if end in ph and begin is not None:
+                values.append(ph[end] - begin)
+        if values:
+            out.append((label, values))
+    return out
+
+
+def cpu_ticks() -> tuple[int, int]:
+    """(all CPU time, steal time) so far, /proc/stat ticks: steal is what a
+    hypervisor under this machine took from its CPUs."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        return sum(fields[:8]), fields[7]
+    except (OSError, IndexError, ValueError):
+        return 0, 0

@@ -309,3 +309,77 @@ def test_permission_advice(monkeypatch):
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert "qemu:///session" in permission_fix("qemu:///system")
     assert "readable" in permission_fix("qemu:///session")
+
+
+# --------------------------------------------------------------------------
+# start point, saved states and the KVM probe
+
+
+def test_init_script_waits_at_the_start_point_before_the_9p_mount():
+    script = initramfs.init_script(["virtio_pci"], initramfs.InitConfig(python="/usr/bin/python3", cwd="/w"))
+    start = script.index(initramfs.START_POINT)
+    assert script.index("insmod /lib/modules/virtio_pci.ko") < start < script.index("mount -t 9p")
+    # one open file for the marker and the host's answer; clock, entropy, stale blocks
+    assert "exec 3<>/dev/ttyS1" in script and "read -r word epoch seed <&3" in script
+    assert 'date -u -s "@$epoch"' in script and "> /dev/urandom" in script
+    assert "blockdev --flushbufs /dev/vda" in script
+    assert script.index("stty -F /dev/ttyS1 115200 raw -echo") < start
+
+
+def test_probe_initramfs_prints_before_any_module(tmp_path):
+    busybox = _static_binary()
+    path = initramfs.build_probe(str(tmp_path), busybox=busybox)
+    assert initramfs.build_probe(str(tmp_path), busybox=busybox) == path  # cached
+    data = open(path, "rb").read()
+    assert initramfs.probe_script().encode() in data and initramfs.PROBE_MARKER.encode() in data
+    assert "insmod" not in initramfs.probe_script() and b"lib/modules/" not in data.replace(open(busybox, "rb").read(), b"")
+
+
+def _cfg(**kw):
+    base = dict(name="virtoverhead-s1-vm", kernel="/k", initrd="/i", cmdline="console=ttyS0",
+                console_log="/w1/console.log", worker_socket="/w1/worker.sock", scratch_disk="/w1/scratch.img",
+                labels={"owner": "a"}, cpus=(1,))
+    base.update(kw)
+    return domain.DomainConfig(**base)
+
+
+def test_incoming_domain_waits_for_a_state():
+    xml = domain.build_xml(_cfg(incoming=True))
+    root = ET.fromstring(xml)
+    args = [el.get("value") for el in root.iter(f"{{{domain.QEMU_NS}}}arg")]
+    assert args == ["-incoming", "defer"]
+    assert "commandline" not in domain.build_xml(_cfg())
+
+
+def test_state_key_ignores_per_session_names_paths_and_pins():
+    import dataclasses
+
+    from pytest_virtoverhead.envs.vm import snapshot
+
+    def key(cfg):
+        generic = dataclasses.replace(cfg, name="x", console_log="/c", worker_socket="/w", scratch_disk="/s",
+                                      labels={}, title="", cpus=None)
+        return snapshot.key(domain.build_xml(generic), ["/k:1:2", "/i", "qemu 7.2"])
+
+    a = key(_cfg())
+    assert a == key(_cfg(name="virtoverhead-s2-vm", console_log="/w2/c", labels={"owner": "b"}, cpus=(0,)))
+    assert a != key(_cfg(memory_mb=512))
+    assert a != key(_cfg(machine="q35"))
+    assert a != key(_cfg(accel="kvm"))
+
+
+def test_saved_states_are_pruned(tmp_path):
+    from pytest_virtoverhead.envs.vm import snapshot
+
+    paths = []
+    for i in range(snapshot.KEEP + 2):
+        p = tmp_path / f"guest-{i}.state"
+        p.write_bytes(b"x")
+        os.utime(p, (1000 + i, 1000 + i))
+        paths.append(p)
+    snapshot._prune(str(tmp_path), keep=str(paths[-1]))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths[-snapshot.KEEP:])
+
+
+def test_probe_timeout_is_short():
+    assert accel.PROBE_TIMEOUT <= 3.0

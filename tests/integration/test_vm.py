@@ -56,6 +56,12 @@ def add(a, b):
     return {"sum": a + b, "pid": os.getpid()}
 
 
+def clock_and_random() -> dict:
+    import time
+
+    return {"time": time.time(), "random": os.urandom(16).hex()}
+
+
 def explode(message):
     raise ValueError(f"guest says {message}")
 
@@ -241,7 +247,7 @@ def test_domain_is_labelled_and_transient(guest):
 def test_panic_or_hang_ends_in_clear_error(pytestconfig, guest, vm_ctx, kernel_args, kind):
     ctx = dataclasses.replace(vm_ctx, session_id=f"t{uuid.uuid4().hex[:8]}")
     backend = backend_class("vm")(EnvSpec("broken", "vm", {
-        "accel": "tcg", "kernel_args": kernel_args, "boot_timeout": "8", "boot_retries": "0"}), ctx)
+        "accel": "tcg", "kernel_args": kernel_args, "boot_timeout": "20", "boot_retries": "0"}), ctx)
     env = Environment(backend)
     with pytest.raises(EnvUnavailable) as info:
         env.start()
@@ -250,7 +256,7 @@ def test_panic_or_hang_ends_in_clear_error(pytestconfig, guest, vm_ctx, kernel_a
     if kind == "panic":
         assert "Kernel panic" in text
     else:
-        assert "within 8 s" in text
+        assert "within 20 s" in text
         assert "Run /bin/sh as init process" in text
     assert not _domains_named(backend.dom_name), "a failed guest's domain remains"
     assert backend.workdir is None
@@ -337,3 +343,34 @@ def test_auto_accel_records_why(pytestconfig, guest, vm_ctx, tmp_path):
         env.stop()
     if os.path.exists("/dev/kvm") and meta["boot_attempts"][0].startswith("kvm"):
         assert os.path.exists(os.path.join(str(tmp_path), "vm", "accel-verdicts.json"))
+
+
+# --------------------------------------------------------------------------
+# saved state
+
+
+def test_later_starts_restore_the_saved_state(pytestconfig, vm_ctx, tmp_path):
+    """The first start of a configuration saves the guest at its start point
+    (before the 9p mount); later ones restore it. A restored guest has the
+    host's clock, its own random numbers and a fresh scratch disk."""
+    ctx = dataclasses.replace(vm_ctx, cache_dir=str(tmp_path))
+    facts, modes = [], []
+    for i in range(3):
+        env = _start(pytestconfig, {"accel": "tcg"}, dataclasses.replace(ctx, session_id=f"s{uuid.uuid4().hex[:8]}"))
+        try:
+            modes.append(env.metadata["start_mode"])
+            got = env.run(clock_and_random)
+            got["skew"] = abs(got["time"] - __import__("time").time())
+            got["scratch"] = env.run(use_scratch, "fresh")
+            facts.append(got)
+            if i == 0:
+                assert "saved now" in env.metadata["snapshot"], env.metadata["snapshot"]
+            else:
+                assert "restored" in env.metadata["snapshot"]
+                assert "restored" in env.metadata["boot_phases"]
+        finally:
+            env.stop()
+    assert modes == ["booted", "restored", "restored"]
+    assert all(f["skew"] < 5 for f in facts), facts
+    assert len({f["random"] for f in facts}) == 3
+    assert all(f["scratch"]["fstype"] == "ext4" and f["scratch"]["size"] == 5 * 1024 for f in facts)

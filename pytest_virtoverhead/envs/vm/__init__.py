@@ -24,13 +24,14 @@ from typing import Any
 from ..base import SCRATCH_ENV, Backend, EnvError, EnvUnavailable, RunContext, SocketTransport, Transport, owner_alive
 from . import accel as accel_mod
 from . import domain as domain_mod
-from . import initramfs, kernel as kernel_mod
+from . import initramfs, kernel as kernel_mod, snapshot as snapshot_mod
 
 __all__ = ["VMBackend"]
 
 #: Console text that means the boot cannot succeed (no point waiting longer).
 FATAL_CONSOLE = re.compile(r"Kernel panic - not syncing.*|virtoverhead-init: \[[\d.]+\] FAILED.*"
                            r"|virtoverhead-init: \[[\d.]+\] worker exited.*")
+INIT_STEP = re.compile(r"virtoverhead-init: \[[\d.]+\] ([a-z][a-z ]*)")
 DENIED_CONSOLE = re.compile(r".*(Permission denied|PermissionError).*")
 WORKDIR_PREFIX = "virtoverhead-"
 PASS_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "PYTHONHASHSEED",
@@ -135,8 +136,11 @@ class VMBackend(Backend):
         "boot_timeout": "seconds for a guest to report ready before it counts as hung (default 60, "
                         "bounded by the session's startup timeout)",
         "boot_retries": "boots retried after a silent hang (default 1)",
-        "kvm_probe_timeout": "seconds a KVM guest gets to report ready under accel=auto before TCG is "
-                             "used instead (default 15)",
+        "kvm_probe_timeout": "seconds a KVM probe guest (a kernel and an /init that prints one line) gets "
+                             "to reach user space under accel=auto before TCG is used instead (default 3; "
+                             "the verdict is cached per machine)",
+        "snapshot": "1 (default): start by restoring the guest's saved state at the point before the 9p "
+                    "mount (saved by the first start of each configuration); 0: boot every time",
     }
 
     def __init__(self, spec, ctx):
@@ -150,6 +154,10 @@ class VMBackend(Backend):
         self._lost = ""  # why libvirt could not be reached to destroy the domain, if it could not
         self._attempts: list[str] = []
         self.boot_paths: tuple[str, str] | None = None
+        self._phases: dict[str, float] = {}
+        self._start_mode = ""  # "restored" or "booted"
+        self._phases_probe: float | None = None
+        self._snapshot_note = ""
 
     # -- options ------------------------------------------------------------
 
@@ -244,28 +252,29 @@ class VMBackend(Backend):
         retries = self._int("boot_retries", 1)
         self._attempts = []
         accel, reason = choice.accel, choice.reason
+        use_snapshot = self._opt("snapshot", "1") not in ("0", "no", "false")
+        self._snapshot_note = "disabled (vm option snapshot=0)" if not use_snapshot else ""
         try:
             if choice.probe:
-                probe_timeout = min(self._float("kvm_probe_timeout", 15.0), boot_timeout)
+                probe_timeout = min(self._float("kvm_probe_timeout", accel_mod.PROBE_TIMEOUT), boot_timeout)
                 key = accel_mod.machine_key(qemu_version)
-                try:
-                    sock, prefix, boot_s = self._boot(libvirt, dcfg, "kvm", probe_timeout, scratch_mb)
-                    accel_mod.save_verdict(self.cache_dir, key, True, "a KVM guest booted")
-                    reason = "auto: a KVM guest booted (probed now)"
-                except BootFailed as exc:
-                    if exc.kind in ("denied", "cancelled"):
-                        raise
-                    detail = (f"a KVM guest did not report ready within {probe_timeout:g} s" if exc.kind == "hang"
-                              else f"a KVM guest failed to boot ({exc})")
-                    accel_mod.save_verdict(self.cache_dir, key, False, detail)
+                works, detail = self._probe_kvm(libvirt, dcfg, probe_timeout)
+                accel_mod.save_verdict(self.cache_dir, key, works, detail)
+                if works:
+                    reason = f"auto: {detail} (probed now)"
+                else:
                     accel, reason = "tcg", f"auto: {detail} (probed now); fell back to TCG"
-                    sock = None
-            else:
-                sock = None
+            state = self._state_path(dcfg, accel, image.path, qemu_version, conn) if use_snapshot else None
+            sock = None
             while sock is None:
                 try:
-                    sock, prefix, boot_s = self._boot(libvirt, dcfg, accel, boot_timeout, scratch_mb)
+                    sock, prefix, boot_s = self._boot(libvirt, dcfg, accel, boot_timeout, scratch_mb, state)
                 except BootFailed as exc:
+                    if exc.kind == "restore":
+                        snapshot_mod.discard(state)
+                        self._snapshot_note = f"restore failed, booted instead ({exc}); the saved state was removed"
+                        state = None
+                        continue
                     if exc.kind == "hang" and retries > 0:
                         retries -= 1
                         continue
@@ -309,7 +318,9 @@ class VMBackend(Backend):
             "firmware": "qboot" if loader else "bios",
             "scratch": f"virtio disk, ext4, {scratch_mb} MiB, cache={disk_cache}",
             "share": f"host / over 9p read-only (cache={cfg.cache9p})", "nic": None,
-            "initramfs_modules": modules, "kernel_cmdline": cmdline, "package_bytecode": bytecode,
+            "boot_phases": dict(self._phases), "start_mode": self._start_mode,
+            "kvm_probe_seconds": self._phases_probe,
+            "snapshot": self._snapshot_note, "initramfs_modules": modules, "kernel_cmdline": cmdline, "package_bytecode": bytecode,
         }
         return PrefixedSocketTransport(sock, prefix)
 
@@ -351,8 +362,85 @@ class VMBackend(Backend):
         except OSError:
             return self._console_tail
 
-    def _boot(self, libvirt, dcfg: domain_mod.DomainConfig, accel: str, timeout: float, scratch_mb: int):
-        """Boot once; return (socket, bytes read so far, seconds to ready) or raise BootFailed."""
+    def _state_path(self, dcfg: domain_mod.DomainConfig, accel: str, kernel: str, qemu_version: str,
+                    conn) -> str:
+        """Where the saved state of this configuration is (or will be)."""
+        import dataclasses
+
+        generic = dataclasses.replace(dcfg, name="virtoverhead-state", console_log="/console", worker_socket="/worker",
+                                      scratch_disk="/scratch" if dcfg.scratch_disk else None, labels={}, title="",
+                                      cpus=None, accel=accel, incoming=False)
+        try:
+            st = os.stat(kernel)
+            kstamp = f"{kernel}:{st.st_size}:{st.st_mtime_ns}"
+        except OSError:
+            kstamp = kernel
+        parts = [kstamp, dcfg.initrd, f"qemu {qemu_version}", f"libvirt {conn.getLibVersion()}",
+                 f"scratch {self._int('scratch_size', 1024)}"]
+        if accel == "kvm":
+            parts.append(accel_mod.machine_key(qemu_version))  # KVM state depends on the host CPU
+        return snapshot_mod.state_path(self.cache_dir, snapshot_mod.key(domain_mod.build_xml(generic), parts))
+
+    def _probe_kvm(self, libvirt, dcfg: domain_mod.DomainConfig, timeout: float) -> tuple[bool, str]:
+        """Does a KVM guest reach user space here? A guest of the kernel and
+        a busybox /init that prints one line before any module loads: under
+        KVM that takes well under a second; where nested virtualization
+        does not work the guest hangs in early boot. Returns (works, why)."""
+        import dataclasses
+
+        probe = dataclasses.replace(
+            dcfg, name=self.dom_name + "-kvmprobe", initrd=initramfs.build_probe(self.cache_dir),
+            console_log=os.path.join(self.workdir, "probe-console.log"),
+            worker_socket=os.path.join(self.workdir, "probe.sock"), scratch_disk=None, accel="kvm",
+            incoming=False, genid=False, memory_mb=min(dcfg.memory_mb, 256))
+        t0 = time.monotonic()
+        try:
+            dom = self.conn.createXML(domain_mod.build_xml(probe), libvirt.VIR_DOMAIN_START_AUTODESTROY)
+        except libvirt.libvirtError as exc:
+            self._attempts.append("kvm probe: libvirt refused the domain")
+            return False, f"libvirt could not create a KVM domain ({exc.get_error_message()})"
+        started = time.monotonic()
+        try:
+            while True:
+                try:
+                    with open(probe.console_log, "rb") as f:
+                        console = f.read().decode("utf-8", "replace")
+                except OSError:
+                    console = ""
+                elapsed = time.monotonic() - started
+                if initramfs.PROBE_MARKER in console:
+                    self._attempts.append(f"kvm probe: user space in {elapsed:.2f} s")
+                    return True, f"a KVM guest reached user space in {elapsed:.2f} s"
+                if FATAL_CONSOLE.search(console):
+                    self._attempts.append("kvm probe: panic")
+                    return False, f"a KVM guest panicked: {FATAL_CONSOLE.search(console).group(0).strip()}"
+                try:
+                    active = dom.isActive()
+                except libvirt.libvirtError:
+                    active = False
+                if not active:
+                    self._attempts.append("kvm probe: ended early")
+                    return False, "a KVM guest ended before reaching user space"
+                if self.cancelled.is_set():
+                    raise BootFailed("cancelled", "KVM probe abandoned: the session is ending (interrupted)")
+                if elapsed > timeout:
+                    printed = "printed nothing" if not console.strip() else "stopped before user space"
+                    self._attempts.append(f"kvm probe: hang ({printed})")
+                    return False, (f"a KVM guest did not reach user space within {timeout:g} s (its kernel "
+                                   f"{printed}; nested virtualization does not work here?)")
+                time.sleep(0.02)
+        finally:
+            try:
+                dom.destroy()
+            except libvirt.libvirtError:
+                pass
+            self._phases_probe = round(time.monotonic() - t0, 3)
+
+    def _boot(self, libvirt, dcfg: domain_mod.DomainConfig, accel: str, timeout: float, scratch_mb: int,
+              state: str | None = None):
+        """Boot once, or restore the saved state ``state`` if that file
+        exists (and save it at the start point if it does not); return
+        (socket, bytes read so far, seconds to ready) or raise BootFailed."""
         from ...protocol import FrameDecoder
 
         if self.cancelled.is_set():
@@ -364,17 +452,30 @@ class VMBackend(Backend):
             except OSError:
                 pass
         make_scratch(dcfg.scratch_disk, scratch_mb)
+        restoring = bool(state) and os.path.isfile(state)
         dcfg.accel = accel
+        dcfg.incoming = restoring
         xml = domain_mod.build_xml(dcfg)
         t0 = time.monotonic()
-        label = f"{accel}: "
+        label = f"{accel}: " + ("restore: " if restoring else "")
         try:
             # AUTODESTROY: if this process dies, its libvirt connection closes
             # and libvirtd destroys the guest at once (reap() is the backstop).
             dom = self.conn.createXML(xml, libvirt.VIR_DOMAIN_START_PAUSED | libvirt.VIR_DOMAIN_START_AUTODESTROY)
         except libvirt.libvirtError as exc:
             self._attempts.append(label + "libvirt refused the domain")
+            if restoring:
+                raise BootFailed("restore", f"libvirt could not create the domain: {exc.get_error_message()}")
             raise BootFailed("died", f"libvirt could not create the domain: {exc.get_error_message()}")
+        self._phases = phases = {"created": round(time.monotonic() - t0, 3)}
+        if restoring:
+            try:
+                snapshot_mod.restore(dom, state, timeout=min(timeout, 60.0))
+            except snapshot_mod.SnapshotError as exc:
+                self._destroy_domain(libvirt)
+                self._attempts.append(label + f"failed ({exc})")
+                raise BootFailed("restore", str(exc))
+            phases["restored"] = round(time.monotonic() - t0, 3)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.connect(dcfg.worker_socket)
@@ -384,9 +485,16 @@ class VMBackend(Backend):
             self._destroy_domain(libvirt)
             self._attempts.append(label + "no worker socket")
             raise BootFailed("died", f"cannot connect to the guest's serial socket: {exc}")
+        phases["resumed"] = round(time.monotonic() - t0, 3)
         decoder = FrameDecoder()
         received = bytearray()
-        sock.settimeout(0.1)
+        marker = initramfs.START_POINT.encode()
+        waiting = not restoring  # for the start point; a restored guest waits there already
+        if restoring:
+            self._go(sock)
+            self._start_mode = "restored"
+            self._snapshot_note = f"restored ({state})"
+        sock.settimeout(0.02)
         deadline = t0 + timeout
         console_seen = 0
         failure: BootFailed | None = None
@@ -397,9 +505,20 @@ class VMBackend(Backend):
                     failure = BootFailed("died", "the guest ended before its worker was ready")
                     break
                 received += data
-                if any(isinstance(m, dict) and m.get("event") == "ready" for m in decoder.feed(data)):
+                if waiting and received.find(marker) >= 0:
+                    waiting = False
+                    phases["start point"] = round(time.monotonic() - t0, 3)
+                    del received[:received.find(marker) + len(marker)]
+                    data = bytes(received)
+                    if state:
+                        self._save_state(dom, state, phases, t0)
+                    self._go(sock)
+                    self._start_mode = "booted"
+                if not waiting and any(isinstance(m, dict) and m.get("event") == "ready" for m in decoder.feed(data)):
                     sock.settimeout(None)
                     elapsed = time.monotonic() - t0
+                    self._note_phases(phases, elapsed)
+                    phases["ready"] = round(elapsed, 3)
                     self._attempts.append(label + f"ready in {elapsed:.2f} s")
                     return sock, bytes(received), elapsed
             except socket.timeout:
@@ -413,6 +532,7 @@ class VMBackend(Backend):
             console = self._console(1 << 20)
             if len(console) != console_seen:
                 console_seen = len(console)
+                self._note_phases(phases, time.monotonic() - t0, console)
                 if FATAL_CONSOLE.search(console):
                     failure = BootFailed("panic", "")
             if failure is None and time.monotonic() > deadline:
@@ -424,6 +544,34 @@ class VMBackend(Backend):
         failure.console = self._console(4000)
         self._attempts.append(label + failure.kind)
         raise failure
+
+    @staticmethod
+    def _go(sock: socket.socket) -> None:
+        """The host's answer at the start point: wall clock and entropy."""
+        import secrets
+
+        sock.sendall(f"go {round(time.time())} {secrets.token_hex(32)}\n".encode())
+
+    def _save_state(self, dom, state: str, phases: dict[str, float], t0: float) -> None:
+        """Save the guest at its start point for later starts (a failure
+        only costs later starts their speed: it is noted, not raised)."""
+        try:
+            size = snapshot_mod.save(dom, state)
+        except (snapshot_mod.SnapshotError, OSError) as exc:
+            self._snapshot_note = f"not saved ({exc}); every start boots"
+            return
+        phases["saved"] = round(time.monotonic() - t0, 3)
+        self._snapshot_note = f"saved now ({size / 1e6:.0f} MB, {state})"
+
+    def _note_phases(self, phases: dict[str, float], elapsed: float, console: str | None = None) -> None:
+        """Host time (seconds since the domain was created) at which the
+        console first showed the kernel and each step of /init (to within
+        the ~0.1 s poll): where a boot's time goes (benchmarks/vm_boot.py)."""
+        console = self._console(1 << 20) if console is None else console
+        if console.strip():
+            phases.setdefault("kernel", round(elapsed, 3))
+        for m in INIT_STEP.finditer(console):
+            phases.setdefault(m.group(1), round(elapsed, 3))
 
     def _classify(self, failure: BootFailed) -> BootFailed:
         """Say what the console says: a panic, a failed init step, Permission denied."""

@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 ACCELS = ("auto", "kvm", "tcg")
+#: Seconds the KVM probe guest gets to reach user space (it needs well under
+#: one where KVM works; a guest where nested virtualization fails never does).
+PROBE_TIMEOUT = 3.0
 VERDICT_FILE = "accel-verdicts.json"
 
 

@@ -11,7 +11,10 @@ One transient domain per environment per session:
 - the host's ``/`` shared read-only over 9p (mirror mode);
 - a virtio scratch disk (ext4) for file I/O workloads;
 - vCPUs and the emulator pinned to the session's CPU set;
-- ``<metadata>`` carrying the session labels, read back by the reaper.
+- ``<metadata>`` carrying the session labels, read back by the reaper;
+- a VM generation ID (``<genid/>``), new for every domain, so that a guest
+  restored from a saved state reseeds its random number generator;
+- for a restore, QEMU's ``-incoming defer`` (see :mod:`.snapshot`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 METADATA_NS = "https://github.com/pytest-virtoverhead/vm"
+QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 METADATA_PREFIX = "virtoverhead"
 DOMAIN_PREFIX = "virtoverhead-"
 WORKDIR_LABEL = "io.github.pytest-virtoverhead.vm.workdir"
@@ -53,6 +57,8 @@ class DomainConfig:
     title: str = ""
     cpu_mode: str | None = None  # default: "maximum" under TCG, "host-passthrough" under KVM
     loader: str | None = None  # firmware ROM (e.g. qboot.rom); None: QEMU's default (SeaBIOS)
+    incoming: bool = False  # start QEMU waiting for a saved state (-incoming defer): a restore
+    genid: bool = False  # a VM generation ID device: a restored guest reseeds its random generator
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -94,6 +100,8 @@ def parse_metadata(xml: str) -> dict[str, str]:
 def build_xml(cfg: DomainConfig) -> str:
     dom = ET.Element("domain", {"type": "kvm" if cfg.accel == "kvm" else "qemu"})
     _sub(dom, "name", cfg.name)
+    if cfg.genid:
+        _sub(dom, "genid")
     if cfg.title:
         _sub(dom, "title", cfg.title)
     meta = _sub(dom, "metadata")
@@ -146,4 +154,11 @@ def build_xml(cfg: DomainConfig) -> str:
     _sub(chan, "target", port="1")
     _sub(dev, "controller", type="usb", model="none")
     _sub(dev, "memballoon", model="none")
+    if cfg.incoming:
+        # libvirt has no element for it: QEMU starts waiting for a migration
+        # stream, which snapshot.restore() feeds it from a file.
+        dom.set("xmlns:qemu", QEMU_NS)
+        line = _sub(dom, "qemu:commandline")
+        _sub(line, "qemu:arg", value="-incoming")
+        _sub(line, "qemu:arg", value="defer")
     return ET.tostring(dom, encoding="unicode")

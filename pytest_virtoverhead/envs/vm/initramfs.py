@@ -39,6 +39,11 @@ SCRATCH_MOUNT = "/run/virtoverhead/scratch"
 #: host's /tmp stays visible, read-only, like the rest of the host's files.
 GUEST_TMP = "/run/virtoverhead/tmp"
 WORKER_DEVICE = "/dev/ttyS1"
+#: Written by /init on the worker's line when the guest waits for the host's
+#: "go" line (the point where a snapshot can be taken).
+START_POINT = "virtoverhead-start-point"
+#: Written by the KVM probe's /init on the console: user space was reached.
+PROBE_MARKER = "virtoverhead-probe: user space reached"
 
 
 def module_name(path: str) -> str:
@@ -148,6 +153,26 @@ say "loading modules"
 {insmods}
 hostname virtoverhead-guest
 ifconfig lo 127.0.0.1 up 2>/dev/null
+# The worker's serial line: at the default 9600 baud the UART's receive
+# timeout (4 character times) adds ~4 ms to every message; 115200 cuts it
+# to ~0.35 ms. The kernel keeps the setting for the worker's open.
+stty -F {WORKER_DEVICE} 115200 raw -echo 2>/dev/null
+# The start point: everything above is the same for every session, so the
+# host may save the guest's state here (QEMU refuses to migrate a guest with
+# 9p mounted) and later sessions restore it instead of booting. The host
+# answers "go <epoch seconds> <random hex>": the wall clock and fresh
+# entropy, which a restored guest would otherwise share with its snapshot.
+# (One open file for both: a serial port that is closed drops what arrives.)
+exec 3<>{WORKER_DEVICE}
+echo "{START_POINT}" >&3
+read -r word epoch seed <&3 || fail 'no start line from the host'
+exec 3>&-
+[ "$word" = go ] || fail "unexpected start line from the host: $word"
+date -u -s "@$epoch" >/dev/null 2>&1
+echo "$seed" > /dev/urandom
+# A restored guest read the partition table of another session's scratch
+# disk: forget those blocks.
+[ -b /dev/vda ] && blockdev --flushbufs /dev/vda
 say "mounting the host root (9p, read-only)"
 mount -t 9p -o {opts} hostroot /newroot || fail 'cannot mount the host root over 9p'
 R=/newroot
@@ -166,10 +191,6 @@ if [ -b /dev/vda ]; then
 else
     say "no scratch disk"
 fi
-# The worker's serial line: at the default 9600 baud the UART's receive
-# timeout (4 character times) adds ~4 ms to every message; 115200 cuts it
-# to ~0.35 ms. The kernel keeps the setting for the worker's open.
-stty -F {WORKER_DEVICE} 115200 raw -echo 2>/dev/null
 say "starting worker"
 env -i {env_args} /bin/busybox chroot $R {worker}
 say "worker exited with status $?"
@@ -279,3 +300,42 @@ def build(modules_dir: str, cfg: InitConfig, cache_dir: str, busybox: str | None
     os.chmod(tmp, 0o644)
     os.replace(tmp, target)
     return target, order
+
+
+def probe_script() -> str:
+    """/init of the KVM probe: one line on the console, then power off. It
+    runs before any module loads, so it proves that the kernel booted to
+    user space under this acceleration and nothing more."""
+    return f"""#!/bin/busybox sh
+/bin/busybox echo "{PROBE_MARKER}"
+/bin/busybox poweroff -f
+/bin/busybox sleep 5
+"""
+
+
+def build_probe(cache_dir: str, busybox: str | None = None) -> str:
+    """The cached initramfs of the KVM probe (busybox and its /init only)."""
+    busybox = busybox or find_busybox()
+    if not _is_static(busybox):
+        raise EnvUnavailable(f"{busybox} is dynamically linked; the guest needs a static busybox "
+                             "(`apt-get install busybox-static`)")
+    script = probe_script()
+    st = os.stat(busybox)
+    key = hashlib.sha256("\n".join([script, busybox, str(st.st_size), str(st.st_mtime_ns)]).encode()).hexdigest()[:16]
+    target = os.path.join(cache_dir, "initramfs", f"probe-{key}.cpio")
+    if os.path.isfile(target):
+        return target
+    w = CpioWriter()
+    for d in ("bin", "dev"):
+        w.dir(d)
+    w.chardev("dev/console", 5, 1)
+    with open(busybox, "rb") as f:
+        w.file("bin/busybox", f.read(), 0o755)
+    w.file("init", script.encode(), 0o755)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".tmp-")
+    with os.fdopen(fd, "wb") as f:
+        f.write(w.finish())
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, target)
+    return target
