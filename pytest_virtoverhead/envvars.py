@@ -10,3 +10,7 @@ WORKER_ENV_VAR = "PYTEST_VIRTOVERHEAD_WORKER"
 
 #: The name of the worker's environment (the ``hello`` request carries it).
 ENV_NAME_VAR = "VIRTOVERHEAD_ENV"
+
+#: A host pid: a worker started with it ends itself when that process is no
+#: longer its parent (the baremetal worker, whose host may be SIGKILLed).
+WATCH_PARENT_VAR = "VIRTOVERHEAD_WATCH_PARENT"

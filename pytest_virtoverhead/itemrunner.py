@@ -20,6 +20,7 @@ import pytest
 if TYPE_CHECKING:  # pragma: no cover
     from .worker import Worker
 
+from . import noise
 from .work import take_work
 from .worker import NO_REPLY
 
@@ -86,7 +87,30 @@ class ItemServer:
 
     # -- requests -----------------------------------------------------------
 
+    def _outcome(self) -> tuple[str, str, float | None]:
+        """(outcome, text, call duration) of the reports of one run, as
+        plain pytest would show it: xfailed and xpassed included."""
+        outcome, longrepr, duration = "passed", "", None
+        for rep in self._reports:
+            if rep.when == "call":
+                duration = rep.duration
+            wasxfail = getattr(rep, "wasxfail", None)
+            if rep.failed:
+                return "failed", f"[{rep.when}] {_longrepr_text(rep)}", duration
+            if rep.skipped and wasxfail is not None:
+                outcome, longrepr = "xfailed", str(wasxfail)
+            elif rep.skipped and outcome == "passed":
+                outcome, longrepr = "skipped", _longrepr_text(rep)
+            elif rep.passed and rep.when == "call" and wasxfail is not None and outcome == "passed":
+                outcome, longrepr = "xpassed", str(wasxfail)
+        return outcome, longrepr, duration
+
     def handle_item(self, msg: dict) -> dict[str, Any]:
+        """Run the item ``calls`` times (default 1): one round's share of
+        this environment. The round's value is the median call time, or for
+        a test using pytest-benchmark's fixture the median of its samples;
+        the raw samples sent back are capped (``RAW_CAP``) so a round of a
+        million samples stays small."""
         nodeid = msg["nodeid"]
         item = self.items.get(nodeid)
         if item is None:
@@ -95,29 +119,62 @@ class ItemServer:
                 f"(collected: {len(self.items)} item(s); errors: "
                 f"{[e['nodeid'] for e in self.collect_errors]})"
             )
-        self._reports = []
-        self._bench = None
-        take_work()
-        gc.collect()
-        item.config.hook.pytest_runtest_protocol(item=item, nextitem=None)
-        outcome = "passed"
-        duration = None
-        longrepr = ""
-        for rep in self._reports:
-            if rep.when == "call":
-                duration = rep.duration
-            if rep.failed:
-                outcome, longrepr = "failed", f"[{rep.when}] {_longrepr_text(rep)}"
-                break
-            if rep.skipped and outcome == "passed":
-                outcome, longrepr = "skipped", _longrepr_text(rep)
-        return {
-            "outcome": outcome,
-            "duration": duration,
-            "benchmark_samples": self._bench,
-            "longrepr": longrepr,
-            "work": take_work(),
-        }
+        calls = max(1, int(msg.get("calls") or 1))
+        durations: list[float] = []
+        bench: list[float] = []
+        work = None
+        before = noise.snapshot()
+        for _ in range(calls):
+            self._reports = []
+            self._bench = None
+            take_work()
+            gc.collect()
+            try:
+                item.config.hook.pytest_runtest_protocol(item=item, nextitem=None)
+            except (KeyboardInterrupt, pytest.exit.Exception) as exc:
+                # pytest lets these end the session; here they end this
+                # worker process's session only, answered at once.
+                self.worker.end_loop = True
+                what = "pytest.exit()" if isinstance(exc, pytest.exit.Exception) else type(exc).__name__
+                return {"outcome": "failed", "fatal": True, "pid": os.getpid(),
+                        "longrepr": f"the test raised {what}: {exc}".rstrip(": ")
+                                    + " (this worker process was ended; the next test gets a new one)"}
+            outcome, longrepr, duration = self._outcome()
+            if outcome not in ("passed", "xpassed"):
+                return {"outcome": outcome, "longrepr": longrepr, "pid": os.getpid()}
+            work = take_work() or work
+            if self._bench:
+                bench.extend(self._bench)
+            elif duration is not None:
+                durations.append(duration)
+        out: dict[str, Any] = {"outcome": outcome, "longrepr": longrepr, "work": work, "pid": os.getpid(),
+                               "noise": noise.since(before), "calls": calls}
+        if bench:
+            ordered = sorted(bench)
+            out.update(source="benchmark", value=_median_sorted(ordered), n_samples=len(bench),
+                       raw=_thin(bench, RAW_CAP), min=ordered[0], max=ordered[-1])
+        else:
+            out.update(source="call", value=_median_sorted(sorted(durations)) if durations else None,
+                       n_samples=len(durations), raw=durations)
+        out["duration"] = out["value"]
+        return out
+
+
+#: Raw samples sent back per round at most (evenly spaced in time order).
+RAW_CAP = 200
+
+
+def _median_sorted(xs: list[float]) -> float:
+    n = len(xs)
+    mid = n // 2
+    return xs[mid] if n % 2 else (xs[mid - 1] + xs[mid]) / 2
+
+
+def _thin(xs: list[float], cap: int) -> list[float]:
+    if len(xs) <= cap:
+        return list(xs)
+    step = len(xs) / cap
+    return [xs[int(i * step)] for i in range(cap)]
 
 
 def run_session(worker: "Worker", msg: dict) -> Any:

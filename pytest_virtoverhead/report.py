@@ -6,12 +6,14 @@ import json
 import math
 from typing import Any, Iterable
 
-from . import stats
+from . import noise, stats
 from .fsutil import atomic_write
 from .claims import FAIL, INCONCLUSIVE, PASS
 from .session import SKIPPED, ItemResult
 
-JSON_VERSION = 1
+JSON_VERSION = 2
+#: Raw samples kept per test and environment in the JSON (evenly spaced).
+RAW_SAMPLES_CAP = 1000
 _VERDICT_TEXT = {PASS: "pass", FAIL: "FAIL", INCONCLUSIVE: "inconclusive", SKIPPED: "skipped"}
 _VERDICT_RANK = {FAIL: 3, INCONCLUSIVE: 2, PASS: 1, SKIPPED: 0}
 
@@ -42,12 +44,24 @@ def env_label(name: str, meta: dict[str, Any]) -> str:
     return name
 
 
-def table_lines(results: Iterable[ItemResult], metadata: dict[str, dict[str, Any]]) -> list[str]:
+def host_line(metadata: dict[str, dict[str, Any]], host: dict[str, Any] | None = None) -> str | None:
+    """``baremetal: the host, itself a KVM guest (evidence)`` when the host
+    is a virtual machine; None on a real bare-metal host."""
+    host = noise.host_virtualization() if host is None else host
+    if not host.get("virtual"):
+        return None
+    names = [n for n, m in metadata.items() if m.get("kind") == "baremetal"] or ["baremetal"]
+    return f"{', '.join(names)}: {noise.host_label(host)} ({'; '.join(host.get('evidence', []))})"
+
+
+def table_lines(results: Iterable[ItemResult], metadata: dict[str, dict[str, Any]],
+                confidence: float = 0.95) -> list[str]:
     """The comparison table: one row per test and environment (a rate
-    column appears when some test recorded its work)."""
+    column appears when some test recorded its work). ``n`` counts rounds;
+    the median is that of the rounds' values."""
     results = list(results)
     show_rate = any(res.work for res in results)
-    head = ["test", "env", "n", "median", "rate", "ratio", "95% CI", "verdict"]
+    head = ["test", "env", "n", "median", "rate", "ratio", f"{confidence:.0%} CI", "verdict"]
     rows: list[list[str]] = []
     for res in results:
         first = True
@@ -83,8 +97,12 @@ def table_lines(results: Iterable[ItemResult], metadata: dict[str, dict[str, Any
                          format_rate(*rate) if rate else "", ratio, ci_text, verdict])
         if res.failure:
             rows.append([""] * 7 + [f"test failed in {res.failure[0]}"])
+        elif res.xfailed:
+            rows.append([""] * 7 + [f"xfailed ({res.xfailed[0]})"])
         elif res.skipped:
             rows.append([""] * 7 + [f"skipped ({res.skipped[0]})"])
+        elif res.disturbed_rounds:
+            rows.append([""] * 7 + [f"noise: {res.disturbed_rounds} disturbed round(s), {res.retries} retried"])
     columns = [i for i in range(len(head)) if show_rate or head[i] != "rate"]
     head = [head[i] for i in columns]
     rows = [[r[i] for i in columns] for r in rows]
@@ -111,6 +129,8 @@ def claim_lines(results: Iterable[ItemResult], strict: bool) -> list[str]:
                 out.append(f"{tag:<13} {res.nodeid}: {c.claim.text} ({c.reason.splitlines()[0] if c.reason else ''})")
                 continue
             extra = ""
+            if c.verdict == INCONCLUSIVE:
+                extra += f"\n{'':<13} {c.what_would_decide()}"
             if c.accel == "tcg":
                 extra = f"  [{c.claim.env} ran under TCG: software emulation, not hardware virtualization]"
             p = f", p={c.p_value:.3g}" if c.p_value is not None else ""
@@ -138,35 +158,75 @@ def environment_lines(metadata: dict[str, dict[str, Any]]) -> list[str]:
     return out
 
 
+def _thin(xs: list[float], cap: int) -> list[float]:
+    if len(xs) <= cap:
+        return xs
+    step = len(xs) / cap
+    return [xs[int(i * step)] for i in range(cap)]
+
+
+def _processes(res: ItemResult, name: str) -> list[dict[str, Any]]:
+    out = []
+    for slot, pid in sorted(res.processes.get(name, {}).items()):
+        values = [r.values[name] for r in res.used_rounds if r.slot == slot and name in r.values]
+        out.append({"process": slot, "pid": pid, "hash_seed": res.hash_seeds.get(name, {}).get(slot),
+                    "rounds": len(values), "median": stats.median(values) if values else None})
+    return out
+
+
 def to_json(results: Iterable[ItemResult], metadata: dict[str, dict[str, Any]], *,
-            seed: int, baseline: str, rounds: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+            seed: int, baseline: str, rounds: int, extra: dict[str, Any] | None = None,
+            statistics: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``--virt-json`` document, version 2: every version-1 key, with
+    ``samples`` now one value per used round (the statistical unit), plus
+    per-round and per-process records, the noise record and the host's own
+    virtualization."""
+    results = list(results)
+    host = noise.host_virtualization()
     data: dict[str, Any] = {
         "version": JSON_VERSION,
         "seed": seed,
         "baseline": baseline,
         "rounds": rounds,
+        "host": {**host, "label": noise.host_label(host)},
+        "statistics": {"unit": "round", "cluster": "worker process", "method": "t over processes",
+                       **(statistics or {})},
+        "noise": {"rule": {"steal_limit": noise.STEAL_LIMIT, "steal_min_ticks": noise.STEAL_MIN_TICKS,
+                           "nivcsw_per_s_limit": noise.NIVCSW_PER_S_LIMIT},
+                  "disturbed_rounds": sum(r.disturbed_rounds for r in results),
+                  "retried_rounds": sum(r.retries for r in results)},
         "environments": metadata,
         "results": [],
         "claims": [],
         "tests": [],
     }
     for res in results:
-        outcome = "failed" if res.failure else "skipped" if res.skipped else "measured"
+        outcome = ("failed" if res.failure else "xfailed" if res.xfailed else "skipped" if res.skipped
+                   else "measured")
         data["tests"].append({"test": res.nodeid, "envs": res.envs, "rounds": res.rounds, "order": res.order,
-                              "stopped_by": res.stopped_by,
+                              "stopped_by": res.stopped_by, "calls": res.calls, "retries": res.retries,
+                              "disturbed": res.disturbed_rounds,
                               "outcome": outcome, "unavailable": res.unavailable,
                               **({"error": res.failure[1]} if res.failure else {}),
+                              **({"xfailed": res.xfailed[1]} if res.xfailed else {}),
+                              **({"xpassed": res.xpassed} if res.xpassed is not None else {}),
                               **({"skipped": res.skipped[1]} if res.skipped else {})})
+        all_samples = res.samples
         for name in res.envs:
-            samples = res.samples.get(name)
+            samples = all_samples.get(name)
             entry: dict[str, Any] = {"test": res.nodeid, "env": name}
             if samples:
+                raw = [x for r in res.used_rounds for x in r.raw.get(name, [])]
                 entry.update({"samples": samples, "median": stats.median(samples),
-                              "source": res.source.get(name), "rounds": res.rounds,
-                              "stats": stats.summarize(samples)})
+                              "source": res.source.get(name), "n_rounds": len(samples),
+                              "calls": res.calls, "stats": stats.summarize(samples),
+                              "raw_samples": _thin(raw, RAW_SAMPLES_CAP),
+                              "rounds": [r.to_json(name) for r in res.round_log if name in r.values],
+                              "processes": _processes(res, name)})
                 rate = res.rate(name)
                 if rate:
-                    entry["rate"] = {"value": rate[0], "unit": rate[1], "work": res.work[name]}
+                    entry["rate"] = {"value": rate[0], "unit": rate[1], "work": res.work[name],
+                                     "kind": "workload's own" if res.own_rates.get(name) else "work over wall time"}
                 if name in res.ratios:
                     r, ci = res.ratios[name]
                     entry["ratio"] = r if math.isfinite(r) else None

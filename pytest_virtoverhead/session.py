@@ -16,7 +16,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from . import stats
+from . import noise, stats
 from .claims import FAIL, INCONCLUSIVE, PASS, Claim
 from .config import Settings
 from .envs import backend_class
@@ -250,9 +250,14 @@ class ClaimResult:
     p_value: float | None = None
     reason: str = ""
     accel: str | None = None
+    estimate: stats.Estimate | None = None
+    #: For an inconclusive claim: the rounds (in all) and extra seconds an
+    #: interval of today's spread would need to decide it (nan: unknown).
+    rounds_needed: float | None = None
+    seconds_needed: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "test": self.test,
             "claim": self.claim.text,
             "env": self.claim.env,
@@ -261,21 +266,86 @@ class ClaimResult:
             "ci": [_num(self.ci[0]), _num(self.ci[1])],
             "verdict": self.verdict,
             "bounds": [self.claim.lower, self.claim.upper],
-            "p_value": self.p_value,
+            "p_value": _num(self.p_value),
             **({"reason": self.reason} if self.reason else {}),
             **({"accel": self.accel} if self.accel else {}),
         }
+        est = self.estimate
+        if est is not None:
+            out.update(confidence=est.confidence, method=est.method, processes=est.n_clusters, rounds=est.n,
+                       resolution=_num(_resolution(est)))
+        if self.verdict == INCONCLUSIVE:
+            out.update(rounds_needed=_num(self.rounds_needed), seconds_needed=_num(self.seconds_needed))
+        return out
 
     def message(self) -> str:
+        level = f"{self.estimate.confidence:.0%}" if self.estimate else "95%"
         text = (f"claim '{self.claim.text}' {self.verdict}: ratio {self.ratio:.3f}, "
-                f"95% CI [{self.ci[0]:.3f}, {self.ci[1]:.3f}] (needs {self.claim.describe_bounds()})")
+                f"{level} CI [{self.ci[0]:.3f}, {self.ci[1]:.3f}] (needs {self.claim.describe_bounds()})")
         if self.accel:
             text += f" [{self.claim.env}: {self.accel}]"
+        if self.verdict == INCONCLUSIVE:
+            text += "; " + self.what_would_decide()
+        return text
+
+    def what_would_decide(self) -> str:
+        """One line for an inconclusive claim: the effect the data resolve
+        and the rounds (and time) an interval of today's spread would need."""
+        est = self.estimate
+        if est is None or not (est.se > 0):
+            return "too few rounds to tell what would decide it"
+        text = f"the data resolve +-{_resolution(est):.1%}"
+        need = self.rounds_needed
+        if need is None or math.isnan(need):
+            return text
+        if math.isinf(need) or need > 1e6:
+            return text + "; the ratio sits on the claim's bound: no number of rounds decides it"
+        text += f"; about {math.ceil(need)} rounds in all would decide it"
+        if self.seconds_needed is not None and math.isfinite(self.seconds_needed) and self.seconds_needed > 0:
+            text += f" (~{self.seconds_needed:.0f} s more; --virt-rounds or --virt-time-budget)"
         return text
 
 
-def _num(x: float) -> float | None:
+def _resolution(est: stats.Estimate) -> float:
+    """Relative half-width of the interval: the smallest effect it resolves."""
+    if not math.isfinite(est.half_width):
+        return math.nan
+    return math.expm1(est.half_width)
+
+
+def _num(x: float | None) -> float | None:
     return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
+
+
+@dataclass
+class RoundRecord:
+    """One measured round: each environment's value (the median of its
+    calls, or of its pytest-benchmark samples) in worker process ``slot``,
+    with what the noise sentinel saw."""
+
+    index: int
+    slot: int
+    order: list[str]
+    values: dict[str, float] = field(default_factory=dict)
+    raw: dict[str, list[float]] = field(default_factory=dict)
+    n_samples: dict[str, int] = field(default_factory=dict)
+    pids: dict[str, int] = field(default_factory=dict)
+    worker_noise: dict[str, dict[str, float]] = field(default_factory=dict)
+    steal: float = 0.0
+    steal_ticks: int = 0
+    load1: float | None = None
+    seconds: float = 0.0
+    disturbed: list[str] = field(default_factory=list)
+    #: False when the round was disturbed and a retry replaced it.
+    used: bool = True
+
+    def to_json(self, env: str) -> dict[str, Any]:
+        w = self.worker_noise.get(env, {})
+        return {"round": self.index, "process": self.slot, "value": self.values.get(env),
+                "n": self.n_samples.get(env), "pid": self.pids.get(env),
+                "disturbed": bool(self.disturbed), "used": self.used,
+                "noise": {"steal": round(self.steal, 4), "steal_ticks": self.steal_ticks, "load1": self.load1,
+                          "nivcsw": w.get("nivcsw"), "cpu": w.get("cpu"), "wall": w.get("wall")}}
 
 
 @dataclass
@@ -285,41 +355,135 @@ class ItemResult:
     nodeid: str
     envs: list[str]
     baseline: str
-    samples: dict[str, list[float]] = field(default_factory=dict)
+    round_log: list[RoundRecord] = field(default_factory=list)
     source: dict[str, str] = field(default_factory=dict)  # "call" or "benchmark"
     unavailable: dict[str, str] = field(default_factory=dict)
     failure: tuple[str, str] | None = None  # (env, text): the test failed there
     skipped: tuple[str, str] | None = None
+    #: (env, reason): the test failed as expected (pytest.mark.xfail) there.
+    xfailed: tuple[str, str] | None = None
+    #: The xfail reason of a test that passed although marked xfail.
+    xpassed: str | None = None
     rounds: int = 0
     #: Why measuring stopped: "rounds" (the fixed count), "conclusive",
     #: "time budget" or "max rounds" (adaptive sampling).
     stopped_by: str = ""
-    order: list[list[str]] = field(default_factory=list)
     ratios: dict[str, tuple[float, tuple[float, float]]] = field(default_factory=dict)
+    estimates: dict[str, stats.Estimate] = field(default_factory=dict)
     claims: list[ClaimResult] = field(default_factory=list)
-    #: {env: {"amount", "unit"}} from record_work(), per call.
+    #: {env: {"amount", "unit", "seconds"?}} from record_work(), last call.
     work: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: {env: [the workload's own rate per round]} when it timed itself.
+    own_rates: dict[str, list[float]] = field(default_factory=dict)
+    calls: int = 1
+    processes: dict[str, dict[int, int]] = field(default_factory=dict)
+    hash_seeds: dict[str, dict[int, int]] = field(default_factory=dict)
+    retries: int = 0
+
+    @classmethod
+    def from_samples(cls, nodeid: str, envs: list[str], baseline: str, samples: dict[str, list[float]],
+                     processes: int = 1, **fields: Any) -> "ItemResult":
+        """A result from per-round values (round i in process i % processes
+        + 1): for offline use and hand-made examples."""
+        res = cls(nodeid=nodeid, envs=envs, baseline=baseline, **fields)
+        n = max((len(v) for v in samples.values()), default=0)
+        for i in range(n):
+            rec = RoundRecord(index=i, slot=i % processes + 1, order=list(samples))
+            rec.values = {env: float(v[i]) for env, v in samples.items() if i < len(v)}
+            res.round_log.append(rec)
+        res.rounds = n
+        return res
+
+    @property
+    def used_rounds(self) -> list[RoundRecord]:
+        return [r for r in self.round_log if r.used]
+
+    @property
+    def samples(self) -> dict[str, list[float]]:
+        """{env: [its value in each used round]}: the statistical units."""
+        out: dict[str, list[float]] = {}
+        for rec in self.used_rounds:
+            for env, value in rec.values.items():
+                out.setdefault(env, []).append(value)
+        return out
+
+    @property
+    def order(self) -> list[list[str]]:
+        return [rec.order for rec in self.used_rounds]
+
+    @property
+    def disturbed_rounds(self) -> int:
+        return sum(1 for rec in self.round_log if rec.disturbed)
+
+    def paired(self, env: str, base: str) -> tuple[list[float], list[float], list[int]]:
+        """Values of ``env`` and ``base`` in the used rounds that have both,
+        and each round's process slot (the cluster)."""
+        a, b, slots = [], [], []
+        for rec in self.used_rounds:
+            if env in rec.values and base in rec.values:
+                a.append(rec.values[env])
+                b.append(rec.values[base])
+                slots.append(rec.slot)
+        return a, b, slots
 
     def rate(self, env: str) -> tuple[float, str] | None:
-        """Work per second at the median time, e.g. (4506.0, "events/s")."""
+        """(rate, label): the workload's own figure where it timed itself
+        (e.g. sysbench's events/s), else work over the call's wall time,
+        labelled so ("events/s wall")."""
         work = self.work.get(env)
+        if not work:
+            return None
+        own = self.own_rates.get(env)
+        if own:
+            return stats.median(own), f"{work['unit']}/s"
         samples = self.samples.get(env)
-        if not work or not samples or self.source.get(env) != "call":
+        if not samples or self.source.get(env) != "call":
             return None
         med = stats.median(samples)
-        return (work["amount"] / med, f"{work['unit']}/s") if med > 0 else None
+        return (work["amount"] / med, f"{work['unit']}/s wall") if med > 0 else None
 
     def failed_claims(self, strict: bool) -> list[ClaimResult]:
         bad = {FAIL, INCONCLUSIVE} if strict else {FAIL}
         return [c for c in self.claims if c.verdict in bad]
+
+    def seconds_per_round(self) -> float:
+        used = self.used_rounds
+        return sum(r.seconds for r in used) / len(used) if used else math.nan
 
 
 def stable_seed(*parts: Any) -> int:
     return zlib.crc32(":".join(str(p) for p in parts).encode())
 
 
+#: Auto calls per round: enough calls of the baseline to fill this many
+#: seconds, at most AUTO_CALLS_MAX, and no more than the slowest
+#: environment can make in AUTO_CALLS_SLOWEST_SECONDS (docs/verdicts.md).
+AUTO_CALLS_SECONDS = 0.02
+AUTO_CALLS_MAX = 5
+AUTO_CALLS_SLOWEST_SECONDS = 0.15
+
+
+def auto_calls(warm: dict[str, list[float]], baseline: str) -> int:
+    """Calls per round, the same in every environment (a median of 5 calls
+    and a single call estimate different things when call times are
+    skewed), from the warm-up call times: the fastest of each environment
+    (the first call in a process carries imports and cold caches)."""
+    fastest = {n: min(t for t in ts if t > 0) for n, ts in warm.items() if any(t > 0 for t in ts)}
+    if baseline not in fastest:
+        return 1
+    k = math.ceil(AUTO_CALLS_SECONDS / fastest[baseline])
+    k = min(k, math.floor(AUTO_CALLS_SLOWEST_SECONDS / max(fastest.values())))
+    return max(1, min(AUTO_CALLS_MAX, k))
+
+
+def max_retries(rounds: int) -> int:
+    """Disturbed rounds retried per test at most: a quarter of the rounds, at least 2."""
+    return max(2, rounds // 4)
+
+
 class Comparator:
-    """Runs a compared test in every environment, in interleaved rounds."""
+    """Runs a compared test in every environment, in interleaved rounds
+    rotated over each environment's worker processes."""
 
     def __init__(self, settings: Settings, pool: EnvironmentPool, nodeids: tuple[str, ...],
                  pytest_args: tuple[str, ...] = (), progress: Callable[[str], None] | None = None):
@@ -329,122 +493,290 @@ class Comparator:
         self.pytest_args = pytest_args
         self.progress = progress or (lambda msg: None)
 
+    # -- processes ----------------------------------------------------------
+
+    def hash_seed(self, slot: int, env: str) -> int:
+        parts: tuple[Any, ...] = (self.settings.seed, "hash", slot)
+        if self.settings.hash_seed == "random":
+            parts += (env,)
+        return stable_seed(*parts) % 4294967296
+
+    def _prepare(self, result: ItemResult, live: dict[str, Environment]) -> None:
+        """Start the worker processes each environment lacks (once per
+        session: they serve every test); an environment that cannot is
+        unavailable for this test."""
+        slots = range(1, self.settings.processes + 1)
+        for name in list(live):
+            env = live[name]
+            try:
+                have = env.processes
+                for slot in slots:
+                    if slot not in have:
+                        self.progress(f"{result.nodeid} [{name}] starting worker process {slot}")
+                        env.spawn(slot, {"PYTHONHASHSEED": str(self.hash_seed(slot, name))})
+            except (EnvError, RemoteError) as exc:
+                result.unavailable[name] = f"environment {name!r} could not start its worker processes: {exc}"
+                del live[name]
+                continue
+            result.processes[name] = env.processes
+            result.hash_seeds[name] = {slot: self.hash_seed(slot, name) for slot in slots}
+
+    # -- the test -----------------------------------------------------------
+
     def run(self, nodeid: str, envs: list[str], claims: list[Claim], rounds: int) -> ItemResult:
-        """Warm-up, ``rounds`` measured rounds, then (with a time budget)
-        more rounds while a claim is inconclusive."""
+        """Warm-up in every process, ``rounds`` measured rounds, then (with
+        a time budget) more rounds while a claim is inconclusive."""
         s = self.settings
         result = ItemResult(nodeid=nodeid, envs=list(envs), baseline=s.baseline)
         failures = self.pool.start_all(envs)
         live: dict[str, Environment] = {}
         for name in envs:
-            if name in failures:
-                result.unavailable[name] = failures[name]
+            reason = failures.get(name) or self.pool.failure(name)
+            env = None
+            if reason is None:
+                env, reason = self.pool.try_get(name)
+            if env is None:
+                result.unavailable[name] = reason or f"environment {name!r} is unavailable"
             else:
-                live[name] = self.pool.get(name)
+                live[name] = env
+        self._prepare(result, live)
         if s.baseline in result.unavailable:
             result.skipped = (s.baseline, f"baseline {s.baseline!r} unavailable: {result.unavailable[s.baseline]}")
             return result
         rng = random.Random(stable_seed(s.seed, nodeid))
         names = list(live)
-        for r in range(s.warmup):
-            if not self._round(result, live, names, rng, f"warm-up {r + 1}/{s.warmup}", warm=True):
+        slots = list(range(1, s.processes + 1))
+        warm: dict[str, list[float]] = {}
+        for w in range(s.warmup):
+            for slot in slots:
+                label = f"warm-up {w + 1}/{s.warmup}, process {slot}"
+                if not self._round(result, live, names, rng, label, slot=slot, calls=1, warm=warm):
+                    return result
+        result.calls = s.calls or auto_calls(warm, s.baseline)
+        schedule = _Schedule(slots, rng)
+        retries_left = max_retries(rounds)
+        done = 0
+        while done < rounds:
+            slot = schedule.next()
+            rec = self._round(result, live, names, rng, f"round {done + 1}/{rounds}", slot=slot, calls=result.calls)
+            if rec is None:
                 return result
-        for r in range(rounds):
-            if not self._round(result, live, names, rng, f"round {r + 1}/{rounds}"):
-                return result
+            if rec.disturbed and retries_left > 0:
+                retries_left -= 1
+                result.retries += 1
+                rec.used = False
+                schedule.again(slot)
+                continue
+            done += 1
+        result.rounds = len(result.used_rounds)
         result.stopped_by = "rounds"
         if s.time_budget and claims:
-            t0 = time.monotonic()
-            while True:
-                self.evaluate(result, claims, with_p=False)
-                open_claims = [c for c in result.claims if c.verdict == INCONCLUSIVE]
-                if not open_claims:
-                    result.stopped_by = "conclusive"
-                    break
-                if time.monotonic() - t0 >= s.time_budget:
-                    result.stopped_by = "time budget"
-                    break
-                if result.rounds >= s.max_rounds:
-                    result.stopped_by = "max rounds"
-                    break
-                # Only the environments of open claims need more samples.
-                needed = [n for n in names if any(n in c.claim.envs for c in open_claims)]
-                label = f"round {result.rounds + 1} (adaptive, {len(open_claims)} claim(s) open)"
-                if not self._round(result, live, needed, rng, label):
-                    return result
+            self._adaptive(result, live, names, rng, claims, schedule)
         self.evaluate(result, claims)
         return result
 
+    def _adaptive(self, result: ItemResult, live: dict[str, Environment], names: list[str],
+                  rng: random.Random, claims: list[Claim], schedule: "_Schedule") -> None:
+        """More rounds, a full rotation of the processes at a time, while a
+        claim is inconclusive and the estimate of the rounds it needs fits
+        the time budget."""
+        s = self.settings
+        t0 = time.monotonic()
+        while True:
+            self.evaluate(result, claims)
+            open_claims = [c for c in result.claims if c.verdict == INCONCLUSIVE]
+            if not open_claims:
+                result.stopped_by = "conclusive"
+                return
+            remaining = s.time_budget - (time.monotonic() - t0)
+            if remaining <= 0:
+                result.stopped_by = "time budget"
+                return
+            if result.rounds >= s.max_rounds:
+                result.stopped_by = "max rounds"
+                return
+            needs = [c.seconds_needed for c in open_claims
+                     if c.seconds_needed is not None and math.isfinite(c.seconds_needed)]
+            # The estimate is judged only from two rounds per process on:
+            # before that the interval is too crude to tell.
+            judged = result.rounds >= 2 * len(schedule.slots)
+            hopeless = all(c.rounds_needed is not None and math.isinf(c.rounds_needed) for c in open_claims)
+            if judged and (hopeless or (needs and min(needs) > 4 * remaining)):
+                result.stopped_by = "time budget (the estimate of the rounds needed exceeds it)"
+                return
+            # Only the environments of open claims need more rounds.
+            needed = [n for n in names if any(n in c.claim.envs for c in open_claims)]
+            for _ in range(min(len(schedule.slots), s.max_rounds - result.rounds)):
+                slot = schedule.next()
+                label = f"round {result.rounds + 1} (adaptive, {len(open_claims)} claim(s) open)"
+                if self._round(result, live, needed, rng, label, slot=slot, calls=result.calls) is None:
+                    return
+                result.rounds = len(result.used_rounds)
+
     def _round(self, result: ItemResult, live: dict[str, Environment], names: list[str],
-               rng: random.Random, label: str, warm: bool = False) -> bool:
-        """One round: the test once in each environment, in random order.
-        Returns False when the test cannot go on (failure or skip)."""
-        order = names[:]
-        rng.shuffle(order)
-        if not warm:
-            result.order.append(order)
-        for name in order:
-            self.progress(f"{result.nodeid} [{name}] {label}")
-            try:
-                out = live[name].run_item(result.nodeid, self.nodeids, self.pytest_args)
-            except (EnvError, RemoteError) as exc:
-                result.failure = (name, f"environment {name!r} failed while running the test: {exc}")
-                return False
-            if out["outcome"] == "failed":
-                result.failure = (name, f"the test failed in environment {name!r}:\n{out['longrepr']}")
-                return False
-            if out["outcome"] == "skipped":
-                result.skipped = (name, f"skipped in environment {name!r}: {out['longrepr']}")
-                return False
-            if warm:
-                continue
-            if out.get("work"):
-                result.work[name] = out["work"]
-            bench = out.get("benchmark_samples")
-            if bench:
-                result.samples.setdefault(name, []).extend(bench)
-                result.source[name] = "benchmark"
-            else:
-                result.samples.setdefault(name, []).append(float(out["duration"]))
-                result.source[name] = "call"
-        if not warm:
-            result.rounds += 1
-        return True
+               rng: random.Random, label: str, *, slot: int, calls: int,
+               warm: dict[str, list[float]] | None = None) -> Any:
+        """One round in worker process ``slot`` of every environment: ``calls``
+        passes, each calling the test once per environment in a new random
+        order, so an environment's calls sit next to the others' in time
+        and a burst of noise hits both sides of a ratio. An environment's
+        value is the median of its calls (or of its pytest-benchmark
+        samples). Returns the RoundRecord (True for a warm-up round), or
+        None when the test cannot go on (failure, skip, xfail)."""
+        cpus = self.pool.ctx.cpus
+        rec = RoundRecord(index=len(result.round_log), slot=slot, order=[])
+        rec.load1 = noise.load1()
+        ticks0 = noise.cpu_ticks(cpus)
+        t0 = time.monotonic()
+        calls_of: dict[str, list[float]] = {}
+        bench_of: dict[str, list[float]] = {}
+        for _ in range(calls):
+            order = names[:]
+            rng.shuffle(order)
+            if not rec.order:
+                rec.order = order
+            for name in order:
+                self.progress(f"{result.nodeid} [{name}] {label}")
+                try:
+                    out = live[name].run_item(result.nodeid, self.nodeids, self.pytest_args, proc=slot)
+                except (EnvError, RemoteError) as exc:
+                    result.failure = (name, f"environment {name!r} failed while running the test: {exc}")
+                    return None
+                outcome = out["outcome"]
+                if outcome == "failed":
+                    result.failure = (name, f"the test failed in environment {name!r}:\n{out['longrepr']}")
+                    return None
+                if outcome == "skipped":
+                    result.skipped = (name, f"skipped in environment {name!r}: {out['longrepr']}")
+                    return None
+                if outcome == "xfailed":
+                    result.xfailed = (name, out["longrepr"])
+                    return None
+                if outcome == "xpassed":
+                    result.xpassed = out["longrepr"]
+                value = out.get("value")
+                if value is None:
+                    result.failure = (name, f"environment {name!r} returned no timing for the test")
+                    return None
+                if warm is not None:
+                    warm.setdefault(name, []).append(float(value))
+                    continue
+                calls_of.setdefault(name, []).append(float(value))
+                result.source[name] = out.get("source", "call")
+                if out.get("source") == "benchmark":
+                    bench_of.setdefault(name, []).append(float(value))
+                    rec.raw.setdefault(name, []).extend(float(x) for x in out.get("raw") or [])
+                else:
+                    rec.raw.setdefault(name, []).append(float(value))
+                rec.n_samples[name] = rec.n_samples.get(name, 0) + int(out.get("n_samples") or 0)
+                rec.pids[name] = out.get("pid")
+                _add_noise(rec.worker_noise.setdefault(name, {}), out.get("noise") or {})
+                work = out.get("work")
+                if work:
+                    result.work[name] = work
+                    if work.get("seconds"):
+                        result.own_rates.setdefault(name, []).append(work["amount"] / work["seconds"])
+        if warm is not None:
+            return True
+        rec.values = {name: stats.median(values) for name, values in calls_of.items()}
+        rec.seconds = time.monotonic() - t0
+        rec.steal, rec.steal_ticks = noise.steal_fraction(ticks0, noise.cpu_ticks(cpus))
+        rec.disturbed = noise.disturbed(rec.steal, rec.steal_ticks,
+                                        [{**w, "env": n} for n, w in rec.worker_noise.items()])
+        result.round_log.append(rec)
+        return rec
+
+    # -- verdicts -----------------------------------------------------------
+
+    def estimate(self, result: ItemResult, env: str, base: str) -> stats.Estimate:
+        a, b, slots = result.paired(env, base)
+        if not a:
+            return stats.cluster_estimate([], confidence=self.settings.confidence)
+        d = stats.paired_log_ratios(a, b)
+        return stats.cluster_estimate(d, slots, confidence=self.settings.confidence)
 
     def evaluate(self, result: ItemResult, claims: list[Claim], with_p: bool = True) -> None:
         """Ratios against the baseline and verdicts on every claim."""
         s = self.settings
         result.claims = []
-        pairs: dict[tuple[str, str], tuple[float, tuple[float, float]]] = {}
+        pairs: dict[tuple[str, str], stats.Estimate] = {}
 
-        def ratio(env: str, base: str) -> tuple[float, tuple[float, float]]:
-            # One bootstrap per pair: a claim against the run's baseline
-            # reuses the table's ratio (same samples, same seed).
+        def estimate(env: str, base: str) -> stats.Estimate:
             if (env, base) not in pairs:
-                pairs[env, base] = ratio_and_ci(result.samples[env], result.samples[base],
-                                                stable_seed(s.seed, result.nodeid, env, base))
+                pairs[env, base] = self.estimate(result, env, base)
             return pairs[env, base]
 
-        if s.baseline in result.samples:
-            for name in result.samples:
+        samples = result.samples
+        if s.baseline in samples:
+            for name in samples:
                 if name != s.baseline:
-                    result.ratios[name] = ratio(name, s.baseline)
+                    est = estimate(name, s.baseline)
+                    result.estimates[name] = est
+                    result.ratios[name] = (est.ratio, est.ci)
         metadata = self.pool.metadata()
+        per_round = result.seconds_per_round()
         for claim in claims:
-            missing = [n for n in claim.envs if n not in result.samples]
+            missing = [n for n in claim.envs if n not in samples]
             if missing:
-                reasons = "; ".join(f"{n}: {result.unavailable.get(n, 'not measured for this test')}" for n in missing)
+                reasons = "; ".join(f"{n}: {result.unavailable.get(n) or _not_measured(n, s)}" for n in missing)
                 result.claims.append(ClaimResult(result.nodeid, claim, math.nan, (math.nan, math.nan),
                                                  SKIPPED, reason=reasons))
                 continue
-            r, ci = ratio(claim.env, claim.baseline)
-            p = None
-            if with_p:
-                p = stats.permutation_test(result.samples[claim.env], result.samples[claim.baseline],
-                                           seed=stable_seed(s.seed, result.nodeid, "perm"))
+            est = estimate(claim.env, claim.baseline)
+            ratio, ci = est.ratio, est.ci
+            verdict = claim.verdict(ratio, ci)
             accel = metadata.get(claim.env, {}).get("accel")
-            result.claims.append(ClaimResult(result.nodeid, claim, r, ci, claim.verdict(r, ci),
-                                             p_value=p, accel=accel))
+            cr = ClaimResult(result.nodeid, claim, ratio, ci, verdict, p_value=est.p_value if with_p else None,
+                             accel=accel, estimate=est)
+            if verdict == INCONCLUSIVE:
+                bound = _deciding_bound(claim, ci)
+                if bound is not None:
+                    cr.rounds_needed = stats.rounds_needed(est, bound)
+                    if cr.rounds_needed is not None and math.isfinite(cr.rounds_needed):
+                        cr.seconds_needed = max(0.0, cr.rounds_needed - est.n) * per_round
+            result.claims.append(cr)
+
+
+def _add_noise(total: dict[str, float], one: dict[str, float]) -> None:
+    for key, value in one.items():
+        if isinstance(value, (int, float)):
+            total[key] = total.get(key, 0) + value
+
+
+def _not_measured(name: str, settings: Settings) -> str:
+    if settings.spec(name) is None:
+        return "not in this run"
+    return "not measured for this test"
+
+
+def _deciding_bound(claim: Claim, ci: tuple[float, float]) -> float | None:
+    """The claim's bound that lies inside the interval (the one keeping the
+    verdict open)."""
+    lo, hi = ci
+    for bound in (claim.lower, claim.upper):
+        if bound is not None and lo <= bound <= hi:
+            return bound
+    return None
+
+
+class _Schedule:
+    """Which worker process serves the next round: every process once per
+    cycle, in a random order each cycle, so drift over time spreads over
+    the processes; a retried round goes back to the same process."""
+
+    def __init__(self, slots: list[int], rng: random.Random):
+        self.slots = slots
+        self.rng = rng
+        self._queue: list[int] = []
+
+    def next(self) -> int:
+        if not self._queue:
+            self._queue = self.slots[:]
+            self.rng.shuffle(self._queue)
+        return self._queue.pop(0)
+
+    def again(self, slot: int) -> None:
+        self._queue.insert(0, slot)
 
 
 @dataclass
@@ -455,6 +787,9 @@ class Outcome:
     outcome: str
     text: str | None = None
     sections: list[tuple[str, str]] = field(default_factory=list)
+    #: pytest's xfail marker reason when the test xfailed or xpassed:
+    #: the report carries it as ``wasxfail`` (shown XFAIL / XPASS).
+    wasxfail: str | None = None
 
 
 def outcome_of(result: ItemResult, *, strict: bool, gate: bool, required_missing: list[str]) -> Outcome:
@@ -465,9 +800,14 @@ def outcome_of(result: ItemResult, *, strict: bool, gate: bool, required_missing
         out.text = "required environment(s) could not start (--virt-require):\n" + "\n".join(required_missing)
     elif result.failure:
         out.outcome, out.text = "failed", result.failure[1]
+    elif result.xfailed:
+        out.outcome, out.wasxfail = "skipped", result.xfailed[1]
+        out.text = f"xfailed in environment {result.xfailed[0]!r}: {result.xfailed[1]}"
     elif result.skipped:
         out.outcome, out.text = "skipped", result.skipped[1].splitlines()[0]
     else:
+        if result.xpassed is not None:
+            out.wasxfail = result.xpassed
         bad = result.failed_claims(strict)
         if bad and not gate:
             out.sections.append(("virtoverhead findings (not gating)", "\n".join(c.message() for c in bad)))
@@ -481,13 +821,6 @@ def outcome_of(result: ItemResult, *, strict: bool, gate: bool, required_missing
     if notes:
         out.sections.append(("virtoverhead", "\n".join(notes)))
     return out
-
-
-def ratio_and_ci(env: list[float], base: list[float], seed: int) -> tuple[float, tuple[float, float]]:
-    ratio = stats.ratio_of_medians(env, base)
-    if len(env) < 2 or len(base) < 2:
-        return ratio, (math.nan, math.nan)
-    return ratio, stats.bootstrap_ratio_ci(env, base, seed=seed)
 
 
 __all__ = ["EnvironmentPool", "Comparator", "ItemResult", "ClaimResult", "PASS", "FAIL", "INCONCLUSIVE", "SKIPPED"]

@@ -1,10 +1,18 @@
 """Statistics of a comparison, as pure numpy functions.
 
-- the ratio of medians (environment time / baseline time),
-- its percentile-bootstrap confidence interval, resampling each group
-  independently (the two groups are independent samples),
-- a permutation test of the difference of medians (exact when the number of
-  splits is small, Monte Carlo otherwise).
+The verdict engine (see docs/verdicts.md):
+
+- :func:`paired_log_ratios`: one log ratio per round, environment over
+  baseline, from the two environments' summaries of the same round;
+- :func:`cluster_estimate`: the mean log ratio and its confidence interval
+  with the worker process (pair) as the cluster, from a one-way random
+  effects model, so variation between processes is inside the interval;
+- :func:`difference`: the change between two such estimates (two saved
+  runs), Welch-Satterthwaite;
+- :func:`rounds_needed`: how many rounds an inconclusive claim would need.
+
+Older helpers (ratio of medians, percentile bootstrap of independent
+samples, permutation test) serve descriptive figures only.
 
 Every random draw takes an explicit seed so a run can be repeated. Imports
 neither pytest, docker nor libvirt.
@@ -14,6 +22,8 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Sequence
 
 
@@ -127,3 +137,242 @@ def relative_half_width(ratio: float, ci: tuple[float, float]) -> float:
     if not ratio or not math.isfinite(ratio):
         return math.inf
     return (ci[1] - ci[0]) / 2 / ratio
+
+
+# --------------------------------------------------------------------------
+# Student's t, written out because numpy has none and scipy is not a
+# dependency: the regularized incomplete beta function by its continued
+# fraction (modified Lentz), and the quantile by bisection on the CDF.
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    tiny = 1e-300
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 400):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < 1e-15:
+            break
+    return h
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """Regularized incomplete beta I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    log_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+                 + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(log_front) * _betacf(a, b, x) / a
+    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
+
+
+def t_sf2(t: float, df: float) -> float:
+    """Two-sided tail P(|T| >= |t|) of Student's t with ``df`` degrees of freedom."""
+    if math.isnan(t) or not df > 0:
+        return math.nan
+    if math.isinf(df):
+        return 2 * (1 - NormalDist().cdf(abs(t)))
+    return _betainc(df / 2.0, 0.5, df / (df + t * t))
+
+
+def t_quantile(p: float, df: float) -> float:
+    """The ``p`` quantile (0.5 < p < 1) of Student's t with ``df`` degrees of freedom."""
+    if not 0.5 < p < 1:
+        raise ValueError("t_quantile: p must be between 0.5 and 1")
+    if not df > 0:
+        raise ValueError("t_quantile: needs at least one degree of freedom")
+    if math.isinf(df) or df > 1e7:
+        return NormalDist().inv_cdf(p)
+    tail = 2 * (1 - p)
+    lo, hi = 0.0, 1.0
+    while t_sf2(hi, df) > tail:
+        hi *= 2
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if t_sf2(mid, df) > tail:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-12 * max(1.0, hi):
+            break
+    return (lo + hi) / 2
+
+
+# --------------------------------------------------------------------------
+# the round-level, process-aware estimate
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A log ratio with its interval (all on the log scale).
+
+    ``theta`` is the mean over clusters of each cluster's mean log ratio;
+    ``se`` its standard error, ``df`` the degrees of freedom of the t
+    interval ``[lo, hi]``; ``n_clusters`` processes (or rounds when the run
+    had one process), ``n`` rounds. ``method`` says which.
+    """
+
+    theta: float
+    se: float
+    df: float
+    lo: float
+    hi: float
+    n_clusters: int
+    n: int
+    confidence: float
+    method: str
+
+    @property
+    def ratio(self) -> float:
+        return _exp(self.theta)
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        return _exp(self.lo), _exp(self.hi)
+
+    @property
+    def half_width(self) -> float:
+        """Half the interval's width on the log scale (0.02 ~ +-2%)."""
+        return (self.hi - self.lo) / 2
+
+    @property
+    def p_value(self) -> float:
+        """Two-sided p-value of "the ratio is 1" from the same t statistic."""
+        if not (self.se > 0):
+            return math.nan if math.isnan(self.theta) else (1.0 if self.theta == 0 else 0.0)
+        return t_sf2(self.theta / self.se, self.df)
+
+
+def _exp(x: float) -> float:
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
+
+
+NAN_ESTIMATE_METHOD = "none"
+
+
+def paired_log_ratios(env_values: Sequence[float], base_values: Sequence[float]) -> np.ndarray:
+    """log(env / base) per round, for rounds paired by position."""
+    a = _array(env_values, "the environment's rounds")
+    b = _array(base_values, "the baseline's rounds")
+    if a.size != b.size:
+        raise ValueError(f"paired rounds differ in number: {a.size} and {b.size}")
+    if np.any(a <= 0) or np.any(b <= 0):
+        raise ValueError("round summaries must be positive times to take a ratio")
+    return np.log(a) - np.log(b)
+
+
+def cluster_estimate(d: Sequence[float], clusters: Sequence[int] | None = None, *,
+                     confidence: float = 0.95) -> Estimate:
+    """Mean log ratio over clusters (worker processes) with a t interval.
+
+    The model is one-way random effects: a round's log ratio is the true
+    one, plus its process (pair)'s effect, plus the round's own noise. The
+    estimate is the mean of the G cluster means. Its variance is estimated
+    from the two mean squares, with the process variance component
+    truncated at zero (the ANOVA estimator):
+
+    - when the cluster means vary more than the round noise explains
+      (``s_m^2 >= MSW * mean(1/n_g)``), from the cluster means alone:
+      ``s_m^2 / G`` with G-1 degrees of freedom (the cluster-robust t of
+      Cameron and Miller, which stays honest with 4-8 clusters where a
+      normal or percentile-bootstrap interval covers too little);
+    - otherwise there is no sign of a process effect, and the within-cluster
+      mean square ``MSW * mean(1/n_g) / G`` with N-G degrees of freedom
+      serves (it is the larger of the two estimates then).
+
+    Simulated coverage of 95% intervals: 94.5-98.5% for 4 or 6 processes
+    with process effects from none to twice the round noise
+    (tests/test_stats.py checks this). With a single cluster, or one round
+    per cluster, the rounds are the units (``method`` says which).
+    """
+    if not 0 < confidence < 1:
+        raise ValueError("confidence must be between 0 and 1")
+    arr = np.asarray(d, dtype=float)
+    if arr.ndim != 1:
+        raise ValueError("cluster_estimate needs a flat list of log ratios")
+    labels = np.zeros(arr.size, dtype=int) if clusters is None else np.asarray(clusters)
+    if labels.shape != arr.shape:
+        raise ValueError("cluster_estimate: one cluster label per round")
+    keep = np.isfinite(arr)
+    arr, labels = arr[keep], labels[keep]
+    n = int(arr.size)
+    if n == 0:
+        return Estimate(math.nan, math.nan, math.nan, math.nan, math.nan, 0, 0, confidence, NAN_ESTIMATE_METHOD)
+    groups = [arr[labels == g] for g in np.unique(labels)]
+    g = len(groups)
+    sizes = np.array([x.size for x in groups], dtype=float)
+    if g >= 2:
+        means = np.array([float(x.mean()) for x in groups])
+        theta = float(means.mean())
+        between = float(means.var(ddof=1))
+        if n > g:
+            within = sum(float(((x - x.mean()) ** 2).sum()) for x in groups) / (n - g)
+            h = float(np.mean(1.0 / sizes))
+            if between >= within * h:
+                var, df, method = between / g, float(g - 1), "processes"
+            else:
+                var, df, method = within * h / g, float(n - g), "processes (pooled: no process effect seen)"
+        else:
+            var, df, method = between / g, float(g - 1), "processes (one round each)"
+    else:
+        theta = float(arr.mean())
+        if n < 2:
+            return Estimate(theta, math.nan, math.nan, math.nan, math.nan, g, n, confidence, "rounds")
+        var, df, method = float(arr.var(ddof=1)) / n, float(n - 1), "rounds (one process: process variation not included)"
+    se = math.sqrt(var)
+    t = t_quantile((1 + confidence) / 2, df)
+    return Estimate(theta, se, df, theta - t * se, theta + t * se, g, n, confidence, method)
+
+
+def difference(a: Estimate, b: Estimate, *, confidence: float = 0.95) -> Estimate:
+    """``b - a`` on the log scale (exp of it: B's ratio over A's), with a
+    Welch-Satterthwaite t interval from the two estimates' standard errors."""
+    theta = b.theta - a.theta
+    va, vb = a.se ** 2, b.se ** 2
+    var = va + vb
+    n_clusters, n = min(a.n_clusters, b.n_clusters), a.n + b.n
+    method = f"difference of {a.method}/{b.method}"
+    if not (math.isfinite(var) and math.isfinite(theta)):
+        return Estimate(theta, math.nan, math.nan, math.nan, math.nan, n_clusters, n, confidence, method)
+    if var == 0:
+        return Estimate(theta, 0.0, math.inf, theta, theta, n_clusters, n, confidence, method)
+    denom = (va ** 2 / a.df if va else 0.0) + (vb ** 2 / b.df if vb else 0.0)
+    df = var ** 2 / denom if denom > 0 else math.inf
+    se = math.sqrt(var)
+    t = t_quantile((1 + confidence) / 2, df)
+    return Estimate(theta, se, df, theta - t * se, theta + t * se, n_clusters, n, confidence, method)
+
+
+def rounds_needed(est: Estimate, bound: float) -> float:
+    """Rounds after which an interval of today's spread would exclude the
+    claim's ``bound`` (a ratio), assuming the standard error falls as one
+    over the square root of the rounds: ``n * (t*se / |theta - log bound|)^2``.
+    inf when the estimate sits on the bound; nan when unknown."""
+    if not (est.se > 0) or not bound > 0 or est.n == 0:
+        return math.nan
+    gap = abs(est.theta - math.log(bound))
+    if gap == 0:
+        return math.inf
+    t = t_quantile((1 + est.confidence) / 2, est.df)
+    return est.n * (t * est.se / gap) ** 2

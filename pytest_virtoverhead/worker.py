@@ -26,7 +26,7 @@ import importlib
 import os
 import sys
 
-from .envvars import ENV_NAME_VAR, WORKER_ENV_VAR
+from .envvars import ENV_NAME_VAR, WATCH_PARENT_VAR, WORKER_ENV_VAR
 from .protocol import FrameDecoder, encode, read_message
 
 TYPE_CHECKING = False
@@ -190,11 +190,16 @@ class Worker:
         self._decoder = FrameDecoder()
         self._pending: list[Any] = []
         self.eof = False
+        #: Set by a handler whose process must not serve another request of
+        #: the current loop (a test raised KeyboardInterrupt or pytest.exit).
+        self.end_loop = False
+        self.children: Any = None  # children.Children, on the first spawn
         self.handlers: dict[str, Callable[[dict], Any]] = {
             "hello": self.handle_hello,
             "call": self.handle_call,
             "bench": self.handle_bench,
             "session": self.handle_session,
+            "spawn": self.handle_spawn,
         }
 
     def recv(self) -> dict | None:
@@ -232,6 +237,14 @@ class Worker:
             msg = self.recv()
             if msg is None:
                 return None
+            if msg.get("proc"):
+                # For a child worker process of this one: relay it.
+                if self.children is None:
+                    from .children import Children
+
+                    self.children = Children()
+                self.send(self.children.forward(msg))
+                continue
             op = msg.get("op")
             if op == until:
                 return msg
@@ -252,6 +265,9 @@ class Worker:
                     self.reply(msg.get("id"), result)
             if self.eof:
                 return None
+            if self.end_loop:
+                self.end_loop = False
+                return None
 
     # -- handlers -----------------------------------------------------------
 
@@ -271,6 +287,17 @@ class Worker:
         options = measure.BenchOptions.from_dict(msg.get("options"))
         result = measure.benchmark(fn, tuple(msg.get("args", [])), msg.get("kwargs", {}), options)
         return result.to_dict()
+
+    def handle_spawn(self, msg: dict) -> Any:
+        if self.children is None:
+            from .children import Children
+
+            self.children = Children()
+        return self.children.spawn(msg)
+
+    def close_children(self) -> None:
+        if self.children is not None:
+            self.children.close()
 
     def handle_session(self, msg: dict) -> Any:
         from .itemrunner import run_session
@@ -371,9 +398,33 @@ def parse_args(argv: list[str]) -> Any:
     return _Args(**values)
 
 
+def _watch_parent(pid: int) -> None:
+    """End this process when ``pid`` stops being its parent (the host's
+    pytest was killed while a job ran), polling twice a second in a daemon
+    thread. Used where the kernel's parent-death signal cannot be: the host
+    starts workers from short-lived threads, and that signal fires when the
+    starting thread ends."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="virt-parent-watch", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else list(argv))
     os.environ[WORKER_ENV_VAR] = "1"
+    from .children import PARENT_DEATH_VAR, die_with_parent
+
+    if os.environ.pop(PARENT_DEATH_VAR, None):
+        die_with_parent()
+    watch = os.environ.pop(WATCH_PARENT_VAR, None)
+    if watch and watch.isdigit():
+        _watch_parent(int(watch))
     if args.cwd:
         os.chdir(args.cwd)
     if "" not in sys.path and os.getcwd() not in sys.path:
@@ -391,7 +442,10 @@ def main(argv: list[str] | None = None) -> int:
     # An unsolicited frame tells the host the worker is up (useful on a serial
     # line, where the host cannot see the process start).
     worker.send({"id": None, "event": "ready", "pid": os.getpid()})
-    last = worker.serve()
+    try:
+        last = worker.serve()
+    finally:
+        worker.close_children()
     if last is not None:
         worker.reply(last.get("id"), None)
     return 0

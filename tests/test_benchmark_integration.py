@@ -47,8 +47,8 @@ def test_entry_names():
 
 
 def _result(**kw):
-    res = ItemResult(nodeid="t.py::test_a", envs=["baremetal", "vm"], baseline="baremetal", rounds=4,
-                     samples={"baremetal": [1.0, 2.0, 3.0, 4.0], "vm": [2.0, 4.0, 6.0, 8.0]},
+    res = ItemResult.from_samples("t.py::test_a", ["baremetal", "vm"], "baremetal",
+                     {"baremetal": [1.0, 2.0, 3.0, 4.0], "vm": [2.0, 4.0, 6.0, 8.0]},
                      source={"baremetal": "call", "vm": "call"},
                      ratios={"vm": (2.0, (1.5, math.nan))}, **kw)
     claim = parse_claim("vm <= 3 * baremetal")

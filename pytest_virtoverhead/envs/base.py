@@ -471,7 +471,10 @@ class Environment:
         self.ctx = backend.ctx
         self._channel: Channel | None = None
         self._metadata: dict[str, Any] = {"name": self.name, "kind": self.kind}
-        self._items: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+        #: {process slot: (nodeids, args)} of the pytest sessions open there.
+        self._items: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        #: {process slot: pid} of the processes started by spawn().
+        self._procs: dict[int, int] = {}
         self.start_time: float | None = None
         self.starts = 0
 
@@ -511,7 +514,8 @@ class Environment:
         self.starts += 1
         self._metadata = {"name": self.name, "kind": self.kind, **facts,
                           **self.backend.metadata(), "start_seconds": round(self.start_time, 4)}
-        self._items = None
+        self._items = {}
+        self._procs = {}
         return self
 
     def _diagnostics(self) -> str:
@@ -531,7 +535,8 @@ class Environment:
             except OSError:
                 pass
         self._channel = None
-        self._items = None
+        self._items = {}
+        self._procs = {}
 
     def stop(self, graceful: bool = True) -> None:
         """Stop the worker and everything the backend started (idempotent).
@@ -600,29 +605,55 @@ class Environment:
         return Measurement(env=self.name, samples=result["samples"], metadata=self.metadata,
                            loops=result["loops"], details=result)
 
-    def run_item(self, nodeid: str, nodeids: tuple[str, ...], args: tuple[str, ...] = ()) -> dict[str, Any]:
-        """Run a collected test item inside the environment's pytest session.
+    def spawn(self, slot: int, env: Mapping[str, str] | None = None) -> int:
+        """Start worker process ``slot`` (1, 2, ...) inside this environment,
+        a fresh interpreter beside the environment's worker, with extra
+        environment variables (e.g. PYTHONHASHSEED); return its pid."""
+        out = self._request("spawn", slot=slot, env=dict(env or {}), timeout=self.ctx.startup_timeout)
+        self._items.pop(slot, None)
+        self._procs[slot] = int(out["pid"])
+        return self._procs[slot]
+
+    @property
+    def processes(self) -> dict[int, int]:
+        """{slot: pid} of the worker processes started by :meth:`spawn`."""
+        return dict(self._procs) if self.running else {}
+
+    def run_item(self, nodeid: str, nodeids: tuple[str, ...], args: tuple[str, ...] = (), *,
+                 proc: int = 0, calls: int = 1) -> dict[str, Any]:
+        """Run a collected test item ``calls`` times inside the environment's
+        pytest session in worker process ``proc`` (0: the environment's own
+        worker; K: the process started by ``spawn(K)``).
 
         The session (collecting ``nodeids`` with pytest ``args``) is opened on
-        first use and reopened after a worker restart.
+        first use in that process and reopened after a worker restart.
         """
         key = (tuple(nodeids), tuple(args))
-        if self._items != key or not self.running:
-            if self._items is not None and self.running:
-                self._request("end_session")
+        if self._items.get(proc) != key or not self.running:
+            if self._items.get(proc) is not None and self.running:
+                self._request("end_session", proc=proc)
             try:
-                result = self._request("session", nodeids=list(nodeids), args=list(args), rootdir=self.ctx.rootdir,
-                                       timeout=self.ctx.startup_timeout + self.ctx.job_timeout)
+                self._request("session", nodeids=list(nodeids), args=list(args), rootdir=self.ctx.rootdir,
+                              timeout=self.ctx.startup_timeout + self.ctx.job_timeout, proc=proc)
             except RemoteError as exc:
+                if exc.type_name == "ChildDied":
+                    self._procs.pop(proc, None)
+                    raise WorkerDied(f"worker process {proc} in {self.name!r} is gone: {exc.remote_message}",
+                                     diagnostics=self._diagnostics()) from None
                 raise EnvError(f"pytest could not start in environment {self.name!r}: {exc.remote_message}",
                                diagnostics=self._diagnostics()) from None
-            self._items = key
-            self._collected = result
-        return self._request("item", nodeid=nodeid)
-
-    def end_items(self) -> None:
-        if self._items is not None and self.running:
-            try:
-                self._request("end_session", timeout=60)
-            finally:
-                self._items = None
+            self._items[proc] = key
+        try:
+            out = self._request("item", nodeid=nodeid, calls=calls, proc=proc)
+        except RemoteError as exc:
+            if exc.type_name == "ChildDied":
+                self._items.pop(proc, None)
+                self._procs.pop(proc, None)
+                raise WorkerDied(f"the worker process {proc} in environment {self.name!r} died while running "
+                                 f"the test: {exc.remote_message}", diagnostics=self._diagnostics()) from None
+            raise
+        if out.get("fatal"):
+            # The process ended its pytest session (KeyboardInterrupt,
+            # pytest.exit): the next request opens a new one.
+            self._items.pop(proc, None)
+        return out

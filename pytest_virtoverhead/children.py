@@ -1,0 +1,138 @@
+"""Worker processes a worker starts inside its own environment.
+
+The verdict engine measures each test in several fresh interpreters per
+environment (see docs/verdicts.md): the environment's worker, which the
+backend started over its stream (a pipe, a container's attach socket, a VM's
+serial port), starts them as its own children over pipes and relays
+requests that carry ``"proc": K`` to child K, byte for byte, one reply per
+request. So every kind gets several processes without a second channel, and
+a child runs inside the same namespaces, cgroup or guest as its parent.
+
+A child dies with its parent (``PR_SET_PDEATHSIG``), so a killed worker
+never leaves a busy child behind. Standard library only: this runs inside
+every environment.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from .protocol import FrameDecoder, encode
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+#: Set in a child's environment: the child asks the kernel to kill it when
+#: its parent dies.
+PARENT_DEATH_VAR = "VIRTOVERHEAD_PARENT_DEATH"
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent exits (no-op elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() == 1:  # the parent is already gone
+            os._exit(1)
+    except (OSError, AttributeError):
+        pass
+
+
+class ChildDied(Exception):
+    """A child worker exited while the host waited for its reply."""
+
+
+class Child:
+    def __init__(self, slot: int, env: dict[str, str]):
+        self.slot = slot
+        cmd = [sys.executable, "-m", "pytest_virtoverhead.worker", "--cwd", os.getcwd()]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     env={**os.environ, **env, PARENT_DEATH_VAR: "1"})
+        self._decoder = FrameDecoder()
+        self._pending: list[Any] = []
+        ready = self._next()
+        if ready.get("event") != "ready":
+            raise ChildDied(f"worker process {slot} did not say ready: {ready!r}")
+        self.pid = int(ready.get("pid") or self.proc.pid)
+
+    def _next(self) -> dict:
+        while not self._pending:
+            data = os.read(self.proc.stdout.fileno(), 65536)
+            if not data:
+                code = self.proc.wait()
+                how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+                raise ChildDied(f"worker process {self.slot} (pid {self.proc.pid}) exited ({how})")
+            self._pending.extend(self._decoder.feed(data))
+        return self._pending.pop(0)
+
+    def request(self, msg: dict) -> dict:
+        """Send ``msg`` to the child and return its reply frame (events skipped)."""
+        self.proc.stdin.write(encode(msg))
+        self.proc.stdin.flush()
+        while True:
+            reply = self._next()
+            if reply.get("id") == msg.get("id") and "event" not in reply:
+                return reply
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Children:
+    """The children of one worker, by slot (1, 2, ...)."""
+
+    def __init__(self) -> None:
+        self.by_slot: dict[int, Child] = {}
+
+    def spawn(self, msg: dict) -> dict[str, Any]:
+        """``spawn``: start (or restart) child ``slot`` with extra environment
+        variables (``env``, e.g. PYTHONHASHSEED)."""
+        slot = int(msg["slot"])
+        if slot < 1:
+            raise ValueError("child slots start at 1")
+        old = self.by_slot.pop(slot, None)
+        if old is not None:
+            old.close()
+        env = {str(k): str(v) for k, v in (msg.get("env") or {}).items()}
+        child = Child(slot, env)
+        self.by_slot[slot] = child
+        return {"slot": slot, "pid": child.pid}
+
+    def forward(self, msg: dict) -> dict:
+        """Relay a request for ``proc`` and return the reply to send back."""
+        slot = int(msg["proc"])
+        child = self.by_slot.get(slot)
+        inner = {k: v for k, v in msg.items() if k != "proc"}
+        if child is None:
+            return {"id": msg.get("id"), "ok": False, "error": {
+                "type": "ChildDied", "traceback": "",
+                "message": f"no worker process {slot} here (not started, or it exited)"}}
+        try:
+            return child.request(inner)
+        except (ChildDied, OSError) as exc:
+            self.by_slot.pop(slot, None)
+            return {"id": msg.get("id"), "ok": False, "error": {
+                "type": "ChildDied", "traceback": "", "message": str(exc)}}
+
+    def close(self) -> None:
+        for child in self.by_slot.values():
+            child.close()
+        self.by_slot.clear()
