@@ -12,18 +12,53 @@ import os
 import sys
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import benchjson, htmlreport
-from .config import DEFAULT_ENVS, ItemPlan, Settings, build_settings, plan_for_marker
-from .envs import KINDS
-from .envs.base import EnvUnavailable, RunContext
-from .progress import Progress
-from .report import JSON_VERSION, claim_lines, environment_lines, table_lines, to_json, write_json_atomic
-from .session import Comparator, EnvironmentPool, ItemResult, outcome_of
 from .envvars import WORKER_ENV_VAR
+
+if TYPE_CHECKING:
+    from .config import ItemPlan, Settings
+    from .session import ItemResult
+
+#: For the help text: the environment kinds, the default of --virt-envs and
+#: the report's install hint, literal so that registering the options
+#: imports nothing (tests/test_plugin_import.py checks them against envs,
+#: config and htmlreport).
+HELP_KINDS = "baremetal, container, vm"
+HELP_DEFAULT_ENVS = "baremetal,container,vm"
+HELP_REPORT_INSTALL = "pip install pytest-virtoverhead[report]"
+
+
+def _load() -> None:
+    """Import the rest of the plugin (settings, claims, sessions, reports,
+    the environments) into this module's globals.
+
+    Not at import: pytest imports this module in every run of every project
+    where the plugin is installed, and a run without ``--virt-compare``, any
+    ``--virt-*`` option or ini key, or a virt fixture needs none of it
+    (``_wanted``, ``_state``). Registering options, the marker and the
+    fixtures needs pytest only.
+    """
+    if "build_settings" in globals():
+        return
+    from . import benchjson, htmlreport
+    from .config import DEFAULT_ENVS, ItemPlan, Settings, build_settings, plan_for_marker
+    from .envs import KINDS
+    from .envs.base import EnvUnavailable, RunContext
+    from .progress import Progress
+    from .report import JSON_VERSION, claim_lines, environment_lines, table_lines, to_json, write_json_atomic
+    from .session import Comparator, EnvironmentPool, ItemResult, outcome_of
+    globals().update({k: v for k, v in locals().items() if not k.startswith("_")})
+
+
+def _wanted(config: pytest.Config) -> bool:
+    """Does this run compare, or set a --virt-* option? Only then is the rest
+    loaded and the session state built at configure time (so that a bad
+    option is a usage error at once); otherwise on a virt fixture's first
+    use (ini keys are read then)."""
+    return any(v not in (None, False, [], "") for k, v in vars(config.option).items() if k.startswith("virt_"))
 
 STATE_KEY = pytest.StashKey["VirtState"]()
 ITEM_KEY = pytest.StashKey["ItemPlan"]()
@@ -69,7 +104,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run each test marked 'virt' in every environment and compare")
     group.addoption("--virt-envs", metavar="LIST", default=None,
                     help=f"environments of the run: KIND or NAME=KIND, comma-separated "
-                         f"(kinds: {', '.join(KINDS)}; default: {DEFAULT_ENVS})")
+                         f"(kinds: {HELP_KINDS}; default: {HELP_DEFAULT_ENVS})")
     group.addoption("--virt-baseline", metavar="NAME", default=None,
                     help="environment ratios are taken against (default: baremetal)")
     group.addoption("--virt-claim", metavar="CLAIM", action="append", default=[],
@@ -81,7 +116,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--virt-json", metavar="PATH", default=None, help="write results and verdicts as JSON")
     group.addoption("--virt-report", metavar="PATH", default=None,
                     help="write a self-contained HTML report with plots (needs matplotlib: "
-                         f"{htmlreport.INSTALL_HINT})")
+                         f"{HELP_REPORT_INSTALL})")
     group.addoption("--virt-require", metavar="LIST", action="append", default=[],
                     help="environments (names or kinds, or 'all') that must start: an error instead of a skip")
     group.addoption("--virt-rounds", metavar="N", default=None,
@@ -175,6 +210,13 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     if os.environ.get(WORKER_ENV_VAR):
         return  # inside an environment's worker: tests just run; the host compares
+    if _wanted(config):
+        _activate(config)
+
+
+def _activate(config: pytest.Config) -> None:
+    """Settings and the session state (environments start later, on use)."""
+    _load()
     try:
         settings = build_settings(_raw_settings(config))
     except ValueError as exc:
@@ -331,6 +373,9 @@ def _log_reports(item: pytest.Item, state: VirtState, result: ItemResult, start:
 
 def _state(config: pytest.Config) -> VirtState:
     state = config.stash.get(STATE_KEY, None)
+    if state is None and not os.environ.get(WORKER_ENV_VAR):
+        _activate(config)  # a run without --virt-* options: built on first use
+        state = config.stash.get(STATE_KEY, None)
     if state is None:
         pytest.skip("environments do not nest: this test already runs inside a pytest-virtoverhead worker")
     return state
