@@ -48,6 +48,15 @@ def die_with_parent() -> None:
         pass
 
 
+def _signal_name(number: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
 class ChildDied(Exception):
     """A child worker exited while the host waited for its reply."""
 
@@ -70,7 +79,7 @@ class Child:
             data = os.read(self.proc.stdout.fileno(), 65536)
             if not data:
                 code = self.proc.wait()
-                how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+                how = f"killed by {_signal_name(-code)}" if code < 0 else f"exit status {code}"
                 raise ChildDied(f"worker process {self.slot} (pid {self.proc.pid}) exited ({how})")
             self._pending.extend(self._decoder.feed(data))
         return self._pending.pop(0)

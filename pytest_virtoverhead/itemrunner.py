@@ -123,6 +123,7 @@ class ItemServer:
         durations: list[float] = []
         bench: list[float] = []
         work = None
+        call_seconds = 0.0
         before = noise.snapshot()
         for _ in range(calls):
             self._reports = []
@@ -142,13 +143,14 @@ class ItemServer:
             outcome, longrepr, duration = self._outcome()
             if outcome not in ("passed", "xpassed"):
                 return {"outcome": outcome, "longrepr": longrepr, "pid": os.getpid()}
+            call_seconds += duration or 0.0
             work = take_work() or work
             if self._bench:
                 bench.extend(self._bench)
             elif duration is not None:
                 durations.append(duration)
         out: dict[str, Any] = {"outcome": outcome, "longrepr": longrepr, "work": work, "pid": os.getpid(),
-                               "noise": noise.since(before), "calls": calls}
+                               "noise": noise.since(before), "calls": calls, "call_seconds": call_seconds}
         if bench:
             ordered = sorted(bench)
             out.update(source="benchmark", value=_median_sorted(ordered), n_samples=len(bench),

@@ -469,10 +469,10 @@ def auto_calls(warm: dict[str, list[float]], baseline: str) -> int:
     skewed), from the warm-up call times: the fastest of each environment
     (the first call in a process carries imports and cold caches)."""
     fastest = {n: min(t for t in ts if t > 0) for n, ts in warm.items() if any(t > 0 for t in ts)}
-    if baseline not in fastest:
+    if baseline not in fastest or not all(math.isfinite(t) for t in fastest.values()):
         return 1
     k = math.ceil(AUTO_CALLS_SECONDS / fastest[baseline])
-    k = min(k, math.floor(AUTO_CALLS_SLOWEST_SECONDS / max(fastest.values())))
+    k = min(k, math.floor(AUTO_CALLS_SLOWEST_SECONDS / max(fastest.values()) + 1e-9))
     return max(1, min(AUTO_CALLS_MAX, k))
 
 
@@ -659,7 +659,10 @@ class Comparator:
                     result.failure = (name, f"environment {name!r} returned no timing for the test")
                     return None
                 if warm is not None:
-                    warm.setdefault(name, []).append(float(value))
+                    # Calls per round follow the call's wall time; a
+                    # pytest-benchmark test repeats its function itself.
+                    seconds = math.inf if out.get("source") == "benchmark" else out.get("call_seconds") or value
+                    warm.setdefault(name, []).append(float(seconds))
                     continue
                 calls_of.setdefault(name, []).append(float(value))
                 result.source[name] = out.get("source", "call")

@@ -3,7 +3,7 @@
 Every pytester run in this suite is its own session, and each session
 starts its worker processes anew (``--virt-processes``, default 4 per
 environment, about a second each here). Runs that do not test the process
-rotation itself use two, set through PYTEST_ADDOPTS (after pytester has
+rotation itself use one (the rounds are then the units), set through PYTEST_ADDOPTS (after pytester has
 cleared it) so the command line of a test still wins; tests of the rotation
 pass ``--virt-processes`` explicitly.
 """
@@ -15,4 +15,4 @@ import pytest
 def _two_worker_processes(request, monkeypatch):
     if "pytester" in request.fixturenames:
         request.getfixturevalue("pytester")
-    monkeypatch.setenv("PYTEST_ADDOPTS", "--virt-processes=2")
+    monkeypatch.setenv("PYTEST_ADDOPTS", "--virt-processes=1")

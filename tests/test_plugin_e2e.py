@@ -5,11 +5,12 @@ not CPU speed): these tests check the plugin's mechanics, not a machine.
 """
 
 import json
+import statistics
 
 import pytest
 
-AA = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-rounds=5", "--virt-seed=7",
-      "-p", "no:cacheprovider"]
+AA = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-rounds=8", "--virt-seed=7",
+      "--virt-processes=1", "-p", "no:cacheprovider"]
 
 SLEEPY = """
 import os, time
@@ -100,21 +101,26 @@ def test_inconclusive_passes_unless_strict(pytester):
 
 def test_json_schema(pytester):
     write_sleepy(pytester, 1, ["control <= 1.5 * baremetal"])
-    pytester.runpytest_subprocess(*AA, "--virt-json=sub/out.json")
+    pytester.runpytest_subprocess(*AA, "--virt-processes=4", "--virt-json=sub/out.json")
     data = json.loads((pytester.path / "sub" / "out.json").read_text())
-    assert data["version"] == 1
+    assert data["version"] == 2
     assert set(data["environments"]) == {"baremetal", "control"}
     assert data["environments"]["control"]["kind"] == "baremetal"
     results = {r["env"]: r for r in data["results"]}
     assert set(results) == {"baremetal", "control"}
     for r in results.values():
         assert r["test"] == "test_sleepy.py::test_sleep"
-        assert len(r["samples"]) == 5 and r["median"] == sorted(r["samples"])[2]
+        # One value per round (the unit), 2 rounds in each of 4 processes.
+        assert len(r["samples"]) == 8 and r["median"] == statistics.median(r["samples"])
+        assert len(r["rounds"]) >= 8 and {x["process"] for x in r["rounds"]} == {1, 2, 3, 4}
+        assert [p["process"] for p in r["processes"]] == [1, 2, 3, 4]
     [claim] = data["claims"]
     assert set(claim) >= {"test", "claim", "env", "baseline", "ratio", "ci", "verdict"}
     assert claim["env"] == "control" and claim["baseline"] == "baremetal" and len(claim["ci"]) == 2
     assert data["seed"] == 7
-    assert len(data["tests"][0]["order"]) == 5
+    assert len(data["tests"][0]["order"]) == 8
+    assert data["host"]["label"].startswith("the host")
+    assert data["statistics"]["processes"] == 4 and data["statistics"]["confidence"] == 0.95
 
 
 def test_seed_repeats_the_round_order(pytester):
@@ -221,7 +227,9 @@ def test_benchmark_fixture_samples_are_compared(pytester):
     data = json.loads((pytester.path / "o.json").read_text())
     for r in data["results"]:
         assert r["source"] == "benchmark"
-        assert len(r["samples"]) == 14  # 2 rounds x 7 pytest-benchmark rounds
+        assert len(r["samples"]) == 2  # one value per round: the median of its 7 samples
+        assert len(r["raw_samples"]) == 14  # 2 rounds x 7 pytest-benchmark rounds, kept (under the cap)
+        assert all(x["n"] == 7 for x in r["rounds"])
 
 
 def test_marker_envs_and_bad_marker(pytester):

@@ -1,0 +1,189 @@
+"""The verdict engine through pytest itself: worker processes, rounds,
+outcomes pytest users expect (xfail, KeyboardInterrupt), and the noise
+sentinel's rule. Baremetal environments only; no timing is asserted."""
+
+import json
+
+import pytest
+
+from pytest_virtoverhead import noise
+from pytest_virtoverhead.session import auto_calls, max_retries
+
+BASE = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-seed=5", "-p", "no:cacheprovider"]
+
+PIDS = """
+import os
+import pytest
+
+@pytest.mark.virt(claims=["control <= 10 * baremetal"])
+def test_seeds():
+    pass
+"""
+
+
+@pytest.mark.parametrize("mode", ["paired", "random"])
+def test_rounds_rotate_over_fresh_worker_processes(pytester, mode):
+    pytester.makepyfile(test_p=PIDS)
+    result = pytester.runpytest_subprocess(*BASE, "--virt-processes=3", "--virt-rounds=6",
+                                           f"--virt-hash-seed={mode}", "--virt-json=o.json")
+    assert result.ret == 0
+    data = json.loads((pytester.path / "o.json").read_text())
+    procs = {r["env"]: r["processes"] for r in data["results"]}
+    pids = {p["pid"] for ps in procs.values() for p in ps}
+    assert len(pids) == 6  # 3 processes x 2 environments, each its own interpreter
+    for ps in procs.values():
+        assert [p["process"] for p in ps] == [1, 2, 3]
+        assert all(p["rounds"] == 2 for p in ps)  # every process serves two of the six rounds
+    seeds = {env: [p["hash_seed"] for p in ps] for env, ps in procs.items()}
+    assert (seeds["baremetal"] == seeds["control"]) == (mode == "paired")
+    assert len(set(seeds["baremetal"])) == 3
+    [claim] = data["claims"]
+    assert claim["processes"] == 3 and claim["rounds"] == 6 and claim["method"].startswith("processes")
+
+
+def test_calls_per_round_and_their_interleaving(pytester):
+    pytester.makepyfile(test_c="""
+        import pytest
+        @pytest.mark.virt()
+        def test_fast():
+            pass
+    """)
+    result = pytester.runpytest_subprocess(*BASE, "--virt-processes=1", "--virt-rounds=2", "--virt-calls=3",
+                                           "--virt-json=o.json")
+    assert result.ret == 0
+    data = json.loads((pytester.path / "o.json").read_text())
+    for r in data["results"]:
+        assert r["calls"] == 3 and len(r["samples"]) == 2 and len(r["raw_samples"]) == 6
+
+
+XFAIL = """
+import pytest
+
+@pytest.mark.virt()
+@pytest.mark.xfail(reason="known bug 12")
+def test_xfails():
+    assert False
+
+@pytest.mark.virt()
+@pytest.mark.xfail(reason="fixed already")
+def test_xpasses():
+    pass
+
+@pytest.mark.virt()
+@pytest.mark.xfail(reason="must fail", strict=True)
+def test_strict_xpass():
+    pass
+"""
+
+
+def test_xfail_xpass_and_strict_match_plain_pytest(pytester):
+    pytester.makepyfile(test_x=XFAIL)
+    plain = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rxX")
+    compared = pytester.runpytest_subprocess(*BASE, "--virt-rounds=2", "-rxX")
+    plain.assert_outcomes(xfailed=1, xpassed=1, failed=1)
+    compared.assert_outcomes(xfailed=1, xpassed=1, failed=1)
+    compared.stdout.fnmatch_lines(["*XFAIL*test_xfails*known bug 12*"])
+    compared.stdout.fnmatch_lines(["*XPASS*test_xpasses*fixed already*"])
+    compared.stdout.fnmatch_lines(["*XPASS(strict)*must fail*"])
+
+
+INTERRUPTS = """
+import pytest
+
+@pytest.mark.virt()
+def test_interrupt():
+    raise KeyboardInterrupt
+
+@pytest.mark.virt()
+def test_exit():
+    pytest.exit("stop here")
+
+@pytest.mark.virt(claims=["control <= 10 * baremetal"])
+def test_after():
+    pass
+"""
+
+
+def test_keyboard_interrupt_and_pytest_exit_in_a_test_fail_at_once(pytester):
+    pytester.makepyfile(test_i=INTERRUPTS)
+    result = pytester.runpytest_subprocess(*BASE, "--virt-rounds=2", "--virt-timeout=60")
+    result.assert_outcomes(failed=2, passed=1)
+    result.stdout.fnmatch_lines(["*the test raised KeyboardInterrupt*"])
+    result.stdout.fnmatch_lines(["*the test raised pytest.exit(): stop here*"])
+    assert "Traceback" not in result.stdout.str()
+    assert result.duration < 60  # answered at once, not after --virt-timeout
+
+
+def test_an_environment_that_cannot_start_skips_every_test_that_needs_it(pytester):
+    # Issue 12, point 1: the second and third tests used to end in INTERNALERROR.
+    pytester.makepyfile(test_u="""
+        import pytest
+        @pytest.mark.virt(claims=["container <= 2 * baremetal"])
+        def test_one():
+            pass
+        @pytest.mark.virt(claims=["container <= 2 * baremetal"])
+        def test_two():
+            pass
+        @pytest.mark.virt()
+        def test_three():
+            pass
+    """)
+    result = pytester.runpytest_subprocess(
+        "--virt-compare", "--virt-envs=baremetal,container", "--virt-rounds=2", "-p", "no:cacheprovider",
+        "-o", "virt_env_options=container: docker_url=unix:///nonexistent.sock", "-rs")
+    assert result.ret == 0
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    result.assert_outcomes(skipped=3)
+
+
+def test_inconclusive_says_what_would_decide_it(pytester):
+    pytester.makepyfile(test_n="""
+        import os, time
+        import pytest
+        @pytest.mark.virt(claims=["control ~= baremetal +- 0.1%"])
+        def test_noisy():
+            time.sleep(0.01)
+    """)
+    result = pytester.runpytest_subprocess(*BASE, "--virt-rounds=4", "--virt-processes=1", "--virt-json=o.json")
+    assert result.ret == 0
+    data = json.loads((pytester.path / "o.json").read_text())
+    [claim] = data["claims"]
+    if claim["verdict"] == "inconclusive":
+        assert claim["resolution"] > 0 and "rounds_needed" in claim
+        result.stdout.fnmatch_lines(["*the data resolve +-*"])
+
+
+def test_auto_calls():
+    # 20 ms of the baseline per round, at most 5 calls, and no more than the
+    # slowest environment fits in 0.15 s; the same count everywhere.
+    assert auto_calls({"b": [0.05, 0.03]}, "b") == 1
+    assert auto_calls({"b": [0.009, 0.004]}, "b") == 5
+    assert auto_calls({"b": [0.007], "vm": [0.05]}, "b") == 3
+    assert auto_calls({"b": [0.002], "vm": [0.1]}, "b") == 1
+    assert auto_calls({"b": [float("inf")]}, "b") == 1  # pytest-benchmark repeats itself
+    assert auto_calls({}, "b") == 1
+    assert max_retries(12) == 3 and max_retries(4) == 2
+
+
+def test_noise_rule():
+    assert noise.disturbed(0.0, 0, [{"wall": 0.06, "nivcsw": 2}]) == []
+    assert noise.disturbed(0.25, 5, []) == ["steal 25% of the pinned CPUs' time"]
+    assert noise.disturbed(0.5, 1, []) == []  # one tick of steal is not evidence
+    why = noise.disturbed(0.0, 0, [{"env": "vm", "wall": 0.05, "nivcsw": 9}])
+    assert why == ["vm preempted 9 times in 0.050 s"]
+    assert noise.steal_fraction((10, 1000), (30, 1100)) == (0.2, 20)
+
+
+def test_host_virtualization_reads_the_evidence(monkeypatch):
+    files = {
+        "/proc/cpuinfo": "processor: 0\nflags\t\t: fpu vme hypervisor lahf_lm\n",
+        "/sys/devices/system/clocksource/clocksource0/available_clocksource": "tsc kvm-clock",
+    }
+    monkeypatch.setattr(noise, "_read", lambda path: files.get(path, ""))
+    info = noise.host_virtualization()
+    assert info["virtual"] and info["hypervisor"] == "KVM"
+    assert noise.host_label(info) == "the host, itself a KVM guest"
+    files.clear()
+    files["/proc/cpuinfo"] = "flags\t\t: fpu vme lahf_lm\n"
+    assert noise.host_virtualization() == {"virtual": False, "hypervisor": None, "evidence": []}
+    assert noise.host_label({"virtual": False}) == "the host"
