@@ -67,7 +67,8 @@ def _tests(data: dict[str, Any]) -> list[dict[str, Any]]:
     for t in data.get("tests", []):
         tests[t["test"]] = {"test": t["test"], "envs": list(t.get("envs") or []), "outcome": t.get("outcome"),
                             "error": t.get("error") or t.get("skipped"), "unavailable": t.get("unavailable") or {},
-                            "results": {}, "claims": []}
+                            "results": {}, "claims": [], "disturbed": t.get("disturbed") or 0,
+                            "retries": t.get("retries") or 0, "calls": t.get("calls")}
     for r in data.get("results", []):
         t = tests.setdefault(r["test"], {"test": r["test"], "envs": [], "outcome": None, "error": None,
                                          "unavailable": {}, "results": {}, "claims": []})
@@ -181,7 +182,7 @@ def figure_png(test: dict[str, Any], baseline: str, environments: dict[str, Any]
     ax_r.set_xlim(left, right)
     ax_r.set_ylim(-0.7, n - 0.3)
     ax_r.set_yticks([ys[e] for e in envs], labels=labels)
-    ax_r.set_xlabel(f"time / {baseline} time (ratio of medians, 95% CI)")
+    ax_r.set_xlabel(f"time / {baseline} time (paired ratio over rounds, confidence interval)")
     ax_r.set_title("overhead ratio", fontsize=10, loc="left")
     ax_r.grid(axis="x", color="#eceff1")
 
@@ -316,7 +317,7 @@ def _test_section(test: dict[str, Any], baseline: str, environments: dict[str, A
         rows.append(f"<tr><td>{_e(label)}</td><td class=num>{len(samples)}</td>"
                     f"<td class=num>{_e(format_seconds(r.get('median')))}</td><td class=num>{rate_text}</td>"
                     f"<td class=num>{ratio}</td><td class=num>{ci}</td><td>{_verdict(_worst(claims))}</td></tr>")
-    table = ("<table><tr><th>env</th><th>n</th><th>median</th><th>rate</th><th>ratio</th><th>95% CI</th>"
+    table = ("<table><tr><th>env</th><th>n</th><th>median</th><th>rate</th><th>ratio</th><th>CI</th>"
              f"<th>verdict</th></tr>{''.join(rows)}</table>")
     if not any((test["results"].get(e) or {}).get("rate") for e in test["envs"]):
         table = table.replace("<th>rate</th>", "").replace("<td class=num></td>", "")
@@ -327,9 +328,15 @@ def _test_section(test: dict[str, Any], baseline: str, environments: dict[str, A
             ci = c.get("ci") or [None, None]
             extra = f" — {_e(c['reason'])}" if c.get("reason") else ""
             p = f", p={c['p_value']:.3g}" if _finite(c.get("p_value")) else ""
+            how = ""
+            if c.get("processes"):
+                how = f" ({c.get('rounds')} rounds in {c.get('processes')} processes)"
             items.append(f"<li>{_verdict(c['verdict'])} <code>{_e(c['claim'])}</code>: ratio {_num(c.get('ratio'))}"
-                         f" [{_num(ci[0])}, {_num(ci[1])}]{p}{extra}</li>")
+                         f" [{_num(ci[0])}, {_num(ci[1])}]{p}{how}{extra}</li>")
         out.append(f"<ul class=claims>{''.join(items)}</ul>")
+    if test.get("disturbed"):
+        out.append(f'<p class="meta">noise: {test["disturbed"]} round(s) disturbed (steal or preemption), '
+                   f'{test["retries"]} retried</p>')
     if test.get("error"):
         out.append(f"<pre>{_e(test['error'])}</pre>")
     out.append("</section>")
@@ -351,8 +358,21 @@ def render_html(data: dict[str, Any], *, title: str = "pytest-virtoverhead repor
         if data.get(key) is not None:
             meta.append(f"{key} {_e(data[key])}")
     meta.append(f"written {_e(data.get('written') or time.strftime('%Y-%m-%d %H:%M:%S'))}")
+    stat = data.get("statistics") or {}
+    if stat.get("processes"):
+        meta.append(f"{_e(stat['processes'])} worker processes per environment, calls per round "
+                    f"{_e(stat.get('calls'))}, confidence {_e(stat.get('confidence'))}")
+    noise = data.get("noise") or {}
+    if noise.get("disturbed_rounds"):
+        meta.append(f"noise: {_e(noise['disturbed_rounds'])} disturbed round(s), {_e(noise.get('retried_rounds'))} "
+                    "retried")
     if data.get("interrupted"):
         meta.append('<span class="outcome-failed">interrupted</span>')
+    host = data.get("host") or {}
+    if host.get("virtual"):
+        names = [n for n, m in environments.items() if (m or {}).get("kind") == "baremetal"] or ["baremetal"]
+        meta.append(f"<b>{_e(', '.join(names))}: {_e(host.get('label'))}</b> "
+                    f"({_e('; '.join(host.get('evidence') or []))})")
     sections = "".join(_test_section(t, baseline, environments, i) for i, t in enumerate(tests))
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
             f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>"
