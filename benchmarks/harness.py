@@ -32,6 +32,7 @@ be shared, so repeat and compare medians, and read the load average.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import random
@@ -138,7 +139,8 @@ def ctx_for(tag: str) -> RunContext:
 
 def kvm_status(ctx: RunContext) -> tuple[bool, str]:
     """(KVM guests boot here, why), from the VM backend's own accel choice:
-    the cached verdict, else a probe boot (accel=auto, 15 s at most)."""
+    the cached verdict, else a probe (accel=auto: a guest that must reach
+    user space within a few seconds)."""
     from pytest_virtoverhead.envs.vm import VMBackend, _import_libvirt, _version
     from pytest_virtoverhead.envs.vm import accel as accel_mod
 
@@ -160,7 +162,7 @@ def kvm_status(ctx: RunContext) -> tuple[bool, str]:
     choice = accel_mod.choose("auto", backend.cache_dir, qemu, has_kvm, detail)
     if not choice.probe:
         return choice.accel == "kvm", choice.reason
-    log("no cached KVM verdict: probing with accel=auto (a KVM guest gets 15 s)")
+    log("no cached KVM verdict: probing with accel=auto")
     env = common.make_env("vm", {"accel": "auto"}, ctx)
     try:
         env.start()
@@ -169,11 +171,38 @@ def kvm_status(ctx: RunContext) -> tuple[bool, str]:
         env.stop()
 
 
+def fresh_machine_start(table: Table, data: dict[str, Any]) -> None:
+    """The first VM of a fresh machine: accel=auto with an empty cache
+    directory, so the start pays everything once (the KVM probe and its
+    verdict, the kernel's ELF extraction, the initramfs, a full boot and
+    saving the guest's state), as the README's first command on a fresh
+    clone or a fresh CI machine does."""
+    cache = tempfile.mkdtemp(prefix="harness-fresh-cache-")
+    try:
+        ctx = dataclasses.replace(ctx_for("f"), cache_dir=cache)
+        log("vm (auto): first start on a fresh machine (empty cache)")
+        try:
+            res = common.measure_env("vm", {"accel": "auto"}, 1, 0, ctx, warmup=0, log=log)
+        except EnvUnavailable as exc:
+            table.add("start", "vm (auto): first start on a fresh machine", None, "s", note=f"unavailable: {exc}"[:120])
+            return
+        meta = res["metadata"]
+        data["fresh_machine"] = {"start": res["start"], "metadata": meta}
+        table.add("start", "vm (auto): first start on a fresh machine (empty cache), start to ready", res["start"], "s",
+                  note=f"accel {meta.get('accel')}, {meta.get('start_mode')}, state {meta.get('snapshot', '').split(' (')[0]}")
+        probe = meta.get("kvm_probe_seconds")
+        if probe is not None:
+            table.add("start", "vm (auto): of which the KVM probe's verdict", [probe], "s", target="<= 3 s",
+                      met=probe <= 3.0, note=str(meta.get("accel_reason", ""))[:110])
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
 def starts_and_dispatch(table: Table, data: dict[str, Any], args: argparse.Namespace) -> None:
     plan = [("baremetal", {}, args.starts, args.calls, "< 0.5 s", 0.5, "< 2 ms", 2.0),
             ("container", {}, args.starts, args.calls, "< 0.5 s", 0.5, "< 2 ms", 2.0)]
     if not args.skip_vm:
-        plan.append(("vm", {"accel": "tcg"}, args.vm_boots, args.vm_calls, "< 4 s", 4.0, "< 10 ms", 10.0))
+        plan.append(("vm", {"accel": "tcg"}, args.vm_boots, args.vm_calls, "< 3 s", 3.0, "< 10 ms", 10.0))
     if "container" in [p[0] for p in plan]:
         try:
             from pytest_virtoverhead.envs.container import connect, ensure_mirror_image
@@ -198,10 +227,28 @@ def starts_and_dispatch(table: Table, data: dict[str, Any], args: argparse.Names
                   met=med < start_max)
         if res["boot"]:
             table.add("start", f"{label}: of which boot (domain to ready)", res["boot"], "s")
+            modes = [m.get("start_mode") for m in res["metas"]]
+            table.add("start", f"{label}: starts that restored the saved state", None, "",
+                      value=float(modes.count("restored")), note=f"of {len(modes)}: {', '.join(map(str, modes))}")
+            for what, values in common.vm_phase_values(res["metas"]):
+                table.add("start", f"{label}: phase: {what}", values, "s")
         table.add("start", f"{label}: first call after start", res["first"], "ms", MS)
         cmed = common.quantiles(res["call"])[0] * MS
         table.add("dispatch", f"{label}: warm no-op env.run", res["call"], "ms", MS, target=call_target,
                   met=cmed < call_max)
+    if not args.skip_vm and args.vm_cold_boots:
+        log(f"vm (TCG), snapshot=0: {args.vm_cold_boots} boots")
+        try:
+            res = common.measure_env("vm", {"accel": "tcg", "snapshot": "0"}, args.vm_cold_boots, 0, ctx_for("c"),
+                                     warmup=0, log=log)
+            data.setdefault("envs", {})["vm (TCG, snapshot=0)"] = res
+            table.add("start", "vm (TCG), snapshot=0 (boot every time): start to worker ready", res["start"], "s")
+            for what, values in common.vm_phase_values(res["metas"]):
+                table.add("start", f"vm (TCG), snapshot=0: phase: {what}", values, "s")
+        except EnvUnavailable as exc:
+            log(f"vm snapshot=0: unavailable ({exc})")
+    if not args.skip_vm and not args.skip_fresh:
+        fresh_machine_start(table, data)
     if not args.skip_vm:
         ok, why = kvm_status(ctx_for("k"))
         data["kvm"] = {"works": ok, "reason": why}
@@ -448,6 +495,48 @@ def example_suite(table: Table, data: dict[str, Any], args: argparse.Namespace) 
     data["examples"] = info
     note = f"{info.get('tests', '?')} compared tests, {info.get('rounds', '?')} rounds; {summary}"
     table.add("example suite", "pytest examples --virt-compare, wall time", [dt], "s", note=note[:110])
+    if "start_seconds" in info:
+        example_parts(table, info, res, dt)
+
+
+def example_parts(table: Table, info: dict[str, Any], res: dict[str, Any], wall: float) -> None:
+    """Where the example suite's wall time goes: environment starts (they
+    run in parallel: the longest counts), the measured work per environment
+    (each round's per-call value times the calls per round), the statistics
+    (the bootstrap intervals recomputed from the JSON's samples and timed
+    here: an estimate of the session's own) and the rest (collection, worker
+    dispatch and spawns, warm-up rounds, reporting)."""
+    starts = {n: s for n, s in info["start_seconds"].items() if s}
+    for name, sec in sorted(starts.items()):
+        table.add("example suite", f"part: start of {name}", [sec], "s")
+    work: dict[str, float] = {}
+    rounds: dict[str, int] = {}
+    calls = {t["test"]: t.get("calls") or 1 for t in res.get("tests", [])}
+    for r in res.get("results", []):
+        samples = r.get("samples") or []
+        work[r["env"]] = work.get(r["env"], 0.0) + sum(samples) * (calls.get(r["test"]) or 1)
+        rounds[r["env"]] = rounds.get(r["env"], 0) + len(samples)
+    for name in sorted(work):
+        table.add("example suite", f"part: measured work in {name}", [work[name]], "s",
+                  note=f"{rounds[name]} rounds")
+    baseline = res.get("baseline", "baremetal")
+    by_test: dict[str, dict[str, list[float]]] = {}
+    for r in res.get("results", []):
+        if r.get("samples"):
+            by_test.setdefault(r["test"], {})[r["env"]] = r["samples"]
+    t0 = time.perf_counter()
+    pairs = 0
+    for envs in by_test.values():
+        for name, samples in envs.items():
+            if name != baseline and baseline in envs:
+                stats.bootstrap_ratio_ci(samples, envs[baseline], seed=1)
+                pairs += 1
+    stat_s = time.perf_counter() - t0
+    table.add("example suite", "part: statistics (bootstrap intervals recomputed, estimate)", [stat_s], "s",
+              note=f"{pairs} ratios")
+    rest = wall - max(starts.values(), default=0.0) - sum(work.values()) - stat_s
+    table.add("example suite", "part: the rest (collection, dispatch, spawns, warm-up rounds, report)", [rest], "s")
+    info["parts"] = {"starts": starts, "work": work, "rounds": rounds, "statistics": stat_s, "rest": rest}
 
 
 # --------------------------------------------------------------------------
@@ -463,7 +552,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
     parser.add_argument("--starts", type=int, default=10, help="starts of baremetal and container")
     parser.add_argument("--calls", type=int, default=2000, help="warm calls into baremetal and container")
-    parser.add_argument("--vm-boots", type=int, default=3)
+    parser.add_argument("--vm-boots", type=int, default=5)
+    parser.add_argument("--vm-cold-boots", type=int, default=2,
+                        help="VM starts with snapshot=0 (a full boot each), for comparison")
+    parser.add_argument("--skip-fresh", action="store_true",
+                        help="leave out the VM's first start on a fresh machine (empty cache)")
     parser.add_argument("--vm-calls", type=int, default=300)
     parser.add_argument("--parallel-reps", type=int, default=3)
     parser.add_argument("--suite-reps", type=int, default=20, help="runs of the generated suite, each way")
@@ -474,7 +567,7 @@ def main() -> int:
     if args.render:
         return render(args.render, args.markdown)
     if args.quick:
-        args.starts, args.calls, args.vm_boots, args.vm_calls = 3, 300, 1, 50
+        args.starts, args.calls, args.vm_boots, args.vm_calls, args.vm_cold_boots = 3, 300, 1, 50, 0
         args.parallel_reps, args.suite_reps, args.import_reps, args.aa_reps = 1, 4, 3, 1
     random.seed(0)
     mach = common.machine()
@@ -482,6 +575,7 @@ def main() -> int:
                                                                                  "benchmarks/harness.py",
                                                                                  *sys.argv[1:]])}
     t_all = time.perf_counter()
+    ticks0 = common.cpu_ticks()
     table = Table()
     starts_and_dispatch(table, data, args)
     parallel_start(table, data, args)
@@ -491,6 +585,9 @@ def main() -> int:
         example_suite(table, data, args)
     data["rows"] = table.rows
     data["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    ticks1 = common.cpu_ticks()
+    total, steal = ticks1[0] - ticks0[0], ticks1[1] - ticks0[1]
+    data["steal"] = {"ticks": steal, "of_ticks": total, "percent": round(100.0 * steal / total, 2) if total else None}
     data["seconds"] = time.perf_counter() - t_all
     vm_meta = next((r["metadata"] for k, r in data.get("envs", {}).items() if k.startswith("vm")), {})
     kvm = data.get("kvm")
@@ -499,6 +596,8 @@ def main() -> int:
         f"{mach['python']}",
         f"load      {' '.join(map(str, mach['loadavg']))} at start, "
         f"{' '.join(map(str, data['loadavg_end']))} at end (1/5/15 min); {mach['date']}",
+        f"steal     {data['steal']['percent']}% of CPU time during the run ({data['steal']['ticks']} of "
+        f"{data['steal']['of_ticks']} ticks, /proc/stat)",
     ]
     if vm_meta:
         header.append(f"vm        accel {str(vm_meta.get('accel')).upper()} ({vm_meta.get('accel_reason')}); "

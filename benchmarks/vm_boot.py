@@ -90,6 +90,9 @@ def main() -> int:
     variants = [("base", base)]
     for v in args.variant:
         variants.append((v, {**base, **dict(o.split("=", 1) for o in v.split() if o)}))
+    # Jobs name functions by module: run them from this file imported as a
+    # module, not from __main__ (which the worker cannot import).
+    import vm_boot as jobs  # noqa: PLC0415
     cpus = None if args.cpus == "none" else tuple(int(c) for c in args.cpus.split(","))
     res = {name: {"start": [], "boot": [], "metas": [], "dispatch": [], "guest_python": {}} for name, _ in variants}
     kernel = "?"
@@ -116,13 +119,13 @@ def main() -> int:
                         t = time.perf_counter()
                         env.run(common.noop)
                         r["dispatch"].append(time.perf_counter() - t)
-                    kernel = env.run(guest_kernel)
+                    kernel = env.run(jobs.guest_kernel)
                     if args.guest_python:
-                        r["guest_python"] = env.run(guest_python_starts, ctx.python)
+                        r["guest_python"] = env.run(jobs.guest_python_starts, ctx.python)
             finally:
                 env.stop()
             print(f"{name}: start {i + 1}/{args.boots}: ready {r['boot'][-1]:.2f} s (start {r['start'][-1]:.2f} s, "
-                  f"{r['metas'][-1].get('start_mode')})", file=sys.stderr, flush=True)
+                  f"{r['metas'][-1].get('start_mode')}) {r['metas'][-1].get('boot_phases')}", file=sys.stderr, flush=True)
     ticks1 = common.cpu_ticks()
     total, steal = ticks1[0] - ticks0[0], ticks1[1] - ticks0[1]
     meta = res["base"]["metas"][-1]

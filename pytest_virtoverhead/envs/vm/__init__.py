@@ -397,8 +397,10 @@ class VMBackend(Backend):
         try:
             dom = self.conn.createXML(domain_mod.build_xml(probe), libvirt.VIR_DOMAIN_START_AUTODESTROY)
         except libvirt.libvirtError as exc:
-            self._attempts.append("kvm probe: libvirt refused the domain")
-            return False, f"libvirt could not create a KVM domain ({exc.get_error_message()})"
+            self._attempts.append("kvm probe: QEMU could not start it")
+            self._phases_probe = round(time.monotonic() - t0, 3)
+            return False, (f"QEMU could not start a KVM guest ({_first_error(exc.get_error_message())}; "
+                           "nested virtualization that does not work?)")
         started = time.monotonic()
         try:
             while True:
@@ -701,6 +703,16 @@ def domain_mod_owner_label() -> str:
     from ..base import OWNER_LABEL
 
     return OWNER_LABEL
+
+
+def _first_error(message: str, limit: int = 160) -> str:
+    """The telling line of a libvirt error that quotes QEMU's stderr (which
+    also has deprecation warnings and timestamps)."""
+    lines = [re.sub(r"^\S+Z qemu-system-\S+: ", "", ln).strip() for ln in message.splitlines()]
+    telling = [ln for ln in lines if re.search(r"error|fail|cannot|denied", ln, re.I)
+               and "deprecated" not in ln] or lines
+    text = telling[0] if telling else message
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _qboot_rom() -> str | None:
