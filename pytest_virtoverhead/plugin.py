@@ -87,9 +87,6 @@ class VirtState:
         self.comparator: Comparator | None = None
         self.progress: Progress | None = None
         self.stopped = False
-        #: What the summary says about --virt-json/--virt-report, and which failed.
-        self.output_notes: list[str] = []
-        self.output_failures: list[str] = []
 
     def stop(self) -> None:
         if not self.stopped:
@@ -184,9 +181,7 @@ def _raw_settings(config: pytest.Config) -> dict[str, Any]:
         kind_defaults["vm"]["uri"] = opt.virt_libvirt_uri
     return {
         "compare": opt.virt_compare,
-        # --virt-envs= (empty) is a usage error, not "the default".
-        "envs": opt.virt_envs if opt.virt_envs is not None else (config.getini("virt_envs") or None),
-        "declared_envs": config.getini("virt_envs"),
+        "envs": pick("virt_envs", "virt_envs"),
         "baseline": opt.virt_baseline,
         "ini_claims": config.getini("virt_claims"),
         "cli_claims": opt.virt_claim,
@@ -253,26 +248,11 @@ def _benchmark_summary(state: VirtState) -> dict[str, Any] | None:
 def _stop_quietly(state: VirtState) -> None:
     try:
         state.stop()
-    if settings.compare:
-        # An output that cannot be written is a usage error now, not a
-        # traceback after the measurements (issue 12, point 3).
-        from .outputs import check_outputs
-
-        problems = check_outputs(_output_paths(config, settings))
-        if problems:
-            raise pytest.UsageError("\n".join(problems))
     except Exception as exc:  # noqa: BLE001 - at exit, say it and go on
         sys.stderr.write(f"pytest-virtoverhead: {exc}\n")
     except KeyboardInterrupt:  # a third Ctrl-C while stopping: leave at once
         sys.stderr.write("pytest-virtoverhead: interrupted while stopping environments: what is left is "
                          "removed by the next session's reaper\n")
-
-def _output_paths(config: pytest.Config, settings: Settings) -> dict[str, str | None]:
-    """The run's output files by option (those not asked for are None)."""
-    return {"--virt-json": settings.json_path,
-            "--virt-report": config.option.virt_report or None,
-            "--virt-markdown": getattr(config.option, "virt_markdown", None) or None}
-
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -325,7 +305,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         args += ["-c", str(session.config.inipath)]
     args += ["--rootdir", str(session.config.rootpath),
              f"--import-mode={session.config.option.importmode}"]
-@pytest.hookimpl(trylast=True)  # after -k/-m deselection: deselected tests' markers are not read
     state.progress = Progress(session.config.pluginmanager.get_plugin("terminalreporter"))
     state.comparator = Comparator(state.settings, state.pool, state.compared, tuple(args), state.progress)
 
@@ -350,14 +329,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             starting = [n for n in plan.envs if n not in state.pool.started() and state.pool.failure(n) is None]
             if starting:
                 progress.note(f"starting {', '.join(starting)}")
-        if plan.absent_envs and plan.envs == [state.settings.baseline]:
-            # Every environment the marker asks for is absent from this run.
-            result = ItemResult(nodeid=item.nodeid, envs=list(plan.envs), baseline=state.settings.baseline)
-            result.skipped = (plan.absent_envs[0], "no environment to compare with: "
-                              + "; ".join(f"{n}: not in this run" for n in plan.absent_envs))
-        else:
-            result = state.comparator.run(item.nodeid, plan.envs, plan.claims, plan.rounds)
-        _add_skipped_claims(result, plan)
+        result = state.comparator.run(item.nodeid, plan.envs, plan.claims, plan.rounds)
     finally:
         if progress is not None:
             progress.end()
@@ -388,19 +360,6 @@ def _log_reports(item: pytest.Item, state: VirtState, result: ItemResult, start:
         call = when == "call"
         rep = pytest.TestReport(
             nodeid=item.nodeid, location=item.location, keywords=keywords,
-def _add_skipped_claims(result: ItemResult, plan: ItemPlan) -> None:
-    """Claims about a known environment this run does not have: verdict
-    ``skipped``, reason ``vm: not in this run`` (issue 12, point 2).
-    TODO(lead): move into Comparator.run/evaluate when the session is rewritten."""
-    from .session import ClaimResult, SKIPPED
-
-    have = {c.claim.text for c in result.claims}
-    for claim, reason in plan.skipped_claims:
-        if claim.text not in have:
-            result.claims.append(ClaimResult(result.nodeid, claim, float("nan"), (float("nan"), float("nan")),
-                                             SKIPPED, reason=reason))
-
-
             outcome=end.outcome if call else "passed", longrepr=longrepr if call else None, when=when,
             sections=end.sections if call else (), duration=(stop - start) if call else 0.0,
             start=start, stop=stop, user_properties=item.user_properties,
@@ -527,16 +486,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             tr.write_line(f"  {res.nodeid}: {res.rounds} rounds, stopped: {res.stopped_by or 'not measured'}")
     tr.write_line("")
     tr.write_line("environments:")
-    if exitstatus == pytest.ExitCode.USAGE_ERROR:
-        return  # pytest prints the usage error; there is no comparison to show
     for line in environment_lines(metadata):
         tr.write_line("  " + line)
     if state.pool.reaped:
         tr.write_line(f"  removed leftovers of earlier sessions: {', '.join(state.pool.reaped)}")
     if s.json_path:
         tr.write_line(f"results written to {s.json_path}")
-        for line in state.output_notes:
-            tr.write_line(line)
     if config.option.virt_report:
         tr.write_line(f"HTML report written to {config.option.virt_report}")
 
@@ -545,8 +500,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(STATE_KEY, None)
     if state is None:
         return
+    s = state.settings
     try:
-        if state.settings.compare:
-            _write_outputs(session, state, exitstatus)
+        report_path = session.config.option.virt_report
+        if s.compare and (s.json_path or report_path):
+            data = to_json(state.results, state.pool.metadata(), seed=s.seed, baseline=s.baseline,
+                           rounds=s.rounds, extra={"session": state.ctx.session_id,
+                                                   "interrupted": exitstatus == pytest.ExitCode.INTERRUPTED})
+            if s.json_path:
+                write_json_atomic(s.json_path, data)
+            if report_path:
+                htmlreport.write_report(report_path, data)
     finally:
         _stop_quietly(state)
