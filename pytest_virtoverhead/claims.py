@@ -227,10 +227,30 @@ def parse_claim(text: str) -> Claim:
     return _Parser(stripped).parse()
 
 
-def check_envs(claim: Claim, known: Iterable[str]) -> None:
-    """Raise ClaimError when the claim names an environment not in the run."""
+#: Why a claim about a known environment that this run does not have is skipped.
+NOT_IN_RUN = "not in this run"
+
+
+def check_envs(claim: Claim, known: Iterable[str], elsewhere: Iterable[str] = ()) -> list[str]:
+    """The claim's environments that are not in this run but are known
+    (``elsewhere``: the kinds, and names declared for other runs): the claim
+    is then skipped, not wrong. Raise ClaimError (with the column) for a
+    name that is neither an environment of the run nor known elsewhere."""
     known = list(known)
+    elsewhere = set(elsewhere)
+    absent: list[str] = []
     for name, col in ((claim.env, claim.env_col), (claim.baseline, claim.baseline_col)):
-        if name not in known:
-            raise ClaimError(claim.text, col,
-                             f"unknown environment {name!r}; environments of this run: {', '.join(known)}")
+        if name in known:
+            continue
+        if name in elsewhere:
+            absent.append(name)
+            continue
+        also = f"; kinds and other declared environments: {', '.join(sorted(elsewhere))}" if elsewhere else ""
+        raise ClaimError(claim.text, col,
+                         f"unknown environment {name!r}; environments of this run: {', '.join(known)}{also}")
+    return absent
+
+
+def absent_reason(names: Iterable[str]) -> str:
+    """``vm: not in this run`` (the reason of a skipped claim)."""
+    return "; ".join(f"{name}: {NOT_IN_RUN}" for name in names)

@@ -6,13 +6,14 @@ the plugin turns them into ``pytest.UsageError``. Imports no pytest.
 
 from __future__ import annotations
 
+import numbers
 import os
 import random
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from .claims import Claim, ClaimError, check_envs, parse_claim
+from .claims import Claim, ClaimError, absent_reason, check_envs, parse_claim
 from .envs import KINDS
 from .envs.base import NAME_RE, EnvSpec
 
@@ -22,6 +23,8 @@ DEFAULT_WARMUP = 1
 DEFAULT_TIMEOUT = 300.0
 DEFAULT_MEMORY_MB = 1024
 DEFAULT_MAX_ROUNDS = 200
+#: Most rounds one test may ask for, whatever --virt-max-rounds says.
+ROUNDS_CAP = 100_000
 
 
 def parse_envs(text: str) -> list[EnvSpec]:
@@ -93,14 +96,26 @@ def parse_cpus(text: str, available: Iterable[int] | None = None) -> tuple[int, 
     return tuple(sorted(cpus))
 
 
-def parse_memory(text: str) -> int:
-    """``1024``, ``512m``, ``2g`` -> MiB."""
+def host_memory_mb() -> int | None:
+    """This host's physical memory in MiB (None where it cannot be read)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // (1024 * 1024)
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def parse_memory(text: str, host_mb: int | None = None) -> int:
+    """``1024``, ``512m``, ``2g`` -> MiB, at most the host's memory."""
     m = re.fullmatch(r"\s*(\d+)\s*([mMgG]?)(?:i?[bB])?\s*", text)
     if not m:
         raise ValueError(f"--virt-memory: cannot read {text!r}; use e.g. 1024, 512m or 2g")
     value = int(m.group(1)) * (1024 if m.group(2).lower() == "g" else 1)
     if value < 128:
         raise ValueError(f"--virt-memory: {value} MiB is too little for a worker (at least 128)")
+    host_mb = host_memory_mb() if host_mb is None else host_mb
+    if host_mb and value > host_mb:
+        raise ValueError(f"--virt-memory: {value} MiB is more than this host's memory ({host_mb} MiB); "
+                         f"a container or VM cannot have more (e.g. --virt-memory={min(1024, host_mb // 2)}m)")
     return value
 
 
@@ -124,16 +139,66 @@ def positive_float(text: Any, what: str) -> float:
     return value
 
 
-def parse_claims(texts: Iterable[str], source: str, env_names: list[str]) -> list[Claim]:
+def parse_claims(texts: Iterable[str], source: str, env_names: list[str],
+                 elsewhere: Iterable[str] = ()) -> list[Claim]:
+    """Parse claims; a claim may name an environment known ``elsewhere``
+    (a kind, a name declared for other runs) that is not in this run: it
+    is kept, and :func:`split_absent` sets it aside as skipped."""
     claims = []
+    elsewhere = set(elsewhere)
     for text in texts:
         try:
             claim = parse_claim(text)
-            check_envs(claim, env_names)
+            check_envs(claim, env_names, elsewhere)
         except ClaimError as exc:
             raise ValueError(f"{source}: {exc}") from None
         claims.append(claim)
     return claims
+
+
+def split_absent(claims: Iterable[Claim], env_names: Iterable[str]) -> tuple[list[Claim], list[tuple[Claim, str]]]:
+    """(claims whose environments are all in this run, [(claim, reason)]
+    for the others, the reason being e.g. ``vm: not in this run``)."""
+    names = set(env_names)
+    present: list[Claim] = []
+    absent: list[tuple[Claim, str]] = []
+    for claim in claims:
+        missing = [n for n in dict.fromkeys(claim.envs) if n not in names]
+        if missing:
+            absent.append((claim, absent_reason(missing)))
+        else:
+            present.append(claim)
+    return present, absent
+
+
+def declared_names(text: str | None) -> set[str]:
+    """Names an ini's ``virt_envs`` declares (``control=baremetal`` ->
+    ``control``), read leniently: the run's own list is checked elsewhere."""
+    names = set()
+    for item in (text or "").split(","):
+        name = item.partition("=")[0].strip()
+        if name and NAME_RE.match(name):
+            names.add(name)
+    return names
+
+
+def marker_rounds(value: Any, cap: int) -> int:
+    """The marker's ``rounds=``: a whole number (not a bool, a float or a
+    string), at least 1, at most ``cap``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"rounds: expected a whole number such as rounds=10, got {value!r} "
+                         f"({type(value).__name__})")
+    value = int(value)
+    if value < 1:
+        raise ValueError(f"rounds: must be at least 1, got {value}")
+    check_rounds_cap(value, cap, "rounds")
+    return value
+
+
+def check_rounds_cap(value: int, cap: int, what: str) -> None:
+    if value > cap:
+        raise ValueError(f"{what}: {value} rounds is more than --virt-max-rounds ({cap}); raise "
+                         f"--virt-max-rounds if you mean it (at most {ROUNDS_CAP})")
 
 
 def resolve_names(texts: Iterable[str], specs: list[EnvSpec], what: str) -> set[str]:
@@ -175,7 +240,16 @@ class Settings:
     time_budget: float = 0.0
     max_rounds: int = DEFAULT_MAX_ROUNDS
     cpus: tuple[int, ...] | None = None
+    #: --virt-cpus=auto: the session may take another free CPU when a peer
+    #: session holds this one (see :mod:`.hostlock`).
+    cpus_auto: bool = False
     memory_mb: int = DEFAULT_MEMORY_MB
+    #: Names a claim or marker may use although they are not in this run:
+    #: the kinds and the names the ini's ``virt_envs`` declares. Claims
+    #: about them are skipped ("not in this run").
+    elsewhere: set[str] = field(default_factory=set)
+    #: Run-wide claims (--virt-claim, ini) naming such an environment.
+    skipped_claims: list[tuple[Claim, str]] = field(default_factory=list)
     kind_defaults: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
@@ -193,11 +267,13 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
     """Settings from raw option values (strings as the user typed them)."""
     s = Settings()
     s.compare = bool(raw.get("compare"))
-    specs = parse_envs(raw.get("envs") or DEFAULT_ENVS)
+    envs = raw.get("envs")
+    specs = parse_envs(DEFAULT_ENVS if envs is None else envs)  # "" (--virt-envs=) is an error
     options = parse_env_options(raw.get("env_options") or [])
     kind_defaults: dict[str, dict[str, str]] = {k: dict(v) for k, v in (raw.get("kind_defaults") or {}).items()}
     s.kind_defaults = kind_defaults
-    unknown = sorted(set(options) - {sp.name for sp in specs} - set(KINDS))
+    s.elsewhere = (set(KINDS) | declared_names(raw.get("declared_envs"))) - {sp.name for sp in specs}
+    unknown = sorted(set(options) - {sp.name for sp in specs} - set(KINDS) - s.elsewhere)
     if unknown:
         raise ValueError(f"virt_env_options: options for unknown environment(s) {', '.join(unknown)}; "
                          f"environments of this run: {', '.join(sp.name for sp in specs)}")
@@ -214,13 +290,18 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
         raise ValueError(f"--virt-baseline: unknown environment {baseline!r}; environments of this run: "
                          f"{', '.join(names)}")
     s.baseline = baseline
-    s.claims = (parse_claims(raw.get("ini_claims") or [], "virt_claims (ini)", names)
-                + parse_claims(raw.get("cli_claims") or [], "--virt-claim", names))
+    claims = (parse_claims(raw.get("ini_claims") or [], "virt_claims (ini)", names, s.elsewhere)
+              + parse_claims(raw.get("cli_claims") or [], "--virt-claim", names, s.elsewhere))
+    s.claims, s.skipped_claims = split_absent(claims, names)
     s.strict = bool(raw.get("strict"))
     s.gate = bool(raw.get("gate", True))
     s.json_path = raw.get("json_path") or None
     s.require = resolve_names(raw.get("require") or [], s.specs, "--virt-require")
+    s.max_rounds = positive_int(raw.get("max_rounds") or DEFAULT_MAX_ROUNDS, "--virt-max-rounds")
+    if s.max_rounds > ROUNDS_CAP:
+        raise ValueError(f"--virt-max-rounds: at most {ROUNDS_CAP}, got {s.max_rounds}")
     s.rounds = positive_int(raw.get("rounds") or DEFAULT_ROUNDS, "--virt-rounds")
+    check_rounds_cap(s.rounds, s.max_rounds, "--virt-rounds")
     warmup = raw.get("warmup")
     try:
         s.warmup = int(DEFAULT_WARMUP if warmup in (None, "") else warmup)
@@ -239,8 +320,8 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
     s.timeout = positive_float(raw.get("timeout") or DEFAULT_TIMEOUT, "--virt-timeout")
     budget = raw.get("time_budget")
     s.time_budget = 0.0 if budget in (None, "", "0") else positive_float(budget, "--virt-time-budget")
-    s.max_rounds = positive_int(raw.get("max_rounds") or DEFAULT_MAX_ROUNDS, "--virt-max-rounds")
     s.cpus = parse_cpus(str(raw.get("cpus") or "auto"))
+    s.cpus_auto = str(raw.get("cpus") or "auto").strip().lower() == "auto"
     s.memory_mb = parse_memory(str(raw.get("memory") or DEFAULT_MEMORY_MB))
     # Validate per-kind options early (unknown keys are usage errors). An
     # environment without options has nothing to check: its backend module
@@ -265,11 +346,21 @@ class ItemPlan:
     claims: list[Claim]
     envs: list[str]
     rounds: int
+    #: Claims naming a known environment that is not in this run, with the
+    #: reason (``vm: not in this run``): their verdict is ``skipped``.
+    skipped_claims: list[tuple[Claim, str]] = field(default_factory=list)
+    #: Environments the marker's ``envs=`` names that are not in this run.
+    absent_envs: list[str] = field(default_factory=list)
 
 
 def plan_for_marker(nodeid: str, args: tuple, kwargs: Mapping[str, Any], settings: Settings) -> ItemPlan:
     """Read ``@pytest.mark.virt(claims=[...], envs=[...], rounds=N)`` of one
-    test against the run's settings; ValueError names the test."""
+    test against the run's settings; ValueError names the test.
+
+    A claim or ``envs=`` entry naming a kind or a declared environment that
+    this run does not have is not an error: the claim is set aside in
+    ``skipped_claims`` ("not in this run"). Only a name that is neither is.
+    """
     unknown = set(kwargs) - {"claims", "envs", "rounds"}
     if unknown or args:
         raise ValueError(f"{nodeid}: @pytest.mark.virt takes claims=[...], envs=[...] and rounds=N "
@@ -278,20 +369,28 @@ def plan_for_marker(nodeid: str, args: tuple, kwargs: Mapping[str, Any], setting
     wanted = kwargs.get("envs") or names
     if isinstance(wanted, str):
         wanted = [wanted]
+    absent_envs: list[str] = []
     for name in wanted:
-        if name not in names:
-            raise ValueError(f"{nodeid}: @pytest.mark.virt(envs=...) names unknown environment "
-                             f"{name!r}; environments of this run: {', '.join(names)}")
+        if name in names:
+            continue
+        if name in settings.elsewhere:
+            absent_envs.append(name)
+            continue
+        raise ValueError(f"{nodeid}: @pytest.mark.virt(envs=...) names unknown environment "
+                         f"{name!r}; environments of this run: {', '.join(names)}; kinds and other "
+                         f"declared environments: {', '.join(sorted(settings.elsewhere))}")
     envs = [n for n in names if n in wanted or n == settings.baseline]
     texts = kwargs.get("claims") or []
-    claims = parse_claims([texts] if isinstance(texts, str) else texts, nodeid, names)
-    claims += [c for c in settings.claims if c not in claims]
+    claims = parse_claims([texts] if isinstance(texts, str) else texts, nodeid, names, settings.elsewhere)
+    claims += [c for c in settings.claims + [c for c, _ in settings.skipped_claims] if c not in claims]
     if kwargs.get("envs"):
         # Claims about environments this test does not run in do not apply.
-        claims = [c for c in claims if c.env in envs and c.baseline in envs]
+        scope = set(envs) | set(absent_envs)
+        claims = [c for c in claims if c.env in scope and c.baseline in scope]
+    claims, skipped = split_absent(claims, names)
     rounds = kwargs.get("rounds")
     try:
-        rounds = settings.rounds if rounds is None else positive_int(rounds, "rounds")
+        rounds = settings.rounds if rounds is None else marker_rounds(rounds, settings.max_rounds)
     except ValueError as exc:
         raise ValueError(f"{nodeid}: @pytest.mark.virt: {exc}") from None
-    return ItemPlan(claims, envs, rounds)
+    return ItemPlan(claims, envs, rounds, skipped, absent_envs)

@@ -87,6 +87,9 @@ class VirtState:
         self.comparator: Comparator | None = None
         self.progress: Progress | None = None
         self.stopped = False
+        #: What the summary says about --virt-json/--virt-report, and which failed.
+        self.output_notes: list[str] = []
+        self.output_failures: list[str] = []
 
     def stop(self) -> None:
         if not self.stopped:
@@ -181,7 +184,9 @@ def _raw_settings(config: pytest.Config) -> dict[str, Any]:
         kind_defaults["vm"]["uri"] = opt.virt_libvirt_uri
     return {
         "compare": opt.virt_compare,
-        "envs": pick("virt_envs", "virt_envs"),
+        # --virt-envs= (empty) is a usage error, not "the default".
+        "envs": opt.virt_envs if opt.virt_envs is not None else (config.getini("virt_envs") or None),
+        "declared_envs": config.getini("virt_envs"),
         "baseline": opt.virt_baseline,
         "ini_claims": config.getini("virt_claims"),
         "cli_claims": opt.virt_claim,
@@ -230,10 +235,25 @@ def _activate(config: pytest.Config) -> None:
             htmlreport.require_matplotlib()
         except htmlreport.ReportUnavailable as exc:
             raise pytest.UsageError(str(exc)) from None
+    if settings.compare:
+        # An output that cannot be written is a usage error now, not a
+        # traceback after the measurements (issue 12, point 3).
+        from .outputs import check_outputs
+
+        problems = check_outputs(_output_paths(config, settings))
+        if problems:
+            raise pytest.UsageError("\n".join(problems))
     state = VirtState(config, settings)
     config.stash[STATE_KEY] = state
     atexit.register(_stop_quietly, state)
     benchjson.register(config, lambda: _benchmark_summary(state))
+
+
+def _output_paths(config: pytest.Config, settings: Settings) -> dict[str, str | None]:
+    """The run's output files by option (those not asked for are None)."""
+    return {"--virt-json": settings.json_path,
+            "--virt-report": config.option.virt_report or None,
+            "--virt-markdown": getattr(config.option, "virt_markdown", None) or None}
 
 
 def _benchmark_summary(state: VirtState) -> dict[str, Any] | None:
@@ -286,6 +306,7 @@ def _plan(item: pytest.Item, settings: Settings) -> ItemPlan | None:
         raise pytest.UsageError(str(exc)) from None
 
 
+@pytest.hookimpl(trylast=True)  # after -k/-m deselection: deselected tests' markers are not read
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     state = config.stash.get(STATE_KEY, None)
     if state is None:
@@ -329,7 +350,14 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             starting = [n for n in plan.envs if n not in state.pool.started() and state.pool.failure(n) is None]
             if starting:
                 progress.note(f"starting {', '.join(starting)}")
-        result = state.comparator.run(item.nodeid, plan.envs, plan.claims, plan.rounds)
+        if plan.absent_envs and plan.envs == [state.settings.baseline]:
+            # Every environment the marker asks for is absent from this run.
+            result = ItemResult(nodeid=item.nodeid, envs=list(plan.envs), baseline=state.settings.baseline)
+            result.skipped = (plan.absent_envs[0], "no environment to compare with: "
+                              + "; ".join(f"{n}: not in this run" for n in plan.absent_envs))
+        else:
+            result = state.comparator.run(item.nodeid, plan.envs, plan.claims, plan.rounds)
+        _add_skipped_claims(result, plan)
     finally:
         if progress is not None:
             progress.end()
@@ -339,6 +367,19 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     _log_reports(item, state, result, start, stop)
     ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True
+
+
+def _add_skipped_claims(result: ItemResult, plan: ItemPlan) -> None:
+    """Claims about a known environment this run does not have: verdict
+    ``skipped``, reason ``vm: not in this run`` (issue 12, point 2).
+    TODO(lead): move into Comparator.run/evaluate when the session is rewritten."""
+    from .session import ClaimResult, SKIPPED
+
+    have = {c.claim.text for c in result.claims}
+    for claim, reason in plan.skipped_claims:
+        if claim.text not in have:
+            result.claims.append(ClaimResult(result.nodeid, claim, float("nan"), (float("nan"), float("nan")),
+                                             SKIPPED, reason=reason))
 
 
 def _required_missing(state: VirtState, result: ItemResult) -> list[str]:
@@ -463,12 +504,16 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     state = config.stash.get(STATE_KEY, None)
     if state is None or not state.settings.compare:
         return
+    if exitstatus == pytest.ExitCode.USAGE_ERROR:
+        return  # pytest prints the usage error; there is no comparison to show
     tr = terminalreporter
     s = state.settings
     gate = "" if s.gate else ", findings only: claims do not fail tests"
     tr.write_sep("=", f"virtoverhead: comparison (baseline {s.baseline}, seed {s.seed}{gate})")
     if not state.results:
         tr.write_line("no test marked @pytest.mark.virt was run")
+        for line in state.output_notes:
+            tr.write_line(line)
         return
     metadata = state.pool.metadata()
     for line in table_lines(state.results, metadata):
@@ -490,26 +535,66 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         tr.write_line("  " + line)
     if state.pool.reaped:
         tr.write_line(f"  removed leftovers of earlier sessions: {', '.join(state.pool.reaped)}")
-    if s.json_path:
-        tr.write_line(f"results written to {s.json_path}")
-    if config.option.virt_report:
-        tr.write_line(f"HTML report written to {config.option.virt_report}")
+    for line in state.output_notes:
+        tr.write_line(line)
+    for line in state.output_failures:
+        tr.write_line(line, red=True, bold=True)
+
+
+#: Exit statuses of a run that did not finish: its --virt-json says
+#: "aborted": true, and ``pytest-virtoverhead compare`` refuses it.
+_ABORTED = (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR)
+
+
+def _write_outputs(session: pytest.Session, state: VirtState, exitstatus: int) -> None:
+    """Write --virt-json and --virt-report, each on its own: one that fails
+    is named in the summary (and the run exits non-zero) while the others
+    are still written. A run that measured nothing writes nothing, so an
+    earlier file at the same path is kept (issue 12, points 3 and 6)."""
+    s = state.settings
+    config = session.config
+    writers = [(option, path, what, write) for option, path, what, write in (
+        ("--virt-json", s.json_path, "results", write_json_atomic),
+        ("--virt-report", config.option.virt_report, "HTML report", htmlreport.write_report)) if path]
+    if not writers or exitstatus == pytest.ExitCode.USAGE_ERROR:
+        return
+    if not state.results:
+        kept = [p for _, p, _, _ in writers if os.path.exists(p)]
+        state.output_notes.append(
+            f"nothing was measured (exit status {int(exitstatus)}): {', '.join(p for _, p, _, _ in writers)} "
+            "not written" + (f"; the earlier {', '.join(kept)} kept" if kept else ""))
+        return
+    aborted = exitstatus in _ABORTED
+    try:
+        data = to_json(state.results, state.pool.metadata(), seed=s.seed, baseline=s.baseline,
+                       rounds=s.rounds, extra={"session": state.ctx.session_id,
+                                               "interrupted": exitstatus == pytest.ExitCode.INTERRUPTED,
+                                               "aborted": aborted, "exitstatus": int(exitstatus)})
+    except Exception as exc:  # noqa: BLE001 - the table is still shown
+        state.output_failures.append(f"virtoverhead: could not assemble the results for "
+                                     f"{', '.join(p for _, p, _, _ in writers)}: {type(exc).__name__}: {exc}")
+        writers = []
+    for option, path, what, write in writers:
+        try:
+            write(path, data)
+        except Exception as exc:  # noqa: BLE001 - say which output failed, write the others
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            state.output_failures.append(f"virtoverhead: {option}: could not write {path}: {reason}")
+            continue
+        note = f"{what} written to {path}"
+        if aborted:
+            note += " (the run did not finish: marked \"aborted\", which compare refuses)"
+        state.output_notes.append(note)
+    if state.output_failures and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(STATE_KEY, None)
     if state is None:
         return
-    s = state.settings
     try:
-        report_path = session.config.option.virt_report
-        if s.compare and (s.json_path or report_path):
-            data = to_json(state.results, state.pool.metadata(), seed=s.seed, baseline=s.baseline,
-                           rounds=s.rounds, extra={"session": state.ctx.session_id,
-                                                   "interrupted": exitstatus == pytest.ExitCode.INTERRUPTED})
-            if s.json_path:
-                write_json_atomic(s.json_path, data)
-            if report_path:
-                htmlreport.write_report(report_path, data)
+        if state.settings.compare:
+            _write_outputs(session, state, exitstatus)
     finally:
         _stop_quietly(state)

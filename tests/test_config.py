@@ -77,7 +77,7 @@ def test_build_settings_defaults_and_sources():
 
 @pytest.mark.parametrize("raw, words", [
     ({"envs": "baremetal", "baseline": "vm"}, "--virt-baseline: unknown environment 'vm'"),
-    ({"envs": "baremetal", "cli_claims": ["vm <= 2 * baremetal"]}, "--virt-claim: invalid claim at column 1"),
+    ({"envs": "baremetal", "cli_claims": ["vmm <= 2 * baremetal"]}, "--virt-claim: invalid claim at column 1"),
     ({"envs": "baremetal", "ini_claims": ["x <= y y"]}, "virt_claims \\(ini\\)"),
     ({"envs": "baremetal", "rounds": "0"}, "--virt-rounds: must be at least 1"),
     ({"envs": "baremetal", "rounds": "many"}, "--virt-rounds: expected a whole number"),

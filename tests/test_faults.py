@@ -223,7 +223,7 @@ def test_bad_values_are_usage_errors(pytester, args, ini, words):
     ("control <= baremetal baremetal", "*unexpected 'baremetal' after the end of the claim*"),
     ("control <= 2 * control", "*the claim compares 'control' with itself*"),
     ("", "*empty claim*"),
-    ("vm <= 2 * baremetal", "*unknown environment 'vm'; environments of this run: baremetal, control*"),
+    ("vmm <= 2 * baremetal", "*unknown environment 'vmm'; environments of this run: baremetal, control*"),
 ])
 def test_each_claim_rule_is_a_usage_error(pytester, claim, words):
     pytester.makepyfile("def test_a(): pass")
