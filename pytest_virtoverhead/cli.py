@@ -1,10 +1,12 @@
 """``pytest-virtoverhead``: work with saved runs, offline.
 
-    pytest-virtoverhead compare A.json B.json [--tolerance 5%] [--json OUT]
-        How overheads changed from run A to run B (both --virt-json files).
-        Exit 0: no regression; 1: a regression (an overhead ratio that grew
-        beyond the tolerance over its whole confidence interval, or a claim
-        that passed in A and fails in B); 2: unreadable input or bad usage.
+    pytest-virtoverhead compare A.json B.json [--tolerance 5%] [--confidence 0.95] [--json OUT]
+        How overheads changed from run A to run B (both --virt-json files,
+        version 2). Exit 0: no regression; 1: a regression (an overhead
+        ratio that grew beyond the tolerance over its whole confidence
+        interval, or a claim that passed in A and fails in B); 2: unreadable
+        or incomplete input (an aborted run), bad usage, or nothing measured
+        in both runs.
 
     pytest-virtoverhead report RUN.json -o report.html
         Render the HTML report of a saved run (needs matplotlib).
@@ -43,9 +45,12 @@ def _table(head: list[str], rows: list[list[str]], right: set[int]) -> list[str]
 def format_comparison(cmp: runcompare.RunComparison, name_a: str = "A", name_b: str = "B") -> list[str]:
     """The lines the ``compare`` command prints."""
     tol = cmp.tolerance * 100
+    pct = f"{round(cmp.confidence * 100, 6):g}%"
     out = [f"A = {name_a}", f"B = {name_b}",
            f"verdict per test and environment: is B's overhead not worse than A's, i.e. ratio B / ratio A "
-           f"<= {1 + cmp.tolerance:g} ('{cmp.claim}', tolerance {tol:g}%) over the whole 95% CI", ""]
+           f"<= {1 + cmp.tolerance:g} ('{cmp.claim}', tolerance {tol:g}%) over the whole {pct} CI; "
+           f"'better' needs the whole CI under {1 / (1 + cmp.tolerance):.3f}",
+           "(intervals from rounds paired with their baseline, worker processes as clusters)", ""]
     if cmp.rows:
         rows = []
         for r in cmp.rows:
@@ -58,18 +63,19 @@ def format_comparison(cmp: runcompare.RunComparison, name_a: str = "A", name_b: 
             rows.append([r.test, env, _fmt(r.ratio_a), _fmt(r.ratio_b),
                          "-" if not math.isfinite(r.change) else f"{r.change * 100:+.1f}%",
                          f"[{_fmt(r.ci[0])}, {_fmt(r.ci[1])}]", verdict + (f"  ({r.note})" if r.note else "")])
-        out += _table(["test", "env", "ratio A", "ratio B", "change", "B/A 95% CI", "verdict"], rows, {2, 3, 4})
+        out += _table(["test", "env", "ratio A", "ratio B", "change", f"B/A {pct} CI", "verdict"], rows, {2, 3, 4})
     else:
-        out.append("no test and environment was measured in both runs")
+        out.append("nothing in common: no test and environment was measured in both runs")
     if cmp.claims:
         out += ["", "claims whose verdict changed:"]
         for c in cmp.claims:
             tag = "REGRESSION  " if c.regression else ""
             ratios = f"  (ratio {_fmt(c.ratio_a)} -> {_fmt(c.ratio_b)})"
             out.append(f"  {tag}{c.test}: {c.claim}: {c.verdict_a or 'absent'} -> {c.verdict_b or 'absent'}{ratios}")
-    for label, items in (("only in A", cmp.only_in_a), ("only in B", cmp.only_in_b)):
+    for label, items in (("measured only in A", cmp.only_in_a), ("measured only in B", cmp.only_in_b)):
         if items:
-            out.append(f"{label}: {', '.join(items)}")
+            out.append(f"{label} ({len(items)}):")
+            out += [f"  {item}" for item in items]
     for note in cmp.notes:
         out.append(f"note: {note}")
     out.append("")
@@ -77,29 +83,55 @@ def format_comparison(cmp: runcompare.RunComparison, name_a: str = "A", name_b: 
     if regressions:
         out.append(f"{len(regressions)} regression(s):")
         out += [f"  {r}" for r in regressions]
+    elif not cmp.in_common:
+        out.append("nothing to compare: the runs have no test and environment in common (exit status 2)")
     else:
-        out.append("no regression")
+        missing = len(cmp.only_in_a) + len(cmp.only_in_b)
+        out.append("no regression" + (f" among what both runs measured ({missing} row(s) measured in "
+                                      "only one run, listed above)" if missing else ""))
     return out
+
+
+class UsageProblem(Exception):
+    """Bad usage: exit status 2 with this message."""
+
+
+def _check_output(path: str | None, option: str) -> None:
+    if path:
+        from .outputs import output_problem
+
+        problem = output_problem(path)
+        if problem:
+            raise UsageProblem(f"{option}: cannot write {path}: {problem}")
 
 
 def _cmd_compare(args: argparse.Namespace, stdout: TextIO) -> int:
     try:
         tolerance = runcompare.parse_tolerance(args.tolerance)
+        confidence = runcompare.parse_confidence(args.confidence)
     except ValueError as exc:
-        raise SystemExit(f"pytest-virtoverhead compare: {exc}") from None
+        raise UsageProblem(str(exc)) from None
+    _check_output(args.json, "--json")
     a = runcompare.load_run(args.a)
     b = runcompare.load_run(args.b)
-    cmp = runcompare.compare_runs(a, b, tolerance=tolerance, seed=args.seed, n_resamples=args.resamples)
+    cmp = runcompare.compare_runs(a, b, tolerance=tolerance, confidence=confidence)
     for line in format_comparison(cmp, args.a, args.b):
         stdout.write(line + "\n")
+    status = 1 if cmp.regressions else 0 if cmp.in_common else 2
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(cmp.to_json(), f, indent=1)
-            f.write("\n")
-    return 1 if cmp.regressions else 0
+        try:
+            from .fsutil import atomic_write
+
+            atomic_write(args.json, json.dumps(cmp.to_json(), indent=1, allow_nan=False) + "\n")
+        except (OSError, ValueError) as exc:
+            sys.stderr.write(f"pytest-virtoverhead compare: --json: could not write {args.json}: "
+                             f"{getattr(exc, 'strerror', None) or exc}\n")
+            return status or 2  # a regression's exit status 1 is not hidden
+    return status
 
 
 def _cmd_report(args: argparse.Namespace, stdout: TextIO) -> int:
+    _check_output(args.output, "-o/--output")
     data = runcompare.load_run(args.run)
     htmlreport.write_report(args.output, data)
     stdout.write(f"report written to {args.output}\n")
@@ -117,8 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("b", metavar="B.json", help="the later run (--virt-json file)")
     p.add_argument("--tolerance", default="5%", metavar="P%",
                    help="how much worse B's overhead ratio may be before it counts as a regression (default 5%%)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
-    p.add_argument("--resamples", type=int, default=5000, help="bootstrap resamples (default 5000)")
+    p.add_argument("--confidence", default="0.95", metavar="LEVEL",
+                   help="confidence level of the intervals, e.g. 0.95 or 99%% (default 0.95)")
     p.add_argument("--json", metavar="PATH", help="also write the comparison as JSON")
     p.set_defaults(func=_cmd_compare)
     r = sub.add_parser("report", help="render the HTML report of a saved run (needs matplotlib)")
@@ -133,8 +165,12 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
     stdout = stdout or sys.stdout
     try:
         return args.func(args, stdout)
-    except (runcompare.RunFileError, htmlreport.ReportUnavailable, OSError) as exc:
+    except (runcompare.RunFileError, htmlreport.ReportUnavailable, UsageProblem, OSError) as exc:
         sys.stderr.write(f"pytest-virtoverhead {args.command}: {exc}\n")
+        return 2
+    except Exception as exc:  # noqa: BLE001 - bad input must not look like a regression (exit 1)
+        sys.stderr.write(f"pytest-virtoverhead {args.command}: cannot process the input: "
+                         f"{type(exc).__name__}: {exc}\n")
         return 2
 
 
