@@ -243,6 +243,8 @@ class Settings:
     #: --virt-cpus=auto: the session may take another free CPU when a peer
     #: session holds this one (see :mod:`.hostlock`).
     cpus_auto: bool = False
+    #: Seconds to wait for CPUs another session measures on (--virt-cpu-wait).
+    cpu_wait: float = 600.0
     memory_mb: int = DEFAULT_MEMORY_MB
     #: Names a claim or marker may use although they are not in this run:
     #: the kinds and the names the ini's ``virt_envs`` declares. Claims
@@ -322,6 +324,14 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
     s.time_budget = 0.0 if budget in (None, "", "0") else positive_float(budget, "--virt-time-budget")
     s.cpus = parse_cpus(str(raw.get("cpus") or "auto"))
     s.cpus_auto = str(raw.get("cpus") or "auto").strip().lower() == "auto"
+    wait = raw.get("cpu_wait")
+    if wait not in (None, ""):
+        try:
+            s.cpu_wait = float(wait)
+        except (TypeError, ValueError):
+            raise ValueError(f"--virt-cpu-wait: expected a number of seconds, got {wait!r}") from None
+        if not 0 <= s.cpu_wait < float("inf"):
+            raise ValueError(f"--virt-cpu-wait: must be 0 (refuse at once) or more seconds, got {wait!r}")
     s.memory_mb = parse_memory(str(raw.get("memory") or DEFAULT_MEMORY_MB))
     # Validate per-kind options early (unknown keys are usage errors). An
     # environment without options has nothing to check: its backend module

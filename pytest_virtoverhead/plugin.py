@@ -90,11 +90,33 @@ class VirtState:
         #: What the summary says about --virt-json/--virt-report, and which failed.
         self.output_notes: list[str] = []
         self.output_failures: list[str] = []
+        #: This session's CPU locks (hostlock.CpuLocks), taken before measuring.
+        self.cpu_locks: Any = None
 
     def stop(self) -> None:
         if not self.stopped:
             self.stopped = True
-            self.pool.stop_all()
+            try:
+                self.pool.stop_all()
+            finally:
+                if self.cpu_locks is not None:
+                    self.cpu_locks.release()
+
+    def lock_cpus(self, say: Any) -> None:
+        """Hold this session's CPUs against other measuring sessions on the
+        host (waiting, or taking another CPU under --virt-cpus=auto);
+        hostlock.CpuBusy when they stay taken. Once per session."""
+        if self.cpu_locks is not None:
+            return
+        from . import hostlock
+
+        locks = hostlock.CpuLocks()
+        s = self.settings
+        cpus = hostlock.acquire(locks, s.cpus, auto=s.cpus_auto, available=os.sched_getaffinity(0),
+                                wait=s.cpu_wait, info=hostlock.session_info(self.ctx.session_id, self.ctx.rootdir),
+                                say=say)
+        self.cpu_locks = locks
+        s.cpus = self.ctx.cpus = cpus
 
 
 # --------------------------------------------------------------------------
@@ -138,6 +160,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--virt-cpus", metavar="CPUS", default=None,
                     help="CPU set of every environment: auto (one CPU, the host's last), all, or e.g. 0-1 "
                          "(default auto)")
+    group.addoption("--virt-cpu-wait", metavar="SECONDS", default=None,
+                    help="how long to wait for CPUs another pytest-virtoverhead session on this host measures "
+                         "on, then refuse (default 600; 0: refuse at once)")
     group.addoption("--virt-memory", metavar="SIZE", default=None,
                     help="memory of containers and VMs, e.g. 1024, 512m, 2g (default 1024 MiB)")
     group.addoption("--virt-container-image", metavar="IMAGE", default=None,
@@ -201,6 +226,7 @@ def _raw_settings(config: pytest.Config) -> dict[str, Any]:
         "seed": opt.virt_seed,
         "timeout": pick("virt_timeout", "virt_timeout"),
         "cpus": pick("virt_cpus", "virt_cpus"),
+        "cpu_wait": opt.virt_cpu_wait,
         "memory": pick("virt_memory", "virt_memory"),
         "env_options": config.getini("virt_env_options"),
         "kind_defaults": kind_defaults,
@@ -321,6 +347,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if state is None or not state.settings.compare:
         return
     state.compared = tuple(item.nodeid for item in session.items if ITEM_KEY in item.stash)
+    if state.compared and not session.config.option.collectonly:
+        _lock_cpus(session.config, state)
     args: list[str] = []
     if session.config.inipath:
         args += ["-c", str(session.config.inipath)]
@@ -422,9 +450,35 @@ def _state(config: pytest.Config) -> VirtState:
     return state
 
 
+def _lock_cpus(config: pytest.Config, state: VirtState) -> None:
+    """Before anything is measured: this session's CPUs, or a usage error
+    naming the session that holds them (issue 12, point 5)."""
+    from .hostlock import CpuBusy
+
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+
+    def say(msg: str) -> None:
+        if tr is not None:
+            tr.write_line(msg, yellow=True)
+        else:
+            sys.stderr.write(msg + "\n")
+
+    try:
+        state.lock_cpus(say)
+    except CpuBusy as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
 def get_environment(config: pytest.Config, name: str):
     """The started environment ``name``, or skip (fail if required)."""
     state = _state(config)
+    if state.cpu_locks is None:
+        from .hostlock import CpuBusy
+
+        try:
+            state.lock_cpus(lambda msg: sys.stderr.write(msg + "\n"))
+        except CpuBusy as exc:
+            pytest.skip(str(exc))
     try:
         spec = state.pool.spec_for(name)
     except KeyError as exc:
