@@ -129,7 +129,8 @@ class ItemServer:
             self._reports = []
             self._bench = None
             take_work()
-            gc.collect()
+            if msg.get("gc", True):
+                gc.collect()
             try:
                 item.config.hook.pytest_runtest_protocol(item=item, nextitem=None)
             except (KeyboardInterrupt, pytest.exit.Exception) as exc:

@@ -42,6 +42,32 @@ NIVCSW_PER_S_LIMIT = 100.0
 NIVCSW_MIN = 5
 
 
+#: ... or when a worker spent this much more of its round off the CPU than
+#: in its typical round of the same test (another task ran on its CPU, or
+#: the host's scheduler kept it waiting: preemptions alone miss a worker
+#: that was kept waiting without being switched out often).
+OFFCPU_RISE = 0.15
+
+
+def off_cpu(reading: "dict[str, Any]") -> float | None:
+    """Share of a worker's round spent off the CPU (None without readings)."""
+    wall, cpu = reading.get("wall") or 0.0, reading.get("cpu")
+    if not wall or cpu is None:
+        return None
+    return max(0.0, 1.0 - cpu / wall)
+
+
+def off_cpu_rise(current: float | None, history: "list[float]") -> float | None:
+    """How much more of this round was off the CPU than the median of the
+    earlier rounds (None with fewer than two earlier rounds)."""
+    if current is None or len(history) < 2:
+        return None
+    ordered = sorted(history)
+    mid = len(ordered) // 2
+    typical = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+    return current - typical
+
+
 def snapshot() -> tuple[float, float, int]:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return time.perf_counter(), ru.ru_utime + ru.ru_stime, ru.ru_nivcsw
@@ -93,7 +119,8 @@ def load1() -> float | None:
 
 
 def disturbed(steal: float, steal_ticks: int, workers: "Iterable[dict[str, Any]]") -> list[str]:
-    """Why a round counts as disturbed (empty: it does not)."""
+    """Why a round counts as disturbed (empty: it does not). A worker's
+    reading may carry ``offcpu_rise`` (see :func:`off_cpu_rise`)."""
     why = []
     if steal > STEAL_LIMIT and steal_ticks >= STEAL_MIN_TICKS:
         why.append(f"steal {steal:.0%} of the pinned CPUs' time")
@@ -101,6 +128,9 @@ def disturbed(steal: float, steal_ticks: int, workers: "Iterable[dict[str, Any]]
         wall = w.get("wall") or 0.0
         if wall > 0 and w.get("nivcsw", 0) / wall > NIVCSW_PER_S_LIMIT and w.get("nivcsw", 0) >= NIVCSW_MIN:
             why.append(f"{w.get('env', 'a worker')} preempted {w['nivcsw']} times in {wall:.3f} s")
+        rise = w.get("offcpu_rise")
+        if rise is not None and rise > OFFCPU_RISE:
+            why.append(f"{w.get('env', 'a worker')} off the CPU {rise:.0%} more of its round than usual")
     return why
 
 

@@ -457,22 +457,28 @@ def stable_seed(*parts: Any) -> int:
 
 #: Auto calls per round: enough calls of the baseline to fill this many
 #: seconds, at most AUTO_CALLS_MAX, and no more than the slowest
-#: environment can make in AUTO_CALLS_SLOWEST_SECONDS (docs/verdicts.md).
+#: environment can serve in AUTO_CALLS_SLOWEST_SECONDS, counting each
+#: request's whole cost there (a TCG guest spends ~0.1-0.5 s on pytest's
+#: own per-test work); see docs/verdicts.md.
 AUTO_CALLS_SECONDS = 0.02
 AUTO_CALLS_MAX = 5
 AUTO_CALLS_SLOWEST_SECONDS = 0.15
 
 
-def auto_calls(warm: dict[str, list[float]], baseline: str) -> int:
+def auto_calls(warm: dict[str, list[float]], baseline: str,
+               requests: dict[str, list[float]] | None = None) -> int:
     """Calls per round, the same in every environment (a median of 5 calls
     and a single call estimate different things when call times are
-    skewed), from the warm-up call times: the fastest of each environment
-    (the first call in a process carries imports and cold caches)."""
+    skewed), from the warm-up: the baseline's fastest call time (the first
+    call in a process carries imports and cold caches) and each
+    environment's fastest request (call plus dispatch and pytest's work)."""
     fastest = {n: min(t for t in ts if t > 0) for n, ts in warm.items() if any(t > 0 for t in ts)}
     if baseline not in fastest or not all(math.isfinite(t) for t in fastest.values()):
         return 1
+    costs = {n: min(ts) for n, ts in (requests or {}).items() if ts}
+    slowest = max([*fastest.values(), *costs.values()])
     k = math.ceil(AUTO_CALLS_SECONDS / fastest[baseline])
-    k = min(k, math.floor(AUTO_CALLS_SLOWEST_SECONDS / max(fastest.values()) + 1e-9))
+    k = min(k, math.floor(AUTO_CALLS_SLOWEST_SECONDS / slowest + 1e-9))
     return max(1, min(AUTO_CALLS_MAX, k))
 
 
@@ -547,12 +553,14 @@ class Comparator:
         names = list(live)
         slots = list(range(1, s.processes + 1))
         warm: dict[str, list[float]] = {}
+        requests: dict[str, list[float]] = {}
         for w in range(s.warmup):
             for slot in slots:
                 label = f"warm-up {w + 1}/{s.warmup}, process {slot}"
-                if not self._round(result, live, names, rng, label, slot=slot, calls=1, warm=warm):
+                if not self._round(result, live, names, rng, label, slot=slot, calls=1, warm=warm,
+                                   requests=requests):
                     return result
-        result.calls = s.calls or auto_calls(warm, s.baseline)
+        result.calls = s.calls or auto_calls(warm, s.baseline, requests)
         schedule = _Schedule(slots, rng)
         retries_left = max_retries(rounds)
         done = 0
@@ -615,7 +623,8 @@ class Comparator:
 
     def _round(self, result: ItemResult, live: dict[str, Environment], names: list[str],
                rng: random.Random, label: str, *, slot: int, calls: int,
-               warm: dict[str, list[float]] | None = None) -> Any:
+               warm: dict[str, list[float]] | None = None,
+               requests: dict[str, list[float]] | None = None) -> Any:
         """One round in worker process ``slot`` of every environment: ``calls``
         passes, each calling the test once per environment in a new random
         order, so an environment's calls sit next to the others' in time
@@ -630,15 +639,20 @@ class Comparator:
         t0 = time.monotonic()
         calls_of: dict[str, list[float]] = {}
         bench_of: dict[str, list[float]] = {}
-        for _ in range(calls):
+        for i in range(calls):
             order = names[:]
             rng.shuffle(order)
             if not rec.order:
                 rec.order = order
             for name in order:
                 self.progress(f"{result.nodeid} [{name}] {label}")
+                sent = time.monotonic()
                 try:
-                    out = live[name].run_item(result.nodeid, self.nodeids, self.pytest_args, proc=slot)
+                    # The garbage collector runs before a round's first call
+                    # in each process, not before every call: a full
+                    # collection costs ~10 ms on a host, far more in a TCG guest.
+                    out = live[name].run_item(result.nodeid, self.nodeids, self.pytest_args, proc=slot,
+                                              gc=(i == 0))
                 except (EnvError, RemoteError) as exc:
                     result.failure = (name, f"environment {name!r} failed while running the test: {exc}")
                     return None
@@ -663,6 +677,8 @@ class Comparator:
                     # pytest-benchmark test repeats its function itself.
                     seconds = math.inf if out.get("source") == "benchmark" else out.get("call_seconds") or value
                     warm.setdefault(name, []).append(float(seconds))
+                    if requests is not None:
+                        requests.setdefault(name, []).append(time.monotonic() - sent)
                     continue
                 calls_of.setdefault(name, []).append(float(value))
                 result.source[name] = out.get("source", "call")
@@ -684,8 +700,12 @@ class Comparator:
         rec.values = {name: stats.median(values) for name, values in calls_of.items()}
         rec.seconds = time.monotonic() - t0
         rec.steal, rec.steal_ticks = noise.steal_fraction(ticks0, noise.cpu_ticks(cpus))
-        rec.disturbed = noise.disturbed(rec.steal, rec.steal_ticks,
-                                        [{**w, "env": n} for n, w in rec.worker_noise.items()])
+        readings = []
+        for n, w in rec.worker_noise.items():
+            history = [h for h in (noise.off_cpu(r.worker_noise.get(n, {})) for r in result.round_log)
+                       if h is not None]
+            readings.append({**w, "env": n, "offcpu_rise": noise.off_cpu_rise(noise.off_cpu(w), history)})
+        rec.disturbed = noise.disturbed(rec.steal, rec.steal_ticks, readings)
         result.round_log.append(rec)
         return rec
 

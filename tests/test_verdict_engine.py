@@ -162,6 +162,9 @@ def test_auto_calls():
     assert auto_calls({"b": [0.002], "vm": [0.1]}, "b") == 1
     assert auto_calls({"b": [float("inf")]}, "b") == 1  # pytest-benchmark repeats itself
     assert auto_calls({}, "b") == 1
+    # a TCG guest's requests cost far more than its calls: they cap the count
+    assert auto_calls({"b": [0.002], "vm": [0.02]}, "b", {"b": [0.003], "vm": [0.4]}) == 1
+    assert auto_calls({"b": [0.002], "vm": [0.02]}, "b", {"b": [0.003], "vm": [0.03]}) == 5
     assert max_retries(12) == 3 and max_retries(4) == 2
 
 
@@ -172,6 +175,12 @@ def test_noise_rule():
     why = noise.disturbed(0.0, 0, [{"env": "vm", "wall": 0.05, "nivcsw": 9}])
     assert why == ["vm preempted 9 times in 0.050 s"]
     assert noise.steal_fraction((10, 1000), (30, 1100)) == (0.2, 20)
+    # off the CPU: 0.02 of 0.1 s; 10 points more than the typical round is fine, 30 is not
+    assert noise.off_cpu({"wall": 0.1, "cpu": 0.08}) == pytest.approx(0.2)
+    assert noise.off_cpu_rise(0.2, [0.1]) is None  # too little history
+    assert noise.off_cpu_rise(0.2, [0.1, 0.1, 0.5]) == pytest.approx(0.1)
+    assert noise.disturbed(0.0, 0, [{"env": "c", "offcpu_rise": 0.1}]) == []
+    assert noise.disturbed(0.0, 0, [{"env": "c", "offcpu_rise": 0.3}]) == ["c off the CPU 30% more of its round than usual"]
 
 
 def test_host_virtualization_reads_the_evidence(monkeypatch):

@@ -620,7 +620,7 @@ class Environment:
         return dict(self._procs) if self.running else {}
 
     def run_item(self, nodeid: str, nodeids: tuple[str, ...], args: tuple[str, ...] = (), *,
-                 proc: int = 0, calls: int = 1) -> dict[str, Any]:
+                 proc: int = 0, calls: int = 1, gc: bool = True) -> dict[str, Any]:
         """Run a collected test item ``calls`` times inside the environment's
         pytest session in worker process ``proc`` (0: the environment's own
         worker; K: the process started by ``spawn(K)``).
@@ -644,7 +644,7 @@ class Environment:
                                diagnostics=self._diagnostics()) from None
             self._items[proc] = key
         try:
-            out = self._request("item", nodeid=nodeid, calls=calls, proc=proc)
+            out = self._request("item", nodeid=nodeid, calls=calls, proc=proc, gc=gc)
         except RemoteError as exc:
             if exc.type_name == "ChildDied":
                 self._items.pop(proc, None)

@@ -477,7 +477,15 @@ def test_during():
         time.sleep(60)
 
 @pytest.mark.virt(rounds=1)
-def test_after():
+def test_after_1():
+    time.sleep(0.01)
+
+@pytest.mark.virt(rounds=1)
+def test_after_2():
+    time.sleep(0.01)
+
+@pytest.mark.virt(rounds=1)
+def test_after_3():
     time.sleep(0.01)
 '''
 
@@ -509,6 +517,12 @@ def test_docker_daemon_going_away_mid_run(pytester, own_dockerd):
     data = json.loads((pytester.path / "o.json").read_text())
     outcomes = {t["test"].split("::")[1]: t["outcome"] for t in data["tests"]}
     assert outcomes["test_before"] == "measured" and outcomes["test_during"] == "failed"
+    # Every later test (three of them) is skipped with the reason: the failure
+    # to start is remembered, never an INTERNALERROR (issue 12, point 1).
+    after = {t["test"].split("::")[1]: t for t in data["tests"] if "test_after" in t["test"]}
+    assert sorted(after) == ["test_after_1", "test_after_2", "test_after_3"]
+    assert all("container" in t["unavailable"] for t in after.values())
+    assert flat.count("test_after_") >= 3 and flat.count("SKIPPED") >= 3
 
 
 # --------------------------------------------------------------------------
