@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -39,7 +40,9 @@ class BaremetalBackend(Backend):
         if scratch:
             os.makedirs(scratch, exist_ok=True)
         else:
-            scratch = self._scratch = tempfile.mkdtemp(prefix=f"virt-{self.spec.name}-scratch-")
+            # The owner's pid in the name: the next session's reap() removes
+            # what a killed session left (issue 12).
+            scratch = self._scratch = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-{self.spec.name}-")
         try:
             self.proc = subprocess.Popen(
                 self.worker_command(python),
@@ -85,6 +88,12 @@ class BaremetalBackend(Backend):
             proc.kill()
         self.stop()
 
+    @classmethod
+    def reap(cls, ctx) -> list[str]:
+        """Remove the scratch directories of sessions that no longer run
+        (``virt-scratch-<pid>-<env>-*`` in the temporary directory)."""
+        return reap_scratch(tempfile.gettempdir(), ctx.owner_pid)
+
     def metadata(self) -> dict[str, Any]:
         return {"python_worker": self.spec.options.get("python") or self.ctx.python,
                 "scratch": self.spec.options.get("scratch") or "tmpdir"}
@@ -106,6 +115,42 @@ class BaremetalBackend(Backend):
             except (OSError, ValueError):
                 pass
         return "\n".join(parts)
+
+
+SCRATCH_PREFIX = "virt-scratch-"
+_SCRATCH_RE = re.compile(re.escape(SCRATCH_PREFIX) + r"(\d+)-[A-Za-z_][A-Za-z0-9_]*-[^/]+\Z")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
+
+
+def reap_scratch(tmpdir: str, own_pid: int) -> list[str]:
+    """Remove ``virt-scratch-<pid>-...`` directories under ``tmpdir`` whose
+    pid no longer runs; return their paths. Best effort: a directory of
+    another user that cannot be removed is left alone."""
+    removed = []
+    try:
+        names = os.listdir(tmpdir)
+    except OSError:
+        return removed
+    for name in names:
+        m = _SCRATCH_RE.match(name)
+        if not m or int(m.group(1)) == own_pid or _pid_alive(int(m.group(1))):
+            continue
+        path = os.path.join(tmpdir, name)
+        if not os.path.isdir(path) or os.path.islink(path):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        if not os.path.exists(path):
+            removed.append(f"scratch directory {path}")
+    return removed
 
 
 def _signal_name(number: int) -> str:
