@@ -25,15 +25,17 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-#: Set in a child's environment: the child asks the kernel to kill it when
-#: its parent dies.
+#: Set in a child's environment to its parent's pid: the child asks the
+#: kernel to kill it when that parent dies.
 PARENT_DEATH_VAR = "VIRTOVERHEAD_PARENT_DEATH"
 
 PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent exits (no-op elsewhere)."""
+def die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this process when its parent exits (no-op
+    elsewhere); exit at once if ``parent`` is already gone. (The parent may
+    well be pid 1: a container's worker is its init.)"""
     if not sys.platform.startswith("linux"):
         return
     try:
@@ -42,7 +44,7 @@ def die_with_parent() -> None:
 
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-        if os.getppid() == 1:  # the parent is already gone
+        if os.getppid() != parent:  # the parent is already gone
             os._exit(1)
     except (OSError, AttributeError):
         pass
@@ -66,7 +68,7 @@ class Child:
         self.slot = slot
         cmd = [sys.executable, "-m", "pytest_virtoverhead.worker", "--cwd", os.getcwd()]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     env={**os.environ, **env, PARENT_DEATH_VAR: "1"})
+                                     env={**os.environ, **env, PARENT_DEATH_VAR: str(os.getpid())})
         self._decoder = FrameDecoder()
         self._pending: list[Any] = []
         ready = self._next()

@@ -752,7 +752,7 @@ class Comparator:
             cr = ClaimResult(result.nodeid, claim, ratio, ci, verdict, p_value=est.p_value if with_p else None,
                              accel=accel, estimate=est)
             if verdict == INCONCLUSIVE:
-                bound = _deciding_bound(claim, ci)
+                bound = _deciding_bound(claim, ratio, ci)
                 if bound is not None:
                     cr.rounds_needed = stats.rounds_needed(est, bound)
                     if cr.rounds_needed is not None and math.isfinite(cr.rounds_needed):
@@ -772,14 +772,15 @@ def _not_measured(name: str, settings: Settings) -> str:
     return "not measured for this test"
 
 
-def _deciding_bound(claim: Claim, ci: tuple[float, float]) -> float | None:
-    """The claim's bound that lies inside the interval (the one keeping the
-    verdict open)."""
+def _deciding_bound(claim: Claim, ratio: float, ci: tuple[float, float]) -> float | None:
+    """The claim's bound that keeps the verdict open: of the bounds inside
+    the interval, the one nearest the estimate (the interval must shrink
+    past it, whichever way the verdict then goes)."""
     lo, hi = ci
-    for bound in (claim.lower, claim.upper):
-        if bound is not None and lo <= bound <= hi:
-            return bound
-    return None
+    inside = [b for b in (claim.lower, claim.upper) if b is not None and b > 0 and lo <= b <= hi]
+    if not inside or not ratio > 0:
+        return None
+    return min(inside, key=lambda b: abs(math.log(b) - math.log(ratio)))
 
 
 class _Schedule:

@@ -420,8 +420,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ[WORKER_ENV_VAR] = "1"
     from .children import PARENT_DEATH_VAR, die_with_parent
 
-    if os.environ.pop(PARENT_DEATH_VAR, None):
-        die_with_parent()
+    parent = os.environ.pop(PARENT_DEATH_VAR, "")
+    if parent.isdigit():
+        die_with_parent(int(parent))
     watch = os.environ.pop(WATCH_PARENT_VAR, None)
     if watch and watch.isdigit():
         _watch_parent(int(watch))

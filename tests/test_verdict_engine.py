@@ -196,3 +196,15 @@ def test_host_virtualization_reads_the_evidence(monkeypatch):
     files["/proc/cpuinfo"] = "flags\t\t: fpu vme lahf_lm\n"
     assert noise.host_virtualization() == {"virtual": False, "hypervisor": None, "evidence": []}
     assert noise.host_label({"virtual": False}) == "the host"
+
+
+def test_the_deciding_bound_is_the_one_nearest_the_estimate():
+    from pytest_virtoverhead.claims import parse_claim
+    from pytest_virtoverhead.session import _deciding_bound
+
+    near = parse_claim("c2 ~= container +- 3%")
+    # estimate 1.086 in [0.939, 1.256]: it can only fail, once the interval clears 1.03
+    assert _deciding_bound(near, 1.086, (0.939, 1.256)) == pytest.approx(1.03)
+    assert _deciding_bound(near, 0.99, (0.95, 1.02)) == pytest.approx(0.97)
+    assert _deciding_bound(parse_claim("vm <= 2 * baremetal"), 2.1, (1.9, 2.3)) == 2
+    assert _deciding_bound(parse_claim("vm <= 2 * baremetal"), 1.5, (1.4, 1.6)) is None
