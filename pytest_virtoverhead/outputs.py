@@ -13,7 +13,7 @@ import stat
 import tempfile
 
 
-def output_problem(path: str) -> str | None:
+def output_problem(path: str, example: str = "virt.json") -> str | None:
     """Why ``path`` cannot take an output file, or None when it can.
 
     Refused: an existing directory; something that is not a regular file
@@ -37,7 +37,7 @@ def output_problem(path: str) -> str | None:
         return f"cannot inspect it: {exc.strerror or exc}"
     if st is not None:
         if stat.S_ISDIR(st.st_mode):
-            return "it is a directory; name a file in it, e.g. " + os.path.join(str(path), "virt.json")
+            return "it is a directory; name a file in it, e.g. " + os.path.join(str(path), example)
         if not stat.S_ISREG(st.st_mode):
             return "it exists and is not a regular file (the output replaces it with a rename)"
     parent = os.path.dirname(full)
@@ -67,7 +67,8 @@ def check_outputs(paths: dict[str, str | None]) -> list[str]:
     for option, path in paths.items():
         if path is None:
             continue
-        problem = output_problem(path)
+        problem = output_problem(path, "virt-report.html" if "report" in option else
+                                 "virt.md" if "markdown" in option else "virt.json")
         if problem:
             out.append(f"{option}: cannot write {path}: {problem}")
     return out

@@ -98,7 +98,7 @@ def test_named_environment_declared_in_the_ini_is_known():
     ("--virt-json=/proc/virt.json", None, "*--virt-json: cannot write /proc/virt.json: cannot create a file in /proc*"),
     ("--virt-json=afile/virt.json", "file", "*--virt-json: cannot write afile/virt.json: */afile is a file, not a directory*"),
     ("--virt-json=/dev/null", None, "*--virt-json: cannot write /dev/null: it exists and is not a regular file*"),
-    ("--virt-report=outdir", "dir", "*--virt-report: cannot write outdir: it is a directory*"),
+    ("--virt-report=outdir", "dir", "*--virt-report: cannot write outdir: it is a directory; name a file in it, e.g. outdir/virt-report.html*"),
 ])
 def test_unwritable_output_is_a_usage_error_before_measuring(pytester, option, make, words):
     if make == "dir":
