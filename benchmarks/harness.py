@@ -577,12 +577,20 @@ def main() -> int:
     t_all = time.perf_counter()
     ticks0 = common.cpu_ticks()
     table = Table()
-    starts_and_dispatch(table, data, args)
-    parallel_start(table, data, args)
-    plugin_cost(table, data, args)
-    noise_floor(table, data, args)
+    sections = [("start", starts_and_dispatch), ("start", parallel_start), ("plugin cost", plugin_cost),
+                ("noise floor (A/A)", noise_floor)]
     if not args.skip_examples:
-        example_suite(table, data, args)
+        sections.append(("example suite", example_suite))
+    for section, measure in sections:
+        # One section's failure (an environment, a broken run) is a row of
+        # the table; the other sections are still measured and written.
+        try:
+            measure(table, data, args)
+        except Exception as exc:  # noqa: BLE001
+            log(f"{measure.__name__} failed: {exc}")
+            data.setdefault("failures", {})[measure.__name__] = str(exc)
+            table.add(section, f"{measure.__name__}: FAILED", None, "",
+                      note=" ".join(str(exc).split())[:160])
     data["rows"] = table.rows
     data["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     ticks1 = common.cpu_ticks()
