@@ -456,11 +456,12 @@ def stable_seed(*parts: Any) -> int:
 
 
 #: Auto calls per round: enough calls of the baseline to fill this many
-#: seconds, at most AUTO_CALLS_MAX, and no more than the slowest
+#: seconds (the median of 3-5 calls drops a call hit by a burst of noise),
+#: at most AUTO_CALLS_MAX, and no more than the slowest
 #: environment can serve in AUTO_CALLS_SLOWEST_SECONDS, counting each
 #: request's whole cost there (a TCG guest spends ~0.1-0.5 s on pytest's
 #: own per-test work); see docs/verdicts.md.
-AUTO_CALLS_SECONDS = 0.02
+AUTO_CALLS_SECONDS = 0.05
 AUTO_CALLS_MAX = 5
 AUTO_CALLS_SLOWEST_SECONDS = 0.15
 
@@ -520,6 +521,7 @@ class Comparator:
                     if slot not in have:
                         self.progress(f"{result.nodeid} [{name}] starting worker process {slot}")
                         env.spawn(slot, {"PYTHONHASHSEED": str(self.hash_seed(slot, name))})
+                    env.open_items(self.nodeids, self.pytest_args, proc=slot)
             except (EnvError, RemoteError) as exc:
                 result.unavailable[name] = f"environment {name!r} could not start its worker processes: {exc}"
                 del live[name]
@@ -639,6 +641,17 @@ class Comparator:
         t0 = time.monotonic()
         calls_of: dict[str, list[float]] = {}
         bench_of: dict[str, list[float]] = {}
+        # Garbage collection first, in every environment, so the round's
+        # calls then follow each other closely (a burst of noise between
+        # two environments' calls is what pairing must not miss).
+        for name in names:
+            try:
+                live[name].collect_garbage(proc=slot)
+            except RemoteError:
+                pass  # a worker without the request: its calls still run
+            except EnvError as exc:
+                result.failure = (name, f"environment {name!r} failed while running the test: {exc}")
+                return None
         for i in range(calls):
             order = names[:]
             rng.shuffle(order)
@@ -648,11 +661,7 @@ class Comparator:
                 self.progress(f"{result.nodeid} [{name}] {label}")
                 sent = time.monotonic()
                 try:
-                    # The garbage collector runs before a round's first call
-                    # in each process, not before every call: a full
-                    # collection costs ~10 ms on a host, far more in a TCG guest.
-                    out = live[name].run_item(result.nodeid, self.nodeids, self.pytest_args, proc=slot,
-                                              gc=(i == 0))
+                    out = live[name].run_item(result.nodeid, self.nodeids, self.pytest_args, proc=slot, gc=False)
                 except (EnvError, RemoteError) as exc:
                     result.failure = (name, f"environment {name!r} failed while running the test: {exc}")
                     return None

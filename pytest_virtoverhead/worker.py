@@ -200,6 +200,7 @@ class Worker:
             "bench": self.handle_bench,
             "session": self.handle_session,
             "spawn": self.handle_spawn,
+            "collect": self.handle_collect,
         }
 
     def recv(self) -> dict | None:
@@ -287,6 +288,12 @@ class Worker:
         options = measure.BenchOptions.from_dict(msg.get("options"))
         result = measure.benchmark(fn, tuple(msg.get("args", [])), msg.get("kwargs", {}), options)
         return result.to_dict()
+
+    def handle_collect(self, msg: dict) -> Any:
+        """Run the garbage collector now (before a round, outside any timing)."""
+        import gc
+
+        return gc.collect()
 
     def handle_spawn(self, msg: dict) -> Any:
         if self.children is None:
