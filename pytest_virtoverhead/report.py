@@ -152,6 +152,9 @@ def environment_lines(metadata: dict[str, dict[str, Any]]) -> list[str]:
                     "clocksource", "start_seconds"):
             if meta.get(key) not in (None, "", []):
                 parts.append(f"{key}={meta[key]}")
+        starts = list((meta.get("process_start_seconds") or {}).values())
+        if starts:
+            parts.append(f"worker_processes={len(starts)} (each started in {min(starts):.2f}-{max(starts):.2f} s)")
         if meta.get("accel_reason"):
             parts.append(f"({meta['accel_reason']})")
         out.append(f"{name}: " + " ".join(str(p) for p in parts))

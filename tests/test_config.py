@@ -72,7 +72,8 @@ def test_build_settings_defaults_and_sources():
                         "ini_claims": ["control >= 0.5 * baremetal"], "seed": "42"})
     assert s.baseline == "baremetal"
     assert [c.text for c in s.claims] == ["control >= 0.5 * baremetal", "control <= 2 * baremetal"]
-    assert s.seed == 42 and s.rounds == 10 and s.warmup == 1
+    assert s.seed == 42 and s.rounds == 12 and s.warmup == 1
+    assert s.processes == 4 and s.calls == 0 and s.confidence == 0.95 and s.hash_seed == "paired"
 
 
 @pytest.mark.parametrize("raw, words", [
@@ -115,3 +116,22 @@ def test_plan_for_marker():
         plan_for_marker("t.py::a", (), {"claims": ["kvm <= 2 * baremetal"]}, s)
     with pytest.raises(ValueError, match=r"rounds: must be at least 1"):
         plan_for_marker("t.py::a", (), {"rounds": 0}, s)
+
+
+@pytest.mark.parametrize("raw, value", [("0.9", 0.9), ("99%", 0.99), ("95", 0.95), (None, 0.95)])
+def test_confidence_levels(raw, value):
+    from pytest_virtoverhead.config import parse_confidence
+
+    assert parse_confidence(raw) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("raw, words", [
+    ({"confidence": "1.5%"}, "--virt-confidence: the level must lie between 0.5 and 1"),
+    ({"confidence": "high"}, "--virt-confidence: expected a level such as 0.95"),
+    ({"processes": "0"}, "--virt-processes: must be at least 1"),
+    ({"calls": "some"}, "--virt-calls: expected a whole number"),
+    ({"hash_seed": "fixed"}, "--virt-hash-seed: expected one of paired, random"),
+])
+def test_verdict_engine_options_are_checked(raw, words):
+    with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        build_settings({"envs": "baremetal", **raw})

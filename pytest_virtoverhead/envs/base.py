@@ -475,6 +475,8 @@ class Environment:
         self._items: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         #: {process slot: pid} of the processes started by spawn().
         self._procs: dict[int, int] = {}
+        #: {process slot: seconds to start it and open its pytest session}.
+        self._proc_seconds: dict[int, float] = {}
         self.start_time: float | None = None
         self.starts = 0
 
@@ -488,7 +490,12 @@ class Environment:
 
     @property
     def metadata(self) -> dict[str, Any]:
-        return dict(self._metadata)
+        meta = dict(self._metadata)
+        if self._proc_seconds:
+            # Seconds each worker process took to start and collect its
+            # tests (its pytest session), by slot: a part of the run's cost.
+            meta["process_start_seconds"] = {str(k): round(v, 3) for k, v in sorted(self._proc_seconds.items())}
+        return meta
 
     # -- life cycle ---------------------------------------------------------
 
@@ -609,9 +616,11 @@ class Environment:
         """Start worker process ``slot`` (1, 2, ...) inside this environment,
         a fresh interpreter beside the environment's worker, with extra
         environment variables (e.g. PYTHONHASHSEED); return its pid."""
+        t0 = time.monotonic()
         out = self._request("spawn", slot=slot, env=dict(env or {}), timeout=self.ctx.startup_timeout)
         self._items.pop(slot, None)
         self._procs[slot] = int(out["pid"])
+        self._proc_seconds[slot] = time.monotonic() - t0
         return self._procs[slot]
 
     def collect_garbage(self, proc: int = 0) -> None:
@@ -633,6 +642,7 @@ class Environment:
             return
         if self._items.get(proc) is not None and self.running:
             self._request("end_session", proc=proc)
+        t0 = time.monotonic()
         try:
             self._request("session", nodeids=list(nodeids), args=list(args), rootdir=self.ctx.rootdir,
                           timeout=self.ctx.startup_timeout + self.ctx.job_timeout, proc=proc)
@@ -644,6 +654,7 @@ class Environment:
             raise EnvError(f"pytest could not start in environment {self.name!r}: {exc.remote_message}",
                            diagnostics=self._diagnostics()) from None
         self._items[proc] = key
+        self._proc_seconds[proc] = self._proc_seconds.get(proc, 0.0) + time.monotonic() - t0
 
     def run_item(self, nodeid: str, nodeids: tuple[str, ...], args: tuple[str, ...] = (), *,
                  proc: int = 0, calls: int = 1, gc: bool = True) -> dict[str, Any]:
