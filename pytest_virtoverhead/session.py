@@ -607,9 +607,9 @@ class Comparator:
                 return
             needs = [c.seconds_needed for c in open_claims
                      if c.seconds_needed is not None and math.isfinite(c.seconds_needed)]
-            # The estimate is judged only from two rounds per process on:
-            # before that the interval is too crude to tell.
-            judged = result.rounds >= 2 * len(schedule.slots)
+            # The estimate is judged only from two rounds per process (and
+            # six in all) on: before that the interval is too crude to tell.
+            judged = result.rounds >= max(6, 2 * len(schedule.slots))
             hopeless = all(c.rounds_needed is not None and math.isinf(c.rounds_needed) for c in open_claims)
             if judged and (hopeless or (needs and min(needs) > 4 * remaining)):
                 result.stopped_by = "time budget (the estimate of the rounds needed exceeds it)"

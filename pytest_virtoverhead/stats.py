@@ -381,12 +381,14 @@ def difference(a: Estimate, b: Estimate, *, confidence: float = 0.95) -> Estimat
 def rounds_needed(est: Estimate, bound: float) -> float:
     """Rounds after which an interval of today's spread would exclude the
     claim's ``bound`` (a ratio), assuming the standard error falls as one
-    over the square root of the rounds: ``n * (t*se / |theta - log bound|)^2``.
-    inf when the estimate sits on the bound; nan when unknown."""
+    over the square root of the rounds and the degrees of freedom grow
+    large: ``n * (z*se / |theta - log bound|)^2``, a lower estimate (with a
+    process effect, more rounds shrink only the rounds' share). inf when
+    the estimate sits on the bound; nan when unknown."""
     if not (est.se > 0) or not bound > 0 or est.n == 0:
         return math.nan
     gap = abs(est.theta - math.log(bound))
     if gap == 0:
         return math.inf
-    t = t_quantile((1 + est.confidence) / 2, est.df)
-    return est.n * (t * est.se / gap) ** 2
+    z = NormalDist().inv_cdf((1 + est.confidence) / 2)
+    return est.n * (z * est.se / gap) ** 2
