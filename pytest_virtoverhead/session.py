@@ -640,7 +640,6 @@ class Comparator:
         ticks0 = noise.cpu_ticks(cpus)
         t0 = time.monotonic()
         calls_of: dict[str, list[float]] = {}
-        bench_of: dict[str, list[float]] = {}
         # Garbage collection first, in every environment, so the round's
         # calls then follow each other closely (a burst of noise between
         # two environments' calls is what pairing must not miss).
@@ -692,7 +691,6 @@ class Comparator:
                 calls_of.setdefault(name, []).append(float(value))
                 result.source[name] = out.get("source", "call")
                 if out.get("source") == "benchmark":
-                    bench_of.setdefault(name, []).append(float(value))
                     rec.raw.setdefault(name, []).extend(float(x) for x in out.get("raw") or [])
                 else:
                     rec.raw.setdefault(name, []).append(float(value))
