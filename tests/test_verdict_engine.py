@@ -209,3 +209,54 @@ def test_the_deciding_bound_is_the_one_nearest_the_estimate():
     assert _deciding_bound(near, 0.99, (0.95, 1.02)) == pytest.approx(0.97)
     assert _deciding_bound(parse_claim("vm <= 2 * baremetal"), 2.1, (1.9, 2.3)) == 2
     assert _deciding_bound(parse_claim("vm <= 2 * baremetal"), 1.5, (1.4, 1.6)) is None
+
+
+BUSY = """
+import os, time
+import pytest
+
+@pytest.mark.virt()
+def test_busy():
+    if os.environ["VIRTOVERHEAD_ENV"] == "control":
+        with open(os.path.join({where!r}, f"busy-{{os.getpid()}}"), "w"):
+            pass
+        time.sleep(120)
+"""
+
+
+def test_a_busy_host_worker_dies_with_a_sigkilled_pytest(pytester, tmp_path):
+    # Issue 12: a baremetal worker in the middle of a job outlived a
+    # SIGKILLed pytest until its job ended. Now the environment's worker
+    # notices its parent is gone, and its worker processes die with it.
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pytester.makepyfile(test_busy=BUSY.format(where=str(tmp_path)))
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--virt-compare",
+                             "--virt-envs=baremetal,control=baremetal", "--virt-warmup=0", "--virt-processes=1",
+                             "--virt-cpus=0"],
+                            cwd=str(pytester.path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        busy = []
+        while not busy and time.monotonic() < deadline:
+            busy = [p for p in tmp_path.iterdir() if p.name.startswith("busy-")]
+            time.sleep(0.1)
+        assert busy, "the test never started in the control environment"
+        pid = int(busy[0].name.split("-")[1])
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().split(")")[-1].split()[0] == "Z":
+                    break  # a zombie: ended, waiting for its reaper
+            time.sleep(0.1)
+        alive = os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] != "Z"
+        assert not alive, "the busy worker process outlived the SIGKILLed pytest"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
