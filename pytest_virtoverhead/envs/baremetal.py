@@ -11,6 +11,7 @@ from typing import Any
 
 import shutil
 
+from ..envvars import WATCH_PARENT_VAR
 from .base import SCRATCH_ENV, Backend, EnvUnavailable, PipeTransport, Transport
 
 
@@ -50,7 +51,8 @@ class BaremetalBackend(Backend):
                 stdout=subprocess.PIPE,
                 stderr=self._stderr,
                 cwd=self.ctx.rootdir,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", SCRATCH_ENV: scratch},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", SCRATCH_ENV: scratch,
+                     WATCH_PARENT_VAR: str(os.getpid())},
                 start_new_session=True,  # Ctrl-C reaches pytest, not the worker
                 preexec_fn=(lambda: os.nice(nice)) if nice else None,
             )
