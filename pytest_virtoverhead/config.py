@@ -18,11 +18,16 @@ from .envs import KINDS
 from .envs.base import NAME_RE, EnvSpec
 
 DEFAULT_ENVS = "baremetal,container,vm"
-DEFAULT_ROUNDS = 10
+DEFAULT_ROUNDS = 12
 DEFAULT_WARMUP = 1
 DEFAULT_TIMEOUT = 300.0
 DEFAULT_MEMORY_MB = 1024
 DEFAULT_MAX_ROUNDS = 200
+#: Worker processes per environment: the clusters of the interval (see
+#: docs/verdicts.md for the measurements behind the default).
+DEFAULT_PROCESSES = 4
+DEFAULT_CONFIDENCE = 0.95
+HASH_SEED_MODES = ("paired", "random")
 #: Most rounds one test may ask for, whatever --virt-max-rounds says.
 ROUNDS_CAP = 100_000
 
@@ -136,6 +141,22 @@ def positive_float(text: Any, what: str) -> float:
         raise ValueError(f"{what}: expected a number of seconds, got {text!r}") from None
     if not value > 0:
         raise ValueError(f"{what}: must be positive, got {text!r}")
+    return value
+
+
+def parse_confidence(text: Any) -> float:
+    """``0.95``, ``95%`` or ``95`` -> 0.95 (strictly between 0 and 1)."""
+    if text in (None, ""):
+        return DEFAULT_CONFIDENCE
+    raw = str(text).strip()
+    try:
+        value = float(raw.rstrip("%"))
+    except ValueError:
+        raise ValueError(f"--virt-confidence: expected a level such as 0.95 or 95%, got {text!r}") from None
+    if raw.endswith("%") or value >= 1:
+        value /= 100
+    if not 0.5 <= value < 1:
+        raise ValueError(f"--virt-confidence: the level must lie between 0.5 and 1 (50% and 100%), got {text!r}")
     return value
 
 
@@ -322,6 +343,14 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
     s.timeout = positive_float(raw.get("timeout") or DEFAULT_TIMEOUT, "--virt-timeout")
     budget = raw.get("time_budget")
     s.time_budget = 0.0 if budget in (None, "", "0") else positive_float(budget, "--virt-time-budget")
+    s.processes = positive_int(raw.get("processes") or DEFAULT_PROCESSES, "--virt-processes")
+    calls = str(raw.get("calls") or "auto").strip().lower()
+    s.calls = 0 if calls == "auto" else positive_int(calls, "--virt-calls")
+    s.confidence = parse_confidence(raw.get("confidence"))
+    mode = str(raw.get("hash_seed") or "paired").strip().lower()
+    if mode not in HASH_SEED_MODES:
+        raise ValueError(f"--virt-hash-seed: expected one of {', '.join(HASH_SEED_MODES)}, got {mode!r}")
+    s.hash_seed = mode
     s.cpus = parse_cpus(str(raw.get("cpus") or "auto"))
     s.cpus_auto = str(raw.get("cpus") or "auto").strip().lower() == "auto"
     wait = raw.get("cpu_wait")

@@ -48,7 +48,7 @@ def _load() -> None:
     from .envs import KINDS
     from .envs.base import EnvUnavailable, RunContext
     from .progress import Progress
-    from .report import JSON_VERSION, claim_lines, environment_lines, table_lines, to_json, write_json_atomic
+    from .report import JSON_VERSION, claim_lines, environment_lines, host_line, table_lines, to_json, write_json_atomic
     from .session import Comparator, EnvironmentPool, ItemResult, outcome_of
     globals().update({k: v for k, v in locals().items() if not k.startswith("_")})
 
@@ -145,16 +145,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--virt-require", metavar="LIST", action="append", default=[],
                     help="environments (names or kinds, or 'all') that must start: an error instead of a skip")
     group.addoption("--virt-rounds", metavar="N", default=None,
-                    help="measured rounds per marked test (default 10; the marker's rounds= wins)")
+                    help="measured rounds per marked test (default 12; the marker's rounds= wins)")
     group.addoption("--virt-time-budget", metavar="SECONDS", default=None,
                     help="per marked test, keep adding rounds while a claim is inconclusive, for up to "
                          "this many seconds (default 0: fixed rounds only)")
     group.addoption("--virt-max-rounds", metavar="N", default=None,
                     help="most measured rounds one test may take under --virt-time-budget (default 200)")
     group.addoption("--virt-warmup", metavar="N", default=None,
-                    help="warm-up rounds per marked test, not measured (default 1)")
+                    help="warm-up calls per marked test in each worker process, not measured (default 1)")
+    group.addoption("--virt-processes", metavar="N", default=None,
+                    help="fresh worker processes per environment; rounds rotate over them and the interval "
+                         "counts the variation between them (default 4)")
+    group.addoption("--virt-calls", metavar="N", default=None,
+                    help="calls of a test per round and environment; the round's value is their median "
+                         "(default auto: enough for about 50 ms of the baseline, at most 5)")
+    group.addoption("--virt-confidence", metavar="LEVEL", default=None,
+                    help="confidence level of the intervals, e.g. 0.95 or 99%% (default 0.95)")
+    group.addoption("--virt-hash-seed", metavar="MODE", default=None, choices=("paired", "random"),
+                    help="PYTHONHASHSEED of the worker processes: paired (process K has the same seed in "
+                         "every environment) or random (default paired)")
     group.addoption("--virt-seed", metavar="N", default=None,
-                    help="seed of the round order and the bootstrap (default: random, printed)")
+                    help="seed of the round order, the worker processes' hash seeds and the schedule (default: random, printed)")
     group.addoption("--virt-timeout", metavar="SECONDS", default=None,
                     help="longest one job may run in an environment before it is recycled (default 300)")
     group.addoption("--virt-cpus", metavar="CPUS", default=None,
@@ -183,6 +194,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   type="bool", default=True)
     parser.addini("virt_rounds", "default for --virt-rounds", default=None)
     parser.addini("virt_timeout", "default for --virt-timeout", default=None)
+    parser.addini("virt_processes", "default for --virt-processes", default=None)
+    parser.addini("virt_calls", "default for --virt-calls", default=None)
+    parser.addini("virt_confidence", "default for --virt-confidence", default=None)
     parser.addini("virt_time_budget", "default for --virt-time-budget", default=None)
     parser.addini("virt_cpus", "default for --virt-cpus", default=None)
     parser.addini("virt_memory", "default for --virt-memory", default=None)
@@ -221,6 +235,10 @@ def _raw_settings(config: pytest.Config) -> dict[str, Any]:
         "require": opt.virt_require,
         "rounds": pick("virt_rounds", "virt_rounds"),
         "warmup": opt.virt_warmup,
+        "processes": pick("virt_processes", "virt_processes"),
+        "calls": pick("virt_calls", "virt_calls"),
+        "confidence": pick("virt_confidence", "virt_confidence"),
+        "hash_seed": opt.virt_hash_seed,
         "time_budget": pick("virt_time_budget", "virt_time_budget"),
         "max_rounds": opt.virt_max_rounds,
         "seed": opt.virt_seed,
@@ -314,7 +332,8 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     s = state.settings
     cpus = ",".join(map(str, s.cpus)) if s.cpus else "all"
     return [f"virtoverhead: envs={','.join(f'{sp.name}={sp.kind}' if sp.name != sp.kind else sp.name for sp in s.specs)} "
-            f"baseline={s.baseline} rounds={s.rounds} warmup={s.warmup} seed={s.seed} cpus={cpus} "
+            f"baseline={s.baseline} rounds={s.rounds} processes={s.processes} calls={s.calls or 'auto'} "
+            f"warmup={s.warmup} confidence={s.confidence:g} seed={s.seed} cpus={cpus} "
             f"memory={s.memory_mb}MiB (repeat with --virt-seed={s.seed})"]
 
 
@@ -422,8 +441,10 @@ def _log_reports(item: pytest.Item, state: VirtState, result: ItemResult, start:
     end = outcome_of(result, strict=state.settings.strict, gate=state.settings.gate,
                      required_missing=_required_missing(state, result))
     longrepr: Any = end.text
-    if end.outcome == "skipped":
+    if end.outcome == "skipped" and end.wasxfail is None:
         longrepr = (str(item.location[0]), (item.location[1] or 0) + 1, end.text or "")
+    elif end.wasxfail is not None:
+        longrepr = None  # pytest shows XFAIL/XPASS with the marker's reason
     keywords = {k: 1 for k in item.keywords}
     for when in ("setup", "call", "teardown"):
         call = when == "call"
@@ -433,6 +454,8 @@ def _log_reports(item: pytest.Item, state: VirtState, result: ItemResult, start:
             sections=end.sections if call else (), duration=(stop - start) if call else 0.0,
             start=start, stop=stop, user_properties=item.user_properties,
         )
+        if call and end.wasxfail is not None:
+            rep.wasxfail = end.wasxfail
         item.ihook.pytest_runtest_logreport(report=rep)
 
 
@@ -570,7 +593,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             tr.write_line(line)
         return
     metadata = state.pool.metadata()
-    for line in table_lines(state.results, metadata):
+    host = host_line(metadata)
+    if host:
+        tr.write_line(host)
+    for line in table_lines(state.results, metadata, s.confidence):
         tr.write_line(line)
     lines = claim_lines(state.results, s.strict)
     if lines:
@@ -600,6 +626,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 _ABORTED = (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR)
 
 
+def _statistics(s: Settings) -> dict[str, Any]:
+    return {"confidence": s.confidence, "processes": s.processes, "calls": s.calls or "auto",
+            "warmup": s.warmup, "hash_seed": s.hash_seed}
+
+
 def _write_outputs(session: pytest.Session, state: VirtState, exitstatus: int) -> None:
     """Write --virt-json and --virt-report, each on its own: one that fails
     is named in the summary (and the run exits non-zero) while the others
@@ -621,7 +652,8 @@ def _write_outputs(session: pytest.Session, state: VirtState, exitstatus: int) -
     aborted = exitstatus in _ABORTED
     try:
         data = to_json(state.results, state.pool.metadata(), seed=s.seed, baseline=s.baseline,
-                       rounds=s.rounds, extra={"session": state.ctx.session_id,
+                       rounds=s.rounds, statistics=_statistics(s),
+                       extra={"session": state.ctx.session_id,
                                                "interrupted": exitstatus == pytest.ExitCode.INTERRUPTED,
                                                "aborted": aborted, "exitstatus": int(exitstatus)})
     except Exception as exc:  # noqa: BLE001 - the table is still shown
