@@ -59,6 +59,34 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+def oom_kills() -> int | None:
+    """The kernel's count of OOM kills that concern this environment: the
+    memory cgroup's (v2 memory.events, v1 memory.oom_control), else the
+    whole system's (/proc/vmstat, a VM guest's own kernel)."""
+    for path in ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control", "/proc/vmstat"):
+        try:
+            with open(path) as f:
+                for line in f:
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        return int(value)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def memory_limit_mb() -> int | None:
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 1 << 60:
+            return int(text) // (1024 * 1024)
+    return None
+
+
 class ChildDied(Exception):
     """A child worker exited while the host waited for its reply."""
 
@@ -71,6 +99,7 @@ class Child:
                                      env={**os.environ, **env, PARENT_DEATH_VAR: str(os.getpid())})
         self._decoder = FrameDecoder()
         self._pending: list[Any] = []
+        self._oom_before: int | None = oom_kills()
         ready = self._next()
         if ready.get("event") != "ready":
             raise ChildDied(f"worker process {slot} did not say ready: {ready!r}")
@@ -82,12 +111,19 @@ class Child:
             if not data:
                 code = self.proc.wait()
                 how = f"killed by {_signal_name(-code)}" if code < 0 else f"exit status {code}"
+                kills = oom_kills()
+                if code == -9 and kills is not None and self._oom_before is not None and kills > self._oom_before:
+                    limit = memory_limit_mb()
+                    where = f" ({limit} MiB, --virt-memory)" if limit else ""
+                    raise ChildDied(f"OOM-killed: the environment hit its memory limit{where} and the kernel's "
+                                    f"OOM killer ended worker process {self.slot} (pid {self.proc.pid})")
                 raise ChildDied(f"worker process {self.slot} (pid {self.proc.pid}) exited ({how})")
             self._pending.extend(self._decoder.feed(data))
         return self._pending.pop(0)
 
     def request(self, msg: dict) -> dict:
         """Send ``msg`` to the child and return its reply frame (events skipped)."""
+        self._oom_before = oom_kills()
         self.proc.stdin.write(encode(msg))
         self.proc.stdin.flush()
         while True:
