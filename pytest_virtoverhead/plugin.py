@@ -49,7 +49,7 @@ def _load() -> None:
     from .envs.base import EnvUnavailable, RunContext
     from .progress import Progress
     from .report import JSON_VERSION, claim_lines, environment_lines, host_line, table_lines, to_json, write_json_atomic
-    from .session import Comparator, EnvironmentPool, ItemResult, outcome_of
+    from .session import Comparator, EnvironmentPool, ItemResult, add_skipped_claims, outcome_of
     globals().update({k: v for k, v in locals().items() if not k.startswith("_")})
 
 
@@ -404,7 +404,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
                               + "; ".join(f"{n}: not in this run" for n in plan.absent_envs))
         else:
             result = state.comparator.run(item.nodeid, plan.envs, plan.claims, plan.rounds)
-        _add_skipped_claims(result, plan)
+        add_skipped_claims(result, plan.skipped_claims)
     finally:
         if progress is not None:
             progress.end()
@@ -414,19 +414,6 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     _log_reports(item, state, result, start, stop)
     ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True
-
-
-def _add_skipped_claims(result: ItemResult, plan: ItemPlan) -> None:
-    """Claims about a known environment this run does not have: verdict
-    ``skipped``, reason ``vm: not in this run`` (issue 12, point 2).
-    TODO(lead): move into Comparator.run/evaluate when the session is rewritten."""
-    from .session import ClaimResult, SKIPPED
-
-    have = {c.claim.text for c in result.claims}
-    for claim, reason in plan.skipped_claims:
-        if claim.text not in have:
-            result.claims.append(ClaimResult(result.nodeid, claim, float("nan"), (float("nan"), float("nan")),
-                                             SKIPPED, reason=reason))
 
 
 def _required_missing(state: VirtState, result: ItemResult) -> list[str]:

@@ -810,6 +810,17 @@ class _Schedule:
         self._queue.insert(0, slot)
 
 
+def add_skipped_claims(result: ItemResult, skipped: Iterable[tuple[Claim, str]]) -> None:
+    """Claims about a known environment this run does not have: verdict
+    ``skipped`` with the reason (``vm: not in this run``), once each."""
+    have = {c.claim.text for c in result.claims}
+    for claim, reason in skipped:
+        if claim.text not in have:
+            result.claims.append(ClaimResult(result.nodeid, claim, math.nan, (math.nan, math.nan), SKIPPED,
+                                             reason=reason))
+            have.add(claim.text)
+
+
 @dataclass
 class Outcome:
     """How a compared test ends: ``passed``, ``failed`` or ``skipped``, the
