@@ -509,6 +509,7 @@ def example_suite(table: Table, data: dict[str, Any], args: argparse.Namespace) 
         info["start_seconds"] = {n: m.get("start_seconds") for n, m in res.get("environments", {}).items()}
     except (OSError, ValueError):
         pass
+    shutil.rmtree(os.path.dirname(path), ignore_errors=True)
     data["examples"] = info
     note = f"{info.get('tests', '?')} compared tests, {info.get('rounds', '?')} rounds; {summary}"
     table.add("example suite", "pytest examples --virt-compare, wall time", [dt], "s", note=note[:110])
