@@ -223,7 +223,8 @@ def to_json(results: Iterable[ItemResult], metadata: dict[str, dict[str, Any]], 
                 raw = [x for r in res.used_rounds for x in r.raw.get(name, [])]
                 entry.update({"samples": samples, "median": stats.median(samples),
                               "source": res.source.get(name), "n_rounds": len(samples),
-                              "calls": res.calls, "stats": stats.summarize(samples),
+                              "calls": res.calls.get(name, max(res.calls.values(), default=1)),
+                              "stats": stats.summarize(samples),
                               "raw_samples": _thin(raw, RAW_SAMPLES_CAP),
                               "rounds": [r.to_json(name) for r in res.round_log if name in r.values],
                               "processes": _processes(res, name)})

@@ -327,6 +327,9 @@ class RoundRecord:
     slot: int
     order: list[str]
     values: dict[str, float] = field(default_factory=dict)
+    #: {env: the baseline's value in env's own block of this round}: the
+    #: baseline calls that sat next to env's calls (what env is paired with).
+    paired_baseline: dict[str, float] = field(default_factory=dict)
     raw: dict[str, list[float]] = field(default_factory=dict)
     n_samples: dict[str, int] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
@@ -342,6 +345,7 @@ class RoundRecord:
     def to_json(self, env: str) -> dict[str, Any]:
         w = self.worker_noise.get(env, {})
         return {"round": self.index, "process": self.slot, "value": self.values.get(env),
+                **({"baseline_value": self.paired_baseline[env]} if env in self.paired_baseline else {}),
                 "n": self.n_samples.get(env), "pid": self.pids.get(env),
                 "disturbed": bool(self.disturbed), "used": self.used,
                 "noise": {"steal": round(self.steal, 4), "steal_ticks": self.steal_ticks, "load1": self.load1,
@@ -375,7 +379,8 @@ class ItemResult:
     work: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: {env: [the workload's own rate per round]} when it timed itself.
     own_rates: dict[str, list[float]] = field(default_factory=dict)
-    calls: int = 1
+    #: {env: calls per round in env's block (the baseline makes as many there)}.
+    calls: dict[str, int] = field(default_factory=dict)
     processes: dict[str, dict[int, int]] = field(default_factory=dict)
     hash_seeds: dict[str, dict[int, int]] = field(default_factory=dict)
     retries: int = 0
@@ -422,7 +427,8 @@ class ItemResult:
         for rec in self.used_rounds:
             if env in rec.values and base in rec.values:
                 a.append(rec.values[env])
-                b.append(rec.values[base])
+                # Against the run's baseline: the baseline calls of env's own block.
+                b.append(rec.paired_baseline.get(env, rec.values[base]) if base == self.baseline else rec.values[base])
                 slots.append(rec.slot)
         return a, b, slots
 
@@ -562,7 +568,11 @@ class Comparator:
                 if not self._round(result, live, names, rng, label, slot=slot, calls=1, warm=warm,
                                    requests=requests):
                     return result
-        result.calls = s.calls or auto_calls(warm, s.baseline, requests)
+        for name in names:
+            if name != s.baseline:
+                pair = {n: warm[n] for n in (s.baseline, name) if n in warm}
+                cost = {n: requests[n] for n in (s.baseline, name) if n in requests}
+                result.calls[name] = s.calls or auto_calls(pair, s.baseline, cost)
         schedule = _Schedule(slots, rng)
         retries_left = max_retries(rounds)
         done = 0
@@ -624,22 +634,28 @@ class Comparator:
                 result.rounds = len(result.used_rounds)
 
     def _round(self, result: ItemResult, live: dict[str, Environment], names: list[str],
-               rng: random.Random, label: str, *, slot: int, calls: int,
+               rng: random.Random, label: str, *, slot: int, calls: "int | dict[str, int]",
                warm: dict[str, list[float]] | None = None,
                requests: dict[str, list[float]] | None = None) -> Any:
-        """One round in worker process ``slot`` of every environment: ``calls``
-        passes, each calling the test once per environment in a new random
-        order, so an environment's calls sit next to the others' in time
-        and a burst of noise hits both sides of a ratio. An environment's
-        value is the median of its calls (or of its pytest-benchmark
-        samples). Returns the RoundRecord (True for a warm-up round), or
-        None when the test cannot go on (failure, skip, xfail)."""
+        """One round in worker process ``slot`` of every environment.
+
+        Each environment other than the baseline gets a block, in random
+        order: ``calls[env]`` passes, each calling the test once in env and
+        once in the baseline, in a new random order, so the two sides of
+        every ratio sit next to each other in time and a burst of noise hits
+        both (a slow VM's call never falls between a container's and the
+        baseline's). An environment's value is the median of its calls (or
+        of its pytest-benchmark samples); ``paired_baseline[env]`` is the
+        median of the baseline's calls in env's block. A warm-up round calls
+        each environment once. Returns the RoundRecord (True for a warm-up
+        round), or None when the test cannot go on (failure, skip, xfail)."""
         cpus = self.pool.ctx.cpus
         rec = RoundRecord(index=len(result.round_log), slot=slot, order=[])
         rec.load1 = noise.load1()
         ticks0 = noise.cpu_ticks(cpus)
         t0 = time.monotonic()
         calls_of: dict[str, list[float]] = {}
+        block_base: dict[str, list[float]] = {}
         # Garbage collection first, in every environment, so the round's
         # calls then follow each other closely (a burst of noise between
         # two environments' calls is what pairing must not miss).
@@ -651,60 +667,77 @@ class Comparator:
             except EnvError as exc:
                 result.failure = (name, f"environment {name!r} failed while running the test: {exc}")
                 return None
-        for i in range(calls):
-            order = names[:]
-            rng.shuffle(order)
-            if not rec.order:
-                rec.order = order
-            for name in order:
-                self.progress(f"{result.nodeid} [{name}] {label}")
-                sent = time.monotonic()
-                try:
-                    out = live[name].run_item(result.nodeid, self.nodeids, self.pytest_args, proc=slot, gc=False)
-                except (EnvError, RemoteError) as exc:
-                    result.failure = (name, f"environment {name!r} failed while running the test: {exc}")
-                    return None
-                outcome = out["outcome"]
-                if outcome == "failed":
-                    result.failure = (name, f"the test failed in environment {name!r}:\n{out['longrepr']}")
-                    return None
-                if outcome == "skipped":
-                    result.skipped = (name, f"skipped in environment {name!r}: {out['longrepr']}")
-                    return None
-                if outcome == "xfailed":
-                    result.xfailed = (name, out["longrepr"])
-                    return None
-                if outcome == "xpassed":
-                    result.xpassed = out["longrepr"]
-                value = out.get("value")
-                if value is None:
-                    result.failure = (name, f"environment {name!r} returned no timing for the test")
-                    return None
-                if warm is not None:
-                    # Calls per round follow the call's wall time; a
-                    # pytest-benchmark test repeats its function itself.
-                    seconds = math.inf if out.get("source") == "benchmark" else out.get("call_seconds") or value
-                    warm.setdefault(name, []).append(float(seconds))
-                    if requests is not None:
-                        requests.setdefault(name, []).append(time.monotonic() - sent)
-                    continue
-                calls_of.setdefault(name, []).append(float(value))
-                result.source[name] = out.get("source", "call")
-                if out.get("source") == "benchmark":
-                    rec.raw.setdefault(name, []).extend(float(x) for x in out.get("raw") or [])
-                else:
-                    rec.raw.setdefault(name, []).append(float(value))
-                rec.n_samples[name] = rec.n_samples.get(name, 0) + int(out.get("n_samples") or 0)
-                rec.pids[name] = out.get("pid")
-                _add_noise(rec.worker_noise.setdefault(name, {}), out.get("noise") or {})
-                work = out.get("work")
-                if work:
-                    result.work[name] = work
-                    if work.get("seconds"):
-                        result.own_rates.setdefault(name, []).append(work["amount"] / work["seconds"])
+        base = result.baseline
+        others = [n for n in names if n != base]
+        rng.shuffle(others)
+        if warm is not None or not others:
+            blocks = [(None, [names[:]])]
+        else:
+            # One block per environment: its calls alternate with the
+            # baseline's, in a new random order each pass, so each side of a
+            # ratio sits next to the other (a slow VM's call never falls
+            # between a container's and the baseline's).
+            blocks = []
+            for other in others:
+                k = calls.get(other, 1) if isinstance(calls, dict) else calls
+                blocks.append((other, [[base, other] for _ in range(k)] if base in names else [[other]] * k))
+        for other, passes in blocks:
+            for order in passes:
+                order = order[:]
+                rng.shuffle(order)
+                rec.order.extend(n for n in order if n not in rec.order)
+                for name in order:
+                    self.progress(f"{result.nodeid} [{name}] {label}")
+                    sent = time.monotonic()
+                    try:
+                        out = live[name].run_item(result.nodeid, self.nodeids, self.pytest_args, proc=slot, gc=False)
+                    except (EnvError, RemoteError) as exc:
+                        result.failure = (name, f"environment {name!r} failed while running the test: {exc}")
+                        return None
+                    outcome = out["outcome"]
+                    if outcome == "failed":
+                        result.failure = (name, f"the test failed in environment {name!r}:\n{out['longrepr']}")
+                        return None
+                    if outcome == "skipped":
+                        result.skipped = (name, f"skipped in environment {name!r}: {out['longrepr']}")
+                        return None
+                    if outcome == "xfailed":
+                        result.xfailed = (name, out["longrepr"])
+                        return None
+                    if outcome == "xpassed":
+                        result.xpassed = out["longrepr"]
+                    value = out.get("value")
+                    if value is None:
+                        result.failure = (name, f"environment {name!r} returned no timing for the test")
+                        return None
+                    if warm is not None:
+                        # Calls per round follow the call's wall time; a
+                        # pytest-benchmark test repeats its function itself.
+                        seconds = math.inf if out.get("source") == "benchmark" else out.get("call_seconds") or value
+                        warm.setdefault(name, []).append(float(seconds))
+                        if requests is not None:
+                            requests.setdefault(name, []).append(time.monotonic() - sent)
+                        continue
+                    calls_of.setdefault(name, []).append(float(value))
+                    if name == base and other is not None:
+                        block_base.setdefault(other, []).append(float(value))
+                    result.source[name] = out.get("source", "call")
+                    if out.get("source") == "benchmark":
+                        rec.raw.setdefault(name, []).extend(float(x) for x in out.get("raw") or [])
+                    else:
+                        rec.raw.setdefault(name, []).append(float(value))
+                    rec.n_samples[name] = rec.n_samples.get(name, 0) + int(out.get("n_samples") or 0)
+                    rec.pids[name] = out.get("pid")
+                    _add_noise(rec.worker_noise.setdefault(name, {}), out.get("noise") or {})
+                    work = out.get("work")
+                    if work:
+                        result.work[name] = work
+                        if work.get("seconds"):
+                            result.own_rates.setdefault(name, []).append(work["amount"] / work["seconds"])
         if warm is not None:
             return True
         rec.values = {name: stats.median(values) for name, values in calls_of.items()}
+        rec.paired_baseline = {name: stats.median(values) for name, values in block_base.items()}
         rec.seconds = time.monotonic() - t0
         rec.steal, rec.steal_ticks = noise.steal_fraction(ticks0, noise.cpu_ticks(cpus))
         readings = []

@@ -54,6 +54,9 @@ def test_calls_per_round_and_their_interleaving(pytester):
     data = json.loads((pytester.path / "o.json").read_text())
     for r in data["results"]:
         assert r["calls"] == 3 and len(r["samples"]) == 2 and len(r["raw_samples"]) == 6
+    # control's rounds carry the baseline calls of control's own block, the ones it is paired with
+    control = next(r for r in data["results"] if r["env"] == "control")
+    assert all("baseline_value" in x for x in control["rounds"])
 
 
 XFAIL = """
