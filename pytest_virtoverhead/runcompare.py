@@ -309,14 +309,20 @@ def _measured(entry: dict[str, Any] | None) -> bool:
     return bool(entry) and bool(_rounds(entry))
 
 
-def run_estimate(env: dict[str, Any], base: dict[str, Any], confidence: float = DEFAULT_CONFIDENCE) -> stats.Estimate:
+def run_estimate(env: dict[str, Any], base: dict[str, Any], confidence: float = DEFAULT_CONFIDENCE,
+                 run_baseline: str | None = None) -> stats.Estimate:
     """The run's estimate of ``log(env / base)``: rounds paired by index,
     clustered by worker-process slot (as the session computes it)."""
     re_, rb = _rounds(env), _rounds(base)
+    # A round of env carries the baseline calls of its own block (the ones
+    # it sat next to) as "baseline_value"; older files pair with the
+    # baseline's value of the round.
+    own = {r["round"]: float(r["baseline_value"]) for r in env.get("rounds") or []
+           if r.get("used", True) and _is_number(r.get("baseline_value"))} if base.get("env") == run_baseline else {}
     common = sorted(set(re_) & set(rb))
     if not common:
         return stats.cluster_estimate([], confidence=confidence)
-    d = stats.paired_log_ratios([re_[i][1] for i in common], [rb[i][1] for i in common])
+    d = stats.paired_log_ratios([re_[i][1] for i in common], [own.get(i, rb[i][1]) for i in common])
     return stats.cluster_estimate(d, [rb[i][0] for i in common], confidence=confidence)
 
 
@@ -371,8 +377,8 @@ def compare_runs(a: dict[str, Any], b: dict[str, Any], *, tolerance: float = DEF
         notes = []
         if base_a != base_b:
             notes.append(f"baseline changed: {base_a} -> {base_b}")
-        est_a = run_estimate(ea[key], ea[(test, base_a)], confidence)
-        est_b = run_estimate(eb[key], eb[(test, base_b)], confidence)
+        est_a = run_estimate(ea[key], ea[(test, base_a)], confidence, a.get("baseline"))
+        est_b = run_estimate(eb[key], eb[(test, base_b)], confidence, b.get("baseline"))
         diff = stats.difference(est_a, est_b, confidence=confidence)
         rr, ci = diff.ratio, diff.ci
         if not (math.isfinite(ci[0]) and math.isfinite(ci[1])):
