@@ -3,6 +3,7 @@ command.
 
     .venv/bin/python benchmarks/calibration.py [--part NAME ...] [--sessions N]
         [--quick] [--json PATH] [--out-dir DIR] [--write-results]
+        [--merge SUMMARY.json] [--resummarize SUMMARY.json] [--note TEXT]
 
 Parts (all by default; ``--part`` is repeatable):
 
@@ -57,6 +58,12 @@ its markers; the rest of the file is left alone). The machine is named:
 CPU model, cores, kernel, ``uptime`` before and after, the steal share of
 CPU time from /proc/stat over the run, and whether the host is itself a
 virtual machine.
+
+Re-measuring one part: ``--part floor --merge EARLIER/calibration.json``
+takes the other parts from an earlier run (each part keeps its own times,
+load and steal). ``--resummarize SUMMARY.json`` runs nothing and recomputes
+the figures from a finished run's session files (after a change of the
+plugin's JSON); ``--note`` adds a sentence to the section (what else ran).
 
 Quantiles are linear interpolation between order statistics (p10, median,
 p90). The relative half-width of an interval is (hi - lo) / 2 / ratio, as
@@ -462,6 +469,10 @@ class Runner:
         rec["exit"] = rc
         with open(log_path) as f:
             text = f.read()
+        # The plugin waits while another pytest-virtoverhead session holds the
+        # CPU: a sign that someone else measures on this machine right now.
+        m = re.search(r"virtoverhead: waiting for CPU[^\n]*", text)
+        rec["waited_for_cpu"] = m.group(0)[:200] if m else None
         if time_v and self.time_v:
             m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
             rec["time_v_maxrss_kb"] = int(m.group(1)) if m else None
@@ -504,6 +515,10 @@ def digest(data: dict[str, Any]) -> dict[str, Any]:
     tests = []
     for t in data.get("tests", []):
         entry = {k: t.get(k) for k in ("test", "outcome", "rounds", "calls", "retries", "disturbed", "stopped_by")}
+        # calls per round: a number, or (since rounds are blocks) {env: calls}.
+        calls = t.get("calls")
+        entry["calls_list"] = sorted(int(v) for v in (calls.values() if isinstance(calls, dict) else [calls])
+                                     if isinstance(v, (int, float)))
         for k in ("error", "skipped", "xfailed"):
             if t.get(k):
                 entry[k] = first_line(t[k])
@@ -519,7 +534,10 @@ def digest(data: dict[str, Any]) -> dict[str, Any]:
         if r.get("median") is not None:
             medians[f"{r['test']}[{r['env']}]"] = r["median"]
     envs = data.get("environments") or {}
+    loads = [x.get("noise", {}).get("load1") for r in data.get("results", []) for x in r.get("rounds") or []]
+    loads = [x for x in loads if isinstance(x, (int, float))]
     return {
+        "load1_max": max(loads) if loads else None,
         "claims": claims, "tests": tests, "medians": medians, "min_samples_per_round": samples_per_round,
         "disturbed_rounds": (data.get("noise") or {}).get("disturbed_rounds"),
         "retried_rounds": (data.get("noise") or {}).get("retried_rounds"),
@@ -574,8 +592,10 @@ def aa_summary(sessions: list[dict[str, Any]], env: str, baseline: str) -> dict[
         "methods": sorted({str(c.get("method")) for c in rows}),
         "processes": sorted({c.get("processes") for c in rows if c.get("processes") is not None}),
         "rounds": sorted({c.get("rounds") for c in rows if c.get("rounds") is not None}),
-        "calls": sorted({t.get("calls") for s in sessions for t in s.get("tests", []) if t.get("calls") is not None}),
+        "calls": sorted({c for s in sessions for t in s.get("tests", []) for c in t.get("calls_list", [])}),
         "session_seconds": spread([s["seconds"] for s in sessions]),
+        "waited_for_cpu": [s["label"] for s in sessions if s.get("waited_for_cpu")],
+        "load1_max": spread([s.get("load1_max") for s in sessions]),
     }
 
 
@@ -586,6 +606,8 @@ class Calibration:
         self.runner = Runner(args, out_dir)
         self.suites = os.path.join(out_dir, "suites")
         self.loops: dict[str, int] = {}
+        #: Every session's record as it completes (kept if a part's summary fails).
+        self.done: list[dict[str, Any]] = []
 
     def n(self, part: str) -> int:
         if self.args.sessions:
@@ -645,6 +667,7 @@ class Calibration:
             seed = self.seed(key, i)
             rec = self.runner.session(f"{key}-{i:02d}-seed{seed}", suite, pytest_args, seed, **kw)
             out.append(rec)
+            self.done.append(rec)
             brief = "; ".join(
                 f"{c['env']}/{c['baseline']} {c['ratio']:.4f} [{c['ci'][0]:.4f}, {c['ci'][1]:.4f}] {c['verdict']}"
                 if c.get("ratio") is not None and c.get("ci") and None not in c["ci"]
@@ -653,7 +676,7 @@ class Calibration:
                 f"{', ' + rec['error'] if rec.get('error') else ''}; {brief}")
         return out
 
-    # -- the parts
+    # -- the parts (each runs its sessions; summarize() turns them into figures)
 
     def part_aa_call(self) -> dict[str, Any]:
         suite = self.call_suite()
@@ -661,8 +684,7 @@ class Calibration:
                 *self.rounds_args()]
         ss = self.sessions("aa-call", "aa-call", self.n("aa-call"), suite, args)
         return {"workload": f"pure-Python loop, {self.loops['call']} iterations (~{self.args.call_ms:g} ms per call "
-                            "at calibration), plain call timing",
-                "args": args, "sessions": ss, "summary": {"control/baremetal": aa_summary(ss, "control", "baremetal")}}
+                            "at calibration), plain call timing", "args": args, "sessions": ss}
 
     def part_aa_bench(self) -> dict[str, Any]:
         suite = self.bench_suite()
@@ -671,15 +693,14 @@ class Calibration:
         ss = self.sessions("aa-bench", "aa-bench", self.n("aa-bench"), suite, args)
         return {"workload": f"benchmark(work, {self.loops['bench']}) (~{self.args.bench_us:g} us per call at "
                             f"calibration), --benchmark-max-time={self.args.bench_max_time}",
-                "args": args, "sessions": ss, "summary": {"control/baremetal": aa_summary(ss, "control", "baremetal")}}
+                "args": args, "sessions": ss}
 
     def part_aa_container(self) -> dict[str, Any]:
         suite = self.call_suite()
         args = ["--virt-envs=baremetal,container,c2=container", "--virt-baseline=container",
                 "--virt-claim=c2 ~= container +- 2%", *self.rounds_args()]
         ss = self.sessions("aa-container", "aa-container", self.n("aa-container"), suite, args)
-        return {"workload": f"the aa-call test ({self.loops['call']} iterations)", "args": args, "sessions": ss,
-                "summary": {"c2/container": aa_summary(ss, "c2", "container")}}
+        return {"workload": f"the aa-call test ({self.loops['call']} iterations)", "args": args, "sessions": ss}
 
     def part_floor(self) -> dict[str, Any]:
         suite = self.call_suite()
@@ -692,10 +713,7 @@ class Calibration:
         bm = self.sessions("floor", "floor-bm", n, suite, bm_args)
         ct = self.sessions("floor", "floor-ctr", n, suite, ct_args)
         return {"workload": f"the aa-call test ({self.loops['call']} iterations)", "rounds": rounds,
-                "args": {"baremetal": bm_args, "container": ct_args}, "sessions": bm + ct,
-                "summary": {"control/baremetal": aa_summary(bm, "control", "baremetal"),
-                            "container/baremetal": aa_summary(ct, "container", "baremetal"),
-                            "c2/container": aa_summary(ct, "c2", "container")}}
+                "args": {"baremetal": bm_args, "container": ct_args}, "sessions": bm + ct}
 
     def part_scale(self) -> dict[str, Any]:
         samples = self.args.scale_samples or SCALE_SAMPLES
@@ -703,31 +721,9 @@ class Calibration:
         claims = self.args.scale_claim or SCALE_CLAIMS
         args = [f"--virt-envs={self.args.scale_envs}", *[f"--virt-claim={c}" for c in claims], *self.rounds_args()]
         ss = self.sessions("scale", "scale", self.n("scale"), suite, args, time_v=True)
-        checks = []
-        for s in ss:
-            claims = s.get("claims", [])
-            verdicts = [c.get("verdict") for c in claims]
-            rss_kb = (s.get("rss") or {}).get("vmhwm_kb")
-            nmin = min(s.get("min_samples_per_round", {}).values(), default=None)
-            checks.append({
-                "session": s["label"], "seed": s["seed"], "json": s["json"], "exit": s["exit"],
-                "error": s.get("error"), "tests": len(s.get("tests", [])), "claims": len(claims),
-                "verdicts": {v: verdicts.count(v) for v in set(verdicts)},
-                "every_claim_decided_or_inconclusive": bool(claims)
-                and len(claims) >= len(s.get("tests", [])) * len(self.args.scale_claim or SCALE_CLAIMS)
-                and all(v in ("pass", "fail", "inconclusive") for v in verdicts),
-                "test_errors": [t for t in s.get("tests", []) if t.get("outcome") != "measured"],
-                "min_samples_per_round": nmin,
-                "peak_rss_mb": rss_kb / 1024 if rss_kb else None,
-                "time_v_maxrss_mb": s["time_v_maxrss_kb"] / 1024 if s.get("time_v_maxrss_kb") else None,
-                "seconds": s["seconds"],
-            })
         return {"workload": f"{SCALE_TESTS} sub-microsecond functions, benchmark.pedantic(rounds={samples}, "
-                            "iterations=1)", "samples_per_call": samples, "args": args, "sessions": ss,
-                "summary": {"checks": checks,
-                            "rss_method": "VmHWM of /proc/self/status in the pytest process (pytest.main run "
-                                          "in-process by a wrapper), read when pytest.main returns; "
-                                          "/usr/bin/time -v maximum RSS (largest process of the tree) beside it"}}
+                            "iterations=1)", "samples_per_call": samples, "claims_per_test": len(claims),
+                "args": args, "sessions": ss}
 
     def part_compare(self) -> dict[str, Any]:
         suite = self.compare_suite()
@@ -750,25 +746,74 @@ class Calibration:
                 t0 = time.perf_counter()
                 p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=self.runner.env)
                 pairs.append({"a": a["label"], "b": b["label"], "command": " ".join(shlex.quote(c) for c in cmd),
-                              "exit": p.returncode, "seconds": time.perf_counter() - t0,
+                              "exit": p.returncode, "seconds": time.perf_counter() - t0, "json": out_json,
+                              "stdout_tail": p.stdout[-400:], "stderr_tail": p.stderr[-400:],
                               **read_comparison(out_json, p.stdout, p.stderr)})
                 log(f"compare {a['label']} -> {b['label']}: exit {p.returncode}, {pairs[-1]['rows']} rows, "
                     f"{pairs[-1]['better']} better, {pairs[-1]['worse']} worse"
                     + (f"; {pairs[-1]['problem']}" if pairs[-1].get("problem") else ""))
-        rows = sum(p["rows"] for p in pairs)
-        flagged = sum(p["better"] + p["worse"] for p in pairs)
         return {"workload": "test_call.py + test_bench.py (the aa-call and aa-bench tests)", "args": args,
                 "pairing": "unordered pairs i < j of the runs in time order (A = the earlier run, B = the later)",
-                "sessions": runs, "pairs": pairs,
-                "summary": {"runs": len(runs), "runs_ok": len(good), "pairs": len(pairs), "rows": rows,
-                            "better": sum(p["better"] for p in pairs), "worse": sum(p["worse"] for p in pairs),
-                            "flagged": flagged, "flag_rate": flagged / rows if rows else math.nan,
-                            "ci_excludes_1": sum(p.get("ci_excludes_1", 0) for p in pairs),
-                            "claim_changes": sum(p.get("claim_changes", 0) for p in pairs),
-                            "exit_codes": {str(c): sum(1 for p in pairs if p["exit"] == c)
-                                           for c in sorted({p["exit"] for p in pairs})},
-                            "problems": [f"{p['a']} -> {p['b']}: {p['problem']}" for p in pairs if p.get("problem")],
-                            "flagged_rows": [dict(r, a=p["a"], b=p["b"]) for p in pairs for r in p["flagged_rows"]]}}
+                "sessions": runs, "pairs": pairs}
+
+
+def summarize(name: str, part: dict[str, Any]) -> dict[str, Any]:
+    """The figures of one part from its session (and, for compare, pair)
+    records."""
+    ss = part.get("sessions", [])
+    if name in ("aa-call", "aa-bench"):
+        return {"control/baremetal": aa_summary(ss, "control", "baremetal")}
+    if name == "aa-container":
+        return {"c2/container": aa_summary(ss, "c2", "container")}
+    if name == "floor":
+        bm = [s for s in ss if s["label"].startswith("floor-bm")]
+        ct = [s for s in ss if s["label"].startswith("floor-ctr")]
+        return {"control/baremetal": aa_summary(bm, "control", "baremetal"),
+                "container/baremetal": aa_summary(ct, "container", "baremetal"),
+                "c2/container": aa_summary(ct, "c2", "container")}
+    if name == "scale":
+        per_test = part.get("claims_per_test") or sum(
+            1 for a in part.get("args", []) if str(a).startswith("--virt-claim=")) or 1
+        checks = []
+        for s in ss:
+            claims = s.get("claims", [])
+            verdicts = [c.get("verdict") for c in claims]
+            rss_kb = (s.get("rss") or {}).get("vmhwm_kb")
+            nmin = min(s.get("min_samples_per_round", {}).values(), default=None)
+            checks.append({
+                "session": s["label"], "seed": s["seed"], "json": s["json"], "exit": s["exit"],
+                "error": s.get("error"), "tests": len(s.get("tests", [])), "claims": len(claims),
+                "verdicts": {str(v): verdicts.count(v) for v in set(verdicts)},
+                "every_claim_decided_or_inconclusive": bool(claims)
+                and len(claims) >= len(s.get("tests", [])) * per_test
+                and all(v in ("pass", "fail", "inconclusive") for v in verdicts),
+                "test_errors": [t for t in s.get("tests", []) if t.get("outcome") != "measured"],
+                "min_samples_per_round": nmin,
+                "peak_rss_mb": rss_kb / 1024 if rss_kb else None,
+                "time_v_maxrss_mb": s["time_v_maxrss_kb"] / 1024 if s.get("time_v_maxrss_kb") else None,
+                "seconds": s["seconds"], "load1_max": s.get("load1_max"),
+                "waited_for_cpu": s.get("waited_for_cpu"),
+            })
+        return {"checks": checks,
+                "rss_method": "VmHWM of /proc/self/status in the pytest process (pytest.main run in-process by "
+                              "a wrapper), read when pytest.main returns; /usr/bin/time -v maximum RSS (largest "
+                              "process of the tree) beside it"}
+    if name == "compare":
+        pairs = part.get("pairs", [])
+        rows = sum(p["rows"] for p in pairs)
+        flagged = sum(p["better"] + p["worse"] for p in pairs)
+        return {"runs": len(ss), "runs_ok": len([r for r in ss if not r.get("error")]), "pairs": len(pairs),
+                "rows": rows, "better": sum(p["better"] for p in pairs), "worse": sum(p["worse"] for p in pairs),
+                "flagged": flagged, "flag_rate": flagged / rows if rows else math.nan,
+                "ci_excludes_1": sum(p.get("ci_excludes_1", 0) for p in pairs),
+                "claim_changes": sum(p.get("claim_changes", 0) for p in pairs),
+                "exit_codes": {str(c): sum(1 for p in pairs if p["exit"] == c)
+                               for c in sorted({p["exit"] for p in pairs})},
+                "problems": [f"{p['a']} -> {p['b']}: {p['problem']}" for p in pairs if p.get("problem")],
+                "flagged_rows": [dict(r, a=p["a"], b=p["b"]) for p in pairs for r in p["flagged_rows"]],
+                "sessions_waited_for_cpu": [s["label"] for s in ss if s.get("waited_for_cpu")],
+                "load1_max": spread([s.get("load1_max") for s in ss])}
+    return {}
 
 
 # --------------------------------------------------------------------------
@@ -991,6 +1036,11 @@ def header_lines(result: dict[str, Any]) -> list[str]:
         f"time      {result['started']} to {result['ended']} ({result['seconds']:.0f} s)",
         f"command   {result['command']}",
     ]
+    merged = [n for n, p in result["parts"].items() if p.get("merged_from")]
+    if merged:
+        first = result["parts"][merged[0]]
+        lines.append(f"merged    {', '.join(merged)} from the run started {first.get('run_started')} "
+                     f"({first['merged_from']}); the lines above describe this run, each part's own times below")
     busiest = result.get("top_before") or []
     if busiest:
         lines.append(f"busiest   at start (ps %CPU PID ELAPSED COMMAND): {' | '.join(busiest[:4])}")
@@ -1018,6 +1068,10 @@ def anomalies(result: dict[str, Any]) -> list[str]:
             if s["sessions_without_claim"]:
                 out.append(f"{name} {s['pair']}: no claim in {len(s['sessions_without_claim'])} session(s), "
                            f"e.g. {s['sessions_without_claim'][0]}")
+            if s.get("waited_for_cpu"):
+                out.append(f"{name} {s['pair']}: {len(s['waited_for_cpu'])} session(s) waited for another "
+                           f"pytest-virtoverhead session's CPU first (someone else measured), e.g. "
+                           f"{s['waited_for_cpu'][0]}")
             if s["not_measured"]:
                 e = s["not_measured"][0]
                 out.append(f"{name} {s['pair']}: test not measured in {len(s['not_measured'])} session(s), e.g. "
@@ -1028,6 +1082,10 @@ def anomalies(result: dict[str, Any]) -> list[str]:
                     out.append(f"scale: {c['session']}: error {c['error']}, verdicts {c['verdicts']}, "
                                f"tests not measured {c['test_errors']} ({c['json']})")
         if name == "compare":
+            if part["summary"].get("sessions_waited_for_cpu"):
+                out.append(f"compare: {len(part['summary']['sessions_waited_for_cpu'])} run(s) waited for another "
+                           f"pytest-virtoverhead session's CPU first (someone else measured), e.g. "
+                           f"{part['summary']['sessions_waited_for_cpu'][0]}")
             for r in part["summary"]["flagged_rows"]:
                 out.append(f"compare: {r.get('a')} -> {r.get('b')}: {r.get('test') or r.get('line')} "
                            f"[{r.get('env', '')}] {r['flag']} (change {r.get('change')}, CI {r.get('ci')})")
@@ -1049,9 +1107,25 @@ def markdown_section(result: dict[str, Any], rows: list[list[str]]) -> str:
             used = []
             for key, sm in (p.get("summary") or {}).items():
                 if isinstance(sm, dict) and "rounds" in sm:
+                    lm = sm.get("load1_max") or {}
                     used.append(f"{key}: rounds used {sm['rounds']}, processes {sm['processes']}, calls per round "
-                                f"{sm['calls']}, method {sm['methods']}")
-            notes.append(f"- `{name}`: {p.get('workload', '')}; {n} session(s), {p['seconds']:.0f} s in all "
+                                f"{sm['calls']}, method {sm['methods']}"
+                                + (f", highest 1-min load seen in a session's rounds p10/median/max "
+                                   f"{lm['p10']:.2f} / {lm['median']:.2f} / {lm['max']:.2f}" if lm.get("n") else "")
+                                + (f", {len(sm['waited_for_cpu'])} session(s) first waited for another "
+                                   "pytest-virtoverhead session's CPU" if sm.get("waited_for_cpu") else ""))
+            when = ""
+            if p.get("uptime_before") or p.get("uptime_after"):
+                def load(u: Any) -> str:
+                    m = re.search(r"load average: (.*)$", str(u or ""))
+                    return m.group(1) if m else "?"
+                stl = ((p.get("steal") or {}).get("cpu") or {}).get("steal")
+                when = (f"measured {p.get('run_started', '')[:10] + ' ' if p.get('merged_from') else ''}"
+                        f"{p.get('started', '?')}-{p.get('ended', '?')} UTC"
+                        + (" (an earlier run, merged)" if p.get("merged_from") else "")
+                        + f", load {load(p.get('uptime_before'))} before, {load(p.get('uptime_after'))} after, "
+                        f"steal {pct(stl, 2)}; ")
+            notes.append(f"- `{name}`: {when}{p.get('workload', '')}; {n} session(s), {p['seconds']:.0f} s in all "
                          f"(per session p10/median/p90 {walls['p10']:.1f} / {walls['median']:.1f} / "
                          f"{walls['p90']:.1f} s); arguments {argtext}" + (f"; {'; '.join(used)}" if used else "")
                          + ".")
@@ -1068,6 +1142,8 @@ def markdown_section(result: dict[str, Any], rows: list[list[str]]) -> str:
             md_table(rows), "", "Parts:", "", *notes, ""]
     if result.get("quick"):
         text += ["**Smoke run (--quick): counts and rounds are too small for the targets.**", ""]
+    for note in result.get("notes") or []:
+        text += [f"Note: {note}", ""]
     if bad:
         text += ["What to look at (seed and JSON path of each to reproduce):", ""]
         text += [f"- {b}" for b in bad[:40]]
@@ -1164,7 +1240,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="claim of the scale suite (repeatable; default: " + "; ".join(SCALE_CLAIMS) + ")")
     parser.add_argument("--compare-envs", default="baremetal,control=baremetal,container")
     parser.add_argument("--session-timeout", type=float, default=600.0)
+    parser.add_argument("--note", action="append", default=[],
+                        help="a sentence for the section, e.g. what else ran on the machine (repeatable)")
+    parser.add_argument("--merge", metavar="SUMMARY.json",
+                        help="take the parts this run does not measure from an earlier run's summary JSON")
+    parser.add_argument("--resummarize", metavar="SUMMARY.json",
+                        help="run nothing: recompute the figures (table, JSON, section) from a finished run's "
+                             "summary JSON and its session files")
     args = parser.parse_args(argv)
+    if args.resummarize:
+        return resummarize(args)
     if args.python is None:
         venv = os.path.join(ROOT, ".venv", "bin", "python")
         args.python = venv if os.path.exists(venv) else sys.executable
@@ -1199,18 +1284,32 @@ def main(argv: list[str] | None = None) -> int:
                 result["parts"][name] = {"skipped": why, "seconds": 0.0}
                 log(f"{name}: skipped: {why}")
                 continue
-        log(f"part {name}: start (uptime: {uptime()})")
+        up0 = uptime()
+        log(f"part {name}: start (uptime: {up0})")
+        started = time.strftime("%H:%M:%S", time.gmtime())
         st = proc_stat()
         t0 = time.perf_counter()
+        first = len(cal.done)
         try:
             part = getattr(cal, "part_" + name.replace("-", "_"))()
         except Exception as exc:  # one broken part must not lose the others' figures
             import traceback
-            part = {"skipped": f"crashed: {exc!r}", "traceback": traceback.format_exc()}
+            part = {"skipped": f"crashed: {exc!r}", "traceback": traceback.format_exc(),
+                    "sessions": cal.done[first:]}
             log(f"{name}: crashed: {exc!r}")
+        if not part.get("skipped"):
+            try:
+                part["summary"] = summarize(name, part)
+            except Exception as exc:
+                import traceback
+                part = {**part, "skipped": f"summary crashed: {exc!r}", "traceback": traceback.format_exc()}
+                log(f"{name}: summary crashed: {exc!r}")
         part["seconds"] = time.perf_counter() - t0
         part["steal"] = steal_between(st, proc_stat())
+        part["uptime_before"] = up0
         part["uptime_after"] = uptime()
+        part["started"] = started
+        part["ended"] = time.strftime("%H:%M:%S", time.gmtime())
         result["parts"][name] = part
         log(f"part {name}: {part['seconds']:.0f} s")
         # Written after every part: a long run interrupted keeps what it measured.
@@ -1225,6 +1324,27 @@ def main(argv: list[str] | None = None) -> int:
     result["top_after"] = top_processes()
     result["ended"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     result["loops"] = cal.loops
+    if args.merge:
+        # Parts this run did not measure, from an earlier run (e.g. one part
+        # measured again after a disturbance): each keeps its own times.
+        with open(args.merge) as f:
+            earlier = json.load(f)
+        merged = {}
+        for name in PARTS:
+            if name in result["parts"]:
+                merged[name] = result["parts"][name]
+            elif name in earlier.get("parts", {}):
+                merged[name] = {**earlier["parts"][name], "merged_from": os.path.abspath(args.merge),
+                                "run_started": earlier.get("started")}
+        result["parts"] = merged
+        result["merged_from"] = os.path.abspath(args.merge)
+    return finish(result, args, json_path)
+
+
+def finish(result: dict[str, Any], args: argparse.Namespace, json_path: str) -> int:
+    """Table, anomalies, JSON, stdout and (--write-results) the section."""
+    if args.note:
+        result["notes"] = list(args.note)
     seen = set()
     for part in result["parts"].values():
         for s in part.get("sessions", []):
@@ -1249,6 +1369,46 @@ def main(argv: list[str] | None = None) -> int:
         print(f"section '{SECTION_TITLE}' written to {args.results}")
     return 0
 
+
+def resummarize(args: argparse.Namespace) -> int:
+    """Figures again from a finished run's session files (after a change of
+    the plugin's JSON or of this script's summaries): no session is run."""
+    with open(args.resummarize) as f:
+        result = json.load(f)
+    for name, part in result["parts"].items():
+        for rec in part.get("sessions", []):
+            try:
+                with open(rec["json"]) as f:
+                    rec.update(digest(json.load(f)))
+            except (OSError, ValueError) as exc:
+                rec.setdefault("error", f"unreadable --virt-json: {exc}")
+        if part.get("sessions") and (not part.get("skipped") or str(part["skipped"]).startswith(("crashed",
+                                                                                                  "summary crashed"))):
+            part.pop("skipped", None)
+            part["summary"] = summarize(name, part)
+    # Runs written before parts carried their own times: the parts ran one
+    # after the other, so a part began with the previous one's end.
+    # Parts merged from an earlier run chain from that run's own start.
+    prev_up: dict[str, Any] = {"": result.get("uptime_before")}
+    for name, part in result["parts"].items():
+        src = part.get("merged_from") or ""
+        if src not in prev_up:
+            try:
+                with open(src) as f:
+                    prev_up[src] = json.load(f).get("uptime_before")
+            except (OSError, ValueError):
+                prev_up[src] = None
+        part.setdefault("uptime_before", prev_up[src])
+        prev_up[src] = part.get("uptime_after") or prev_up[src]
+        logs = [(os.path.getmtime(r["log"]), r.get("seconds") or 0) for r in part.get("sessions", [])
+                if r.get("log") and os.path.exists(r["log"])]
+        if logs and not part.get("started"):
+            part["started"] = time.strftime("%H:%M:%S", time.gmtime(min(m - sec for m, sec in logs)))
+            part["ended"] = time.strftime("%H:%M:%S", time.gmtime(max(m for m, _ in logs)))
+    result["resummarized"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    if result.get("seconds") is None:
+        result["seconds"] = sum(p.get("seconds") or 0 for p in result["parts"].values())
+    return finish(result, args, os.path.abspath(args.json or args.resummarize))
 
 if __name__ == "__main__":
     sys.exit(main())
