@@ -1237,7 +1237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale-samples", type=int, default=None, help=f"default {SCALE_SAMPLES}")
     parser.add_argument("--scale-envs", default="baremetal,control=baremetal,container")
     parser.add_argument("--scale-claim", action="append", default=None,
-                        help="claim of the scale suite (repeatable; default: " + "; ".join(SCALE_CLAIMS) + ")")
+                        help="claim of the scale suite (repeatable; default: " + "; ".join(SCALE_CLAIMS).replace("%", "%%") + ")")
     parser.add_argument("--compare-envs", default="baremetal,control=baremetal,container")
     parser.add_argument("--session-timeout", type=float, default=600.0)
     parser.add_argument("--note", action="append", default=[],

@@ -41,6 +41,12 @@ def test_quick_aa_call_runs_and_writes_json(tmp_path):
     assert "95% CI covers 1.0" in proc.stdout
 
 
+def test_help():
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "--part" in proc.stdout and "--resummarize" in proc.stdout
+
+
 def test_replace_section_keeps_other_sections(cal, tmp_path):
     path = tmp_path / "RESULTS.md"
     path.write_text("# Harness performance on this machine\n\ntable\n")
