@@ -144,19 +144,19 @@ def positive_float(text: Any, what: str) -> float:
     return value
 
 
-def parse_confidence(text: Any) -> float:
-    """``0.95``, ``95%`` or ``95`` -> 0.95 (strictly between 0 and 1)."""
+def parse_confidence(text: Any, what: str = "--virt-confidence") -> float:
+    """``0.95``, ``95%`` or ``95`` -> 0.95 (between 0.5 and 1); errors name ``what``."""
     if text in (None, ""):
         return DEFAULT_CONFIDENCE
     raw = str(text).strip()
     try:
         value = float(raw.rstrip("%"))
     except ValueError:
-        raise ValueError(f"--virt-confidence: expected a level such as 0.95 or 95%, got {text!r}") from None
+        raise ValueError(f"{what}: expected a level such as 0.95 or 95%, got {text!r}") from None
     if raw.endswith("%") or value >= 1:
         value /= 100
     if not 0.5 <= value < 1:
-        raise ValueError(f"--virt-confidence: the level must lie between 0.5 and 1 (50% and 100%), got {text!r}")
+        raise ValueError(f"{what}: the level must lie between 0.5 and 1 (50% and 100%), got {text!r}")
     return value
 
 

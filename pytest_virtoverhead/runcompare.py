@@ -168,17 +168,13 @@ def parse_tolerance(text: str) -> float:
 
 
 def parse_confidence(text: str) -> float:
-    """``0.95``, ``95%`` or ``95`` -> 0.95 (between 0.5 and 1)."""
-    raw = str(text).strip()
-    try:
-        value = float(raw.rstrip("%"))
-    except ValueError:
-        raise ValueError(f"confidence must be a level such as 0.95 or 95%, got {text!r}") from None
-    if raw.endswith("%") or value >= 1:
-        value /= 100
-    if not 0.5 <= value < 1:
-        raise ValueError(f"confidence must lie between 0.5 and 1 (50% and 100%), got {text!r}")
-    return value
+    """``0.95``, ``95%`` or ``95`` -> 0.95 (between 0.5 and 1): the plugin's
+    own --virt-confidence parser."""
+    from .config import parse_confidence as parse_level
+
+    if not str(text).strip():
+        raise ValueError(f"confidence: expected a level such as 0.95 or 95%, got {text!r}")
+    return parse_level(text, "confidence")
 
 
 def not_worse_claim(tolerance: float) -> Claim:
