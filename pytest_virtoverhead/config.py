@@ -23,9 +23,14 @@ DEFAULT_WARMUP = 1
 DEFAULT_TIMEOUT = 300.0
 DEFAULT_MEMORY_MB = 1024
 DEFAULT_MAX_ROUNDS = 200
-#: Worker processes per environment: the clusters of the interval (see
-#: docs/verdicts.md for the measurements behind the default).
-DEFAULT_PROCESSES = 4
+#: Worker processes per environment under --virt-processes=auto (the
+#: default): the clusters of the interval (see docs/verdicts.md for the
+#: measurements behind these). An environment whose processes start in
+#: under a second gets one per round, up to AUTO_PROCESSES_MAX; a VM (a
+#: worker process takes 6-11 s to start in a TCG guest) gets
+#: AUTO_PROCESSES_VM.
+AUTO_PROCESSES_MAX = 12
+AUTO_PROCESSES_VM = 4
 DEFAULT_CONFIDENCE = 0.95
 HASH_SEED_MODES = ("paired", "random")
 #: Most rounds one test may ask for, whatever --virt-max-rounds says.
@@ -285,6 +290,18 @@ class Settings:
     def required(self, spec: EnvSpec) -> bool:
         return spec.name in self.require or spec.kind in self.require
 
+    def processes_for(self, name: str, rounds: int) -> int:
+        """Worker processes of environment ``name`` for a test of ``rounds``
+        rounds: --virt-processes when given, else (auto) one per round up
+        to AUTO_PROCESSES_MAX, and AUTO_PROCESSES_VM for a VM."""
+        explicit = getattr(self, "processes", 0)
+        if explicit:
+            return explicit
+        spec = self.spec(name)
+        if (spec.kind if spec else name) == "vm":
+            return AUTO_PROCESSES_VM
+        return max(2, min(AUTO_PROCESSES_MAX, rounds))
+
 
 def build_settings(raw: Mapping[str, Any]) -> Settings:
     """Settings from raw option values (strings as the user typed them)."""
@@ -343,7 +360,8 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
     s.timeout = positive_float(raw.get("timeout") or DEFAULT_TIMEOUT, "--virt-timeout")
     budget = raw.get("time_budget")
     s.time_budget = 0.0 if budget in (None, "", "0") else positive_float(budget, "--virt-time-budget")
-    s.processes = positive_int(raw.get("processes") or DEFAULT_PROCESSES, "--virt-processes")
+    procs = str(raw.get("processes") or "auto").strip().lower()
+    s.processes = 0 if procs == "auto" else positive_int(procs, "--virt-processes")
     calls = str(raw.get("calls") or "auto").strip().lower()
     s.calls = 0 if calls == "auto" else positive_int(calls, "--virt-calls")
     s.confidence = parse_confidence(raw.get("confidence"))

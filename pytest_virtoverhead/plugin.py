@@ -155,10 +155,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="warm-up calls per marked test in each worker process, not measured (default 1)")
     group.addoption("--virt-processes", metavar="N", default=None,
                     help="fresh worker processes per environment; rounds rotate over them and the interval "
-                         "counts the variation between them (default 4)")
+                         "counts the variation between them (default auto: one per round up to 12, 4 in a VM)")
     group.addoption("--virt-calls", metavar="N", default=None,
                     help="calls of a test per round and environment; the round's value is their median "
-                         "(default auto: enough for about 50 ms of the baseline, at most 5)")
+                         "(default auto: enough for about 150 ms of the baseline, at most 10)")
     group.addoption("--virt-confidence", metavar="LEVEL", default=None,
                     help="confidence level of the intervals, e.g. 0.95 or 99%% (default 0.95)")
     group.addoption("--virt-hash-seed", metavar="MODE", default=None, choices=("paired", "random"),
@@ -332,7 +332,7 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     s = state.settings
     cpus = ",".join(map(str, s.cpus)) if s.cpus else "all"
     return [f"virtoverhead: envs={','.join(f'{sp.name}={sp.kind}' if sp.name != sp.kind else sp.name for sp in s.specs)} "
-            f"baseline={s.baseline} rounds={s.rounds} processes={s.processes} calls={s.calls or 'auto'} "
+            f"baseline={s.baseline} rounds={s.rounds} processes={s.processes or 'auto'} calls={s.calls or 'auto'} "
             f"warmup={s.warmup} confidence={s.confidence:g} seed={s.seed} cpus={cpus} "
             f"memory={s.memory_mb}MiB (repeat with --virt-seed={s.seed})"]
 
@@ -614,7 +614,7 @@ _ABORTED = (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR, pytest.
 
 
 def _statistics(s: Settings) -> dict[str, Any]:
-    return {"confidence": s.confidence, "processes": s.processes, "calls": s.calls or "auto",
+    return {"confidence": s.confidence, "processes": s.processes or "auto", "calls": s.calls or "auto",
             "warmup": s.warmup, "hash_seed": s.hash_seed}
 
 

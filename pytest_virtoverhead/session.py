@@ -327,6 +327,10 @@ class RoundRecord:
     slot: int
     order: list[str]
     values: dict[str, float] = field(default_factory=dict)
+    #: {env: the worker process slot env's block ran in, on both sides}:
+    #: the round's ``slot`` folded onto the pair's processes (a VM with 4
+    #: processes serves round slot 7 in its process 3, the baseline too).
+    slots: dict[str, int] = field(default_factory=dict)
     #: {env: the baseline's value in env's own block of this round}: the
     #: baseline calls that sat next to env's calls (what env is paired with).
     paired_baseline: dict[str, float] = field(default_factory=dict)
@@ -344,7 +348,7 @@ class RoundRecord:
 
     def to_json(self, env: str) -> dict[str, Any]:
         w = self.worker_noise.get(env, {})
-        return {"round": self.index, "process": self.slot, "value": self.values.get(env),
+        return {"round": self.index, "process": self.slots.get(env, self.slot), "value": self.values.get(env),
                 **({"baseline_value": self.paired_baseline[env]} if env in self.paired_baseline else {}),
                 "n": self.n_samples.get(env), "pid": self.pids.get(env),
                 "disturbed": bool(self.disturbed), "used": self.used,
@@ -382,6 +386,8 @@ class ItemResult:
     #: {env: calls per round in env's block (the baseline makes as many there)}.
     calls: dict[str, int] = field(default_factory=dict)
     processes: dict[str, dict[int, int]] = field(default_factory=dict)
+    #: {env: its number of worker processes for this test}.
+    process_counts: dict[str, int] = field(default_factory=dict)
     hash_seeds: dict[str, dict[int, int]] = field(default_factory=dict)
     retries: int = 0
 
@@ -429,7 +435,7 @@ class ItemResult:
                 a.append(rec.values[env])
                 # Against the run's baseline: the baseline calls of env's own block.
                 b.append(rec.paired_baseline.get(env, rec.values[base]) if base == self.baseline else rec.values[base])
-                slots.append(rec.slot)
+                slots.append(rec.slots.get(env, rec.slot))
         return a, b, slots
 
     def rate(self, env: str) -> tuple[float, str] | None:
@@ -467,9 +473,9 @@ def stable_seed(*parts: Any) -> int:
 #: environment can serve in AUTO_CALLS_SLOWEST_SECONDS, counting each
 #: request's whole cost there (a TCG guest spends ~0.1-0.5 s on pytest's
 #: own per-test work); see docs/verdicts.md.
-AUTO_CALLS_SECONDS = 0.05
-AUTO_CALLS_MAX = 5
-AUTO_CALLS_SLOWEST_SECONDS = 0.15
+AUTO_CALLS_SECONDS = 0.15
+AUTO_CALLS_MAX = 10
+AUTO_CALLS_SLOWEST_SECONDS = 0.5
 
 
 def auto_calls(warm: dict[str, list[float]], baseline: str,
@@ -514,13 +520,14 @@ class Comparator:
             parts += (env,)
         return stable_seed(*parts) % 4294967296
 
-    def _prepare(self, result: ItemResult, live: dict[str, Environment]) -> None:
-        """Start the worker processes each environment lacks (once per
-        session: they serve every test); an environment that cannot is
-        unavailable for this test."""
-        slots = range(1, self.settings.processes + 1)
+    def _prepare(self, result: ItemResult, live: dict[str, Environment], rounds: int) -> None:
+        """Start the worker processes each environment lacks (they serve
+        every later test too); an environment that cannot is unavailable
+        for this test."""
         for name in list(live):
             env = live[name]
+            count = self.settings.processes_for(name, rounds)
+            slots = range(1, count + 1)
             try:
                 have = env.processes
                 for slot in slots:
@@ -532,8 +539,19 @@ class Comparator:
                 result.unavailable[name] = f"environment {name!r} could not start its worker processes: {exc}"
                 del live[name]
                 continue
-            result.processes[name] = env.processes
+            result.processes[name] = {k: v for k, v in env.processes.items() if k <= count}
+            result.process_counts[name] = count
             result.hash_seeds[name] = {slot: self.hash_seed(slot, name) for slot in slots}
+
+    @staticmethod
+    def block_slot(result: ItemResult, slot: int, env: str, base: str | None) -> int:
+        """The worker process env's block uses in a round of slot ``slot``,
+        on both sides: the slot folded onto the processes both have, so
+        process K of env always meets process K of the baseline (the same
+        hash seed, and one cluster per pair)."""
+        counts = result.process_counts
+        have = min(counts.get(env, slot), counts.get(base, slot) if base else slot)
+        return (slot - 1) % max(1, have) + 1
 
     # -- the test -----------------------------------------------------------
 
@@ -553,20 +571,21 @@ class Comparator:
                 result.unavailable[name] = reason or f"environment {name!r} is unavailable"
             else:
                 live[name] = env
-        self._prepare(result, live)
+        self._prepare(result, live, rounds)
         if s.baseline in result.unavailable:
             result.skipped = (s.baseline, f"baseline {s.baseline!r} unavailable: {result.unavailable[s.baseline]}")
             return result
         rng = random.Random(stable_seed(s.seed, nodeid))
         names = list(live)
-        slots = list(range(1, s.processes + 1))
+        slots = list(range(1, max(result.process_counts.values(), default=1) + 1))
         warm: dict[str, list[float]] = {}
         requests: dict[str, list[float]] = {}
         for w in range(s.warmup):
             for slot in slots:
                 label = f"warm-up {w + 1}/{s.warmup}, process {slot}"
-                if not self._round(result, live, names, rng, label, slot=slot, calls=1, warm=warm,
-                                   requests=requests):
+                here = [n for n in names if slot <= result.process_counts.get(n, 1)]
+                if here and not self._round(result, live, here, rng, label, slot=slot, calls=1, warm=warm,
+                                            requests=requests):
                     return result
         for name in names:
             if name != s.baseline:
@@ -617,9 +636,9 @@ class Comparator:
                 return
             needs = [c.seconds_needed for c in open_claims
                      if c.seconds_needed is not None and math.isfinite(c.seconds_needed)]
-            # The estimate is judged only from two rounds per process (and
+            # The estimate is judged only from one round per process (and
             # six in all) on: before that the interval is too crude to tell.
-            judged = result.rounds >= max(6, 2 * len(schedule.slots))
+            judged = result.rounds >= max(6, len(schedule.slots))
             hopeless = all(c.rounds_needed is not None and math.isinf(c.rounds_needed) for c in open_claims)
             if judged and (hopeless or (needs and min(needs) > 4 * remaining)):
                 result.stopped_by = "time budget (the estimate of the rounds needed exceeds it)"
@@ -656,22 +675,11 @@ class Comparator:
         t0 = time.monotonic()
         calls_of: dict[str, list[float]] = {}
         block_base: dict[str, list[float]] = {}
-        # Garbage collection first, in every environment, so the round's
-        # calls then follow each other closely (a burst of noise between
-        # two environments' calls is what pairing must not miss).
-        for name in names:
-            try:
-                live[name].collect_garbage(proc=slot)
-            except RemoteError:
-                pass  # a worker without the request: its calls still run
-            except EnvError as exc:
-                result.failure = (name, f"environment {name!r} failed while running the test: {exc}")
-                return None
         base = result.baseline
         others = [n for n in names if n != base]
         rng.shuffle(others)
         if warm is not None or not others:
-            blocks = [(None, [names[:]])]
+            blocks = [(None, slot, [names[:]])]
         else:
             # One block per environment: its calls alternate with the
             # baseline's, in a new random order each pass, so each side of a
@@ -680,8 +688,23 @@ class Comparator:
             blocks = []
             for other in others:
                 k = calls.get(other, 1) if isinstance(calls, dict) else calls
-                blocks.append((other, [[base, other] for _ in range(k)] if base in names else [[other]] * k))
-        for other, passes in blocks:
+                proc = self.block_slot(result, slot, other, base if base in names else None)
+                rec.slots[other] = proc
+                blocks.append((other, proc, [[base, other] for _ in range(k)] if base in names else [[other]] * k))
+            if base in names:
+                rec.slots[base] = slot
+        # Garbage collection first, in every process of the round, so its
+        # calls then follow each other closely (a burst of noise between
+        # two environments' calls is what pairing must not miss).
+        for name, proc in sorted({(n, p) for _, p, passes in blocks for order in passes for n in order}):
+            try:
+                live[name].collect_garbage(proc=proc)
+            except RemoteError:
+                pass  # a worker without the request: its calls still run
+            except EnvError as exc:
+                result.failure = (name, f"environment {name!r} failed while running the test: {exc}")
+                return None
+        for other, proc, passes in blocks:
             for order in passes:
                 order = order[:]
                 rng.shuffle(order)
@@ -690,7 +713,7 @@ class Comparator:
                     self.progress(f"{result.nodeid} [{name}] {label}")
                     sent = time.monotonic()
                     try:
-                        out = live[name].run_item(result.nodeid, self.nodeids, self.pytest_args, proc=slot, gc=False)
+                        out = live[name].run_item(result.nodeid, self.nodeids, self.pytest_args, proc=proc, gc=False)
                     except (EnvError, RemoteError) as exc:
                         result.failure = (name, f"environment {name!r} failed while running the test: {exc}")
                         return None

@@ -288,6 +288,30 @@ MAD_SCALE = 1.4826
 #: Large-sample variance of a median over that of a mean (pi / 2) for
 #: normal data; for 3-5 values it slightly overstates it (conservative).
 MEDIAN_VARIANCE = math.pi / 2
+#: Share of the cluster values trimmed from each end (Tukey and McLaughlin;
+#: Yuen): 20%, the usual choice, which keeps ~95% of a mean's efficiency on
+#: normal data. Below 5 clusters nothing is trimmed (floor(0.2 * G) = 0).
+TRIM = 0.2
+
+
+def trimmed_mean(values: Sequence[float], trim: float = TRIM) -> tuple[float, float, float]:
+    """(trimmed mean, its squared standard error, degrees of freedom) of
+    independent values: Yuen's trimmed t. ``g = floor(trim * n)`` values
+    are dropped from each end for the mean; the standard error comes from
+    the winsorized variance (the dropped values set to the nearest kept
+    one): ``se^2 = (n - 1) s_w^2 / (h (h - 1))`` with ``h = n - 2g`` kept
+    values and ``h - 1`` degrees of freedom. With ``g = 0`` this is the
+    plain mean, ``s^2 / n`` and ``n - 1``."""
+    x = np.sort(np.asarray(values, dtype=float))
+    n = int(x.size)
+    if n < 2:
+        raise ValueError("a trimmed mean's error needs at least two values")
+    g = int(math.floor(trim * n + 1e-9))
+    h = n - 2 * g
+    kept = x[g:n - g]
+    wins = np.clip(x, kept[0], kept[-1])
+    var = (n - 1) * float(wins.var(ddof=1)) / (h * (h - 1)) if h > 1 else math.inf
+    return float(kept.mean()), var, float(h - 1)
 
 
 def cluster_estimate(d: Sequence[float], clusters: Sequence[int] | None = None, *,
@@ -305,7 +329,11 @@ def cluster_estimate(d: Sequence[float], clusters: Sequence[int] | None = None, 
     - from the cluster medians alone: ``s^2 / G`` with G-1 degrees of
       freedom (the cluster-robust t of Cameron and Miller, which stays
       honest with 4-8 clusters where a normal or percentile-bootstrap
-      interval covers too little);
+      interval covers too little). From 5 clusters on, the mean of the
+      cluster medians is a 20% trimmed mean with Yuen's winsorized
+      variance and ``h - 1`` degrees of freedom (:func:`trimmed_mean`): a
+      process whose layout makes it 30% slower, or a round caught by a
+      burst of noise, then moves neither the estimate nor its error;
     - from the rounds' spread around their cluster's median, robustly (MAD,
       corrected for the G medians fitted), times the variance of a median
       (pi/2 over the cluster's size): ``sigma^2 * mean(pi / (2 n_g)) / G``
@@ -342,13 +370,13 @@ def cluster_estimate(d: Sequence[float], clusters: Sequence[int] | None = None, 
         sigma = MAD_SCALE * float(np.median(np.abs(residuals))) * math.sqrt(n / (n - g))
         within = sigma ** 2 * MEDIAN_VARIANCE * float(np.mean(1.0 / sizes))
     if g >= 2:
-        theta = float(medians.mean())
-        between = float(medians.var(ddof=1))
-        if n > g and within > between:
-            var, df, method = within / g, float(n - g), "processes (pooled: no process effect seen)"
+        theta, between, between_df = trimmed_mean(medians, TRIM)
+        trimmed = " (trimmed)" if int(math.floor(TRIM * g + 1e-9)) else ""
+        if n > g and within / g > between:
+            var, df, method = within / g, float(n - g), "processes (pooled: no process effect seen)" + trimmed
         else:
-            var, df = between / g, float(g - 1)
-            method = "processes" if n > g else "processes (one round each)"
+            var, df = between, between_df
+            method = ("processes" if n > g else "processes (one round each)") + trimmed
     else:
         theta = float(medians[0])
         if n < 2:

@@ -157,18 +157,18 @@ def test_inconclusive_says_what_would_decide_it(pytester):
 
 
 def test_auto_calls():
-    # 50 ms of the baseline per round, at most 5 calls, and no more than the
-    # slowest environment fits in 0.15 s; the same count everywhere.
-    assert auto_calls({"b": [0.08, 0.06]}, "b") == 1
-    assert auto_calls({"b": [0.02, 0.013]}, "b") == 4
-    assert auto_calls({"b": [0.009, 0.004]}, "b") == 5
-    assert auto_calls({"b": [0.007], "vm": [0.05]}, "b") == 3
-    assert auto_calls({"b": [0.002], "vm": [0.1]}, "b") == 1
+    # 150 ms of the baseline per round, at most 10 calls, and no more than
+    # the slower side of the block fits in 0.5 s.
+    assert auto_calls({"b": [0.08, 0.06]}, "b") == 3  # ceil(0.15 / 0.06)
+    assert auto_calls({"b": [0.04]}, "b") == 4  # ceil(3.75); 0.5 / 0.04 = 12.5 allows it
+    assert auto_calls({"b": [0.02, 0.013]}, "b") == 10  # ceil(11.5) capped at 10
+    assert auto_calls({"b": [0.007], "vm": [0.1]}, "b") == 5  # floor(0.5 / 0.1)
+    assert auto_calls({"b": [0.002], "vm": [0.3]}, "b") == 1  # floor(0.5 / 0.3)
     assert auto_calls({"b": [float("inf")]}, "b") == 1  # pytest-benchmark repeats itself
     assert auto_calls({}, "b") == 1
     # a TCG guest's requests cost far more than its calls: they cap the count
     assert auto_calls({"b": [0.002], "vm": [0.02]}, "b", {"b": [0.003], "vm": [0.4]}) == 1
-    assert auto_calls({"b": [0.002], "vm": [0.02]}, "b", {"b": [0.003], "vm": [0.03]}) == 5
+    assert auto_calls({"b": [0.002], "vm": [0.02]}, "b", {"b": [0.003], "vm": [0.1]}) == 5
     assert max_retries(12) == 3 and max_retries(4) == 2
 
 
