@@ -116,7 +116,9 @@ class Child:
                     limit = memory_limit_mb()
                     where = f" ({limit} MiB, --virt-memory)" if limit else ""
                     raise ChildDied(f"OOM-killed: the environment hit its memory limit{where} and the kernel's "
-                                    f"OOM killer ended worker process {self.slot} (pid {self.proc.pid})")
+                                    f"OOM killer ended worker process {self.slot} (pid {self.proc.pid}); "
+                                    f"every worker process holds its own copy of the tests' modules: "
+                                    f"raise --virt-memory or lower --virt-processes")
                 raise ChildDied(f"worker process {self.slot} (pid {self.proc.pid}) exited ({how})")
             self._pending.extend(self._decoder.feed(data))
         return self._pending.pop(0)

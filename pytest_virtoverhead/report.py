@@ -209,6 +209,8 @@ def to_json(results: Iterable[ItemResult], metadata: dict[str, dict[str, Any]], 
                    else "measured")
         data["tests"].append({"test": res.nodeid, "envs": res.envs, "rounds": res.rounds, "order": res.order,
                               "stopped_by": res.stopped_by, "calls": res.calls, "retries": res.retries,
+                              **({"pair_calls": {f"{e}/{r}": k for (e, r), k in res.pair_calls.items()}}
+                                 if res.pair_calls else {}),
                               "disturbed": res.disturbed_rounds,
                               "outcome": outcome, "unavailable": res.unavailable,
                               **({"error": res.failure[1]} if res.failure else {}),

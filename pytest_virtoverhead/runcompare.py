@@ -308,7 +308,7 @@ def _measured(entry: dict[str, Any] | None) -> bool:
 def run_estimate(env: dict[str, Any], base: dict[str, Any], confidence: float = DEFAULT_CONFIDENCE,
                  run_baseline: str | None = None) -> stats.Estimate:
     """The run's estimate of ``log(env / base)``: rounds paired by index,
-    clustered by worker-process slot (as the session computes it)."""
+    clustered by env's worker-process slot (as the session computes it)."""
     re_, rb = _rounds(env), _rounds(base)
     # A round of env carries the baseline calls of its own block (the ones
     # it sat next to) as "baseline_value"; older files pair with the
@@ -319,7 +319,9 @@ def run_estimate(env: dict[str, Any], base: dict[str, Any], confidence: float = 
     if not common:
         return stats.cluster_estimate([], confidence=confidence)
     d = stats.paired_log_ratios([re_[i][1] for i in common], [own.get(i, rb[i][1]) for i in common])
-    return stats.cluster_estimate(d, [rb[i][0] for i in common], confidence=confidence)
+    # The cluster is env's own process slot: the slot its block ran in on
+    # both sides (a VM's 4 processes, not the baseline's 12).
+    return stats.cluster_estimate(d, [re_[i][0] for i in common], confidence=confidence)
 
 
 def _accel(data: dict[str, Any], env: str) -> str | None:

@@ -331,6 +331,10 @@ class RoundRecord:
     #: the round's ``slot`` folded onto the pair's processes (a VM with 4
     #: processes serves round slot 7 in its process 3, the baseline too).
     slots: dict[str, int] = field(default_factory=dict)
+    #: {(env, ref): (env's value, ref's value, slot)} from a block of its
+    #: own for a claim between two environments that are not the baseline
+    #: (``c2 ~= container``): their calls alternate as a baseline's do.
+    pair_values: dict[tuple[str, str], tuple[float, float, int]] = field(default_factory=dict)
     #: {env: the baseline's value in env's own block of this round}: the
     #: baseline calls that sat next to env's calls (what env is paired with).
     paired_baseline: dict[str, float] = field(default_factory=dict)
@@ -350,6 +354,9 @@ class RoundRecord:
         w = self.worker_noise.get(env, {})
         return {"round": self.index, "process": self.slots.get(env, self.slot), "value": self.values.get(env),
                 **({"baseline_value": self.paired_baseline[env]} if env in self.paired_baseline else {}),
+                **({"paired_with": {ref: {"value": v, "ref_value": r, "process": k}
+                                    for (e, ref), (v, r, k) in self.pair_values.items() if e == env}}
+                   if any(e == env for e, _ in self.pair_values) else {}),
                 "n": self.n_samples.get(env), "pid": self.pids.get(env),
                 "disturbed": bool(self.disturbed), "used": self.used,
                 "noise": {"steal": round(self.steal, 4), "steal_ticks": self.steal_ticks, "load1": self.load1,
@@ -385,6 +392,9 @@ class ItemResult:
     own_rates: dict[str, list[float]] = field(default_factory=dict)
     #: {env: calls per round in env's block (the baseline makes as many there)}.
     calls: dict[str, int] = field(default_factory=dict)
+    #: {(env, ref): calls per round} of the blocks of claims between two
+    #: environments that are not the baseline.
+    pair_calls: dict[tuple[str, str], int] = field(default_factory=dict)
     processes: dict[str, dict[int, int]] = field(default_factory=dict)
     #: {env: its number of worker processes for this test}.
     process_counts: dict[str, int] = field(default_factory=dict)
@@ -431,7 +441,17 @@ class ItemResult:
         and each round's process slot (the cluster)."""
         a, b, slots = [], [], []
         for rec in self.used_rounds:
-            if env in rec.values and base in rec.values:
+            if (env, base) in rec.pair_values or (base, env) in rec.pair_values:
+                # The two sides of a block of their own (a claim between two
+                # environments that are not the baseline).
+                if (env, base) in rec.pair_values:
+                    va, vb, slot = rec.pair_values[env, base]
+                else:
+                    vb, va, slot = rec.pair_values[base, env]
+                a.append(va)
+                b.append(vb)
+                slots.append(slot)
+            elif env in rec.values and base in rec.values:
                 a.append(rec.values[env])
                 # Against the run's baseline: the baseline calls of env's own block.
                 b.append(rec.paired_baseline.get(env, rec.values[base]) if base == self.baseline else rec.values[base])
@@ -592,6 +612,14 @@ class Comparator:
                 pair = {n: warm[n] for n in (s.baseline, name) if n in warm}
                 cost = {n: requests[n] for n in (s.baseline, name) if n in requests}
                 result.calls[name] = s.calls or auto_calls(pair, s.baseline, cost)
+        for claim in claims:
+            env, ref = claim.env, claim.baseline
+            if s.baseline in (env, ref) or env not in live or ref not in live or env == ref:
+                continue
+            if (env, ref) not in result.pair_calls and (ref, env) not in result.pair_calls:
+                pair = {n: warm[n] for n in (ref, env) if n in warm}
+                cost = {n: requests[n] for n in (ref, env) if n in requests}
+                result.pair_calls[env, ref] = s.calls or auto_calls(pair, ref, cost)
         schedule = _Schedule(slots, rng)
         retries_left = max_retries(rounds)
         done = 0
@@ -675,6 +703,7 @@ class Comparator:
         t0 = time.monotonic()
         calls_of: dict[str, list[float]] = {}
         block_base: dict[str, list[float]] = {}
+        pair_calls: dict[tuple[Any, str], list[float]] = {}
         base = result.baseline
         others = [n for n in names if n != base]
         rng.shuffle(others)
@@ -693,6 +722,10 @@ class Comparator:
                 blocks.append((other, proc, [[base, other] for _ in range(k)] if base in names else [[other]] * k))
             if base in names:
                 rec.slots[base] = slot
+            for (env, ref), k in result.pair_calls.items():
+                if env in names and ref in names:
+                    proc = self.block_slot(result, slot, env, ref)
+                    blocks.append(((env, ref), proc, [[ref, env] for _ in range(k)]))
         # Garbage collection first, in every process of the round, so its
         # calls then follow each other closely (a burst of noise between
         # two environments' calls is what pairing must not miss).
@@ -741,8 +774,12 @@ class Comparator:
                         if requests is not None:
                             requests.setdefault(name, []).append(time.monotonic() - sent)
                         continue
-                    calls_of.setdefault(name, []).append(float(value))
-                    if name == base and other is not None:
+                    if isinstance(other, tuple):
+                        # a block between two environments that are not the baseline
+                        pair_calls.setdefault((other, name), []).append(float(value))
+                    else:
+                        calls_of.setdefault(name, []).append(float(value))
+                    if name == base and isinstance(other, str):
                         block_base.setdefault(other, []).append(float(value))
                     result.source[name] = out.get("source", "call")
                     if out.get("source") == "benchmark":
@@ -761,6 +798,10 @@ class Comparator:
             return True
         rec.values = {name: stats.median(values) for name, values in calls_of.items()}
         rec.paired_baseline = {name: stats.median(values) for name, values in block_base.items()}
+        for other, proc, passes in blocks:
+            if isinstance(other, tuple) and (other, other[0]) in pair_calls and (other, other[1]) in pair_calls:
+                rec.pair_values[other] = (stats.median(pair_calls[other, other[0]]),
+                                          stats.median(pair_calls[other, other[1]]), proc)
         rec.seconds = time.monotonic() - t0
         rec.steal, rec.steal_ticks = noise.steal_fraction(ticks0, noise.cpu_ticks(cpus))
         readings = []

@@ -263,3 +263,38 @@ def test_a_busy_host_worker_dies_with_a_sigkilled_pytest(pytester, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_auto_processes_one_per_round_and_a_block_for_two_non_baselines(pytester, monkeypatch):
+    # --virt-processes=auto (the default): one worker process per round in a
+    # baremetal environment. A claim between two environments that are not
+    # the baseline gets a block of its own: its rounds pair c2's calls with
+    # control's calls of that block, in one process slot on both sides.
+    monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
+    pytester.makepyfile(test_p="""
+        import pytest
+        @pytest.mark.virt(claims=["c2 ~= control +- 90%"])
+        def test_pair():
+            sum(range(1000))
+    """)
+    result = pytester.runpytest_subprocess("--virt-compare", "--virt-envs=baremetal,control=baremetal,c2=baremetal",
+                                           "--virt-seed=5", "-p", "no:cacheprovider", "--virt-rounds=3",
+                                           "--virt-calls=2", "--virt-json=o.json")
+    assert result.ret == 0, result.stdout.str()
+    data = json.loads((pytester.path / "o.json").read_text())
+    assert data["statistics"]["processes"] == "auto"
+    procs = {r["env"]: r["processes"] for r in data["results"]}
+    assert {env: [p["process"] for p in ps] for env, ps in procs.items()} == {
+        "baremetal": [1, 2, 3], "control": [1, 2, 3], "c2": [1, 2, 3]}
+    assert all(p["rounds"] == 1 for ps in procs.values() for p in ps)
+    [test] = data["tests"]
+    assert test["pair_calls"] == {"c2/control": 2}
+    c2 = next(r for r in data["results"] if r["env"] == "c2")
+    used = [x for x in c2["rounds"] if x["used"]]
+    assert len(used) == 3
+    for x in used:
+        pair = x["paired_with"]["control"]
+        assert pair["process"] == x["process"] and pair["value"] > 0 and pair["ref_value"] > 0
+    [claim] = data["claims"]
+    assert claim["env"] == "c2" and claim["baseline"] == "control" and claim["rounds"] == 3
+    assert claim["processes"] == 3

@@ -325,6 +325,7 @@ def test_container_faults_each_end_in_a_message_and_the_session_goes_on(pytester
     # the memory limit is hit: the OOM killer is named
     assert ("OOM-killed: the environment hit its memory limit (256 MiB, --virt-memory) and the kernel's "
             "OOM killer ended worker process 1") in out
+    assert "raise --virt-memory or lower --virt-processes" in out
     # a job hangs
     assert "'item' in environment 'container' did not finish within 6 s (--virt-timeout)" in out
     # the scratch directory is full: the message names it
