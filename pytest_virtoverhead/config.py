@@ -257,6 +257,12 @@ class Settings:
     strict: bool = False
     gate: bool = True
     json_path: str | None = None
+    #: --virt-markdown / ini virt_markdown: the comparison as Markdown.
+    markdown_path: str | None = None
+    #: --virt-select / ini virt_select: a ``-k`` expression; matching tests
+    #: without the marker are compared too (the plugin compiles it with
+    #: pytest's own matcher: this module imports no pytest).
+    select: str | None = None
     require: set[str] = field(default_factory=set)
     rounds: int = DEFAULT_ROUNDS
     warmup: int = DEFAULT_WARMUP
@@ -336,6 +342,8 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
     s.strict = bool(raw.get("strict"))
     s.gate = bool(raw.get("gate", True))
     s.json_path = raw.get("json_path") or None
+    s.markdown_path = raw.get("markdown_path") or None
+    s.select = str(raw.get("select") or "").strip() or None
     s.require = resolve_names(raw.get("require") or [], s.specs, "--virt-require")
     s.max_rounds = positive_int(raw.get("max_rounds") or DEFAULT_MAX_ROUNDS, "--virt-max-rounds")
     if s.max_rounds > ROUNDS_CAP:

@@ -44,6 +44,35 @@ def _benchmark_samples(item: pytest.Item) -> list[float] | None:
     return [float(x) for x in data]
 
 
+#: pytest-benchmark options that write or compare files, and their "off"
+#: values. A worker process must not act on them when a user's ``addopts``
+#: (or PYTEST_ADDOPTS) carries them: the host saves, once, with one entry
+#: per environment (:mod:`.benchjson`); a worker's own file would hold its
+#: raw runs and, saved after the host's, become the "latest" run that
+#: ``--benchmark-compare`` reads. Timing options (``--benchmark-min-rounds``,
+#: ``--benchmark-disable-gc``...) stay: they shape the worker's measurement.
+BENCHMARK_HOST_ONLY = {
+    "benchmark_autosave": None,       # --benchmark-autosave
+    "benchmark_save": None,           # --benchmark-save=NAME
+    "benchmark_json": None,           # --benchmark-json=PATH
+    "benchmark_compare": [],          # --benchmark-compare[=NUM]
+    "benchmark_compare_fail": None,   # --benchmark-compare-fail=EXPR
+    "benchmark_histogram": [],        # --benchmark-histogram[=PREFIX]: SVG files
+    "benchmark_cprofile_dump": [],    # --benchmark-cprofile-dump[=PREFIX]: .prof files
+}
+
+
+def host_only_benchmark_options(option: Any) -> list[str]:
+    """Turn off, on a worker's ``config.option``, the pytest-benchmark
+    options only the host acts on; return the names that were on."""
+    changed = []
+    for name, off in BENCHMARK_HOST_ONLY.items():
+        if hasattr(option, name) and getattr(option, name) not in (None, False, [], off):
+            changed.append(name)
+            setattr(option, name, off)
+    return changed
+
+
 class ItemServer:
     def __init__(self, worker: "Worker", session_msg_id: Any):
         self.worker = worker
@@ -56,6 +85,12 @@ class ItemServer:
         self._bench: list[float] | None = None
 
     # -- pytest hooks -------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(self, config: pytest.Config) -> None:
+        # Before pytest-benchmark's own pytest_configure (trylast) reads
+        # the options into its session.
+        host_only_benchmark_options(config.option)
 
     def pytest_collectreport(self, report: Any) -> None:
         if report.failed:

@@ -92,6 +92,8 @@ class VirtState:
         self.output_failures: list[str] = []
         #: This session's CPU locks (hostlock.CpuLocks), taken before measuring.
         self.cpu_locks: Any = None
+        #: --virt-select compiled (pytest's -k Expression), or None.
+        self.select: Any = None
 
     def stop(self) -> None:
         if not self.stopped:
@@ -139,6 +141,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--virt-no-gate", action="store_true", default=None,
                     help="report claim verdicts as findings without failing tests (ini: virt_gate = false)")
     group.addoption("--virt-json", metavar="PATH", default=None, help="write results and verdicts as JSON")
+    group.addoption("--virt-markdown", metavar="PATH", default=None,
+                    help="write the comparison as Markdown, claims first (it is also appended to "
+                         "$GITHUB_STEP_SUMMARY when that is set)")
+    group.addoption("--virt-select", metavar="EXPR", default=None,
+                    help="also compare the unmarked tests matching EXPR (a -k expression), with the claims "
+                         "of --virt-claim and virt_claims")
     group.addoption("--virt-report", metavar="PATH", default=None,
                     help="write a self-contained HTML report with plots (needs matplotlib: "
                          f"{HELP_REPORT_INSTALL})")
@@ -187,6 +195,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
     parser.addini("virt_envs", "default for --virt-envs", default=None)
     parser.addini("virt_claims", "claims applied to every marked test", type="linelist", default=[])
+    parser.addini("virt_select", "default for --virt-select: unmarked tests matching this -k expression "
+                  "are compared too", default=None)
+    parser.addini("virt_markdown", "default for --virt-markdown", default=None)
     parser.addini("virt_env_options", "options per named environment: 'NAME: key=value ...' per line",
                   type="linelist", default=[])
     parser.addini("virt_strict", "inconclusive claims fail", type="bool", default=False)
@@ -231,6 +242,8 @@ def _raw_settings(config: pytest.Config) -> dict[str, Any]:
         "cli_claims": opt.virt_claim,
         "strict": opt.virt_strict if opt.virt_strict is not None else config.getini("virt_strict"),
         "json_path": opt.virt_json,
+        "markdown_path": pick("virt_markdown", "virt_markdown"),
+        "select": pick("virt_select", "virt_select"),
         "gate": not opt.virt_no_gate and config.getini("virt_gate"),
         "require": opt.virt_require,
         "rounds": pick("virt_rounds", "virt_rounds"),
@@ -270,6 +283,7 @@ def _activate(config: pytest.Config) -> None:
         settings = build_settings(_raw_settings(config))
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
+    select = _compile_select(settings.select)
     if settings.compare and getattr(config.option, "numprocesses", None):
         raise pytest.UsageError(
             "--virt-compare cannot run under pytest-xdist (-n): parallel tests would load the CPU "
@@ -288,6 +302,7 @@ def _activate(config: pytest.Config) -> None:
         if problems:
             raise pytest.UsageError("\n".join(problems))
     state = VirtState(config, settings)
+    state.select = select
     config.stash[STATE_KEY] = state
     atexit.register(_stop_quietly, state)
     benchjson.register(config, lambda: _benchmark_summary(state))
@@ -297,7 +312,7 @@ def _output_paths(config: pytest.Config, settings: Settings) -> dict[str, str | 
     """The run's output files by option (those not asked for are None)."""
     return {"--virt-json": settings.json_path,
             "--virt-report": config.option.virt_report or None,
-            "--virt-markdown": getattr(config.option, "virt_markdown", None) or None}
+            "--virt-markdown": settings.markdown_path}
 
 
 def _benchmark_summary(state: VirtState) -> dict[str, Any] | None:
@@ -351,6 +366,42 @@ def _plan(item: pytest.Item, settings: Settings) -> ItemPlan | None:
         raise pytest.UsageError(str(exc)) from None
 
 
+def _compile_select(text: str | None) -> Any:
+    """``--virt-select`` / ini ``virt_select`` compiled with pytest's own
+    ``-k`` machinery, or None; a malformed expression is a usage error
+    naming the option.
+
+    ``_pytest.mark.expression.Expression`` and ``_pytest.mark.KeywordMatcher``
+    are what pytest's ``-k`` itself uses (``_pytest.mark.deselect_by_keyword``:
+    ``Expression.compile(expr).evaluate(KeywordMatcher.from_item(item))``);
+    they are not exported by ``pytest``, so they are imported from there,
+    as pytest-xdist and others do for what pytest keeps private.
+    """
+    if not text:
+        return None
+    from _pytest.mark.expression import Expression
+
+    try:
+        return Expression.compile(text)
+    except Exception as exc:  # SyntaxError (pytest >= 8.3) or ParseError (older)
+        column = getattr(exc, "offset", None) or getattr(exc, "column", None)
+        message = getattr(exc, "msg", None) or getattr(exc, "message", None) or str(exc)
+        where = f" at column {column}" if column else ""
+        raise pytest.UsageError(
+            f"--virt-select (or ini virt_select): invalid -k expression {text!r}{where}: {message}") from None
+
+
+def _selected(item: pytest.Item, select: Any) -> bool:
+    """Does ``--virt-select`` pick this (unmarked) item? pytest's own
+    ``-k`` matcher: names of the item and its parents, markers, extra
+    keywords, substrings case-insensitively."""
+    if select is None:
+        return False
+    from _pytest.mark import KeywordMatcher
+
+    return bool(select.evaluate(KeywordMatcher.from_item(item)))
+
+
 @pytest.hookimpl(trylast=True)  # after -k/-m deselection: deselected tests' markers are not read
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     state = config.stash.get(STATE_KEY, None)
@@ -359,6 +410,13 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     for item in items:
         if item.get_closest_marker(MARKER) is not None:
             item.stash[ITEM_KEY] = _plan(item, state.settings)
+        elif _selected(item, state.select):
+            # As if marked @pytest.mark.virt(): the run's claims, every
+            # environment, --virt-rounds.
+            try:
+                item.stash[ITEM_KEY] = plan_for_marker(item.nodeid, (), {}, state.settings)
+            except ValueError as exc:
+                raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -575,7 +633,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     gate = "" if s.gate else ", findings only: claims do not fail tests"
     tr.write_sep("=", f"virtoverhead: comparison (baseline {s.baseline}, seed {s.seed}{gate})")
     if not state.results:
-        tr.write_line("no test marked @pytest.mark.virt was run")
+        tr.write_line("no test marked @pytest.mark.virt was run" + (
+            f" and none matched --virt-select={s.select!r}" if s.select else ""))
         for line in state.output_notes:
             tr.write_line(line)
         return
@@ -619,24 +678,39 @@ def _statistics(s: Settings) -> dict[str, Any]:
 
 
 def _write_outputs(session: pytest.Session, state: VirtState, exitstatus: int) -> None:
-    """Write --virt-json and --virt-report, each on its own: one that fails
-    is named in the summary (and the run exits non-zero) while the others
-    are still written. A run that measured nothing writes nothing, so an
-    earlier file at the same path is kept (issue 12, points 3 and 6)."""
+    """Write --virt-json, --virt-report, --virt-markdown and the GitHub job
+    summary ($GITHUB_STEP_SUMMARY, appended), each on its own: one that
+    fails is named in the summary (and the run exits non-zero) while the
+    others are still written. A run that measured nothing writes nothing,
+    so an earlier file at the same path is kept (issue 12, points 3 and 6)."""
+    from . import markdown
+
     s = state.settings
     config = session.config
     writers = [(option, path, what, write) for option, path, what, write in (
         ("--virt-json", s.json_path, "results", write_json_atomic),
-        ("--virt-report", config.option.virt_report, "HTML report", htmlreport.write_report)) if path]
+        ("--virt-report", config.option.virt_report, "HTML report", htmlreport.write_report),
+        ("--virt-markdown", s.markdown_path, "Markdown summary", markdown.write_markdown),
+        ("GITHUB_STEP_SUMMARY", os.environ.get("GITHUB_STEP_SUMMARY") or None, "GitHub job summary",
+         markdown.append_summary)) if path]
     if not writers or exitstatus == pytest.ExitCode.USAGE_ERROR:
         return
-    if not state.results:
-        kept = [p for _, p, _, _ in writers if os.path.exists(p)]
-        state.output_notes.append(
-            f"nothing was measured (exit status {int(exitstatus)}): {', '.join(p for _, p, _, _ in writers)} "
-            "not written" + (f"; the earlier {', '.join(kept)} kept" if kept else ""))
-        return
     aborted = exitstatus in _ABORTED
+    if not state.results:
+        # The job summary is appended to, never replaced: it says that
+        # nothing was compared (a --virt-select that matched nothing shows).
+        summary = [w for w in writers if w[0] == "GITHUB_STEP_SUMMARY"]
+        writers = [w for w in writers if w[0] != "GITHUB_STEP_SUMMARY"]
+        if writers:
+            kept = [p for _, p, _, _ in writers if os.path.exists(p)]
+            state.output_notes.append(
+                f"nothing was measured (exit status {int(exitstatus)}): {', '.join(p for _, p, _, _ in writers)} "
+                "not written" + (f"; the earlier {', '.join(kept)} kept" if kept else ""))
+        data = {"version": JSON_VERSION, "seed": s.seed, "baseline": s.baseline, "rounds": s.rounds,
+                "statistics": _statistics(s), "environments": {}, "results": [], "claims": [], "tests": [],
+                "aborted": aborted, "exitstatus": int(exitstatus)}
+        _write_each(session, state, summary, data, aborted)
+        return
     try:
         data = to_json(state.results, state.pool.metadata(), seed=s.seed, baseline=s.baseline,
                        rounds=s.rounds, statistics=_statistics(s),
@@ -647,16 +721,26 @@ def _write_outputs(session: pytest.Session, state: VirtState, exitstatus: int) -
         state.output_failures.append(f"virtoverhead: could not assemble the results for "
                                      f"{', '.join(p for _, p, _, _ in writers)}: {type(exc).__name__}: {exc}")
         writers = []
+    _write_each(session, state, writers, data, aborted)
+
+
+def _write_each(session: pytest.Session, state: VirtState, writers: list[tuple[str, str, str, Any]],
+                data: dict[str, Any], aborted: bool) -> None:
+    """Each writer on its own; a failure is named by option (or variable)
+    and path, and makes the run exit non-zero."""
     for option, path, what, write in writers:
+        append = option == "GITHUB_STEP_SUMMARY"
         try:
             write(path, data)
         except Exception as exc:  # noqa: BLE001 - say which output failed, write the others
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-            state.output_failures.append(f"virtoverhead: {option}: could not write {path}: {reason}")
+            state.output_failures.append(
+                f"virtoverhead: {option}: could not {'append to' if append else 'write'} {path}: {reason}")
             continue
-        note = f"{what} written to {path}"
+        note = f"{what} {'appended to' if append else 'written to'} {path}"
         if aborted:
-            note += " (the run did not finish: marked \"aborted\", which compare refuses)"
+            note += (" (the run did not finish: marked \"aborted\", which compare refuses)"
+                     if option in ("--virt-json", "--virt-report") else " (the run did not finish)")
         state.output_notes.append(note)
     if state.output_failures and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
