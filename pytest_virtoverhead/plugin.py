@@ -163,7 +163,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="warm-up calls per marked test in each worker process, not measured (default 1)")
     group.addoption("--virt-processes", metavar="N", default=None,
                     help="fresh worker processes per environment; rounds rotate over them and the interval "
-                         "counts the variation between them (default auto: one per round up to 12, 4 in a VM)")
+                         "counts the variation between them (default auto: one per round up to 20, 4 in a VM)")
     group.addoption("--virt-calls", metavar="N", default=None,
                     help="calls of a test per round and environment; the round's value is their median "
                          "(default auto: enough for about 150 ms of the baseline, at most 10)")

@@ -240,13 +240,21 @@ class Estimate:
     n: int
     confidence: float
     method: str
+    #: ``log``: theta is a log ratio (``ratio`` and ``ci`` exponentiate
+    #: it); ``linear``: theta is the quantity itself (seconds, for the
+    #: fixed-cost and absolute claims), ``ratio`` and ``ci`` are theta and
+    #: the interval as they are.
+    scale: str = "log"
 
     @property
     def ratio(self) -> float:
-        return _exp(self.theta)
+        """The estimate on its own scale: a ratio (log scale) or seconds (linear)."""
+        return self.theta if self.scale == LINEAR else _exp(self.theta)
 
     @property
     def ci(self) -> tuple[float, float]:
+        if self.scale == LINEAR:
+            return self.lo, self.hi
         return _exp(self.lo), _exp(self.hi)
 
     @property
@@ -270,6 +278,8 @@ def _exp(x: float) -> float:
 
 
 NAN_ESTIMATE_METHOD = "none"
+#: Estimate.scale of an estimate of a time (seconds), not of a log ratio.
+LINEAR = "linear"
 
 
 def paired_log_ratios(env_values: Sequence[float], base_values: Sequence[float]) -> np.ndarray:
@@ -288,6 +298,17 @@ MAD_SCALE = 1.4826
 #: Large-sample variance of a median over that of a mean (pi / 2) for
 #: normal data; for 3-5 values it slightly overstates it (conservative).
 MEDIAN_VARIANCE = math.pi / 2
+#: n * Var(median of n) / sigma^2 for normal data and small n (seeded
+#: simulation, 400,000 draws each; tests/test_stats.py checks them): a
+#: median of 1 or 2 values is a mean, and an even n averages the two
+#: middle values, which is why the factor zigzags up towards pi / 2.
+SMALL_MEDIAN_VARIANCE = {1: 1.0, 2: 1.0, 3: 1.346, 4: 1.192, 5: 1.434, 6: 1.283, 7: 1.478, 8: 1.347,
+                         9: 1.497, 10: 1.381}
+
+
+def median_variance(n: int) -> float:
+    """Variance of the median of ``n`` values over that of one value, times n."""
+    return SMALL_MEDIAN_VARIANCE.get(int(n), MEDIAN_VARIANCE)
 #: Share of the cluster values trimmed from each end (Tukey and McLaughlin;
 #: Yuen): 20%, the usual choice, which keeps ~95% of a mean's efficiency on
 #: normal data. Below 5 clusters nothing is trimmed (floor(0.2 * G) = 0).
@@ -315,7 +336,7 @@ def trimmed_mean(values: Sequence[float], trim: float = TRIM) -> tuple[float, fl
 
 
 def cluster_estimate(d: Sequence[float], clusters: Sequence[int] | None = None, *,
-                     confidence: float = 0.95) -> Estimate:
+                     confidence: float = 0.95, scale: str = "log") -> Estimate:
     """Log ratio over clusters (worker processes) with a t interval.
 
     The model is one-way random effects: a round's log ratio is the true
@@ -336,7 +357,8 @@ def cluster_estimate(d: Sequence[float], clusters: Sequence[int] | None = None, 
       burst of noise, then moves neither the estimate nor its error;
     - from the rounds' spread around their cluster's median, robustly (MAD,
       corrected for the G medians fitted), times the variance of a median
-      (pi/2 over the cluster's size): ``sigma^2 * mean(pi / (2 n_g)) / G``
+      of the cluster's size (:func:`median_variance`: 1 for one or two
+      rounds, up to pi/2 for many): ``sigma^2 * mean(f(n_g) / n_g) / G``
       with N-G degrees of freedom. This one serves when the processes do
       not differ more than the rounds' noise explains.
 
@@ -346,6 +368,10 @@ def cluster_estimate(d: Sequence[float], clusters: Sequence[int] | None = None, 
     rounds thrown 20% off. With a single cluster the rounds are the units
     (the median, with the same robust scale); with one round per cluster,
     the clusters' values alone. ``method`` says which.
+
+    The values need not be log ratios: with ``scale="linear"`` they are
+    any per-round values (a time, a difference of times in seconds), and
+    the estimate's ``ratio`` and ``ci`` are in their unit, not exponentiated.
     """
     if not 0 < confidence < 1:
         raise ValueError("confidence must be between 0 and 1")
@@ -359,7 +385,7 @@ def cluster_estimate(d: Sequence[float], clusters: Sequence[int] | None = None, 
     arr, labels = arr[keep], labels[keep]
     n = int(arr.size)
     if n == 0:
-        return Estimate(math.nan, math.nan, math.nan, math.nan, math.nan, 0, 0, confidence, NAN_ESTIMATE_METHOD)
+        return Estimate(math.nan, math.nan, math.nan, math.nan, math.nan, 0, 0, confidence, NAN_ESTIMATE_METHOD, scale)
     groups = [arr[labels == g] for g in np.unique(labels)]
     g = len(groups)
     medians = np.array([float(np.median(x)) for x in groups])
@@ -368,7 +394,7 @@ def cluster_estimate(d: Sequence[float], clusters: Sequence[int] | None = None, 
     within = math.nan
     if n > g:
         sigma = MAD_SCALE * float(np.median(np.abs(residuals))) * math.sqrt(n / (n - g))
-        within = sigma ** 2 * MEDIAN_VARIANCE * float(np.mean(1.0 / sizes))
+        within = sigma ** 2 * float(np.mean([median_variance(k) / k for k in sizes]))
     if g >= 2:
         theta, between, between_df = trimmed_mean(medians, TRIM)
         trimmed = " (trimmed)" if int(math.floor(TRIM * g + 1e-9)) else ""
@@ -380,11 +406,11 @@ def cluster_estimate(d: Sequence[float], clusters: Sequence[int] | None = None, 
     else:
         theta = float(medians[0])
         if n < 2:
-            return Estimate(theta, math.nan, math.nan, math.nan, math.nan, g, n, confidence, "rounds")
+            return Estimate(theta, math.nan, math.nan, math.nan, math.nan, g, n, confidence, "rounds", scale)
         var, df, method = within, float(n - 1), "rounds (one process: process variation not included)"
     se = math.sqrt(var)
     t = t_quantile((1 + confidence) / 2, df)
-    return Estimate(theta, se, df, theta - t * se, theta + t * se, g, n, confidence, method)
+    return Estimate(theta, se, df, theta - t * se, theta + t * se, g, n, confidence, method, scale)
 
 
 def difference(a: Estimate, b: Estimate, *, confidence: float = 0.95) -> Estimate:
@@ -408,14 +434,19 @@ def difference(a: Estimate, b: Estimate, *, confidence: float = 0.95) -> Estimat
 
 def rounds_needed(est: Estimate, bound: float) -> float:
     """Rounds after which an interval of today's spread would exclude the
-    claim's ``bound`` (a ratio), assuming the standard error falls as one
+    claim's ``bound`` (a ratio; seconds for a linear estimate), assuming the standard error falls as one
     over the square root of the rounds and the degrees of freedom grow
     large: ``n * (z*se / |theta - log bound|)^2``, a lower estimate (with a
     process effect, more rounds shrink only the rounds' share). inf when
     the estimate sits on the bound; nan when unknown."""
-    if not (est.se > 0) or not bound > 0 or est.n == 0:
+    if not (est.se > 0) or est.n == 0:
         return math.nan
-    gap = abs(est.theta - math.log(bound))
+    if est.scale == LINEAR:
+        gap = abs(est.theta - bound)
+    elif not bound > 0:
+        return math.nan
+    else:
+        gap = abs(est.theta - math.log(bound))
     if gap == 0:
         return math.inf
     z = NormalDist().inv_cdf((1 + est.confidence) / 2)

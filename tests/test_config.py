@@ -74,8 +74,9 @@ def test_build_settings_defaults_and_sources():
     assert [c.text for c in s.claims] == ["control >= 0.5 * baremetal", "control <= 2 * baremetal"]
     assert s.seed == 42 and s.rounds == 12 and s.warmup == 1
     assert s.processes == 0 and s.calls == 0 and s.confidence == 0.95 and s.hash_seed == "paired"
-    # auto: one process per round up to 12 (at least 2), 4 in a VM; an explicit count everywhere
-    assert s.processes_for("control", 12) == 12 and s.processes_for("baremetal", 20) == 12
+    # auto: one process per round up to 20 (at least 2), 4 in a VM; an explicit count everywhere
+    assert s.processes_for("control", 12) == 12 and s.processes_for("baremetal", 20) == 20
+    assert s.processes_for("baremetal", 50) == 20
     assert s.processes_for("baremetal", 3) == 3 and s.processes_for("baremetal", 1) == 2
     assert s.processes_for("vm", 12) == 4
     assert build_settings({"processes": "6"}).processes_for("vm", 12) == 6
