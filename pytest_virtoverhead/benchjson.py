@@ -99,7 +99,9 @@ def extra_info(result: ItemResult, env: str, meta: dict[str, Any]) -> dict[str, 
         info["virt_ratio"], info["virt_ci"] = ratio, list(ci)
     info["virt_source"] = result.source.get(env)
     info["virt_rounds"] = result.rounds
-    claims = [{"claim": c.claim.text, "verdict": c.verdict, "ratio": c.ratio, "ci": list(c.ci)}
+    # "unit": "ratio", or "s" for a fixed-cost or absolute claim (ratio and ci in seconds).
+    claims = [{"claim": c.claim.text, "verdict": c.verdict, "ratio": c.ratio, "ci": list(c.ci),
+               "unit": c.claim.unit, **({"waived": c.waiver.text} if c.waived else {})}
               for c in result.claims if c.claim.env == env]
     if claims:
         info["virt_claims"] = claims

@@ -8,10 +8,21 @@ Forms (``ENV`` is an environment name, the ratio is ENV time / BASE time)::
     ENV <= BASE + P%            ENV >= BASE - P%
     ENV ~= BASE +- P%           (also ±): the ratio lies within 1 ± P/100
 
-A claim gives bounds on the ratio of medians. Its verdict on a confidence
-interval is three-valued: ``pass`` when the whole interval satisfies the
-bounds, ``fail`` when the whole interval violates them, ``inconclusive``
-otherwise.
+Time claims (``TIME`` is a number with a unit: ``us`` (or ``µs``), ``ms``,
+``s``)::
+
+    ENV <= FACTOR * BASE + TIME   fixed cost: per round, ENV - FACTOR * BASE <= TIME
+    ENV >= BASE - TIME            (also <, >; FACTOR defaults to 1)
+    ENV ~= BASE +- TIME           ENV - BASE lies within ± TIME
+    ENV <= TIME                   absolute: ENV's own round values
+    ENV ~= TIME +- P%  or  +- TIME
+
+A claim's ``kind`` says what its bounds apply to: ``ratio`` (ENV / BASE,
+a ratio), ``fixed`` (ENV - FACTOR * BASE, in seconds) or ``absolute``
+(ENV's own time, in seconds); ``unit`` is ``ratio`` or ``s``. Its verdict
+on a confidence interval of that quantity is three-valued: ``pass`` when
+the whole interval satisfies the bounds, ``fail`` when the whole interval
+violates them, ``inconclusive`` otherwise.
 
 Imports neither pytest, docker nor libvirt.
 """
@@ -45,6 +56,7 @@ _TOKEN_RE = re.compile(r"""
     (?P<ws>\s+)
   | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<micro>[\u00b5\u03bc][A-Za-z]*)
   | (?P<op><=|>=|~=|\+-|±|<|>|\*|\+|-|%)
 """, re.VERBOSE)
 
@@ -73,16 +85,48 @@ def _tokenize(text: str) -> list[_Tok]:
     return toks
 
 
+#: Time units of a claim: how many make a second. ``µs`` is the micro
+#: sign (U+00B5), ``μs`` the Greek mu (U+03BC): both read as ``us``.
+UNITS = {"us": 1e6, "\u00b5s": 1e6, "\u03bcs": 1e6, "ms": 1e3, "s": 1.0}
+_UNITS_TEXT = "us (or \u00b5s), ms or s"
+#: Words that are clearly meant as a unit but are not one of ours.
+_UNIT_LIKE = {"ns", "nsec", "usec", "msec", "sec", "secs", "second", "seconds", "min", "mins", "minute",
+              "minutes", "h", "hr", "hrs", "hour", "hours", "d", "day", "days", "m", "millis", "micros"}
+
+#: What a claim's bounds apply to (``Claim.kind``).
+RATIO, FIXED, ABSOLUTE = "ratio", "fixed", "absolute"
+
+
+def format_time(value: float | None) -> str:
+    """Seconds with a unit of the claim grammar (``3.2 ms``, ``-150 us``)."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if abs(value) >= scale:
+            return f"{value / scale:.4g} {unit}"
+    return f"{value / 1e-6:.4g} us"
+
+
 @dataclass(frozen=True)
 class Claim:
-    """A parsed claim: bounds on the ratio ``env / baseline``."""
+    """A parsed claim: bounds on one quantity, by ``kind``:
+
+    - ``ratio``: the ratio ``env / baseline``;
+    - ``fixed``: ``env - factor * baseline`` per round, in seconds (a
+      factor plus a fixed cost per call);
+    - ``absolute``: ``env``'s own round values, in seconds (``baseline``
+      is None).
+    """
 
     text: str
     env: str
-    baseline: str
+    baseline: str | None
     op: str  # one of <=, <, >=, >, ~=
-    lower: float | None  # ratio must be >= lower (None: unbounded)
-    upper: float | None  # ratio must be <= upper
+    lower: float | None  # the quantity must be >= lower (None: unbounded)
+    upper: float | None  # the quantity must be <= upper
+    kind: str = RATIO
+    #: ``fixed``: the factor of the baseline in ``env - factor * baseline``.
+    factor: float = 1.0
     env_col: int = field(default=1, compare=False)
     baseline_col: int = field(default=1, compare=False)
 
@@ -90,8 +134,29 @@ class Claim:
         return self.text
 
     @property
-    def envs(self) -> tuple[str, str]:
-        return (self.env, self.baseline)
+    def envs(self) -> tuple[str, ...]:
+        return (self.env,) if self.baseline is None else (self.env, self.baseline)
+
+    @property
+    def unit(self) -> str:
+        """``ratio`` (a ratio claim) or ``s`` (its estimate and bounds are seconds)."""
+        return RATIO if self.kind == RATIO else "s"
+
+    @property
+    def quantity(self) -> str:
+        """What the bounds apply to: ``ratio``, ``vm - 1.2 * baremetal``, ``container``."""
+        if self.kind == ABSOLUTE:
+            return self.env
+        if self.kind == FIXED:
+            factor = "" if self.factor == 1 else f"{self.factor:g} * "
+            return f"{self.env} - {factor}{self.baseline}"
+        return "ratio"
+
+    def format_value(self, value: float | None) -> str:
+        """A value of the quantity: ``1.234`` (a ratio) or ``3.2 ms``."""
+        if self.unit == RATIO:
+            return "-" if value is None or not math.isfinite(value) else f"{value:.3f}"
+        return format_time(value)
 
     def holds(self, ratio: float) -> bool:
         """Does a single ratio satisfy the claim?"""
@@ -120,11 +185,13 @@ class Claim:
         return INCONCLUSIVE
 
     def describe_bounds(self) -> str:
+        q = self.quantity
+        fmt = (lambda x: f"{x:g}") if self.unit == RATIO else format_time
         if self.lower is not None and self.upper is not None:
-            return f"{self.lower:g} <= ratio <= {self.upper:g}"
+            return f"{fmt(self.lower)} <= {q} <= {fmt(self.upper)}"
         if self.upper is not None:
-            return f"ratio {'<' if self.op == '<' else '<='} {self.upper:g}"
-        return f"ratio {'>' if self.op == '>' else '>='} {self.lower:g}"
+            return f"{q} {'<' if self.op == '<' else '<='} {fmt(self.upper)}"
+        return f"{q} {'>' if self.op == '>' else '>='} {fmt(self.lower)}"
 
 
 class _Parser:
@@ -163,6 +230,52 @@ class _Parser:
             raise self.error("a percentage below the baseline must be under 100%", tok)
         return value / 100.0
 
+    def is_op(self, *texts: str, at: int = 0) -> bool:
+        tok = self.toks[min(self.i + at, len(self.toks) - 1)]
+        return tok.kind == "op" and tok.text in texts
+
+    def found(self) -> str:
+        return "the end of the claim" if self.tok.kind == "end" else repr(self.tok.text)
+
+    def unit_like(self, at: int = 0) -> bool:
+        """Is the token ``at`` ahead meant as a time unit (ours or not)?"""
+        tok = self.toks[min(self.i + at, len(self.toks) - 1)]
+        return tok.kind == "micro" or (tok.kind == "name" and (tok.text.lower() in UNITS
+                                                                or tok.text.lower() in _UNIT_LIKE))
+
+    def unit(self, value: float) -> float | None:
+        """``value`` in seconds when a unit follows (consumed), else None."""
+        if not self.unit_like():
+            return None
+        tok = self.tok
+        if tok.text not in UNITS:
+            raise self.error(f"unknown unit {tok.text!r}; use {_UNITS_TEXT}")
+        self.i += 1
+        return value / UNITS[tok.text]
+
+    def time(self, what: str, expected: str) -> float:
+        """NUMBER UNIT, in seconds; ``expected`` names what may follow the number."""
+        value = self.number(what)
+        seconds = self.unit(value)
+        if seconds is None:
+            raise self.error(f"expected {expected}, found {self.found()}")
+        return seconds
+
+    def tolerance(self, centre: float, time_centre: float) -> tuple[float, float, bool]:
+        """After '+-': ``P%`` (around ``centre``) or ``TIME`` (around
+        ``time_centre``). Returns (lower, upper, the tolerance was a time)."""
+        tok = self.tok
+        value = self.number("a tolerance such as 3% or 2 ms")
+        if self.is_op("%"):
+            self.i += 1
+            if value >= 100:
+                raise self.error("a percentage below the baseline must be under 100%", tok)
+            return centre * (1 - value / 100), centre * (1 + value / 100), False
+        seconds = self.unit(value)
+        if seconds is None:
+            raise self.error(f"expected '%' or a time unit ({_UNITS_TEXT}) after the tolerance, found {self.found()}")
+        return time_centre - seconds, time_centre + seconds, True
+
     def parse(self) -> Claim:
         if self.tok.kind == "end":
             raise self.error("empty claim; expected e.g. 'container <= 1.05 * baremetal'")
@@ -170,8 +283,7 @@ class _Parser:
         env = env_tok.text
         op_tok = self.tok
         if op_tok.kind != "op" or op_tok.text not in ("<=", ">=", "<", ">", "~="):
-            found = "the end of the claim" if op_tok.kind == "end" else repr(op_tok.text)
-            raise self.error(f"expected a comparison (<=, >=, <, >, ~=), found {found}")
+            raise self.error(f"expected a comparison (<=, >=, <, >, ~=), found {self.found()}")
         op = op_tok.text
         self.i += 1
         factor = 1.0
@@ -179,10 +291,18 @@ class _Parser:
         if self.tok.kind == "number":
             factor_tok = self.tok
             factor = self.number("a factor")
+            if not self.is_op("*"):
+                seconds = self.unit(factor)
+                if seconds is not None:
+                    return self.absolute(env_tok, op, seconds, factor_tok)
+                if self.tok.kind == "name":
+                    raise self.error(f"expected '*' after the factor, found {self.found()}")
+                raise self.error(f"expected a time unit ({_UNITS_TEXT}) after {factor_tok.text} for a time "
+                                 f"bound, or '*' and an environment for a factor, found {self.found()}")
             self.take("op", "*", what="'*' after the factor")
         base_tok = self.take("name", what="a baseline environment name")
         base = base_tok.text
-        if factor_tok is None and self.tok.kind == "op" and self.tok.text == "*":
+        if factor_tok is None and self.is_op("*"):
             self.i += 1
             factor_tok = self.tok
             factor = self.number("a factor")
@@ -190,33 +310,74 @@ class _Parser:
             raise self.error("the factor must be positive", factor_tok)
         lower: float | None = None
         upper: float | None = None
+        kind = RATIO
         if op == "~=":
-            sign = self.tok
-            if sign.kind != "op" or sign.text not in ("+-", "±"):
-                found = "the end of the claim" if sign.kind == "end" else repr(sign.text)
-                raise self.error(f"'~=' needs a tolerance: expected '+- P%', found {found}")
+            if self.is_op("+", "-") and self.toks[self.i + 1].kind == "number" and self.unit_like(at=2):
+                raise self.error("a fixed cost does not go with '~=': bound it from both sides with two claims "
+                                 f"(e.g. '{env} >= {base} + 2 ms' and '{env} <= {base} + 4 ms'), or use "
+                                 f"'{env} ~= {base} +- 2 ms'")
+            if not self.is_op("+-", "±"):
+                raise self.error(f"'~=' needs a tolerance: expected '+- P%' or '+- TIME', found {self.found()}")
             self.i += 1
-            tol = self.percent(below=True)
-            lower, upper = factor * (1 - tol), factor * (1 + tol)
+            lower, upper, in_time = self.tolerance(factor, 0.0)
+            if in_time:
+                kind = FIXED  # env - factor * base within +- TIME
         else:
             mult = factor
-            if self.tok.kind == "op" and self.tok.text in ("+", "-"):
-                if factor_tok is not None:
-                    raise self.error("use either a factor or a percentage, not both")
-                sign = self.take("op").text
-                pct = self.percent(below=sign == "-")
-                mult = 1 + pct if sign == "+" else 1 - pct
-            elif self.tok.kind == "op" and self.tok.text in ("+-", "±"):
+            bound: float | None = None
+            if self.is_op("+", "-"):
+                sign_tok = self.take("op")
+                if self.tok.kind == "number" and self.is_op("%", at=1):
+                    if factor_tok is not None:
+                        raise self.error("use either a factor or a percentage, not both (a factor with a "
+                                         f"fixed cost: '{env} {op} 1.05 * {base} + 3 ms')", sign_tok)
+                    pct = self.percent(below=sign_tok.text == "-")
+                    mult = 1 + pct if sign_tok.text == "+" else 1 - pct
+                    if self.is_op("+", "-"):
+                        raise self.error("a percentage and a fixed cost do not combine; write a factor "
+                                         f"instead: '{env} {op} {mult:g} * {base} + 3 ms'")
+                else:
+                    seconds = self.time("a percentage (5%) or a fixed cost (3 ms)",
+                                        f"'%' or a time unit ({_UNITS_TEXT})")
+                    kind, bound = FIXED, seconds if sign_tok.text == "+" else -seconds
+            elif self.is_op("+-", "±"):
                 raise self.error("'+-' tolerances go with '~=' (e.g. 'container ~= baremetal +- 3%')")
+            if bound is None:
+                bound = mult
             if op in ("<=", "<"):
-                upper = mult
+                upper = bound
             else:
-                lower = mult
+                lower = bound
         if self.tok.kind != "end":
             raise self.error(f"unexpected {self.tok.text!r} after the end of the claim")
         if env == base:
             raise ClaimError(self.text, base_tok.col, f"the claim compares {env!r} with itself")
-        return Claim(self.text, env, base, op, lower, upper, env_col=env_tok.col, baseline_col=base_tok.col)
+        return Claim(self.text, env, base, op, lower, upper, kind=kind, factor=factor,
+                     env_col=env_tok.col, baseline_col=base_tok.col)
+
+    def absolute(self, env_tok: _Tok, op: str, seconds: float, bound_tok: _Tok) -> Claim:
+        """``ENV OP TIME`` (``~=`` with '+- P%' or '+- TIME'): bounds on env's own time."""
+        if not seconds > 0:
+            raise self.error("a time bound must be positive", bound_tok)
+        lower: float | None = None
+        upper: float | None = None
+        if op == "~=":
+            if not self.is_op("+-", "±"):
+                raise self.error(f"'~=' needs a tolerance: expected '+- P%' or '+- TIME', found {self.found()}")
+            self.i += 1
+            lower, upper, _ = self.tolerance(seconds, seconds)
+        elif self.is_op("+-", "±"):
+            raise self.error(f"'+-' tolerances go with '~=' (e.g. '{env_tok.text} ~= 20 ms +- 10%')")
+        elif op in ("<=", "<"):
+            upper = seconds
+        else:
+            lower = seconds
+        if self.is_op("*"):
+            raise self.error("a time does not multiply an environment; for a factor plus a fixed cost write "
+                             f"'{env_tok.text} {op} 1.2 * baremetal + 3 ms'")
+        if self.tok.kind != "end":
+            raise self.error(f"unexpected {self.tok.text!r} after the end of the claim")
+        return Claim(self.text, env_tok.text, None, op, lower, upper, kind=ABSOLUTE, env_col=env_tok.col)
 
 
 def parse_claim(text: str) -> Claim:
@@ -240,7 +401,7 @@ def check_envs(claim: Claim, known: Iterable[str], elsewhere: Iterable[str] = ()
     elsewhere = set(elsewhere)
     absent: list[str] = []
     for name, col in ((claim.env, claim.env_col), (claim.baseline, claim.baseline_col)):
-        if name in known:
+        if name is None or name in known:  # an absolute claim has no baseline
             continue
         if name in elsewhere:
             absent.append(name)

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from . import waivers
 from .claims import Claim, ClaimError, absent_reason, check_envs, parse_claim
 from .envs import KINDS
 from .envs.base import NAME_RE, EnvSpec
@@ -286,6 +287,8 @@ class Settings:
     #: Run-wide claims (--virt-claim, ini) naming such an environment.
     skipped_claims: list[tuple[Claim, str]] = field(default_factory=list)
     kind_defaults: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: ini virt_waivers (waivers.Waiver), checked against the tests' claims at collection.
+    waivers: list[Any] = field(default_factory=list)
 
     @property
     def env_names(self) -> list[str]:
@@ -340,6 +343,7 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
     claims = (parse_claims(raw.get("ini_claims") or [], "virt_claims (ini)", names, s.elsewhere)
               + parse_claims(raw.get("cli_claims") or [], "--virt-claim", names, s.elsewhere))
     s.claims, s.skipped_claims = split_absent(claims, names)
+    s.waivers = waivers.ini_waivers(raw.get("ini_waivers") or [])
     s.strict = bool(raw.get("strict"))
     s.gate = bool(raw.get("gate", True))
     s.json_path = raw.get("json_path") or None
@@ -417,6 +421,9 @@ class ItemPlan:
     skipped_claims: list[tuple[Claim, str]] = field(default_factory=list)
     #: Environments the marker's ``envs=`` names that are not in this run.
     absent_envs: list[str] = field(default_factory=list)
+    #: Waivers (waivers.Waiver) of this test's claims: the marker's
+    #: ``waive=``, then the ini ``virt_waivers`` whose scope takes this test.
+    waivers: list[Any] = field(default_factory=list)
 
 
 def plan_for_marker(nodeid: str, args: tuple, kwargs: Mapping[str, Any], settings: Settings) -> ItemPlan:
@@ -427,10 +434,11 @@ def plan_for_marker(nodeid: str, args: tuple, kwargs: Mapping[str, Any], setting
     this run does not have is not an error: the claim is set aside in
     ``skipped_claims`` ("not in this run"). Only a name that is neither is.
     """
-    unknown = set(kwargs) - {"claims", "envs", "rounds"}
+    unknown = set(kwargs) - {"claims", "envs", "rounds", "waive"}
     if unknown or args:
-        raise ValueError(f"{nodeid}: @pytest.mark.virt takes claims=[...], envs=[...] and rounds=N "
-                         f"as keywords; got {args or ''} {sorted(unknown) or ''}".rstrip())
+        raise ValueError(f"{nodeid}: @pytest.mark.virt takes claims=[...], envs=[...], rounds=N and "
+                         f"waive={{CLAIM: (UNTIL, REASON)}} as keywords; got {args or ''} "
+                         f"{sorted(unknown) or ''}".rstrip())
     names = settings.env_names
     wanted = kwargs.get("envs") or names
     if isinstance(wanted, str):
@@ -459,4 +467,10 @@ def plan_for_marker(nodeid: str, args: tuple, kwargs: Mapping[str, Any], setting
         rounds = settings.rounds if rounds is None else marker_rounds(rounds, settings.max_rounds)
     except ValueError as exc:
         raise ValueError(f"{nodeid}: @pytest.mark.virt: {exc}") from None
-    return ItemPlan(claims, envs, rounds, skipped, absent_envs)
+    every = claims + [c for c, _ in skipped]
+    marked = waivers.marker_waivers(nodeid, kwargs["waive"]) if kwargs.get("waive") is not None else []
+    for w in marked:
+        if not any(w.matches(c) for c in every):
+            raise waivers.WaiverError(waivers.waiver_usage(w, every))
+    ini = [w for w in settings.waivers if w.applies_to(nodeid) and any(w.matches(c) for c in every)]
+    return ItemPlan(claims, envs, rounds, skipped, absent_envs, marked + ini)

@@ -153,6 +153,8 @@ def figure_png(test: dict[str, Any], baseline: str, environments: dict[str, Any]
             ax_r.annotate(f"{ratio:.3f}", (ratio, y), xytext=(0, 9), textcoords="offset points", fontsize=8,
                           ha="center", color=color)
         for c in claims:
+            if c.get("unit", "ratio") != "ratio":
+                continue  # a time claim's bounds are seconds: not on the ratio axis
             ccolor = COLORS.get(c["verdict"], COLORS[None])
             lower, upper = (list(c.get("bounds") or []) + [None, None])[:2]
             both = _finite(lower) and _finite(upper)
@@ -200,6 +202,15 @@ def figure_png(test: dict[str, Any], baseline: str, environments: dict[str, Any]
         q1, med, q3 = np.quantile(samples, [0.25, 0.5, 0.75])
         ax_s.plot([q1, q3], [y, y], color="#263238", linewidth=5, alpha=0.35, solid_capstyle="butt")
         ax_s.plot([med, med], [y - 0.3, y + 0.3], color="#263238", linewidth=2)
+        for c in test["claims"]:  # an absolute claim's bounds are times of this row's samples
+            if c.get("env") != e or c.get("kind") != "absolute":
+                continue
+            ccolor = COLORS.get(c["verdict"], COLORS[None])
+            for bound, sym in zip(list(c.get("bounds") or [])[:2], ("≥", "≤")):
+                if _finite(bound):
+                    ax_s.plot([bound / scale] * 2, [y - 0.38, y + 0.38], linestyle="--", color=ccolor, linewidth=1.5)
+                    ax_s.annotate(f"{sym}{format_seconds(bound)}", (bound / scale, y - 0.38), xytext=(2, 1),
+                                  textcoords="offset points", fontsize=7, color=ccolor)
     smin, smax = min(all_samples) / scale, max(all_samples) / scale
     if smin > 0 and smax / smin > 20:
         ax_s.set_xscale("log")
@@ -327,12 +338,20 @@ def _test_section(test: dict[str, Any], baseline: str, environments: dict[str, A
         for c in test["claims"]:
             ci = c.get("ci") or [None, None]
             extra = f" — {_e(c['reason'])}" if c.get("reason") else ""
+            if c.get("waived"):
+                extra += f' — <span class="waived">{_e(c["waived"])}</span>'
+            elif c.get("waiver_expired"):
+                extra += f' — <span class="outcome-failed">{_e(c["waiver_expired"])}</span>'
             p = f", p={c['p_value']:.3g}" if _finite(c.get("p_value")) else ""
             how = ""
             if c.get("processes"):
                 how = f" ({c.get('rounds')} rounds in {c.get('processes')} processes)"
-            items.append(f"<li>{_verdict(c['verdict'])} <code>{_e(c['claim'])}</code>: ratio {_num(c.get('ratio'))}"
-                         f" [{_num(ci[0])}, {_num(ci[1])}]{p}{how}{extra}</li>")
+            if c.get("unit", "ratio") == "ratio":
+                est = f"ratio {_num(c.get('ratio'))} [{_num(ci[0])}, {_num(ci[1])}]"
+            else:  # seconds, of the claim's quantity (vm - 1.2 * baremetal)
+                est = (f"{_e(c.get('quantity') or c.get('env'))} {_e(format_seconds(c.get('ratio')))} "
+                       f"[{_e(format_seconds(ci[0]))}, {_e(format_seconds(ci[1]))}]")
+            items.append(f"<li>{_verdict(c['verdict'])} <code>{_e(c['claim'])}</code>: {est}{p}{how}{extra}</li>")
         out.append(f"<ul class=claims>{''.join(items)}</ul>")
     if test.get("disturbed"):
         out.append(f'<p class="meta">noise: {test["disturbed"]} round(s) disturbed (steal or preemption), '

@@ -157,6 +157,10 @@ def _env_label(name: str, meta: Any) -> str:
 
 def _note(claim: dict[str, Any]) -> str:
     verdict = claim.get("verdict")
+    if claim.get("waived"):
+        return str(claim["waived"])
+    if claim.get("waiver_expired"):
+        return "waiver expired: " + str((claim.get("waiver") or {}).get("until") or "")
     if claim.get("reason"):
         return str(claim["reason"]).splitlines()[0] if str(claim["reason"]).strip() else ""
     if verdict == INCONCLUSIVE:
@@ -164,7 +168,7 @@ def _note(claim: dict[str, Any]) -> str:
         if _finite(need) and need <= 1e6:
             return f"about {math.ceil(need)} rounds in all would decide it"
         if need is not None and isinstance(need, (int, float)) and not _finite(need):
-            return "the ratio sits on the claim's bound"
+            return f"the {'ratio' if claim.get('unit', 'ratio') == 'ratio' else 'estimate'} sits on the claim's bound"
     if claim.get("accel") == "tcg":
         return f"{claim.get('env')} ran under TCG (software emulation)"
     return ""
@@ -193,12 +197,21 @@ def _claim_rows(data: dict[str, Any], shown: dict[str, str]) -> tuple[list[str],
     claims = sorted(enumerate(data.get("claims") or []),
                     key=lambda ic: (_RANK.get(ic[1].get("verdict"), 1), ic[0]))
     notes = any(_note(c) for _, c in claims)
-    head = ["verdict", "test", "claim", "ratio", f"{level:.0%} CI"] + (["note"] if notes else [])
+    times = any(c.get("unit", "ratio") != "ratio" for _, c in claims)
+    # Fixed-cost and absolute claims estimate a time (seconds), not a ratio.
+    head = ["verdict", "test", "claim", "estimate" if times else "ratio", f"{level:.0%} CI"] + \
+        (["note"] if notes else [])
     rows = []
     for _, c in claims:
         test = str(c.get("test", ""))
+        if c.get("unit", "ratio") == "ratio":
+            est, ci = ratio(c.get("ratio")), interval(c.get("ci"))
+        else:
+            ci_v = c.get("ci") if isinstance(c.get("ci"), (list, tuple)) and len(c.get("ci")) == 2 else None
+            est = seconds(c.get("ratio"))
+            ci = f"[{seconds(ci_v[0])}, {seconds(ci_v[1])}]" if ci_v and any(_finite(v) for v in ci_v) else "-"
         row = [cell(_BADGE.get(c.get("verdict"), c.get("verdict"))), code(shown.get(test, shorten(test))),
-               code(c.get("claim", "")), ratio(c.get("ratio")), interval(c.get("ci"))]
+               code(c.get("claim", "")), est, ci]
         if notes:
             row.append(cell(_note(c)) if _note(c) else " ")
         rows.append(row)

@@ -43,7 +43,7 @@ def _load() -> None:
     """
     if "build_settings" in globals():
         return
-    from . import benchjson, htmlreport
+    from . import benchjson, htmlreport, waivers
     from .config import DEFAULT_ENVS, ItemPlan, Settings, build_settings, plan_for_marker
     from .envs import KINDS
     from .envs.base import EnvUnavailable, RunContext
@@ -94,6 +94,8 @@ class VirtState:
         self.cpu_locks: Any = None
         #: --virt-select compiled (pytest's -k Expression), or None.
         self.select: Any = None
+        #: Test ids deselected by -k / -m (a scoped ini waiver may be for one).
+        self.deselected: list[str] = []
 
     def stop(self) -> None:
         if not self.stopped:
@@ -195,6 +197,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
     parser.addini("virt_envs", "default for --virt-envs", default=None)
     parser.addini("virt_claims", "claims applied to every marked test", type="linelist", default=[])
+    parser.addini("virt_waivers", "waivers that expire, one per line: '[TEST-ID: ]CLAIM until YYYY-MM-DD: REASON'",
+                  type="linelist", default=[])
     parser.addini("virt_select", "default for --virt-select: unmarked tests matching this -k expression "
                   "are compared too", default=None)
     parser.addini("virt_markdown", "default for --virt-markdown", default=None)
@@ -240,6 +244,7 @@ def _raw_settings(config: pytest.Config) -> dict[str, Any]:
         "baseline": opt.virt_baseline,
         "ini_claims": config.getini("virt_claims"),
         "cli_claims": opt.virt_claim,
+        "ini_waivers": config.getini("virt_waivers"),
         "strict": opt.virt_strict if opt.virt_strict is not None else config.getini("virt_strict"),
         "json_path": opt.virt_json,
         "markdown_path": pick("virt_markdown", "virt_markdown"),
@@ -402,6 +407,14 @@ def _selected(item: pytest.Item, select: Any) -> bool:
     return bool(select.evaluate(KeywordMatcher.from_item(item)))
 
 
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    if not items:
+        return
+    state = items[0].config.stash.get(STATE_KEY, None)
+    if state is not None:
+        state.deselected.extend(item.nodeid for item in items)
+
+
 @pytest.hookimpl(trylast=True)  # after -k/-m deselection: deselected tests' markers are not read
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     state = config.stash.get(STATE_KEY, None)
@@ -417,6 +430,40 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                 item.stash[ITEM_KEY] = plan_for_marker(item.nodeid, (), {}, state.settings)
             except ValueError as exc:
                 raise pytest.UsageError(str(exc)) from None
+    _check_waivers(state, items)
+
+
+def _check_waivers(state: VirtState, items: list[pytest.Item]) -> None:
+    """Every ini waiver must match a claim of a test it is for: one that
+    matches none is a usage error (no silent, permanent ignore lists).
+    A scoped waiver is let be when its tests are not in this run: -k / -m
+    deselected them (their markers are not read), or their file was not
+    collected (``pytest tests/test_other.py``); a scope that names no test
+    of a collected file is an error. An unscoped waiver must match a claim
+    of some compared test. $VIRTOVERHEAD_TODAY, when set, must be a date."""
+    plans = [(item.nodeid, item.stash[ITEM_KEY]) for item in items if ITEM_KEY in item.stash]
+    if not state.settings.waivers and not any(plan.waivers for _, plan in plans):
+        return
+    try:
+        waivers.today()
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    collected = [item.nodeid for item in items] + state.deselected
+    for w in state.settings.waivers:
+        if any(w in plan.waivers for _, plan in plans):
+            continue
+        if w.scope is not None and not any(w.applies_to(item.nodeid) for item in items):
+            if any(w.applies_to(n) for n in state.deselected):
+                continue  # for tests -k / -m deselected: their markers are not read
+            where = w.scope.split("::")[0]
+            if any(ch in w.scope for ch in "*?[") or not any(n.split("::")[0] == where for n in collected):
+                continue  # for tests of files this run did not collect
+            raise pytest.UsageError(f"{w.source}: the waiver of '{w.claim.text}' is for {w.scope!r}, which "
+                                    "names no collected test")
+        if w.scope is None and not plans:
+            continue  # nothing compared in this selection
+        mine = [c for n, plan in plans if w.applies_to(n) for c in plan.claims + [c for c, _ in plan.skipped_claims]]
+        raise pytest.UsageError(waivers.waiver_usage(w, list(dict.fromkeys(mine))))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -463,6 +510,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         else:
             result = state.comparator.run(item.nodeid, plan.envs, plan.claims, plan.rounds)
         add_skipped_claims(result, plan.skipped_claims)
+        waivers.apply(result.claims, plan.waivers)
     finally:
         if progress is not None:
             progress.end()

@@ -124,7 +124,9 @@ def claim_lines(results: Iterable[ItemResult], strict: bool) -> list[str]:
         for c in res.claims:
             tag = _VERDICT_TEXT[c.verdict]
             if c.verdict == INCONCLUSIVE and strict:
-                tag += " (strict: fails)"
+                tag += " (strict: fails)" if not c.waived else " (strict)"
+            if c.waived and c.verdict in (FAIL, INCONCLUSIVE):
+                tag += " (waived)"
             if c.verdict == SKIPPED:
                 out.append(f"{tag:<13} {res.nodeid}: {c.claim.text} ({c.reason.splitlines()[0] if c.reason else ''})")
                 continue
@@ -133,9 +135,13 @@ def claim_lines(results: Iterable[ItemResult], strict: bool) -> list[str]:
                 extra += f"\n{'':<13} {c.what_would_decide()}"
             if c.accel == "tcg":
                 extra = f"  [{c.claim.env} ran under TCG: software emulation, not hardware virtualization]"
+            if c.waived:
+                needed = c.verdict == FAIL or (c.verdict == INCONCLUSIVE and strict)
+                extra += f"\n{'':<13} {c.waiver.text}" + ("" if needed else " (not needed: the claim does not fail)")
+            elif c.waiver_expired:
+                extra += f"\n{'':<13} WAIVER EXPIRED: {c.waiver.text} ({c.waiver.source})"
             p = f", p={c.p_value:.3g}" if c.p_value is not None else ""
-            out.append(f"{tag:<13} {res.nodeid}: {c.claim.text}  ratio {_fmt(c.ratio)} "
-                       f"[{_fmt(c.ci[0])}, {_fmt(c.ci[1])}]{p}{extra}")
+            out.append(f"{tag:<13} {res.nodeid}: {c.claim.text}  {c.estimate_text()}{p}{extra}")
     return out
 
 

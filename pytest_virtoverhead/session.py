@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from . import noise, stats
-from .claims import FAIL, INCONCLUSIVE, PASS, Claim
+from .claims import ABSOLUTE, FAIL, FIXED, INCONCLUSIVE, PASS, RATIO, Claim
 from .config import Settings
 from .envs import backend_class
 from .envs.base import EnvError, EnvSpec, Environment, EnvUnavailable, RemoteError, RunContext
@@ -255,6 +255,15 @@ class ClaimResult:
     #: interval of today's spread would need to decide it (nan: unknown).
     rounds_needed: float | None = None
     seconds_needed: float | None = None
+    #: The waiver (:class:`.waivers.Waiver`) that matches this claim, if any.
+    waiver: Any = None
+    #: The message of a matching waiver past its date (it fails the test), else "".
+    waiver_expired: str = ""
+
+    @property
+    def waived(self) -> bool:
+        """A waiver in force: a failed (or strictly inconclusive) verdict does not fail the test."""
+        return self.waiver is not None and not self.waiver_expired
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -266,6 +275,12 @@ class ClaimResult:
             "ci": [_num(self.ci[0]), _num(self.ci[1])],
             "verdict": self.verdict,
             "bounds": [self.claim.lower, self.claim.upper],
+            # "ratio", "ci" and "bounds" are in this unit: "ratio", or "s"
+            # (seconds) for a fixed-cost or absolute claim, whose estimate
+            # is of "quantity" (vm - 1.2 * baremetal; container).
+            "kind": self.claim.kind,
+            "unit": self.claim.unit,
+            "quantity": self.claim.quantity,
             "p_value": _num(self.p_value),
             **({"reason": self.reason} if self.reason else {}),
             **({"accel": self.accel} if self.accel else {}),
@@ -273,19 +288,27 @@ class ClaimResult:
         est = self.estimate
         if est is not None:
             out.update(confidence=est.confidence, method=est.method, processes=est.n_clusters, rounds=est.n,
-                       resolution=_num(_resolution(est)))
+                       resolution=_num(est.half_width if est.scale == stats.LINEAR else _resolution(est)))
         if self.verdict == INCONCLUSIVE:
             out.update(rounds_needed=_num(self.rounds_needed), seconds_needed=_num(self.seconds_needed))
+        if self.waiver is not None:
+            out["waiver"] = self.waiver.to_json(bool(self.waiver_expired))
+            if self.waived:
+                out["waived"] = self.waiver.text  # "waived until 2027-01-31: reason"
+            else:
+                out["waiver_expired"] = self.waiver_expired
         return out
 
     def message(self) -> str:
         level = f"{self.estimate.confidence:.0%}" if self.estimate else "95%"
-        text = (f"claim '{self.claim.text}' {self.verdict}: ratio {self.ratio:.3f}, "
-                f"{level} CI [{self.ci[0]:.3f}, {self.ci[1]:.3f}] (needs {self.claim.describe_bounds()})")
+        text = (f"claim '{self.claim.text}' {self.verdict}: {self.estimate_text(level)} "
+                f"(needs {self.claim.describe_bounds()})")
         if self.accel:
             text += f" [{self.claim.env}: {self.accel}]"
         if self.verdict == INCONCLUSIVE:
             text += "; " + self.what_would_decide()
+        if self.waived:
+            text += f"; {self.waiver.text}"
         return text
 
     def what_would_decide(self) -> str:
@@ -294,16 +317,29 @@ class ClaimResult:
         est = self.estimate
         if est is None or not (est.se > 0):
             return "too few rounds to tell what would decide it"
-        text = f"the data resolve +-{_resolution(est):.1%}"
+        if est.scale == stats.LINEAR:
+            text = f"the data resolve +-{self.claim.format_value(est.half_width)}"
+        else:
+            text = f"the data resolve +-{_resolution(est):.1%}"
         need = self.rounds_needed
         if need is None or math.isnan(need):
             return text
         if math.isinf(need) or need > 1e6:
-            return text + "; the ratio sits on the claim's bound: no number of rounds decides it"
+            what = "ratio" if self.claim.unit == RATIO else "estimate"
+            return text + f"; the {what} sits on the claim's bound: no number of rounds decides it"
         text += f"; about {math.ceil(need)} rounds in all would decide it"
         if self.seconds_needed is not None and math.isfinite(self.seconds_needed) and self.seconds_needed > 0:
             text += f" (~{self.seconds_needed:.0f} s more; --virt-rounds or --virt-time-budget)"
         return text
+
+    def estimate_text(self, level: str | None = None) -> str:
+        """``ratio 1.234, 95% CI [1.1, 1.3]`` or, for a time claim,
+        ``vm - 1.2 * baremetal 2.1 ms, 95% CI [1.5 ms, 2.7 ms]``;
+        without ``level``: ``ratio 1.234 [1.100, 1.300]``."""
+        c = self.claim
+        name = "ratio" if c.unit == RATIO else c.quantity
+        ci = f"[{c.format_value(self.ci[0])}, {c.format_value(self.ci[1])}]"
+        return f"{name} {c.format_value(self.ratio)}" + (f", {level} CI {ci}" if level else f" {ci}")
 
 
 def _resolution(est: stats.Estimate) -> float:
@@ -543,25 +579,31 @@ class Comparator:
     def _prepare(self, result: ItemResult, live: dict[str, Environment], rounds: int) -> None:
         """Start the worker processes each environment lacks (they serve
         every later test too); an environment that cannot is unavailable
-        for this test."""
-        for name in list(live):
-            env = live[name]
-            count = self.settings.processes_for(name, rounds)
-            slots = range(1, count + 1)
-            try:
-                have = env.processes
-                for slot in slots:
-                    if slot not in have:
+        for this test.
+
+        Slot by slot across the environments (process 1 of each, then
+        process 2 of each...), not environment by environment: processes
+        started back to back share the machine's state of the moment (free
+        memory, caches, a burst of noise while they import), and a pair
+        should share it rather than one environment taking all of one
+        moment's."""
+        counts = {name: self.settings.processes_for(name, rounds) for name in live}
+        for slot in range(1, max(counts.values(), default=0) + 1):
+            for name in [n for n in list(live) if slot <= counts[n]]:
+                env = live[name]
+                try:
+                    if slot not in env.processes:
                         self.progress(f"{result.nodeid} [{name}] starting worker process {slot}")
                         env.spawn(slot, {"PYTHONHASHSEED": str(self.hash_seed(slot, name))})
                     env.open_items(self.nodeids, self.pytest_args, proc=slot)
-            except (EnvError, RemoteError) as exc:
-                result.unavailable[name] = f"environment {name!r} could not start its worker processes: {exc}"
-                del live[name]
-                continue
-            result.processes[name] = {k: v for k, v in env.processes.items() if k <= count}
+                except (EnvError, RemoteError) as exc:
+                    result.unavailable[name] = f"environment {name!r} could not start its worker processes: {exc}"
+                    del live[name]
+        for name in live:
+            count = counts[name]
+            result.processes[name] = {k: v for k, v in live[name].processes.items() if k <= count}
             result.process_counts[name] = count
-            result.hash_seeds[name] = {slot: self.hash_seed(slot, name) for slot in slots}
+            result.hash_seeds[name] = {slot: self.hash_seed(slot, name) for slot in range(1, count + 1)}
 
     @staticmethod
     def block_slot(result: ItemResult, slot: int, env: str, base: str | None) -> int:
@@ -822,6 +864,22 @@ class Comparator:
         d = stats.paired_log_ratios(a, b)
         return stats.cluster_estimate(d, slots, confidence=self.settings.confidence)
 
+    def claim_estimate(self, result: ItemResult, claim: Claim) -> stats.Estimate:
+        """The estimate a fixed-cost or absolute claim is judged on, in
+        seconds (``scale="linear"``): per round ``env - factor * base`` of
+        the paired round values (clustered by process, as a ratio's), or
+        env's own round values in its process slots."""
+        if claim.kind == FIXED:
+            a, b, slots = result.paired(claim.env, claim.baseline)  # type: ignore[arg-type]
+            d = [x - claim.factor * y for x, y in zip(a, b)]
+        elif claim.kind == ABSOLUTE:
+            recs = [r for r in result.used_rounds if claim.env in r.values]
+            d = [r.values[claim.env] for r in recs]
+            slots = [r.slots.get(claim.env, r.slot) for r in recs]
+        else:
+            raise ValueError(f"claim_estimate: a {claim.kind} claim is a ratio's (Comparator.estimate)")
+        return stats.cluster_estimate(d, slots, confidence=self.settings.confidence, scale=stats.LINEAR)
+
     def evaluate(self, result: ItemResult, claims: list[Claim], with_p: bool = True) -> None:
         """Ratios against the baseline and verdicts on every claim."""
         s = self.settings
@@ -849,12 +907,15 @@ class Comparator:
                 result.claims.append(ClaimResult(result.nodeid, claim, math.nan, (math.nan, math.nan),
                                                  SKIPPED, reason=reasons))
                 continue
-            est = estimate(claim.env, claim.baseline)
+            est = self.claim_estimate(result, claim) if claim.kind != RATIO else estimate(claim.env, claim.baseline)
             ratio, ci = est.ratio, est.ci
             verdict = claim.verdict(ratio, ci)
             accel = metadata.get(claim.env, {}).get("accel")
-            cr = ClaimResult(result.nodeid, claim, ratio, ci, verdict, p_value=est.p_value if with_p else None,
-                             accel=accel, estimate=est)
+            # The p-value is always that of "the ratio is 1" (none without a baseline).
+            p_value = None
+            if with_p and claim.baseline is not None:
+                p_value = (est if claim.kind == RATIO else estimate(claim.env, claim.baseline)).p_value
+            cr = ClaimResult(result.nodeid, claim, ratio, ci, verdict, p_value=p_value, accel=accel, estimate=est)
             if verdict == INCONCLUSIVE:
                 bound = _deciding_bound(claim, ratio, ci)
                 if bound is not None:
@@ -881,6 +942,9 @@ def _deciding_bound(claim: Claim, ratio: float, ci: tuple[float, float]) -> floa
     the interval, the one nearest the estimate (the interval must shrink
     past it, whichever way the verdict then goes)."""
     lo, hi = ci
+    if claim.unit != RATIO:  # seconds: nearest on the linear scale
+        inside = [b for b in (claim.lower, claim.upper) if b is not None and lo <= b <= hi]
+        return min(inside, key=lambda b: abs(b - ratio)) if inside and math.isfinite(ratio) else None
     inside = [b for b in (claim.lower, claim.upper) if b is not None and b > 0 and lo <= b <= hi]
     if not inside or not ratio > 0:
         return None
@@ -947,11 +1011,14 @@ def outcome_of(result: ItemResult, *, strict: bool, gate: bool, required_missing
     else:
         if result.xpassed is not None:
             out.wasxfail = result.xpassed
-        bad = result.failed_claims(strict)
+        # A waiver in force keeps its claim from failing the test; one past
+        # its date fails the test, whatever the verdict.
+        bad = [c.message() for c in result.failed_claims(strict) if not c.waived]
+        bad += [c.waiver_expired for c in result.claims if c.waiver_expired]
         if bad and not gate:
-            out.sections.append(("virtoverhead findings (not gating)", "\n".join(c.message() for c in bad)))
+            out.sections.append(("virtoverhead findings (not gating)", "\n".join(bad)))
         elif bad:
-            out.outcome, out.text = "failed", "\n".join(c.message() for c in bad)
+            out.outcome, out.text = "failed", "\n".join(bad)
         elif result.unavailable and all(n in result.unavailable for n in result.envs if n != result.baseline):
             name, reason = next(iter(result.unavailable.items()))
             out.outcome = "skipped"

@@ -72,7 +72,7 @@ def test_entries_use_pytest_benchmark_stats():
     assert info["vcpus"] == 1 and "image" not in info
     assert info["virt_ratio"] == 2.0 and info["virt_ci"] == [1.5, None]  # NaN is no JSON: None
     assert info["virt_claims"] == [{"claim": "vm <= 3 * baremetal", "verdict": "pass", "ratio": 2.0,
-                                    "ci": [1.5, 2.5]}]
+                                    "ci": [1.5, 2.5], "unit": "ratio"}]
     assert base.as_dict()["extra_info"]["virt_ratio"] == 1.0
     assert not vm.has_error
 

@@ -217,7 +217,7 @@ def test_bad_values_are_usage_errors(pytester, args, ini, words):
     ("baremetal 2 * control", "*column 11: expected a comparison (<=, >=, <, >, ~=), found '2'*"),
     ("control <= 0 * baremetal", "*column 12: the factor must be positive*"),
     ("control <= baremetal - 100%", "*a percentage below the baseline must be under 100%*"),
-    ("control ~= baremetal", "*'~=' needs a tolerance: expected '+- P%', found the end of the claim*"),
+    ("control ~= baremetal", "*'~=' needs a tolerance: expected '+- P%' or '+- TIME', found the end of the claim*"),
     ("control <= 2 * baremetal + 5%", "*use either a factor or a percentage, not both*"),
     ("control <= baremetal +- 5%", "*'+-' tolerances go with '~='*"),
     ("control <= baremetal baremetal", "*unexpected 'baremetal' after the end of the claim*"),
