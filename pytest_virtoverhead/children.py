@@ -16,7 +16,6 @@ every environment.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 from .protocol import FrameDecoder, encode
@@ -93,6 +92,12 @@ class ChildDied(Exception):
 
 class Child:
     def __init__(self, slot: int, env: dict[str, str]):
+        # Here, not at module level: the worker imports this module at every
+        # start (die_with_parent), and subprocess (selectors, threading,
+        # signal, locale) costs ~0.15-0.25 s of a TCG guest's worker start;
+        # only a spawn needs it.
+        import subprocess
+
         self.slot = slot
         cmd = [sys.executable, "-m", "pytest_virtoverhead.worker", "--cwd", os.getcwd()]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -134,6 +139,8 @@ class Child:
                 return reply
 
     def close(self) -> None:
+        import subprocess  # (loaded by __init__ already)
+
         try:
             self.proc.stdin.close()
         except OSError:
