@@ -1,7 +1,7 @@
 """How long a VM environment takes to start, where the time goes, and what a
 job costs once warm.
 
-    python benchmarks/vm_boot.py [--boots 5] [--calls 200] [--cpus 1] [OPTION=VALUE ...]
+    python benchmarks/vm_boot.py [--boots 5] [--warmup 0] [--calls 200] [--cpus 1] [OPTION=VALUE ...]
         [--variant "OPTION=VALUE ..."]... [--guest-python]
 
 OPTION=VALUE are vm options (accel=tcg, snapshot=0, machine=q35,
@@ -11,11 +11,14 @@ cache9p=none, elf=0, firmware=bios, memory is --memory, ...). With
 per variant: start to worker ready as seen by Environment.start() and by the
 backend, the phases of a start (from the backend's ``boot_phases``: domain
 creation, state restore or kernel boot, 9p mount, interpreter), how many
-starts restored the saved state, and the round trip of an empty job over
-the ttyS1 channel; with ``--guest-python``, how long interpreters take to
-start inside the guest (what every worker process there pays). The machine,
-its load and steal, QEMU and the acceleration are named. Each start is a
-fresh transient domain, destroyed afterwards.
+starts restored the saved state, the first job after each start (its
+first import of a module outside the standard library), and the round trip
+of an empty job over the ttyS1 channel; with ``--guest-python``, how long
+interpreters take to start inside the guest (what every worker process
+there pays). The machine, its load and steal, QEMU and the acceleration are
+named. Each start is a fresh transient domain, destroyed afterwards.
+``--warmup N`` starts each variant N times first without counting them (a
+new configuration's first start boots and saves the state).
 """
 
 from __future__ import annotations
@@ -76,6 +79,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--boots", type=int, default=5, help="starts per variant")
     parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=0,
+                        help="uncounted starts per variant first (a new configuration's first start boots and "
+                             "saves the state; later ones restore it)")
     parser.add_argument("--cpus", default="1", help="host CPUs for the guest (comma list), or 'none'")
     parser.add_argument("--memory", type=int, default=1024)
     parser.add_argument("--cache-dir", default=os.path.join(os.path.expanduser("~/.cache"), "pytest-virtoverhead"))
@@ -94,10 +100,11 @@ def main() -> int:
     # module, not from __main__ (which the worker cannot import).
     import vm_boot as jobs  # noqa: PLC0415
     cpus = None if args.cpus == "none" else tuple(int(c) for c in args.cpus.split(","))
-    res = {name: {"start": [], "boot": [], "metas": [], "dispatch": [], "guest_python": {}} for name, _ in variants}
+    res = {name: {"start": [], "boot": [], "first": [], "metas": [], "dispatch": [], "guest_python": {}}
+           for name, _ in variants}
     kernel = "?"
     load0, ticks0 = os.getloadavg(), common.cpu_ticks()
-    for i in range(args.boots):
+    for i in range(-args.warmup, args.boots):
         for name, opts in variants:
             opts = dict(opts)
             memory = int(opts.pop("memory", args.memory))
@@ -106,12 +113,24 @@ def main() -> int:
             env = Environment(backend_class("vm")(EnvSpec("vm", "vm", opts), ctx))
             r = res[name]
             t0 = time.monotonic()
+            if i < 0:  # warm-up: not counted
+                try:
+                    env.start()
+                    meta = env.metadata
+                finally:
+                    env.stop()
+                print(f"{name}: warm-up start: ready {meta['boot_seconds']:.2f} s ({meta.get('start_mode')})",
+                      file=sys.stderr, flush=True)
+                continue
             try:
                 env.start()
                 r["start"].append(time.monotonic() - t0)
                 meta = env.metadata
                 r["boot"].append(meta["boot_seconds"])
                 r["metas"].append(meta)
+                t = time.perf_counter()
+                env.run(common.noop)  # the first job: its first import outside the standard library
+                r["first"].append(time.perf_counter() - t)
                 if i == args.boots - 1:
                     for _ in range(10):
                         env.run(common.noop)  # warm up (imports, caches)
@@ -148,6 +167,7 @@ def main() -> int:
         print(_row("boot to worker ready (backend)", r["boot"]))
         for what, values in common.vm_phase_values(r["metas"]):
             print(_row("  " + what, values))
+        print(_row("first job (benchmarks/common.py's noop)", r["first"], "ms", 1000.0))
         if r["dispatch"]:
             print(_row("warm dispatch, empty job", r["dispatch"], "ms", 1000.0))
         for label, values in r["guest_python"].items():

@@ -130,6 +130,11 @@ def test_xml_has_acpi_no_interface_and_tcg():
     assert root.find("cpu").get("mode") == "maximum"
 
 
+def test_xml_cpu_mode_option():
+    assert ET.fromstring(_xml(cpu_mode="host-model")).find("cpu").get("mode") == "host-model"
+    assert ET.fromstring(_xml(cpu_mode="default")).find("cpu") is None  # QEMU's own CPU model
+
+
 def test_xml_serial_ports_share_and_disk():
     root = ET.fromstring(_xml())
     serials = root.findall("devices/serial")
@@ -318,7 +323,9 @@ def test_permission_advice(monkeypatch):
 def test_init_script_waits_at_the_start_point_before_the_9p_mount():
     script = initramfs.init_script(["virtio_pci"], initramfs.InitConfig(python="/usr/bin/python3", cwd="/w"))
     start = script.index(initramfs.START_POINT)
-    assert script.index("insmod /lib/modules/virtio_pci.ko") < start < script.index("mount -t 9p")
+    assert script.index("insmod /lib/modules/virtio_pci.ko") < start < script.index("mount -a -i -T $F")
+    # the fstab's 9p line is written before the start point, mounted after it
+    assert script.index("hostroot /newroot 9p trans=virtio") < start
     # one open file for the marker and the host's answer; clock, entropy, stale blocks
     assert "exec 3<>/dev/ttyS1" in script and "read -r word epoch seed <&3" in script
     assert 'date -u -s "@$epoch"' in script and "> /dev/urandom" in script
@@ -383,3 +390,22 @@ def test_saved_states_are_pruned(tmp_path):
 
 def test_probe_timeout_is_short():
     assert accel.PROBE_TIMEOUT <= 3.0
+
+
+def test_init_script_mounts_everything_with_one_mount_after_the_start_point():
+    script = initramfs.init_script(["virtio_pci"], initramfs.InitConfig(python="/usr/bin/python3", cwd="/w"))
+    start = script.index(initramfs.START_POINT)
+    after = script[start:]
+    assert after.count("mount -") == 1 and "mount -a -i -T $F" in after  # one exec of busybox
+    lines = [ln for ln in script.splitlines() if ln.startswith("printf '%s\\n' ") and ln.endswith("> /fstab.scratch")]
+    assert len(lines) == 1
+    order = ["hostroot /newroot 9p", "devtmpfs /newroot/dev ", "tmpfs /newroot/dev/shm ", "devpts /newroot/dev/pts ",
+             "proc /newroot/proc ", "sysfs /newroot/sys ", f"{initramfs.RUN_STAGE} /newroot/run none bind",
+             f"/dev/vda /newroot{initramfs.SCRATCH_MOUNT} ext4 noatime"]
+    positions = [lines[0].index(x) for x in order]
+    assert positions == sorted(positions)
+    # /run's directories (the scratch mount point, TMPDIR) exist before the start point
+    before = script[:start]
+    assert f"mkdir -p {initramfs.RUN_STAGE}/virtoverhead/scratch {initramfs.RUN_STAGE}/virtoverhead/tmp" in before
+    assert f"chmod 1777 {initramfs.RUN_STAGE}/virtoverhead/tmp" in before
+    assert f"chmod 1777 $R{initramfs.SCRATCH_MOUNT}" in after

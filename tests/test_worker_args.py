@@ -37,3 +37,15 @@ def test_worker_start_imports_little():
     out = subprocess.run([sys.executable, "-S", "-c", f"import sys; sys.path[:0] = {sys.path!r}; {code}"],
                          capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_children_module_leaves_subprocess_to_the_first_spawn():
+    """The worker imports children.py at every start; subprocess (~0.15-0.25 s
+    of a TCG guest's start) is imported only when a child is spawned."""
+    import subprocess
+    import sys
+
+    code = "import sys, pytest_virtoverhead.children; print('subprocess' in sys.modules)"
+    out = subprocess.run([sys.executable, "-S", "-c", f"import sys; sys.path[:0] = {sys.path!r}; {code}"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"

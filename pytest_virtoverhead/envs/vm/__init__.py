@@ -123,6 +123,8 @@ class VMBackend(Backend):
         "accel": "auto (KVM if a KVM guest boots here, else TCG), kvm or tcg (--virt-vm-accel; default auto)",
         "uri": "libvirt connection (--virt-libvirt-uri; default qemu:///system as root, else qemu:///session)",
         "machine": "QEMU machine type: pc, q35, ... (default pc)",
+        "cpu": "guest CPU mode: maximum (default under TCG: every feature TCG emulates), host-passthrough "
+               "(default under KVM), host-model, or default (no <cpu> element: QEMU's qemu64)",
         "vcpus": "guest vCPUs (default: the number of CPUs in the session's CPU set, else 1)",
         "memory": "guest RAM in MiB (default: the session's memory setting)",
         "python": "interpreter the guest runs as the worker (default: the host's own, through 9p)",
@@ -243,7 +245,8 @@ class VMBackend(Backend):
             name=self.dom_name, kernel=image.path, initrd=initrd, cmdline=cmdline,
             console_log=os.path.join(self.workdir, "console.log"),
             worker_socket=os.path.join(self.workdir, "worker.sock"),
-            machine=self._opt("machine", "pc"), memory_mb=memory, vcpus=vcpus, cpus=self.ctx.cpus,
+            machine=self._opt("machine", "pc"), cpu_mode=self._opt("cpu", None), memory_mb=memory, vcpus=vcpus,
+            cpus=self.ctx.cpus,
             scratch_disk=os.path.join(self.workdir, "scratch.img"), disk_cache=disk_cache, labels=labels,
             loader=loader,
             title=f"pytest-virtoverhead session {self.ctx.session_id} environment {self.spec.name}")
