@@ -813,6 +813,12 @@ def test_libvirt_connection_lost_mid_run(libvirt_conn, pytestconfig):
     channel._thread.join(10)
     assert not channel._thread.is_alive(), "the reader thread outlived its socket"
     env.stop()
+    # libvirtd destroys an AUTODESTROY domain when it notices the closed
+    # connection, asynchronously: under load that can take a moment.
+    deadline = time.monotonic() + 20
+    while (backend.dom_name in [d.name() for d in libvirt_conn.listAllDomains(0)]
+           and time.monotonic() < deadline):
+        time.sleep(0.2)
     assert backend.dom_name not in [d.name() for d in libvirt_conn.listAllDomains(0)]
     assert not [w for w in workdirs_of(owner) if ctx.session_id in w]
 
