@@ -339,6 +339,7 @@ class VMBackend(Backend):
                     f"({exc.get_error_message()}): libvirtd stopped or restarted, or the connection broke. "
                     "If libvirtd still runs, it destroyed the guest with the connection (AUTODESTROY); "
                     "otherwise the guest runs until libvirtd is back, and the next session removes it")
+                self._destroy_over_new_connection(libvirt)
             return
         try:
             persistent = dom.isPersistent()
@@ -351,6 +352,27 @@ class VMBackend(Backend):
         if persistent:
             try:
                 dom.undefine()
+            except libvirt.libvirtError:
+                pass
+
+    def _destroy_over_new_connection(self, libvirt) -> None:
+        """The session's connection broke but libvirtd may still run (its
+        AUTODESTROY then removes the guest, but not always at once): destroy
+        the domain over a new connection, best effort, so nothing is left."""
+        try:
+            conn = libvirt.open(self.uri)
+        except libvirt.libvirtError:
+            return
+        try:
+            dom = conn.lookupByName(self.dom_name)
+            dom.destroy()
+            if dom.isPersistent():
+                dom.undefine()
+        except libvirt.libvirtError:
+            pass
+        finally:
+            try:
+                conn.close()
             except libvirt.libvirtError:
                 pass
 
