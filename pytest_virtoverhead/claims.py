@@ -34,6 +34,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from . import textfmt
+
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 
 
@@ -98,13 +100,9 @@ RATIO, FIXED, ABSOLUTE = "ratio", "fixed", "absolute"
 
 
 def format_time(value: float | None) -> str:
-    """Seconds with a unit of the claim grammar (``3.2 ms``, ``-150 us``)."""
-    if value is None or not math.isfinite(value):
-        return "-"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if abs(value) >= scale:
-            return f"{value / scale:.4g} {unit}"
-    return f"{value / 1e-6:.4g} us"
+    """Seconds with a unit of the claim grammar (``3.2 ms``, ``-150 us``):
+    no ``ns``, which the grammar does not have."""
+    return textfmt.seconds(value, textfmt.SECONDS_UNITS[:3])
 
 
 @dataclass(frozen=True)
@@ -155,7 +153,7 @@ class Claim:
     def format_value(self, value: float | None) -> str:
         """A value of the quantity: ``1.234`` (a ratio) or ``3.2 ms``."""
         if self.unit == RATIO:
-            return "-" if value is None or not math.isfinite(value) else f"{value:.3f}"
+            return textfmt.fixed(value)
         return format_time(value)
 
     def holds(self, ratio: float) -> bool:

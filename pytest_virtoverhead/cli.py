@@ -24,12 +24,9 @@ from typing import Sequence, TextIO
 
 from . import htmlreport, runcompare
 from .claims import FAIL, INCONCLUSIVE, PASS
+from .textfmt import fixed
 
 _ROW_VERDICT = {PASS: "ok", FAIL: "WORSE", INCONCLUSIVE: "inconclusive"}
-
-
-def _fmt(x: float | None, digits: int = 3) -> str:
-    return "-" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
 
 def _table(head: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
@@ -60,9 +57,9 @@ def format_comparison(cmp: runcompare.RunComparison, name_a: str = "A", name_b: 
             verdict = _ROW_VERDICT.get(r.verdict, r.verdict)
             if r.verdict == PASS and r.better:
                 verdict += " (better)"
-            rows.append([r.test, env, _fmt(r.ratio_a), _fmt(r.ratio_b),
+            rows.append([r.test, env, fixed(r.ratio_a), fixed(r.ratio_b),
                          "-" if not math.isfinite(r.change) else f"{r.change * 100:+.1f}%",
-                         f"[{_fmt(r.ci[0])}, {_fmt(r.ci[1])}]", verdict + (f"  ({r.note})" if r.note else "")])
+                         f"[{fixed(r.ci[0])}, {fixed(r.ci[1])}]", verdict + (f"  ({r.note})" if r.note else "")])
         out += _table(["test", "env", "ratio A", "ratio B", "change", f"B/A {pct} CI", "verdict"], rows, {2, 3, 4})
     else:
         out.append("nothing in common: no test and environment was measured in both runs")
@@ -70,7 +67,7 @@ def format_comparison(cmp: runcompare.RunComparison, name_a: str = "A", name_b: 
         out += ["", "claims whose verdict changed:"]
         for c in cmp.claims:
             tag = "REGRESSION  " if c.regression else ""
-            ratios = f"  (ratio {_fmt(c.ratio_a)} -> {_fmt(c.ratio_b)})"
+            ratios = f"  (ratio {fixed(c.ratio_a)} -> {fixed(c.ratio_b)})"
             out.append(f"  {tag}{c.test}: {c.claim}: {c.verdict_a or 'absent'} -> {c.verdict_b or 'absent'}{ratios}")
     for label, items in (("measured only in A", cmp.only_in_a), ("measured only in B", cmp.only_in_b)):
         if items:

@@ -18,13 +18,12 @@ from __future__ import annotations
 import base64
 import html
 import io
-import math
 import time
 from typing import Any, Iterable
 
 from .claims import FAIL, INCONCLUSIVE, PASS
 from .fsutil import atomic_write
-from .report import format_seconds
+from .textfmt import finite, fixed, seconds
 
 INSTALL_HINT = "pip install pytest-virtoverhead[report]"
 
@@ -57,10 +56,6 @@ def require_matplotlib() -> None:
 # data helpers
 
 
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)
-
-
 def _tests(data: dict[str, Any]) -> list[dict[str, Any]]:
     """One dict per test: its results by env, its claims, its outcome."""
     tests: dict[str, dict[str, Any]] = {}
@@ -82,7 +77,7 @@ def _tests(data: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _scale(values: Iterable[float]) -> tuple[float, str]:
-    values = [v for v in values if _finite(v) and v > 0]
+    values = [v for v in values if finite(v) and v > 0]
     top = max(values) if values else 1.0
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)):
         if top >= scale:
@@ -142,9 +137,9 @@ def figure_png(test: dict[str, Any], baseline: str, environments: dict[str, Any]
                           color="#546e7a")
             continue
         ratio, ci = r.get("ratio"), r.get("ci") or [None, None]
-        if _finite(ratio):
+        if finite(ratio):
             xs.append(ratio)
-            if _finite(ci[0]) and _finite(ci[1]):
+            if finite(ci[0]) and finite(ci[1]):
                 xs.extend(ci)
                 ax_r.errorbar([ratio], [y], xerr=[[ratio - ci[0]], [ci[1] - ratio]], fmt="o", color=color,
                               capsize=5, markersize=6, linewidth=2)
@@ -157,9 +152,9 @@ def figure_png(test: dict[str, Any], baseline: str, environments: dict[str, Any]
                 continue  # a time claim's bounds are seconds: not on the ratio axis
             ccolor = COLORS.get(c["verdict"], COLORS[None])
             lower, upper = (list(c.get("bounds") or []) + [None, None])[:2]
-            both = _finite(lower) and _finite(upper)
+            both = finite(lower) and finite(upper)
             for bound, sym in ((lower, "≥"), (upper, "≤")):
-                if _finite(bound):
+                if finite(bound):
                     xs.append(bound)
                     shades.append((y, bound, "below" if sym == "≥" else "above", ccolor))
                     ax_r.plot([bound, bound], [y - 0.38, y + 0.38], linestyle="--", color=ccolor, linewidth=1.5)
@@ -207,9 +202,9 @@ def figure_png(test: dict[str, Any], baseline: str, environments: dict[str, Any]
                 continue
             ccolor = COLORS.get(c["verdict"], COLORS[None])
             for bound, sym in zip(list(c.get("bounds") or [])[:2], ("≥", "≤")):
-                if _finite(bound):
+                if finite(bound):
                     ax_s.plot([bound / scale] * 2, [y - 0.38, y + 0.38], linestyle="--", color=ccolor, linewidth=1.5)
-                    ax_s.annotate(f"{sym}{format_seconds(bound)}", (bound / scale, y - 0.38), xytext=(2, 1),
+                    ax_s.annotate(f"{sym}{seconds(bound)}", (bound / scale, y - 0.38), xytext=(2, 1),
                                   textcoords="offset points", fontsize=7, color=ccolor)
     smin, smax = min(all_samples) / scale, max(all_samples) / scale
     if smin > 0 and smax / smin > 20:
@@ -257,10 +252,6 @@ def _verdict(v: str | None) -> str:
     if not v:
         return ""
     return f'<span class="v v-{_e(v)}">{_e(v)}</span>'
-
-
-def _num(x: Any, digits: int = 3) -> str:
-    return f"{x:.{digits}f}" if _finite(x) else "-"
 
 
 def _first(meta: dict[str, Any], keys: tuple[str, ...]) -> tuple[str, Any]:
@@ -322,11 +313,11 @@ def _test_section(test: dict[str, Any], baseline: str, environments: dict[str, A
             ratio, ci = "1.000", "baseline"
         else:
             ci_v = r.get("ci") or [None, None]
-            ratio, ci = _num(r.get("ratio")), f"[{_num(ci_v[0])}, {_num(ci_v[1])}]"
+            ratio, ci = fixed(r.get("ratio")), f"[{fixed(ci_v[0])}, {fixed(ci_v[1])}]"
         rate = r.get("rate")
         rate_text = f'{rate["value"]:.4g} {_e(rate["unit"])}' if rate else ""
         rows.append(f"<tr><td>{_e(label)}</td><td class=num>{len(samples)}</td>"
-                    f"<td class=num>{_e(format_seconds(r.get('median')))}</td><td class=num>{rate_text}</td>"
+                    f"<td class=num>{_e(seconds(r.get('median')))}</td><td class=num>{rate_text}</td>"
                     f"<td class=num>{ratio}</td><td class=num>{ci}</td><td>{_verdict(_worst(claims))}</td></tr>")
     table = ("<table><tr><th>env</th><th>n</th><th>median</th><th>rate</th><th>ratio</th><th>CI</th>"
              f"<th>verdict</th></tr>{''.join(rows)}</table>")
@@ -342,15 +333,15 @@ def _test_section(test: dict[str, Any], baseline: str, environments: dict[str, A
                 extra += f' — <span class="waived">{_e(c["waived"])}</span>'
             elif c.get("waiver_expired"):
                 extra += f' — <span class="outcome-failed">{_e(c["waiver_expired"])}</span>'
-            p = f", p={c['p_value']:.3g}" if _finite(c.get("p_value")) else ""
+            p = f", p={c['p_value']:.3g}" if finite(c.get("p_value")) else ""
             how = ""
             if c.get("processes"):
                 how = f" ({c.get('rounds')} rounds in {c.get('processes')} processes)"
             if c.get("unit", "ratio") == "ratio":
-                est = f"ratio {_num(c.get('ratio'))} [{_num(ci[0])}, {_num(ci[1])}]"
+                est = f"ratio {fixed(c.get('ratio'))} [{fixed(ci[0])}, {fixed(ci[1])}]"
             else:  # seconds, of the claim's quantity (vm - 1.2 * baremetal)
-                est = (f"{_e(c.get('quantity') or c.get('env'))} {_e(format_seconds(c.get('ratio')))} "
-                       f"[{_e(format_seconds(ci[0]))}, {_e(format_seconds(ci[1]))}]")
+                est = (f"{_e(c.get('quantity') or c.get('env'))} {_e(seconds(c.get('ratio')))} "
+                       f"[{_e(seconds(ci[0]))}, {_e(seconds(ci[1]))}]")
             items.append(f"<li>{_verdict(c['verdict'])} <code>{_e(c['claim'])}</code>: {est}{p}{how}{extra}</li>")
         out.append(f"<ul class=claims>{''.join(items)}</ul>")
     if test.get("disturbed"):

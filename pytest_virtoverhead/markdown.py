@@ -24,7 +24,9 @@ import os
 import re
 from typing import Any, Iterable
 
+from . import textfmt
 from .fsutil import atomic_write
+from .textfmt import env_label, finite, fixed, seconds
 
 #: Test ids longer than this are shortened in the tables (characters).
 MAX_ID = 90
@@ -104,39 +106,19 @@ def short_ids(ids: Iterable[str], limit: int = MAX_ID) -> dict[str, str]:
 # -- numbers -----------------------------------------------------------------
 
 
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def seconds(value: Any) -> str:
-    """Seconds with a unit (``2.104 ms``): as :func:`.report.format_seconds`
-    (kept here so this module imports none of the plugin; a test holds the
-    two together)."""
-    if not _finite(value):
-        return "-"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
-        if abs(value) >= scale or unit == "ns":
-            return f"{value / scale:.4g} {unit}"
-    return f"{value:g} s"  # pragma: no cover - the loop always returns
-
-
-def ratio(value: Any) -> str:
-    return f"{value:.3f}" if _finite(value) else "-"
-
-
 def interval(ci: Any) -> str:
-    if not isinstance(ci, (list, tuple)) or len(ci) != 2 or not any(_finite(v) for v in ci):
+    if not isinstance(ci, (list, tuple)) or len(ci) != 2 or not any(finite(v) for v in ci):
         return "-"
-    return f"[{ratio(ci[0])}, {ratio(ci[1])}]"
+    return f"[{fixed(ci[0])}, {fixed(ci[1])}]"
 
 
 def _rate(rate: Any) -> str:
-    if not isinstance(rate, dict) or not _finite(rate.get("value")):
+    if not isinstance(rate, dict) or not finite(rate.get("value")):
         return ""
-    value, unit = rate["value"], str(rate.get("unit") or "")
+    unit = str(rate.get("unit") or "")
     if rate.get("kind") == "work over wall time":
         unit += " wall"
-    return f"{value:,.0f} {unit}" if value >= 100 else f"{value:.3g} {unit}"
+    return textfmt.rate(rate["value"], unit)
 
 
 # -- the document ------------------------------------------------------------
@@ -144,15 +126,9 @@ def _rate(rate: Any) -> str:
 
 def _confidence(data: dict[str, Any]) -> float:
     level = (data.get("statistics") or {}).get("confidence")
-    if not _finite(level):
-        level = next((c.get("confidence") for c in data.get("claims") or [] if _finite(c.get("confidence"))), None)
-    return float(level) if _finite(level) else 0.95
-
-
-def _env_label(name: str, meta: Any) -> str:
-    meta = meta if isinstance(meta, dict) else {}
-    accel = meta.get("accel")
-    return f"{name} [{accel}]" if meta.get("kind") == "vm" and accel else name
+    if not finite(level):
+        level = next((c.get("confidence") for c in data.get("claims") or [] if finite(c.get("confidence"))), None)
+    return float(level) if finite(level) else 0.95
 
 
 def _note(claim: dict[str, Any]) -> str:
@@ -165,9 +141,9 @@ def _note(claim: dict[str, Any]) -> str:
         return str(claim["reason"]).splitlines()[0] if str(claim["reason"]).strip() else ""
     if verdict == INCONCLUSIVE:
         need = claim.get("rounds_needed")
-        if _finite(need) and need <= 1e6:
+        if finite(need) and need <= 1e6:
             return f"about {math.ceil(need)} rounds in all would decide it"
-        if need is not None and isinstance(need, (int, float)) and not _finite(need):
+        if need is not None and isinstance(need, (int, float)) and not finite(need):
             return f"the {'ratio' if claim.get('unit', 'ratio') == 'ratio' else 'estimate'} sits on the claim's bound"
     if claim.get("accel") == "tcg":
         return f"{claim.get('env')} ran under TCG (software emulation)"
@@ -205,11 +181,11 @@ def _claim_rows(data: dict[str, Any], shown: dict[str, str]) -> tuple[list[str],
     for _, c in claims:
         test = str(c.get("test", ""))
         if c.get("unit", "ratio") == "ratio":
-            est, ci = ratio(c.get("ratio")), interval(c.get("ci"))
+            est, ci = fixed(c.get("ratio")), interval(c.get("ci"))
         else:
             ci_v = c.get("ci") if isinstance(c.get("ci"), (list, tuple)) and len(c.get("ci")) == 2 else None
             est = seconds(c.get("ratio"))
-            ci = f"[{seconds(ci_v[0])}, {seconds(ci_v[1])}]" if ci_v and any(_finite(v) for v in ci_v) else "-"
+            ci = f"[{seconds(ci_v[0])}, {seconds(ci_v[1])}]" if ci_v and any(finite(v) for v in ci_v) else "-"
         row = [cell(_BADGE.get(c.get("verdict"), c.get("verdict"))), code(shown.get(test, shorten(test))),
                code(c.get("claim", "")), est, ci]
         if notes:
@@ -256,7 +232,7 @@ def _result_rows(data: dict[str, Any], shown: dict[str, str]) -> tuple[list[str]
             if env == baseline and samples:
                 rat, ci = "1.000", "baseline"
             else:
-                rat, ci = ratio(r.get("ratio")), interval(r.get("ci"))
+                rat, ci = fixed(r.get("ratio")), interval(r.get("ci"))
             verdicts = claims_of.get((test, env), [])
             verdict = ""
             if "unavailable" in r:
@@ -266,7 +242,7 @@ def _result_rows(data: dict[str, Any], shown: dict[str, str]) -> tuple[list[str]
                 verdict = _BADGE.get(worst, worst) + (f" ({len(verdicts)} claims)" if len(verdicts) > 1 else "")
             n = r.get("n_rounds", len(samples))
             row = [code(shown.get(test, shorten(test))) if first else " ",
-                   cell(_env_label(env, envs_meta.get(env))), str(n) if samples else "-",
+                   cell(env_label(env, envs_meta.get(env))), str(n) if samples else "-",
                    seconds(r.get("median")) if samples else "-"]
             if show_rate:
                 row.append(cell(_rate(r.get("rate"))) if _rate(r.get("rate")) else " ")
@@ -287,12 +263,12 @@ def _context(data: dict[str, Any]) -> list[str]:
     if data.get("baseline"):
         parts.append(f"baseline {code(data['baseline'])}")
     parts.append(f"{_confidence(data):.0%} intervals")
-    if _finite(data.get("rounds")):
+    if finite(data.get("rounds")):
         parts.append(f"{data['rounds']} rounds per test")
     if data.get("seed") is not None:
         parts.append(f"seed {cell(data['seed'])}")
     if envs:
-        parts.append("environments: " + ", ".join(code(_env_label(n, m)) for n, m in envs.items()))
+        parts.append("environments: " + ", ".join(code(env_label(n, m)) for n, m in envs.items()))
     lines = [" · ".join(parts)]
     host = data.get("host") or {}
     if isinstance(host, dict) and host.get("virtual") and host.get("label"):

@@ -6,8 +6,9 @@ import json
 import math
 from typing import Any, Iterable
 
-from . import noise, stats
+from . import noise, stats, textfmt
 from .fsutil import atomic_write
+from .textfmt import env_label, fixed
 from .claims import FAIL, INCONCLUSIVE, PASS
 from .session import SKIPPED, ItemResult
 
@@ -17,31 +18,6 @@ RAW_SAMPLES_CAP = 1000
 _VERDICT_TEXT = {PASS: "pass", FAIL: "FAIL", INCONCLUSIVE: "inconclusive", SKIPPED: "skipped"}
 _VERDICT_RANK = {FAIL: 3, INCONCLUSIVE: 2, PASS: 1, SKIPPED: 0}
 
-
-def format_seconds(value: float) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
-        if abs(value) >= scale or unit == "ns":
-            return f"{value / scale:.4g} {unit}"
-    return f"{value:g} s"
-
-
-def format_rate(value: float, unit: str) -> str:
-    if value >= 100:
-        return f"{value:,.0f} {unit}"
-    return f"{value:.3g} {unit}"
-
-
-def _fmt(x: float, digits: int = 3) -> str:
-    return "-" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
-
-
-def env_label(name: str, meta: dict[str, Any]) -> str:
-    accel = meta.get("accel")
-    if meta.get("kind") == "vm" and accel:
-        return f"{name} [{accel}]"
-    return name
 
 
 def host_line(metadata: dict[str, dict[str, Any]], host: dict[str, Any] | None = None) -> str | None:
@@ -82,7 +58,7 @@ def table_lines(results: Iterable[ItemResult], metadata: dict[str, dict[str, Any
                 ratio, ci_text = "1.000", "baseline"
             elif name in res.ratios:
                 r, ci = res.ratios[name]
-                ratio, ci_text = _fmt(r), f"[{_fmt(ci[0])}, {_fmt(ci[1])}]"
+                ratio, ci_text = fixed(r), f"[{fixed(ci[0])}, {fixed(ci[1])}]"
             else:
                 ratio, ci_text = "-", "-"
             verdicts = [c for c in res.claims if c.claim.env == name]
@@ -93,8 +69,8 @@ def table_lines(results: Iterable[ItemResult], metadata: dict[str, dict[str, Any
                 if len(verdicts) > 1:
                     verdict += f" ({len(verdicts)} claims)"
             rate = res.rate(name)
-            rows.append([test, label, str(len(samples)), format_seconds(stats.median(samples)),
-                         format_rate(*rate) if rate else "", ratio, ci_text, verdict])
+            rows.append([test, label, str(len(samples)), textfmt.seconds(stats.median(samples)),
+                         textfmt.rate(*rate) if rate else "", ratio, ci_text, verdict])
         if res.failure:
             rows.append([""] * 7 + [f"test failed in {res.failure[0]}"])
         elif res.xfailed:

@@ -169,10 +169,13 @@ def test_summary_appended_to_an_almost_full_file_stays_small(tmp_path, monkeypat
 
 
 def test_seconds_match_the_terminal_table():
-    from pytest_virtoverhead.report import format_seconds
+    # One formatter (textfmt.seconds) serves the terminal table and the Markdown.
+    from pytest_virtoverhead import report
 
-    for value in (12.5, 1.0, 0.0021, 3.5e-5, 2e-9, 0.0, float("nan"), float("inf")):
-        assert md.seconds(value) == format_seconds(value)
+    assert md.seconds is report.textfmt.seconds
+    expected = ["12.5 s", "1 s", "2.1 ms", "35 us", "2 ns", "0 ns", "-", "-"]
+    for value, text in zip((12.5, 1.0, 0.0021, 3.5e-5, 2e-9, 0.0, float("nan"), float("inf")), expected):
+        assert md.seconds(value) == text
 
 
 def test_rate_column_when_a_test_recorded_its_work():
