@@ -268,6 +268,8 @@ class Settings:
     require: set[str] = field(default_factory=set)
     rounds: int = DEFAULT_ROUNDS
     warmup: int = DEFAULT_WARMUP
+    #: --virt-processes: worker processes per environment (0: auto, see processes_for).
+    processes: int = 0
     seed: int = 0
     timeout: float = DEFAULT_TIMEOUT
     #: Seconds of extra rounds per test while a claim is inconclusive (0: off).
@@ -304,9 +306,8 @@ class Settings:
         """Worker processes of environment ``name`` for a test of ``rounds``
         rounds: --virt-processes when given, else (auto) one per round up
         to AUTO_PROCESSES_MAX, and AUTO_PROCESSES_VM for a VM."""
-        explicit = getattr(self, "processes", 0)
-        if explicit:
-            return explicit
+        if self.processes:
+            return self.processes
         spec = self.spec(name)
         if (spec.kind if spec else name) == "vm":
             return AUTO_PROCESSES_VM

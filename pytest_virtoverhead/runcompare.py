@@ -320,7 +320,7 @@ def run_estimate(env: dict[str, Any], base: dict[str, Any], confidence: float = 
         return stats.cluster_estimate([], confidence=confidence)
     d = stats.paired_log_ratios([re_[i][1] for i in common], [own.get(i, rb[i][1]) for i in common])
     # The cluster is env's own process slot: the slot its block ran in on
-    # both sides (a VM's 4 processes, not the baseline's 12).
+    # both sides (a VM's 4 processes, not the baseline's 12 or 20).
     return stats.cluster_estimate(d, [re_[i][0] for i in common], confidence=confidence)
 
 

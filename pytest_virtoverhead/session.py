@@ -649,19 +649,21 @@ class Comparator:
                 if here and not self._round(result, live, here, rng, label, slot=slot, calls=1, warm=warm,
                                             requests=requests):
                     return result
+        def block_calls(env: str, ref: str) -> int:
+            """Calls per round of a block of env against ref, from the warm-up."""
+            pair = {n: warm[n] for n in (ref, env) if n in warm}
+            cost = {n: requests[n] for n in (ref, env) if n in requests}
+            return s.calls or auto_calls(pair, ref, cost)
+
         for name in names:
             if name != s.baseline:
-                pair = {n: warm[n] for n in (s.baseline, name) if n in warm}
-                cost = {n: requests[n] for n in (s.baseline, name) if n in requests}
-                result.calls[name] = s.calls or auto_calls(pair, s.baseline, cost)
+                result.calls[name] = block_calls(name, s.baseline)
         for claim in claims:
             env, ref = claim.env, claim.baseline
             if s.baseline in (env, ref) or env not in live or ref not in live or env == ref:
                 continue
             if (env, ref) not in result.pair_calls and (ref, env) not in result.pair_calls:
-                pair = {n: warm[n] for n in (ref, env) if n in warm}
-                cost = {n: requests[n] for n in (ref, env) if n in requests}
-                result.pair_calls[env, ref] = s.calls or auto_calls(pair, ref, cost)
+                result.pair_calls[env, ref] = block_calls(env, ref)
         schedule = _Schedule(slots, rng)
         retries_left = max_retries(rounds)
         done = 0
@@ -942,12 +944,12 @@ def _deciding_bound(claim: Claim, ratio: float, ci: tuple[float, float]) -> floa
     the interval, the one nearest the estimate (the interval must shrink
     past it, whichever way the verdict then goes)."""
     lo, hi = ci
-    if claim.unit != RATIO:  # seconds: nearest on the linear scale
-        inside = [b for b in (claim.lower, claim.upper) if b is not None and lo <= b <= hi]
-        return min(inside, key=lambda b: abs(b - ratio)) if inside and math.isfinite(ratio) else None
-    inside = [b for b in (claim.lower, claim.upper) if b is not None and b > 0 and lo <= b <= hi]
-    if not inside or not ratio > 0:
+    linear = claim.unit != RATIO  # seconds: distances on the linear scale, not the log
+    inside = [b for b in (claim.lower, claim.upper) if b is not None and (linear or b > 0) and lo <= b <= hi]
+    if not inside or not (math.isfinite(ratio) if linear else ratio > 0):
         return None
+    if linear:
+        return min(inside, key=lambda b: abs(b - ratio))
     return min(inside, key=lambda b: abs(math.log(b) - math.log(ratio)))
 
 

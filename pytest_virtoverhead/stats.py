@@ -309,6 +309,8 @@ SMALL_MEDIAN_VARIANCE = {1: 1.0, 2: 1.0, 3: 1.346, 4: 1.192, 5: 1.434, 6: 1.283,
 def median_variance(n: int) -> float:
     """Variance of the median of ``n`` values over that of one value, times n."""
     return SMALL_MEDIAN_VARIANCE.get(int(n), MEDIAN_VARIANCE)
+
+
 #: Share of the cluster values trimmed from each end (Tukey and McLaughlin;
 #: Yuen): 20%, the usual choice, which keeps ~95% of a mean's efficiency on
 #: normal data. Below 5 clusters nothing is trimmed (floor(0.2 * G) = 0).
@@ -397,7 +399,7 @@ def cluster_estimate(d: Sequence[float], clusters: Sequence[int] | None = None, 
         within = sigma ** 2 * float(np.mean([median_variance(k) / k for k in sizes]))
     if g >= 2:
         theta, between, between_df = trimmed_mean(medians, TRIM)
-        trimmed = " (trimmed)" if int(math.floor(TRIM * g + 1e-9)) else ""
+        trimmed = " (trimmed)" if between_df < g - 1 else ""  # fewer medians kept than G
         if n > g and within / g > between:
             var, df, method = within / g, float(n - g), "processes (pooled: no process effect seen)" + trimmed
         else:
