@@ -92,6 +92,10 @@ class VirtState:
         self.output_failures: list[str] = []
         #: This session's CPU locks (hostlock.CpuLocks), taken before measuring.
         self.cpu_locks: Any = None
+        #: Whether CPUs were chosen (the environments are pinned to them): a
+        #: fixture session takes the same ones again for each test that uses
+        #: an environment (see :meth:`unlock_cpus`).
+        self.cpus_chosen = False
         #: --virt-select compiled (pytest's -k Expression), or None.
         self.select: Any = None
         #: Test ids deselected by -k / -m (a scoped ini waiver may be for one).
@@ -116,11 +120,21 @@ class VirtState:
 
         locks = hostlock.CpuLocks()
         s = self.settings
-        cpus = hostlock.acquire(locks, s.cpus, auto=s.cpus_auto, available=os.sched_getaffinity(0),
-                                wait=s.cpu_wait, info=hostlock.session_info(self.ctx.session_id, self.ctx.rootdir),
+        cpus = hostlock.acquire(locks, s.cpus, auto=s.cpus_auto and not self.cpus_chosen,
+                                available=os.sched_getaffinity(0), wait=s.cpu_wait, info=hostlock.session_info(self.ctx.session_id, self.ctx.rootdir),
                                 say=say)
         self.cpu_locks = locks
+        self.cpus_chosen = True
         s.cpus = self.ctx.cpus = cpus
+
+    def unlock_cpus(self) -> None:
+        """Between the tests of a fixture session: let other measuring
+        sessions have the CPUs while no test of this one uses an environment
+        (the started environments stay up, idle). A --virt-compare session
+        keeps them to the end."""
+        if self.cpu_locks is not None and not self.settings.compare:
+            self.cpu_locks.release()
+            self.cpu_locks = None
 
 
 # --------------------------------------------------------------------------
@@ -585,9 +599,8 @@ def _lock_cpus(config: pytest.Config, state: VirtState) -> None:
         raise pytest.UsageError(str(exc)) from None
 
 
-def get_environment(config: pytest.Config, name: str):
-    """The started environment ``name``, or skip (fail if required)."""
-    state = _state(config)
+def _lock_cpus_or_skip(state: VirtState) -> None:
+    """A fixture session's CPUs, or skip the test naming their holder."""
     if state.cpu_locks is None:
         from .hostlock import CpuBusy
 
@@ -595,6 +608,35 @@ def get_environment(config: pytest.Config, name: str):
             state.lock_cpus(lambda msg: sys.stderr.write(msg + "\n"))
         except CpuBusy as exc:
             pytest.skip(str(exc))
+
+
+#: The fixtures that hand out environments.
+ENV_FIXTURES = frozenset({"baremetal", "container", "vm", "virt_envs"})
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A fixture session holds its CPUs only while a test that uses an
+    environment runs: taken again here (the same CPUs), let go after the
+    test's teardown, so a long suite does not block other measuring sessions
+    on the host (nor a pytester session inside it) between those tests."""
+    state = item.config.stash.get(STATE_KEY, None)
+    if state is not None and state.cpus_chosen and not state.settings.compare \
+            and ENV_FIXTURES & set(getattr(item, "fixturenames", ())):
+        _lock_cpus_or_skip(state)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    state = item.config.stash.get(STATE_KEY, None)
+    if state is not None:
+        state.unlock_cpus()
+
+
+def get_environment(config: pytest.Config, name: str):
+    """The started environment ``name``, or skip (fail if required)."""
+    state = _state(config)
+    _lock_cpus_or_skip(state)
     try:
         spec = state.pool.spec_for(name)
     except KeyError as exc:

@@ -154,3 +154,53 @@ def test_bad_cpu_wait_is_a_usage_error(pytester):
     result = pytester.runpytest_subprocess("--virt-compare", "--virt-cpu-wait=-1")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--virt-cpu-wait: must be 0 (refuse at once) or more seconds, got '-1'*"])
+
+
+FIXTURE_SESSION = """
+import fcntl, os
+import pytest
+
+LOCK = os.path.join(os.environ["VIRTOVERHEAD_LOCK_DIR"], "cpu{cpu}.lock")
+
+
+def held():
+    fd = os.open(LOCK, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+@pytest.fixture(scope="session")
+def app(baremetal):
+    return baremetal
+
+
+def test_1_uses_env(baremetal):
+    assert baremetal.run(os.getpid) != os.getpid()
+    assert held()
+
+
+def test_2_no_env():
+    assert not held()
+
+
+def test_3_uses_env_through_a_fixture(app):
+    assert held()
+
+
+def test_4_no_env_again():
+    assert not held()
+"""
+
+
+def test_fixture_session_holds_the_cpu_only_during_tests_that_use_an_environment(pytester, lockdir):
+    """Before: the first fixture use locked the CPU until the session ended,
+    so a pytester session later in the same suite waited --virt-cpu-wait."""
+    pytester.makepyfile(test_fix=FIXTURE_SESSION.replace("{cpu}", str(_auto_cpu())))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--virt-cpus={_auto_cpu()}",
+                                           "--virt-cpu-wait=0", "-v")
+    result.assert_outcomes(passed=4)
