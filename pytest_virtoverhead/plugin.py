@@ -121,8 +121,8 @@ class VirtState:
         locks = hostlock.CpuLocks()
         s = self.settings
         cpus = hostlock.acquire(locks, s.cpus, auto=s.cpus_auto and not self.cpus_chosen,
-                                available=os.sched_getaffinity(0), wait=s.cpu_wait, info=hostlock.session_info(self.ctx.session_id, self.ctx.rootdir),
-                                say=say)
+                                available=os.sched_getaffinity(0), wait=s.cpu_wait,
+                                info=hostlock.session_info(self.ctx.session_id, self.ctx.rootdir), say=say)
         self.cpu_locks = locks
         self.cpus_chosen = True
         s.cpus = self.ctx.cpus = cpus
