@@ -34,6 +34,9 @@ DEFAULT_MAX_ROUNDS = 200
 AUTO_PROCESSES_MAX = 20
 AUTO_PROCESSES_VM = 4
 DEFAULT_CONFIDENCE = 0.95
+#: --virt-correction: none (each claim at --virt-confidence) or holm
+#: (family-wise over the run's claims; see docs/verdicts.md).
+CORRECTIONS = ("none", "holm")
 HASH_SEED_MODES = ("paired", "random")
 #: Most rounds one test may ask for, whatever --virt-max-rounds says.
 ROUNDS_CAP = 100_000
@@ -184,6 +187,70 @@ def parse_claims(texts: Iterable[str], source: str, env_names: list[str],
     return claims
 
 
+@dataclass(frozen=True)
+class RunClaim:
+    """A run-wide claim (ini ``virt_claims``, ``--virt-claim``) and where
+    it was written. ``expr`` is the ``-k`` expression of a group entry
+    (``EXPR: CLAIM``): the claim applies only to the compared tests it
+    matches (the plugin compiles and evaluates it with pytest's matcher);
+    None: every compared test."""
+
+    claim: Claim
+    #: ``virt_claims (ini) entry 2``, ``--virt-claim 1``.
+    source: str
+    expr: str | None = None
+    #: The entry as written, and the 1-based column of ``expr`` in it.
+    entry: str = ""
+    expr_col: int = 1
+    #: ``virt_claims (ini)`` or ``--virt-claim``, and the entry's number (from 1).
+    origin: str = ""
+    n: int = 0
+
+    def error(self, column: int, reason: str) -> str:
+        """A usage error at ``column`` of the expression (1-based)."""
+        return entry_error(self.origin, self.n, self.entry, self.expr_col + column - 1, reason)
+
+
+def entry_error(source: str, n: int, entry: str, column: int, reason: str) -> str:
+    """``virt_claims (ini), entry 2, column 5: REASON`` with the entry and a caret."""
+    pointer = " " * (column - 1) + "^"
+    return f"{source}, entry {n}, column {column}: {reason}\n    {entry}\n    {pointer}"
+
+
+def parse_run_claims(texts: Iterable[str], source: str, env_names: list[str],
+                     elsewhere: Iterable[str] = ()) -> list[RunClaim]:
+    """Run-wide claims, one per entry: ``CLAIM`` (every compared test) or
+    ``EXPR: CLAIM`` (the compared tests matching the ``-k`` expression
+    EXPR). A claim never contains ':' (the grammar has no such token), so
+    the last ':' of an entry ends EXPR, whose test ids may hold '::'. A
+    plain entry's error reads as before (``SOURCE: invalid claim at
+    column ...``); a group entry's names the entry and its column."""
+    out: list[RunClaim] = []
+    elsewhere = set(elsewhere)
+    label = "virt_claims (ini) entry" if source.startswith("virt_claims") else source
+    for n, raw in enumerate(texts, 1):
+        if not isinstance(raw, str) or ":" not in raw:
+            (claim,) = parse_claims([raw], source, env_names, elsewhere)
+            out.append(RunClaim(claim, f"{label} {n}", origin=source, n=n))
+            continue
+        entry = raw.strip()
+        head, _, claim_text = entry.rpartition(":")
+        expr = head.strip()
+        if not expr:
+            raise ValueError(entry_error(source, n, entry, 1, "expected a -k expression before ':' (a group "
+                                         "of tests, e.g. 'io and not slow: vm <= 2 * baremetal')"))
+        claim_col = len(head) + 2
+        lead = len(claim_text) - len(claim_text.lstrip())
+        try:
+            claim = parse_claim(claim_text)
+            check_envs(claim, env_names, elsewhere)
+        except ClaimError as exc:
+            raise ValueError(entry_error(source, n, entry, claim_col + lead + exc.column - 1,
+                                         f"invalid claim: {exc.reason}")) from None
+        out.append(RunClaim(claim, f"{label} {n}", expr, entry, len(head) - len(head.lstrip()) + 1, source, n))
+    return out
+
+
 def split_absent(claims: Iterable[Claim], env_names: Iterable[str]) -> tuple[list[Claim], list[tuple[Claim, str]]]:
     """(claims whose environments are all in this run, [(claim, reason)]
     for the others, the reason being e.g. ``vm: not in this run``)."""
@@ -288,6 +355,12 @@ class Settings:
     elsewhere: set[str] = field(default_factory=set)
     #: Run-wide claims (--virt-claim, ini) naming such an environment.
     skipped_claims: list[tuple[Claim, str]] = field(default_factory=list)
+    #: Every run-wide entry in order (ini, then --virt-claim), plain and
+    #: group (``EXPR: CLAIM``) alike; ``claims`` and ``skipped_claims``
+    #: hold the plain ones.
+    run_claims: list[RunClaim] = field(default_factory=list)
+    #: --virt-correction / ini virt_correction: none or holm.
+    correction: str = "none"
     kind_defaults: dict[str, dict[str, str]] = field(default_factory=dict)
     #: ini virt_waivers (waivers.Waiver), checked against the tests' claims at collection.
     waivers: list[Any] = field(default_factory=list)
@@ -341,9 +414,9 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
         raise ValueError(f"--virt-baseline: unknown environment {baseline!r}; environments of this run: "
                          f"{', '.join(names)}")
     s.baseline = baseline
-    claims = (parse_claims(raw.get("ini_claims") or [], "virt_claims (ini)", names, s.elsewhere)
-              + parse_claims(raw.get("cli_claims") or [], "--virt-claim", names, s.elsewhere))
-    s.claims, s.skipped_claims = split_absent(claims, names)
+    s.run_claims = (parse_run_claims(raw.get("ini_claims") or [], "virt_claims (ini)", names, s.elsewhere)
+                    + parse_run_claims(raw.get("cli_claims") or [], "--virt-claim", names, s.elsewhere))
+    s.claims, s.skipped_claims = split_absent([rc.claim for rc in s.run_claims if rc.expr is None], names)
     s.waivers = waivers.ini_waivers(raw.get("ini_waivers") or [])
     s.strict = bool(raw.get("strict"))
     s.gate = bool(raw.get("gate", True))
@@ -379,6 +452,10 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
     calls = str(raw.get("calls") or "auto").strip().lower()
     s.calls = 0 if calls == "auto" else positive_int(calls, "--virt-calls")
     s.confidence = parse_confidence(raw.get("confidence"))
+    correction = str(raw.get("correction") or "none").strip().lower()
+    if correction not in CORRECTIONS:
+        raise ValueError(f"--virt-correction: expected one of {', '.join(CORRECTIONS)}, got {correction!r}")
+    s.correction = correction
     mode = str(raw.get("hash_seed") or "paired").strip().lower()
     if mode not in HASH_SEED_MODES:
         raise ValueError(f"--virt-hash-seed: expected one of {', '.join(HASH_SEED_MODES)}, got {mode!r}")
@@ -425,11 +502,17 @@ class ItemPlan:
     #: Waivers (waivers.Waiver) of this test's claims: the marker's
     #: ``waive=``, then the ini ``virt_waivers`` whose scope takes this test.
     waivers: list[Any] = field(default_factory=list)
+    #: Where each claim was written: (``marker``, None), or a run-wide
+    #: entry's (source, the group's -k expression or None).
+    sources: dict[Claim, tuple[str, str | None]] = field(default_factory=dict)
 
 
-def plan_for_marker(nodeid: str, args: tuple, kwargs: Mapping[str, Any], settings: Settings) -> ItemPlan:
+def plan_for_marker(nodeid: str, args: tuple, kwargs: Mapping[str, Any], settings: Settings,
+                    groups: Iterable[RunClaim] = ()) -> ItemPlan:
     """Read ``@pytest.mark.virt(claims=[...], envs=[...], rounds=N)`` of one
-    test against the run's settings; ValueError names the test.
+    test against the run's settings; ValueError names the test. The run's
+    plain claims apply, and of its group entries (``EXPR: CLAIM``) those in
+    ``groups``: the plugin's -k matcher chose them for this test.
 
     A claim or ``envs=`` entry naming a kind or a declared environment that
     this run does not have is not an error: the claim is set aside in
@@ -457,7 +540,12 @@ def plan_for_marker(nodeid: str, args: tuple, kwargs: Mapping[str, Any], setting
     envs = [n for n in names if n in wanted or n == settings.baseline]
     texts = kwargs.get("claims") or []
     claims = parse_claims([texts] if isinstance(texts, str) else texts, nodeid, names, settings.elsewhere)
-    claims += [c for c in settings.claims + [c for c, _ in settings.skipped_claims] if c not in claims]
+    sources: dict[Claim, tuple[str, str | None]] = {c: ("marker", None) for c in claims}
+    groups = list(groups)
+    for rc in settings.run_claims:
+        if (rc.expr is None or rc in groups) and rc.claim not in claims:
+            claims.append(rc.claim)
+            sources[rc.claim] = (rc.source, rc.expr)
     if kwargs.get("envs"):
         # Claims about environments this test does not run in do not apply.
         scope = set(envs) | set(absent_envs)
@@ -474,4 +562,4 @@ def plan_for_marker(nodeid: str, args: tuple, kwargs: Mapping[str, Any], setting
         if not any(w.matches(c) for c in every):
             raise waivers.WaiverError(waivers.waiver_usage(w, every))
     ini = [w for w in settings.waivers if w.applies_to(nodeid) and any(w.matches(c) for c in every)]
-    return ItemPlan(claims, envs, rounds, skipped, absent_envs, marked + ini)
+    return ItemPlan(claims, envs, rounds, skipped, absent_envs, marked + ini, sources)

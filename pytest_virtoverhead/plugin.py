@@ -12,6 +12,7 @@ import os
 import sys
 import time
 import uuid
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -98,6 +99,8 @@ class VirtState:
         self.cpus_chosen = False
         #: --virt-select compiled (pytest's -k Expression), or None.
         self.select: Any = None
+        #: Group entries of the run's claims ``EXPR: CLAIM``: [(RunClaim, compiled EXPR)].
+        self.groups: list[tuple[Any, Any]] = []
         #: Test ids deselected by -k / -m (a scoped ini waiver may be for one).
         self.deselected: list[str] = []
 
@@ -151,7 +154,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--virt-baseline", metavar="NAME", default=None,
                     help="environment ratios are taken against (default: baremetal)")
     group.addoption("--virt-claim", metavar="CLAIM", action="append", default=[],
-                    help="claim applied to every marked test, e.g. 'container <= 1.05 * baremetal' (repeatable)")
+                    help="claim applied to every marked test, e.g. 'container <= 1.05 * baremetal', or "
+                         "'EXPR: CLAIM' for the compared tests matching the -k expression EXPR (repeatable)")
     group.addoption("--virt-strict", action="store_true", default=None,
                     help="an inconclusive claim fails its test")
     group.addoption("--virt-no-gate", action="store_true", default=None,
@@ -185,6 +189,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "(default auto: enough for about 150 ms of the baseline, at most 10)")
     group.addoption("--virt-confidence", metavar="LEVEL", default=None,
                     help="confidence level of the intervals, e.g. 0.95 or 99%% (default 0.95)")
+    group.addoption("--virt-correction", metavar="METHOD", default=None, choices=("none", "holm"),
+                    help="multiple-comparison correction of the verdicts: none (each claim at --virt-confidence) "
+                         "or holm (family-wise over the run's claims; outcomes are reported after the last "
+                         "compared test) (default none)")
     group.addoption("--virt-hash-seed", metavar="MODE", default=None, choices=("paired", "random"),
                     help="PYTHONHASHSEED of the worker processes: paired (process K has the same seed in "
                          "every environment) or random (default paired)")
@@ -210,7 +218,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="libvirt connection (default qemu:///system for root, qemu:///session otherwise)")
 
     parser.addini("virt_envs", "default for --virt-envs", default=None)
-    parser.addini("virt_claims", "claims applied to every marked test", type="linelist", default=[])
+    parser.addini("virt_claims", "claims applied to every marked test, one per line; 'EXPR: CLAIM' applies "
+                  "CLAIM to the compared tests matching the -k expression EXPR", type="linelist", default=[])
     parser.addini("virt_waivers", "waivers that expire, one per line: '[TEST-ID: ]CLAIM until YYYY-MM-DD: REASON'",
                   type="linelist", default=[])
     parser.addini("virt_select", "default for --virt-select: unmarked tests matching this -k expression "
@@ -226,6 +235,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("virt_processes", "default for --virt-processes", default=None)
     parser.addini("virt_calls", "default for --virt-calls", default=None)
     parser.addini("virt_confidence", "default for --virt-confidence", default=None)
+    parser.addini("virt_correction", "default for --virt-correction (none or holm)", default=None)
     parser.addini("virt_time_budget", "default for --virt-time-budget", default=None)
     parser.addini("virt_cpus", "default for --virt-cpus", default=None)
     parser.addini("virt_memory", "default for --virt-memory", default=None)
@@ -270,6 +280,7 @@ def _raw_settings(config: pytest.Config) -> dict[str, Any]:
         "processes": pick("virt_processes", "virt_processes"),
         "calls": pick("virt_calls", "virt_calls"),
         "confidence": pick("virt_confidence", "virt_confidence"),
+        "correction": pick("virt_correction", "virt_correction"),
         "hash_seed": opt.virt_hash_seed,
         "time_budget": pick("virt_time_budget", "virt_time_budget"),
         "max_rounds": opt.virt_max_rounds,
@@ -303,6 +314,7 @@ def _activate(config: pytest.Config) -> None:
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     select = _compile_select(settings.select)
+    groups = _compile_groups(settings)
     if settings.compare and getattr(config.option, "numprocesses", None):
         raise pytest.UsageError(
             "--virt-compare cannot run under pytest-xdist (-n): parallel tests would load the CPU "
@@ -322,6 +334,7 @@ def _activate(config: pytest.Config) -> None:
             raise pytest.UsageError("\n".join(problems))
     state = VirtState(config, settings)
     state.select = select
+    state.groups = groups
     config.stash[STATE_KEY] = state
     atexit.register(_stop_quietly, state)
     benchjson.register(config, lambda: _benchmark_summary(state))
@@ -375,14 +388,25 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 # collection
 
 
-def _plan(item: pytest.Item, settings: Settings) -> ItemPlan | None:
+def _plan(item: pytest.Item, settings: Settings, groups: list[Any] = ()) -> ItemPlan | None:
     marker = item.get_closest_marker(MARKER)
     if marker is None:
         return None
     try:
-        return plan_for_marker(item.nodeid, marker.args, marker.kwargs, settings)
+        return plan_for_marker(item.nodeid, marker.args, marker.kwargs, settings, groups)
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
+
+
+def _groups_of(item: pytest.Item, groups: list[tuple[Any, Any]]) -> list[Any]:
+    """The group entries (``EXPR: CLAIM``) whose -k expression matches the
+    item, with pytest's own matcher (as --virt-select)."""
+    if not groups:
+        return []
+    from _pytest.mark import KeywordMatcher
+
+    matcher = KeywordMatcher.from_item(item)
+    return [rc for rc, expr in groups if expr.evaluate(matcher)]
 
 
 def _compile_select(text: str | None) -> Any:
@@ -398,6 +422,22 @@ def _compile_select(text: str | None) -> Any:
     """
     if not text:
         return None
+    try:
+        return _compile_expr(text)
+    except _ExprError as exc:
+        where = f" at column {exc.column}" if exc.column else ""
+        raise pytest.UsageError(
+            f"--virt-select (or ini virt_select): invalid -k expression {text!r}{where}: {exc.message}") from None
+
+
+class _ExprError(Exception):
+    def __init__(self, column: int | None, message: str):
+        super().__init__(message)
+        self.column, self.message = column, message
+
+
+def _compile_expr(text: str) -> Any:
+    """A ``-k`` expression compiled by pytest; _ExprError(column, message)."""
     from _pytest.mark.expression import Expression
 
     try:
@@ -405,9 +445,21 @@ def _compile_select(text: str | None) -> Any:
     except Exception as exc:  # SyntaxError (pytest >= 8.3) or ParseError (older)
         column = getattr(exc, "offset", None) or getattr(exc, "column", None)
         message = getattr(exc, "msg", None) or getattr(exc, "message", None) or str(exc)
-        where = f" at column {column}" if column else ""
-        raise pytest.UsageError(
-            f"--virt-select (or ini virt_select): invalid -k expression {text!r}{where}: {message}") from None
+        raise _ExprError(column, message) from None
+
+
+def _compile_groups(settings: Settings) -> list[tuple[Any, Any]]:
+    """[(RunClaim, compiled EXPR)] of the group entries (``EXPR: CLAIM``);
+    a malformed EXPR is a usage error naming the entry and the column."""
+    out = []
+    for rc in settings.run_claims:
+        if rc.expr is None:
+            continue
+        try:
+            out.append((rc, _compile_expr(rc.expr)))
+        except _ExprError as exc:
+            raise pytest.UsageError(rc.error(exc.column or 1, f"invalid -k expression: {exc.message}")) from None
+    return out
 
 
 def _selected(item: pytest.Item, select: Any) -> bool:
@@ -434,17 +486,29 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     state = config.stash.get(STATE_KEY, None)
     if state is None:
         return
+    used: set[Any] = set()
     for item in items:
         if item.get_closest_marker(MARKER) is not None:
-            item.stash[ITEM_KEY] = _plan(item, state.settings)
+            groups = _groups_of(item, state.groups)
+            item.stash[ITEM_KEY] = _plan(item, state.settings, groups)
+            used.update(groups)
         elif _selected(item, state.select):
             # As if marked @pytest.mark.virt(): the run's claims, every
             # environment, --virt-rounds.
+            groups = _groups_of(item, state.groups)
             try:
-                item.stash[ITEM_KEY] = plan_for_marker(item.nodeid, (), {}, state.settings)
+                item.stash[ITEM_KEY] = plan_for_marker(item.nodeid, (), {}, state.settings, groups)
             except ValueError as exc:
                 raise pytest.UsageError(str(exc)) from None
+            used.update(groups)
     _check_waivers(state, items)
+    if state.settings.compare:
+        for rc, _ in state.groups:
+            if rc not in used:
+                warnings.warn(pytest.PytestConfigWarning(
+                    f"{rc.source}: the group '{rc.expr}' matches no compared test of this run, so its claim "
+                    f"'{rc.claim.text}' is not checked (a group chooses among the compared tests: those "
+                    "marked @pytest.mark.virt and those --virt-select picks)"), stacklevel=1)
 
 
 def _check_waivers(state: VirtState, items: list[pytest.Item]) -> None:
@@ -524,6 +588,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         else:
             result = state.comparator.run(item.nodeid, plan.envs, plan.claims, plan.rounds)
         add_skipped_claims(result, plan.skipped_claims)
+        for cr in result.claims:
+            cr.source, cr.group = plan.sources.get(cr.claim, ("", None))
         waivers.apply(result.claims, plan.waivers)
     finally:
         if progress is not None:

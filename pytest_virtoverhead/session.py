@@ -259,6 +259,10 @@ class ClaimResult:
     waiver: Any = None
     #: The message of a matching waiver past its date (it fails the test), else "".
     waiver_expired: str = ""
+    #: Where the claim was written (``marker``, ``virt_claims (ini) entry 2``,
+    #: ``--virt-claim 1``), and a group entry's -k expression.
+    source: str = ""
+    group: str | None = None
 
     @property
     def waived(self) -> bool:
@@ -284,6 +288,8 @@ class ClaimResult:
             "p_value": _num(self.p_value),
             **({"reason": self.reason} if self.reason else {}),
             **({"accel": self.accel} if self.accel else {}),
+            **({"source": self.source} if self.source else {}),
+            **({"group": self.group} if self.group is not None else {}),
         }
         est = self.estimate
         if est is not None:
