@@ -156,6 +156,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--virt-claim", metavar="CLAIM", action="append", default=[],
                     help="claim applied to every marked test, e.g. 'container <= 1.05 * baremetal', or "
                          "'EXPR: CLAIM' for the compared tests matching the -k expression EXPR (repeatable)")
+    group.addoption("--virt-footprint-claim", metavar="CLAIM", action="append", default=[],
+                    help="claim on the environments' footprint, e.g. 'vm.memory >= 4 * container.memory' or "
+                         "'container.start <= 0.5 s' (repeatable; see docs/footprint.md)")
     group.addoption("--virt-strict", action="store_true", default=None,
                     help="an inconclusive claim fails its test")
     group.addoption("--virt-no-gate", action="store_true", default=None,
@@ -220,6 +223,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("virt_envs", "default for --virt-envs", default=None)
     parser.addini("virt_claims", "claims applied to every marked test, one per line; 'EXPR: CLAIM' applies "
                   "CLAIM to the compared tests matching the -k expression EXPR", type="linelist", default=[])
+    parser.addini("virt_footprint_claims", "footprint claims (ENV.METRIC OP ...), one per line",
+                  type="linelist", default=[])
     parser.addini("virt_waivers", "waivers that expire, one per line: '[TEST-ID: ]CLAIM until YYYY-MM-DD: REASON'",
                   type="linelist", default=[])
     parser.addini("virt_select", "default for --virt-select: unmarked tests matching this -k expression "
@@ -334,6 +339,7 @@ def _activate(config: pytest.Config) -> None:
             raise pytest.UsageError("\n".join(problems))
     state = VirtState(config, settings)
     state.select = select
+    state.footprint_claims = _footprint_claims(config, settings)
     state.groups = groups
     config.stash[STATE_KEY] = state
     atexit.register(_stop_quietly, state)
@@ -815,6 +821,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     tr.write_line("environments:")
     for line in environment_lines(metadata):
         tr.write_line("  " + line)
+    if getattr(state, "footprint", None):
+        from .report import footprint_lines
+
+        tr.write_line("")
+        tr.write_line("footprint (what each environment holds on the host; [source]):")
+        for line in footprint_lines(state.footprint, metadata):
+            tr.write_line("  " + line)
     if state.pool.reaped:
         tr.write_line(f"  removed leftovers of earlier sessions: {', '.join(state.pool.reaped)}")
     for line in state.output_notes:
@@ -872,7 +885,8 @@ def _write_outputs(session: pytest.Session, state: VirtState, exitstatus: int) -
                        rounds=s.rounds, statistics=_statistics(s),
                        extra={"session": state.ctx.session_id,
                                                "interrupted": exitstatus == pytest.ExitCode.INTERRUPTED,
-                                               "aborted": aborted, "exitstatus": int(exitstatus)})
+                                               "aborted": aborted, "exitstatus": int(exitstatus),
+                                               "footprint": getattr(state, "footprint", None)})
     except Exception as exc:  # noqa: BLE001 - the table is still shown
         state.output_failures.append(f"virtoverhead: could not assemble the results for "
                                      f"{', '.join(p for _, p, _, _ in writers)}: {type(exc).__name__}: {exc}")
@@ -902,12 +916,53 @@ def _write_each(session: pytest.Session, state: VirtState, writers: list[tuple[s
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+def _footprint_claims(config: pytest.Config, settings: Settings) -> tuple[list[Any], list[Any]]:
+    """(claims to judge, [(claim, reason)] skipped) of virt_footprint_claims
+    and --virt-footprint-claim; a malformed one is a usage error."""
+    from . import footprint
+    from .claims import absent_reason
+
+    try:
+        claims = (footprint.parse_claims(config.getini("virt_footprint_claims"), "virt_footprint_claims (ini)",
+                                         settings.env_names, settings.elsewhere)
+                  + footprint.parse_claims(config.option.virt_footprint_claim, "--virt-footprint-claim",
+                                           settings.env_names, settings.elsewhere))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    skipped = [(c, absent_reason(n for n in c.envs if n not in settings.env_names)) for c in claims
+               if not all(n in settings.env_names for n in c.envs)]
+    return [c for c in claims if all(n in settings.env_names for n in c.envs)], skipped
+
+
+def _finish_footprint(session: pytest.Session, state: VirtState) -> None:
+    """The environments' last footprint readings, before reports are
+    written and environments stopped; footprint claims judged (issue 16)."""
+    from . import footprint
+    from .report import footprint_report
+
+    started = state.pool.started()
+    for env in started.values():
+        try:
+            env.footprint_end()
+        except Exception:  # noqa: BLE001 - a footprint never fails the run
+            pass
+    claims, skipped = getattr(state, "footprint_claims", ([], []))
+    state.footprint = footprint_report(started, state.pool.metadata(), claims, skipped)
+    s = state.settings
+    for res in state.footprint["claims"]:
+        if s.gate and (res["verdict"] == footprint.FAIL or (s.strict and res["verdict"] == footprint.INCONCLUSIVE)):
+            state.output_failures.append(f"virtoverhead: footprint claim {footprint.claim_line(res)}")
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(STATE_KEY, None)
     if state is None:
         return
     try:
         if state.settings.compare:
+            _finish_footprint(session, state)
             _write_outputs(session, state, exitstatus)
     finally:
         _stop_quietly(state)

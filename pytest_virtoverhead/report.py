@@ -143,6 +143,42 @@ def environment_lines(metadata: dict[str, dict[str, Any]]) -> list[str]:
     return out
 
 
+def footprint_report(envs: dict[str, Any], metadata: dict[str, dict[str, Any]], claims: Iterable[Any] = (),
+                     skipped: Iterable[tuple[Any, str]] = ()) -> dict[str, Any]:
+    """The JSON's ``footprint``: ``environments`` (name -> kind, figures
+    with their sources, or ``unavailable``) and ``claims`` (each footprint
+    claim's verdict). ``envs`` are the started environment handles; the end
+    readings must have been taken (``Environment.footprint_end``)."""
+    from . import footprint
+
+    fps: dict[str, dict[str, Any]] = {}
+    for name, meta in metadata.items():
+        env = envs.get(name)
+        if env is not None and env.footprint.starts:
+            fps[name] = env.footprint.to_json()
+        else:
+            fps[name] = {"kind": meta.get("kind"), "figures": {}}
+            if meta.get("unavailable"):
+                fps[name]["unavailable"] = meta["unavailable"].splitlines()[0]
+    results = [footprint.evaluate(c, fps) for c in claims]
+    results += [{"claim": c.text, "kind": "footprint", "verdict": footprint.SKIPPED, "reason": why}
+                for c, why in skipped]
+    return {"environments": fps, "claims": results}
+
+
+def footprint_lines(data: dict[str, Any], metadata: dict[str, dict[str, Any]]) -> list[str]:
+    """The terminal's footprint section: every figure with its source, then
+    the footprint claims' verdicts."""
+    from . import footprint
+
+    labels = {name: env_label(name, metadata.get(name, {})) for name in data.get("environments", {})}
+    out = footprint.section_lines(data.get("environments", {}), labels)
+    if data.get("claims"):
+        out.append("footprint claims:")
+        out.extend("  " + footprint.claim_line(c) for c in data["claims"])
+    return out
+
+
 def _thin(xs: list[float], cap: int) -> list[float]:
     if len(xs) <= cap:
         return xs

@@ -11,6 +11,7 @@ from typing import Any
 
 import shutil
 
+from .. import footprint
 from ..envvars import WATCH_PARENT_VAR
 from .base import SCRATCH_ENV, Backend, EnvUnavailable, PipeTransport, Transport
 
@@ -99,6 +100,31 @@ class BaremetalBackend(Backend):
     def metadata(self) -> dict[str, Any]:
         return {"python_worker": self.spec.options.get("python") or self.ctx.python,
                 "scratch": self.spec.options.get("scratch") or "tmpdir"}
+
+    def footprint_sample(self) -> dict[str, Any]:
+        """The worker and its worker processes: summed RSS and high-water
+        marks from /proc/<pid>/status, CPU from /proc/<pid>/stat."""
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return {}
+        pid = proc.pid
+        rss, hwm, n = footprint.tree_memory(pid)
+        where = f"worker pid {pid} and its live descendants ({n} processes)"
+        return {
+            footprint.MEMORY: footprint.Reading(rss, "B", f"/proc/<pid>/status VmRSS, summed over the {where}"),
+            footprint.MEMORY_PEAK: footprint.Reading(hwm, "B", f"/proc/<pid>/status VmHWM, summed over the {where}"),
+            footprint.CPU: footprint.Reading(footprint.tree_cpu_seconds(pid), "s",
+                                             "/proc/<pid>/stat utime+stime of the worker, its waited-for children "
+                                             "and live descendants"),
+        }
+
+    def footprint_storage(self) -> dict[str, Any]:
+        """None of its own: it runs the host's files in place (the scratch
+        directory's size is measured, usually empty)."""
+        scratch = self.spec.options.get("scratch") or self._scratch
+        alloc = footprint.path_bytes(scratch)[0] if scratch else 0
+        return {"scratch": footprint.Reading(alloc, "B", f"stat of the files under {scratch} (allocated blocks); "
+                                             "the interpreter and project are the host's own, not copied")}
 
     def diagnostics(self) -> str:
         parts = []

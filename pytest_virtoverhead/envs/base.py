@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping
 
+from .. import footprint as footprint_mod
 from ..envvars import SCRATCH_ENV  # noqa: F401 - re-exported for the backends
 from ..protocol import FrameDecoder, ProtocolError, encode
 
@@ -392,6 +393,22 @@ class Backend(abc.ABC):
         """Logs worth showing when something failed (console tail, stderr)."""
         return ""
 
+    #: Whether the worker's own /proc/meminfo is the environment's own view
+    #: of its memory (a VM guest's kernel), worth asking for as a footprint.
+    guest_view: ClassVar[bool] = False
+
+    def footprint_sample(self) -> dict[str, "footprint_mod.Reading"]:
+        """What the environment holds on the host now, each reading with its
+        source: ``memory`` (bytes), ``memory_peak`` (a kernel high-water
+        mark, bytes), ``cpu`` (cumulative CPU seconds of its host
+        processes). Cheap (file reads): called after every test item.
+        Whatever cannot be read is left out."""
+        return {}
+
+    def footprint_storage(self) -> dict[str, "footprint_mod.Reading"]:
+        """Storage the environment needs on the host, by part (bytes)."""
+        return {}
+
     @classmethod
     def reap(cls, ctx: RunContext) -> list[str]:
         """Remove what dead sessions left behind; return what was removed."""
@@ -479,6 +496,9 @@ class Environment:
         self._proc_seconds: dict[int, float] = {}
         self.start_time: float | None = None
         self.starts = 0
+        #: What the environment costs the host (footprint.Tracker).
+        self.footprint = footprint_mod.Tracker(self.name, self.kind)
+        self._guest_sampled = 0.0
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -523,7 +543,56 @@ class Environment:
                           **self.backend.metadata(), "start_seconds": round(self.start_time, 4)}
         self._items = {}
         self._procs = {}
+        self._footprint_start()
         return self
+
+    # -- footprint (issue 16) -----------------------------------------------
+
+    #: Seconds between two guest views taken after test items (each is one
+    #: request to the worker: ~5-10 ms in a TCG guest, outside measured calls).
+    GUEST_EVERY = 10.0
+
+    def _fp_sample(self) -> dict[str, Any]:
+        try:
+            return self.backend.footprint_sample()
+        except Exception as exc:  # noqa: BLE001 - a footprint never fails a run
+            self.footprint._note_error("sample", exc)
+            return {}
+
+    def _fp_guest(self, phase: str) -> None:
+        if not self.backend.guest_view or not self.running:
+            return
+        self._guest_sampled = time.monotonic()
+        try:
+            view = self._channel.request("call", timeout=30, **call_fields(footprint_mod.guest_memory, (), {}))
+            self.footprint.on_guest(view, phase)
+        except Exception as exc:  # noqa: BLE001
+            self.footprint._note_error("guest view", exc)
+
+    def _footprint_start(self) -> None:
+        sample = self._fp_sample()
+        try:
+            storage = self.backend.footprint_storage()
+        except Exception as exc:  # noqa: BLE001
+            self.footprint._note_error("storage", exc)
+            storage = {}
+        self.footprint.on_start(self.start_time or 0.0, sample, storage)
+        self._fp_guest("idle")
+
+    def footprint_end(self) -> None:
+        """Take the footprint's last readings (once; again after a restart).
+        The session calls it before writing its reports; stop() too."""
+        if self.start_time is None or self.footprint.ended or not self.running:
+            return
+        self._fp_guest("end")
+        self.footprint.process_starts = [round(v, 4) for v in self._proc_seconds.values()]
+        try:
+            storage = self.backend.footprint_storage()
+            if storage:
+                self.footprint.storage = dict(storage)
+        except Exception as exc:  # noqa: BLE001
+            self.footprint._note_error("storage", exc)
+        self.footprint.on_end(self._fp_sample())
 
     def _diagnostics(self) -> str:
         parts = []
@@ -554,6 +623,8 @@ class Environment:
         """
         channel = self._channel
         busy = channel is not None and channel.pending is not None
+        if graceful and not busy:
+            self.footprint_end()
         if graceful and not busy and channel is not None and not channel.eof:
             try:
                 channel.request("shutdown", timeout=5)
@@ -666,8 +737,17 @@ class Environment:
         first use in that process and reopened after a worker restart.
         """
         self.open_items(nodeids, args, proc=proc)
+        before = self._fp_sample().get(footprint_mod.CPU)
+        t0 = time.monotonic()
         try:
             out = self._request("item", nodeid=nodeid, calls=calls, proc=proc, gc=gc)
+            wall = time.monotonic() - t0
+            after = self._fp_sample()
+            cpu = after.get(footprint_mod.CPU)
+            self.footprint.on_calls(before.value if before else None, cpu.value if cpu else None, wall)
+            self.footprint.on_sample(after)
+            if time.monotonic() - self._guest_sampled >= self.GUEST_EVERY:
+                self._fp_guest("run")
         except RemoteError as exc:
             if exc.type_name == "ChildDied":
                 self._items.pop(proc, None)

@@ -47,6 +47,7 @@ from .base import (
     owner_alive,
 )
 from .container_stream import AttachTransport
+from .. import footprint
 
 IMAGE_REPO = "pytest-virtoverhead/mirror"
 IMAGE_LABEL = f"{LABEL_PREFIX}.image"
@@ -619,6 +620,78 @@ class ContainerBackend(Backend):
 
     def metadata(self) -> dict[str, Any]:
         return dict(self._meta)
+
+    # -- footprint (issue 16) -------------------------------------------------
+
+    def _fp_target(self) -> tuple[int, dict[str, str], int | None] | None:
+        """(init pid, its cgroup directories, the containerd shim's pid) of
+        the running container, looked up once per container."""
+        cid = self._container_id
+        if cid is None or self._client is None:
+            return None
+        cached = getattr(self, "_fp_cache", None)
+        if cached and cached[0] == cid:
+            return cached[1]
+        pid = int((self._client.api.inspect_container(cid).get("State") or {}).get("Pid") or 0)
+        if pid <= 0:
+            return None
+        dirs = footprint.cgroup_dirs(pid)
+        shim = None
+        try:
+            ppid = int(footprint._read(f"/proc/{pid}/stat").rsplit(")", 1)[1].split()[1])
+            if "shim" in footprint._read(f"/proc/{ppid}/comm"):
+                shim = ppid
+        except (OSError, ValueError, IndexError):
+            pass
+        self._fp_cache = (cid, (pid, dirs, shim))
+        return pid, dirs, shim
+
+    def footprint_sample(self) -> dict[str, Any]:
+        """The container's memory cgroup (usage and the kernel's high-water
+        mark) and CPU (its cgroup's, plus the containerd shim's own)."""
+        target = self._fp_target()
+        if target is None:
+            return {}
+        pid, dirs, shim = target
+        out: dict[str, Any] = {}
+        mem = footprint.cgroup_memory(dirs)
+        if mem is not None:
+            where = f"cgroup v{mem['version']} {mem['dir']}"
+            out[footprint.MEMORY] = footprint.Reading(mem["current"], "B", f"{where}/{mem['current_file']}")
+            if mem.get("peak") is not None:
+                out[footprint.MEMORY_PEAK] = footprint.Reading(mem["peak"], "B", f"{where}/{mem['peak_file']}")
+        cpu = footprint.cgroup_cpu_seconds(dirs)
+        if cpu is not None:
+            seconds, what = cpu
+            source = f"cgroup {what}"
+            if shim is not None:
+                try:
+                    seconds += footprint.proc_cpu_seconds(shim, children=False)
+                    source += f" + containerd shim (pid {shim}) /proc/<pid>/stat utime+stime"
+                except (OSError, ValueError, IndexError):
+                    pass
+            out[footprint.CPU] = footprint.Reading(seconds, "s", source)
+        return out
+
+    def footprint_storage(self) -> dict[str, Any]:
+        """The image (docker image inspect Size: layers) and the container's
+        writable layer (docker container inspect SizeRw)."""
+        out: dict[str, Any] = {}
+        image = self._image
+        if image is not None:
+            size = (getattr(image, "attrs", None) or {}).get("Size")
+            if size is not None:
+                what = "the mirror image (host files are bind-mounted read-only, not copied)" \
+                    if self.mode == "mirror" else f"image {self.spec.options.get('image')}"
+                out["image"] = footprint.Reading(int(size), "B", f"docker image inspect Size: {what}")
+        cid = self._container_id
+        if cid is not None and self._client is not None:
+            api = self._client.api  # the SDK's inspect_container has no size argument: the API's ?size=1
+            info = api._result(api._get(api._url("/containers/{0}/json", cid), params={"size": 1}), True)
+            if info.get("SizeRw") is not None:
+                out["writable_layer"] = footprint.Reading(int(info["SizeRw"]), "B",
+                                                          "docker container inspect SizeRw (its overlayfs upper layer)")
+        return out
 
     def diagnostics(self) -> str:
         parts = []
