@@ -7,16 +7,19 @@ interval for each environment, the claims' thresholds drawn in and coloured
 by verdict, beside the distribution of the samples per environment; a table
 of the numbers and the claims. Then the environments' metadata.
 
+This module shapes the data and draws the figures; the markup is the Jinja2
+template ``templates/report.html.j2`` (package data, rendered by
+:mod:`.templating`, which escapes every value).
+
 Plots are drawn by matplotlib with the Agg canvas (no pyplot, no global
 backend switch) and embedded as base64 PNG; the page has no external CSS,
-JavaScript or fonts, so it reads offline. matplotlib is the optional extra
-``report``.
+JavaScript or fonts, so it reads offline. matplotlib and Jinja2 are the
+optional extra ``report``.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import io
 import time
 from typing import Any, Iterable
@@ -41,15 +44,24 @@ ENV_COLUMNS = [
 
 
 class ReportUnavailable(RuntimeError):
-    """matplotlib is missing."""
+    """matplotlib or Jinja2 is missing."""
 
 
 def require_matplotlib() -> None:
+    """Raise ReportUnavailable, saying how to get it, unless matplotlib (the
+    figures) and Jinja2 (the page's templates) both import. (The name is
+    older than the templates; callers check the whole ``report`` extra.)"""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
         raise ReportUnavailable(
             f"--virt-report needs matplotlib, which is not installed: {INSTALL_HINT}") from None
+    from . import templating
+
+    try:
+        templating.environment()
+    except templating.TemplatesUnavailable as exc:
+        raise ReportUnavailable(f"--virt-report: {exc}") from None
 
 
 # --------------------------------------------------------------------------
@@ -222,36 +234,7 @@ def figure_png(test: dict[str, Any], baseline: str, environments: dict[str, Any]
 
 
 # --------------------------------------------------------------------------
-# HTML
-
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#263238;max-width:1200px}
-h1{font-size:22px;margin:0 0 4px} h2{font-size:18px;margin-top:28px;border-bottom:1px solid #cfd8dc}
-h3{font-size:15px;margin:0 0 8px;font-family:ui-monospace,monospace;word-break:break-all}
-.meta{color:#546e7a;font-size:13px}
-table{border-collapse:collapse;font-size:13px;margin:8px 0}
-th,td{padding:3px 10px;border-bottom:1px solid #eceff1;text-align:left;vertical-align:top}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-.test{border:1px solid #cfd8dc;border-radius:6px;padding:12px;margin:16px 0}
-.plot{max-width:100%;display:block;margin:8px 0}
-.v{font-weight:600;padding:1px 6px;border-radius:3px;color:#fff}
-.v-pass{background:#2e7d32}.v-fail{background:#c62828}.v-inconclusive{background:#ef6c00}
-.v-skipped,.v-none{background:#607d8b}
-.outcome-failed{color:#c62828}.outcome-skipped{color:#607d8b}
-pre{white-space:pre-wrap;font-size:12px;background:#fafafa;padding:6px}
-details{font-size:12px} dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px;margin:4px 0}
-dt{color:#546e7a} dd{margin:0;font-family:ui-monospace,monospace;word-break:break-all}
-"""
-
-
-def _e(x: Any) -> str:
-    return html.escape("" if x is None else str(x))
-
-
-def _verdict(v: str | None) -> str:
-    if not v:
-        return ""
-    return f'<span class="v v-{_e(v)}">{_e(v)}</span>'
+# HTML: the context of templates/report.html.j2 (markup lives there)
 
 
 def _first(meta: dict[str, Any], keys: tuple[str, ...]) -> tuple[str, Any]:
@@ -261,10 +244,11 @@ def _first(meta: dict[str, Any], keys: tuple[str, ...]) -> tuple[str, Any]:
     return keys[0], None
 
 
-def _env_table(environments: dict[str, Any]) -> str:
+def _env_view(environments: dict[str, Any]) -> dict[str, Any]:
+    """The environments table: the columns some environment has a value
+    for, one row per environment."""
     columns = [(label, keys) for label, keys in ENV_COLUMNS
                if any(_first(m or {}, keys)[1] is not None for m in environments.values())]
-    head = "".join(f"<th>{_e(label)}</th>" for label, _ in columns)
     rows = []
     for name, meta in environments.items():
         meta = meta or {}
@@ -273,124 +257,91 @@ def _env_table(environments: dict[str, Any]) -> str:
             key, value = _first(meta, keys)
             if isinstance(value, list):
                 value = ",".join(map(str, value))
-            text = _e(value if value not in (None, "") else "-")
-            if key == "accel" and meta.get("accel_reason"):
-                text += f'<br><small>{_e(meta["accel_reason"])}</small>'
-            cells.append(f"<td>{text}</td>")
-        status = (f'<span class="outcome-failed">unavailable: {_e(str(meta["unavailable"]).splitlines()[0])}</span>'
-                  if meta.get("unavailable") else "started")
-        details = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in meta.items())
-        rows.append(f"<tr><td><b>{_e(name)}</b></td>{''.join(cells)}<td>{status}"
-                    f"<details><summary>all metadata</summary><dl>{details}</dl></details></td></tr>")
-    return f"<table><tr><th>environment</th>{head}<th>status</th></tr>{''.join(rows)}</table>"
+            cells.append({"text": value if value not in (None, "") else "-",
+                          "reason": meta.get("accel_reason") if key == "accel" else None})
+        rows.append({"name": name, "cells": cells,
+                     "unavailable": str(meta["unavailable"]).splitlines()[0] if meta.get("unavailable") else None,
+                     "metadata": list(meta.items())})
+    return {"columns": [label for label, _ in columns], "rows": rows}
 
 
-def _test_section(test: dict[str, Any], baseline: str, environments: dict[str, Any], index: int) -> str:
-    out = [f'<section class="test" id="test-{index}"><h3>{_e(test["test"])}']
-    outcome = test.get("outcome")
-    if outcome and outcome != "measured":
-        out.append(f' <span class="outcome-{_e(outcome)}">({_e(outcome)})</span>')
-    out.append("</h3>")
+def _claim_view(c: dict[str, Any]) -> dict[str, Any]:
+    ci = list(c.get("ci") or []) + [None, None]
+    unit = c.get("unit", "ratio")
+    return {"verdict": c.get("verdict"), "claim": c.get("claim"), "unit": unit, "ratio": c.get("ratio"),
+            "ci": ci[:2], "quantity": c.get("quantity") or c.get("env"), "p_value": c.get("p_value"),
+            "rounds": c.get("rounds"), "processes": c.get("processes"), "reason": c.get("reason"),
+            "waived": c.get("waived"), "waiver_expired": c.get("waiver_expired")}
+
+
+def _test_view(test: dict[str, Any], baseline: str, environments: dict[str, Any], index: int) -> dict[str, Any]:
     png = figure_png(test, baseline, environments)
-    if png is not None:
-        out.append(f'<img class="plot" data-test="{_e(test["test"])}" alt="ratio to {_e(baseline)} and samples '
-                   f'of {_e(test["test"])}" src="data:image/png;base64,{base64.b64encode(png).decode()}">')
-    else:
-        out.append('<p class="meta">nothing was measured for this test.</p>')
     rows = []
     for env in test["envs"]:
         r = test["results"].get(env) or {}
         samples = r.get("samples") or []
-        claims = [c for c in test["claims"] if c.get("env") == env]
         accel = (environments.get(env) or {}).get("accel")
-        label = f"{env} [{accel}]" if accel else env
-        if not samples:
-            why = test["unavailable"].get(env) or r.get("unavailable") or r.get("error") or "not measured"
-            rows.append(f"<tr><td>{_e(label)}</td><td colspan=5 class=meta>{_e(str(why).splitlines()[0])}</td>"
-                        f"<td>{_verdict(_worst(claims))}</td></tr>")
-            continue
-        if env == baseline:
-            ratio, ci = "1.000", "baseline"
+        row = {"label": f"{env} [{accel}]" if accel else env, "measured": bool(samples),
+               "verdict": _worst([c for c in test["claims"] if c.get("env") == env])}
+        if samples:
+            rate = r.get("rate")
+            row.update({"n": len(samples), "median": r.get("median"), "baseline": env == baseline,
+                        "ratio": r.get("ratio"), "ci": (list(r.get("ci") or []) + [None, None])[:2],
+                        "rate": {"value": rate["value"], "unit": rate["unit"]} if rate else None})
         else:
-            ci_v = r.get("ci") or [None, None]
-            ratio, ci = fixed(r.get("ratio")), f"[{fixed(ci_v[0])}, {fixed(ci_v[1])}]"
-        rate = r.get("rate")
-        rate_text = f'{rate["value"]:.4g} {_e(rate["unit"])}' if rate else ""
-        rows.append(f"<tr><td>{_e(label)}</td><td class=num>{len(samples)}</td>"
-                    f"<td class=num>{_e(seconds(r.get('median')))}</td><td class=num>{rate_text}</td>"
-                    f"<td class=num>{ratio}</td><td class=num>{ci}</td><td>{_verdict(_worst(claims))}</td></tr>")
-    table = ("<table><tr><th>env</th><th>n</th><th>median</th><th>rate</th><th>ratio</th><th>CI</th>"
-             f"<th>verdict</th></tr>{''.join(rows)}</table>")
-    if not any((test["results"].get(e) or {}).get("rate") for e in test["envs"]):
-        table = table.replace("<th>rate</th>", "").replace("<td class=num></td>", "")
-    out.append(table)
-    if test["claims"]:
-        items = []
-        for c in test["claims"]:
-            ci = c.get("ci") or [None, None]
-            extra = f" — {_e(c['reason'])}" if c.get("reason") else ""
-            if c.get("waived"):
-                extra += f' — <span class="waived">{_e(c["waived"])}</span>'
-            elif c.get("waiver_expired"):
-                extra += f' — <span class="outcome-failed">{_e(c["waiver_expired"])}</span>'
-            p = f", p={c['p_value']:.3g}" if finite(c.get("p_value")) else ""
-            how = ""
-            if c.get("processes"):
-                how = f" ({c.get('rounds')} rounds in {c.get('processes')} processes)"
-            if c.get("unit", "ratio") == "ratio":
-                est = f"ratio {fixed(c.get('ratio'))} [{fixed(ci[0])}, {fixed(ci[1])}]"
-            else:  # seconds, of the claim's quantity (vm - 1.2 * baremetal)
-                est = (f"{_e(c.get('quantity') or c.get('env'))} {_e(seconds(c.get('ratio')))} "
-                       f"[{_e(seconds(ci[0]))}, {_e(seconds(ci[1]))}]")
-            items.append(f"<li>{_verdict(c['verdict'])} <code>{_e(c['claim'])}</code>: {est}{p}{how}{extra}</li>")
-        out.append(f"<ul class=claims>{''.join(items)}</ul>")
-    if test.get("disturbed"):
-        out.append(f'<p class="meta">noise: {test["disturbed"]} round(s) disturbed (steal or preemption), '
-                   f'{test["retries"]} retried</p>')
-    if test.get("error"):
-        out.append(f"<pre>{_e(test['error'])}</pre>")
-    out.append("</section>")
-    return "".join(out)
+            why = test["unavailable"].get(env) or r.get("unavailable") or r.get("error") or "not measured"
+            row["why"] = str(why).splitlines()[0]
+        rows.append(row)
+    return {"index": index, "test": test["test"], "outcome": test.get("outcome"),
+            "png": base64.b64encode(png).decode() if png is not None else None, "rows": rows,
+            "show_rate": any((test["results"].get(e) or {}).get("rate") for e in test["envs"]),
+            "claims": [_claim_view(c) for c in test["claims"]], "disturbed": test.get("disturbed"),
+            "retries": test.get("retries"), "error": test.get("error")}
+
+
+def _meta(data: dict[str, Any], baseline: str, environments: dict[str, Any]) -> list[dict[str, Any]]:
+    """The line under the title: baseline, seed, rounds, ... (kinds the
+    template's ``meta_item`` knows)."""
+    meta: list[dict[str, Any]] = [{"kind": "baseline", "value": baseline}]
+    for key in ("seed", "rounds", "session"):
+        if data.get(key) is not None:
+            meta.append({"kind": "text", "text": f"{key} {data[key]}"})
+    meta.append({"kind": "text", "text": f"written {data.get('written') or time.strftime('%Y-%m-%d %H:%M:%S')}"})
+    stat = data.get("statistics") or {}
+    if stat.get("processes"):
+        meta.append({"kind": "text", "text": f"{stat['processes']} worker processes per environment, calls per "
+                                             f"round {stat.get('calls')}, confidence {stat.get('confidence')}"})
+    noise = data.get("noise") or {}
+    if noise.get("disturbed_rounds"):
+        meta.append({"kind": "text", "text": f"noise: {noise['disturbed_rounds']} disturbed round(s), "
+                                             f"{noise.get('retried_rounds')} retried"})
+    if data.get("interrupted"):
+        meta.append({"kind": "interrupted"})
+    host = data.get("host") or {}
+    if host.get("virtual"):
+        names = [n for n, m in environments.items() if (m or {}).get("kind") == "baremetal"] or ["baremetal"]
+        meta.append({"kind": "host", "names": names, "label": host.get("label"),
+                     "evidence": list(host.get("evidence") or [])})
+    return meta
 
 
 def render_html(data: dict[str, Any], *, title: str = "pytest-virtoverhead report") -> str:
-    """The whole page, from a ``--virt-json`` document."""
+    """The whole page, from a ``--virt-json`` document: the numbers and
+    figures are shaped here, the markup is ``templates/report.html.j2``."""
     require_matplotlib()
+    from . import templating
+
     baseline = data.get("baseline") or "baremetal"
     environments = data.get("environments") or {}
     tests = _tests(data)
     counts: dict[str, int] = {}
     for c in data.get("claims", []):
         counts[c["verdict"]] = counts.get(c["verdict"], 0) + 1
-    summary = ", ".join(f"{_verdict(v)} {n}" for v, n in sorted(counts.items(), key=lambda kv: -_RANK.get(kv[0], 0)))
-    meta = [f"baseline <b>{_e(baseline)}</b>"]
-    for key in ("seed", "rounds", "session"):
-        if data.get(key) is not None:
-            meta.append(f"{key} {_e(data[key])}")
-    meta.append(f"written {_e(data.get('written') or time.strftime('%Y-%m-%d %H:%M:%S'))}")
-    stat = data.get("statistics") or {}
-    if stat.get("processes"):
-        meta.append(f"{_e(stat['processes'])} worker processes per environment, calls per round "
-                    f"{_e(stat.get('calls'))}, confidence {_e(stat.get('confidence'))}")
-    noise = data.get("noise") or {}
-    if noise.get("disturbed_rounds"):
-        meta.append(f"noise: {_e(noise['disturbed_rounds'])} disturbed round(s), {_e(noise.get('retried_rounds'))} "
-                    "retried")
-    if data.get("interrupted"):
-        meta.append('<span class="outcome-failed">interrupted</span>')
-    host = data.get("host") or {}
-    if host.get("virtual"):
-        names = [n for n, m in environments.items() if (m or {}).get("kind") == "baremetal"] or ["baremetal"]
-        meta.append(f"<b>{_e(', '.join(names))}: {_e(host.get('label'))}</b> "
-                    f"({_e('; '.join(host.get('evidence') or []))})")
-    sections = "".join(_test_section(t, baseline, environments, i) for i, t in enumerate(tests))
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
-            f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>"
-            f'<p class="meta">{" · ".join(meta)}</p>'
-            f"<p>{len(tests)} test(s); claims: {summary or 'none'}</p>"
-            f"<h2>Tests</h2>{sections or '<p>no test marked @pytest.mark.virt was run.</p>'}"
-            f"<h2>Environments</h2>{_env_table(environments)}"
-            "</body></html>\n")
+    return templating.render(
+        "report.html.j2", title=title, baseline=baseline, meta=_meta(data, baseline, environments),
+        n_tests=len(tests), verdict_counts=sorted(counts.items(), key=lambda kv: -_RANK.get(kv[0], 0)),
+        tests=[_test_view(t, baseline, environments, i) for i, t in enumerate(tests)],
+        environments=_env_view(environments), data=data)
 
 
 def write_report(path: str, data: dict[str, Any]) -> None:

@@ -155,3 +155,40 @@ def test_report_renders_in_headless_chromium(report_run, tmp_path):
     # the samples' blue (#1e88e5, drawn half transparent) is only in the plots: the PNGs were decoded
     r, g, b = pixels[..., 0], pixels[..., 1], pixels[..., 2]
     assert np.count_nonzero((b - r > 0.3) & (b - g > 0.1)) > 20
+
+
+def test_page_comes_from_the_package_templates():
+    from importlib import resources
+
+    templates = resources.files("pytest_virtoverhead") / "templates"
+    assert (templates / "report.html.j2").is_file() and (templates / "_base.html.j2").is_file()
+    page = htmlreport.render_html(DATA)
+    # values are escaped by the template engine, not by hand
+    data = {**DATA, "claims": [{**DATA["claims"][0], "claim": "vm <= 2 * <b>baremetal</b>"}]}
+    assert "<code>vm &lt;= 2 * &lt;b&gt;baremetal&lt;/b&gt;</code>" in htmlreport.render_html(data)
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+
+
+def test_missing_jinja2_says_how_to_get_it(monkeypatch):
+    from pytest_virtoverhead import templating
+
+    monkeypatch.setitem(__import__("sys").modules, "jinja2", None)
+    templating.environment.cache_clear()
+    try:
+        with pytest.raises(htmlreport.ReportUnavailable, match=r"Jinja2.*pip install pytest-virtoverhead\[report\]"):
+            htmlreport.require_matplotlib()
+        with pytest.raises(htmlreport.ReportUnavailable, match="Jinja2"):
+            htmlreport.render_html(DATA)
+        with pytest.raises(templating.TemplatesUnavailable, match="Jinja2"):
+            templating.render("report.html.j2")
+    finally:
+        monkeypatch.undo()
+        templating.environment.cache_clear()
+
+
+def test_option_errors_clearly_without_jinja2(pytester):
+    pytester.makeconftest("import sys\nsys.modules['jinja2'] = None\n")
+    pytester.makepyfile("def test_a():\n    pass\n")
+    result = pytester.runpytest_subprocess("--virt-report=r.html", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--virt-report: HTML output needs Jinja2*pip install pytest-virtoverhead[[]report[]]*"])
