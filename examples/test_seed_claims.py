@@ -12,6 +12,14 @@ it, written as it is usually said: "near native" is ``~= baremetal +- 5%``
 (10% for file I/O and process spawning, which depend on the file system and
 the kernel's bookkeeping); "about 2x" is ``~= 2 * baremetal +- 25%``.
 
+The seed's resource claims ("a VM runs a whole operating system, so it needs
+more memory and storage and starts slower; a container is a process") are
+footprint claims on the environments, in examples/pytest.ini
+(``virt_footprint_claims``), reported in the summary's footprint section.
+Its networking row is ``test_loopback_tcp_round_trip``: TCP round trips over
+the environment's own loopback (no NIC: what the kernel's network stack
+costs, not a virtual NIC's).
+
 Run with ``pytest examples --virt-compare``. Verdicts are findings here
 (``virt_gate = false`` in examples/pytest.ini): whatever this machine says,
 the run exits 0 and the table shows which claims hold. A VM verdict is
@@ -23,7 +31,7 @@ on CPU; see ../shared/FIGURES.md in the project's planning notes).
 
 import pytest
 
-from pytest_virtoverhead.workloads import cpu, fileio, memory, spawn, syscalls, sysbench
+from pytest_virtoverhead.workloads import cpu, fileio, loopback, memory, spawn, syscalls, sysbench
 
 NEAR_NATIVE = "container ~= baremetal +- 5%"
 NEAR_NATIVE_IO = "container ~= baremetal +- 10%"
@@ -85,3 +93,23 @@ def test_sysbench_cpu():
 def test_sysbench_memory():
     """The real sysbench binary: memory, 1 KiB blocks, 256 MiB written."""
     sysbench.run("memory", time=0, memory_block_size="1K", memory_total_size="256M")
+
+
+@pytest.mark.virt(claims=[NEAR_NATIVE_IO, VM_2X])
+def test_loopback_tcp_round_trip():
+    """500 TCP round trips of 64 bytes over lo between two processes (netperf
+    TCP_RR in miniature; published: KVM with virtio-net 1.8x native). Only
+    the environment's own loopback: a container has network_mode none, a VM
+    no NIC, so the kernel's TCP/IP stack is measured, not a virtual NIC."""
+    loopback.tcp_round_trip(n=500, size=64)
+
+
+def test_container_shares_the_host_kernel(baremetal, container):
+    """The seed's "containers share the host's kernel", from the metadata."""
+    assert container.metadata["kernel"] == baremetal.metadata["kernel"]
+
+
+def test_vm_runs_its_own_kernel(vm):
+    """A VM runs the kernel QEMU booted (the host's by default; here, with no
+    kernel in /boot, Debian's guest kernel), not the host's running one."""
+    assert vm.metadata["kernel"] == vm.metadata["guest_kernel_version"]

@@ -652,7 +652,8 @@ class _Parser:
             return value / 100
         if kind != "name" or word not in _UNIT_SCALE:
             if kind == "name":
-                raise self.fail(f"unknown unit {word!r}; this metric is {_UNIT_WORDS[unit]}")
+                raise self.fail(f"unknown unit {word!r}; this metric is {_UNIT_WORDS[unit]} (a factor takes "
+                                f"'*': {num} * ENV.METRIC)")
             raise self.fail(f"expected a unit after {num}: this metric is {_UNIT_WORDS[unit]}")
         dim, scale = _UNIT_SCALE[word]
         if dim != unit:

@@ -13,11 +13,13 @@ and ``unit`` (a rate unit such as "events/s").
 - :mod:`.syscalls`: ``getppid``: a cheap syscall in a loop; ops/s
 - :mod:`.spawn`: ``fork_exec``: spawn /bin/true and wait; spawns/s
 - :mod:`.sysbench`: ``run`` the real sysbench binary and parse its report
+- :mod:`.loopback`: ``tcp_round_trip``: TCP round trips over ``lo`` (no NIC);
+  round trips/s
 
 Standard library only, except ``cpu.primes_numpy`` (numpy, imported lazily).
 """
 
-from . import cpu, fileio, memory, spawn, syscalls, sysbench
+from . import cpu, fileio, loopback, memory, spawn, syscalls, sysbench
 from ._common import SCRATCH_ENV, scratch_dir
 
-__all__ = ["cpu", "fileio", "memory", "spawn", "syscalls", "sysbench", "SCRATCH_ENV", "scratch_dir"]
+__all__ = ["cpu", "fileio", "loopback", "memory", "spawn", "syscalls", "sysbench", "SCRATCH_ENV", "scratch_dir"]
