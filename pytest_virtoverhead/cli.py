@@ -11,7 +11,15 @@
     pytest-virtoverhead report RUN.json -o report.html
         Render the HTML report of a saved run (needs matplotlib).
 
-The comparison itself is :mod:`.runcompare` (pure functions).
+    pytest-virtoverhead history RUN.json|DIR [...] [-o virt-history.html] [--markdown PATH]
+        Follow each claim over several saved runs: an HTML page with one
+        plot per claim, step changes marked, and a Markdown summary of
+        what changed between the last two runs (also appended to
+        $GITHUB_STEP_SUMMARY when that is set). Exit 0 when written, 2 on
+        unreadable input or runs with no claim in common.
+
+The comparison itself is :mod:`.runcompare`, the history
+:mod:`.history` (pure functions).
 """
 
 from __future__ import annotations
@@ -19,10 +27,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from typing import Sequence, TextIO
 
-from . import htmlreport, runcompare
+from . import history, htmlreport, runcompare, templating
 from .claims import FAIL, INCONCLUSIVE, PASS
 from .textfmt import fixed
 
@@ -135,6 +144,35 @@ def _cmd_report(args: argparse.Namespace, stdout: TextIO) -> int:
     return 0
 
 
+def _cmd_history(args: argparse.Namespace, stdout: TextIO) -> int:
+    try:
+        tolerance = runcompare.parse_tolerance(args.tolerance)
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
+    _check_output(args.output, "-o/--output")
+    _check_output(args.markdown, "--markdown")
+    htmlreport.require_matplotlib("history")
+    hist = history.history_of(args.runs, tolerance=tolerance)
+    htmlreport.write_history(args.output, hist)
+    changed, _ = hist.last_changes()
+    stdout.write(f"history of {len(hist.runs)} run(s), {len(hist.series)} claim(s) (ordered by {hist.order}) "
+                 f"written to {args.output}\n")
+    if len(hist.runs) > 1:
+        stdout.write(f"between the last two runs: {len(changed)} claim(s) changed\n")
+        for s in changed:
+            stdout.write(f"  {s.test}: {s.claim}: {s.last_mark()}\n")
+    for note in hist.notes:
+        stdout.write(f"note: {note}\n")
+    if args.markdown:
+        history.write_markdown(args.markdown, hist)
+        stdout.write(f"Markdown summary written to {args.markdown}\n")
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        history.append_summary(summary, hist)
+        stdout.write(f"Markdown summary appended to {summary} (GITHUB_STEP_SUMMARY)\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pytest-virtoverhead",
                                      description="Work with saved pytest-virtoverhead runs (--virt-json files).")
@@ -154,6 +192,20 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("run", metavar="RUN.json", help="a --virt-json file")
     r.add_argument("-o", "--output", default="virt-report.html", help="where to write (default virt-report.html)")
     r.set_defaults(func=_cmd_report)
+    h = sub.add_parser("history", help="each claim over several saved runs, step changes marked (HTML and "
+                                       "Markdown; needs matplotlib)",
+                       description="Follow each claim (test id + claim text) over saved --virt-json runs, in "
+                                   "the order of their recorded time (else as given): an HTML page with one plot "
+                                   "per claim and step changes marked, and a Markdown summary of what changed "
+                                   "between the last two runs (appended to $GITHUB_STEP_SUMMARY when set).")
+    h.add_argument("runs", nargs="+", metavar="RUN.json",
+                   help="--virt-json files, or directories of them (their *.json files, by name)")
+    h.add_argument("-o", "--output", default="virt-history.html",
+                   help="where to write the HTML page (default virt-history.html)")
+    h.add_argument("--markdown", metavar="PATH", help="also write the Markdown summary of the last two runs")
+    h.add_argument("--tolerance", default="5%", metavar="P%",
+                   help="the smallest change of an estimate marked as a step (default 5%%)")
+    h.set_defaults(func=_cmd_history)
     return parser
 
 
@@ -162,7 +214,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
     stdout = stdout or sys.stdout
     try:
         return args.func(args, stdout)
-    except (runcompare.RunFileError, htmlreport.ReportUnavailable, UsageProblem, OSError) as exc:
+    except (runcompare.RunFileError, history.HistoryError, htmlreport.ReportUnavailable,
+            templating.TemplatesUnavailable, UsageProblem, OSError) as exc:
         sys.stderr.write(f"pytest-virtoverhead {args.command}: {exc}\n")
         return 2
     except Exception as exc:  # noqa: BLE001 - bad input must not look like a regression (exit 1)

@@ -47,21 +47,22 @@ class ReportUnavailable(RuntimeError):
     """matplotlib or Jinja2 is missing."""
 
 
-def require_matplotlib() -> None:
+def require_matplotlib(what: str = "--virt-report") -> None:
     """Raise ReportUnavailable, saying how to get it, unless matplotlib (the
     figures) and Jinja2 (the page's templates) both import. (The name is
-    older than the templates; callers check the whole ``report`` extra.)"""
+    older than the templates; callers check the whole ``report`` extra.)
+    ``what`` names the option or command in the message."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
         raise ReportUnavailable(
-            f"--virt-report needs matplotlib, which is not installed: {INSTALL_HINT}") from None
+            f"{what} needs matplotlib, which is not installed: {INSTALL_HINT}") from None
     from . import templating
 
     try:
         templating.environment()
     except templating.TemplatesUnavailable as exc:
-        raise ReportUnavailable(f"--virt-report: {exc}") from None
+        raise ReportUnavailable(f"{what}: {exc}") from None
 
 
 # --------------------------------------------------------------------------
@@ -329,7 +330,7 @@ def render_html(data: dict[str, Any], *, title: str = "pytest-virtoverhead repor
     """The whole page, from a ``--virt-json`` document: the numbers and
     figures are shaped here, the markup is ``templates/report.html.j2``."""
     require_matplotlib()
-    from . import templating
+    from . import footprinthtml, templating
 
     baseline = data.get("baseline") or "baremetal"
     environments = data.get("environments") or {}
@@ -341,9 +342,163 @@ def render_html(data: dict[str, Any], *, title: str = "pytest-virtoverhead repor
         "report.html.j2", title=title, baseline=baseline, meta=_meta(data, baseline, environments),
         n_tests=len(tests), verdict_counts=sorted(counts.items(), key=lambda kv: -_RANK.get(kv[0], 0)),
         tests=[_test_view(t, baseline, environments, i) for i, t in enumerate(tests)],
-        environments=_env_view(environments), data=data)
+        environments=_env_view(environments), data=data, footprint=footprinthtml.view(data))
 
 
 def write_report(path: str, data: dict[str, Any]) -> None:
     """Render and write atomically."""
     atomic_write(path, render_html(data))
+
+
+# --------------------------------------------------------------------------
+# the history page (``pytest-virtoverhead history``): data from history.py,
+# markup in templates/history.html.j2
+
+#: Colours of the history plot's marks.
+STEP_COLORS = {"up": "#c62828", "down": "#2e7d32", "flip": "#6a1b9a"}
+
+
+def history_figure_png(series: Any, runs: list[Any]) -> bytes | None:
+    """One PNG for one claim (a :class:`.history.Series`): its estimate and
+    interval in each run (x: the run's number), coloured by verdict, the
+    claim's bounds dashed, steps shaded between the two runs (red: up,
+    green: down) and verdict flips ringed. None when no run has an
+    estimate."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    points = [p for p in series.present if finite(p.estimate)]
+    if not points:
+        return None
+    ratio = series.unit == "ratio"
+    values = [p.estimate for p in points] + [v for p in points if p.has_interval for v in p.ci]
+    bounds = [b for b in (points[-1].bounds or [])[:2] if finite(b)]
+    scale, unit = (1.0, "") if ratio else _scale([abs(v) for v in values + bounds])
+    fig = Figure(figsize=(9, 2.8), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    xs = [p.run + 1 for p in points]
+    ax.plot(xs, [p.estimate / scale for p in points], color="#b0bec5", linewidth=1, zorder=1)
+    by_run = {p.run: p for p in series.present}
+    for p in points:
+        x, y = p.run + 1, p.estimate / scale
+        color = COLORS.get(p.verdict, COLORS[None])
+        if p.has_interval:
+            ax.errorbar([x], [y], yerr=[[y - p.ci[0] / scale], [p.ci[1] / scale - y]], fmt="o", color=color,
+                        capsize=4, markersize=5, linewidth=1.8, zorder=3)
+        else:
+            ax.plot([x], [y], "o", color=color, zorder=3)
+        if p.step:
+            prev = max((q for r, q in by_run.items() if r < p.run and finite(q.estimate)), key=lambda q: q.run)
+            ax.axvspan(prev.run + 1, x, color=STEP_COLORS[p.step], alpha=0.12, linewidth=0, zorder=0)
+            ax.annotate("▲ step" if p.step == "up" else "▼ step", (x, y), xytext=(7, -3), textcoords="offset points",
+                        fontsize=8, color=STEP_COLORS[p.step])
+        if p.flip:
+            ax.plot([x], [y], "o", markersize=14, markerfacecolor="none", markeredgecolor=STEP_COLORS["flip"],
+                    markeredgewidth=1.5, zorder=4)
+    for b, sym in zip((points[-1].bounds or [None, None])[:2], ("≥", "≤")):
+        if finite(b):
+            ax.axhline(b / scale, linestyle="--", color="#78909c", linewidth=1)
+            ax.annotate(f"{sym} {b:g}" if ratio else f"{sym} {seconds(b)}", (0.005, b / scale),
+                        xycoords=("axes fraction", "data"), xytext=(0, 2), textcoords="offset points",
+                        fontsize=7, color="#546e7a")
+    shown = [v / scale for v in values + bounds]
+    lo, hi = min(shown), max(shown)
+    if lo > 0 and hi / lo > 20:
+        ax.set_yscale("log")
+        from matplotlib.ticker import FuncFormatter, NullFormatter
+
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    else:
+        pad = max((hi - lo) * 0.15, abs(hi) * 0.02, 1e-9)
+        ax.set_ylim(lo - pad, hi + pad)
+    n = len(runs)
+    ax.set_xlim(0.5, n + 0.5)
+    ax.set_xticks(range(1, n + 1), labels=[f"#{i}" for i in range(1, n + 1)])
+    ax.set_xlabel("run (in order; the table below names each)")
+    ax.set_ylabel(f"ratio to {series.baseline or 'the baseline'}" if ratio else f"{series.quantity} ({unit})", fontsize=9)
+    ax.grid(axis="y", color="#eceff1")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _mark_class(point: Any) -> str:
+    if point is None:
+        return "other"
+    return point.step or ("flip" if point.flip else "other")
+
+
+def _history_context(hist: Any) -> dict[str, Any]:
+    from . import history
+
+    runs = hist.runs
+    level = f"{hist.confidence:.0%}"
+    run_views = []
+    for r in runs:
+        counts = sorted(r.verdict_counts().items(), key=lambda kv: -_RANK.get(kv[0], 0))
+        envs = [f"{n} [{m.get('accel')}]" if isinstance(m, dict) and m.get("accel") else n
+                for n, m in r.environments.items()]
+        run_views.append({"number": r.number, "path": r.path, "name": r.name, "time": r.time_text,
+                          "seed": r.data.get("seed", "-"), "envs": envs, "counts": counts, "aborted": r.aborted})
+    index = {s.key: i for i, s in enumerate(hist.series)}
+    last = None
+    if len(runs) > 1:
+        changed, unchanged = hist.last_changes()
+        rows = []
+        for s in changed:
+            prev, cur = s.last_two()
+            rows.append({"index": index[s.key], "test": s.test, "claim": s.claim, "mark": s.last_mark(),
+                         "mark_class": _mark_class(cur), "prev": history.estimate_text(s, prev),
+                         "last": history.estimate_text(s, cur), "change": history.change_text(cur),
+                         "verdict_prev": prev.verdict if prev else None,
+                         "verdict_last": cur.verdict if cur else None})
+        last = {"prev": run_views[-2], "last": run_views[-1], "changed": rows, "unchanged": len(unchanged)}
+    claims = []
+    for i, s in enumerate(hist.series):
+        rows = []
+        for j, p in enumerate(s.points):
+            before = s.points[j - 1] if j else None
+            est, ci = "-", "-"
+            if p is not None:
+                if s.unit == "ratio":
+                    est = fixed(p.estimate)
+                    ci = f"[{fixed(p.ci[0])}, {fixed(p.ci[1])}]" if p.has_interval else "-"
+                else:
+                    est = seconds(p.estimate)
+                    ci = f"[{seconds(p.ci[0])}, {seconds(p.ci[1])}]" if p.has_interval else "-"
+            rows.append({"number": j + 1, "run": runs[j].name, "present": p is not None,
+                         "accel": p.accel if p is not None else None, "verdict": p.verdict if p else None,
+                         "estimate": est, "ci": ci, "change": history.change_text(p),
+                         "mark": history.mark_text(p, before, seen_before=any(q is not None for q in s.points[:j - 1]))
+                         if j else "",
+                         "mark_class": _mark_class(p)})
+        png = history_figure_png(s, runs)
+        env = s.env or "?"
+        what = (f"{env}: ratio to {s.baseline or 'the baseline'}" if s.unit == "ratio"
+                else f"{env}: {s.quantity} in seconds")
+        claims.append({"index": i, "test": s.test, "claim": s.claim, "what": what, "rows": rows,
+                       "quantity": "ratio" if s.unit == "ratio" else "estimate", "marks": len(s.marks),
+                       "png": base64.b64encode(png).decode() if png is not None else None})
+    total_marks = sum(len(s.marks) for s in hist.series)
+    summary = (f"{len(runs)} run(s), {len(hist.series)} claim(s), ordered by {hist.order}; {level} intervals; "
+               f"{total_marks} marked change(s) over the history")
+    rule = (f"a step is marked where a claim's interval does not overlap its interval in the previous run that "
+            f"has the claim and its estimate moved by at least {hist.tolerance:.0%} of the previous one (up: slower, "
+            f"down: faster); a verdict flip where the verdict went from pass to fail or back")
+    return {"summary": summary, "notes": list(hist.notes), "runs": run_views, "level": level, "last": last,
+            "claims": claims, "rule": rule}
+
+
+def render_history(hist: Any, *, title: str = "pytest-virtoverhead history") -> str:
+    """The history page of a :class:`.history.History`."""
+    require_matplotlib("history")
+    from . import templating
+
+    return templating.render("history.html.j2", title=title, **_history_context(hist))
+
+
+def write_history(path: str, hist: Any) -> None:
+    atomic_write(path, render_history(hist))

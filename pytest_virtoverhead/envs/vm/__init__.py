@@ -24,7 +24,7 @@ from typing import Any
 from ..base import SCRATCH_ENV, Backend, EnvError, EnvUnavailable, RunContext, SocketTransport, Transport, owner_alive
 from . import accel as accel_mod
 from . import domain as domain_mod
-from . import initramfs, kernel as kernel_mod, snapshot as snapshot_mod
+from . import initramfs, kernel as kernel_mod, prestart as prestart_mod, snapshot as snapshot_mod
 
 __all__ = ["VMBackend"]
 
@@ -141,6 +141,8 @@ class VMBackend(Backend):
         "kvm_probe_timeout": "seconds a KVM probe guest (a kernel and an /init that prints one line) gets "
                              "to reach user space under accel=auto before TCG is used instead (default 3; "
                              "the verdict is cached per machine)",
+        "prestart": "1 (default): start the worker's interpreter before the start point, from copies of "
+                    "the files it opens until it waits (so it is in the saved state); 0: after the mounts",
         "snapshot": "1 (default): start by restoring the guest's saved state at the point before the 9p "
                     "mount (saved by the first start of each configuration); 0: boot every time",
     }
@@ -205,8 +207,18 @@ class VMBackend(Backend):
         env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
         cfg = initramfs.InitConfig(python=python, cwd=self.ctx.rootdir, env=env,
                                    cache9p=self._opt("cache9p", "loose"), scratch_env=SCRATCH_ENV)
-        initrd, modules = initramfs.build(kern.modules_dir, cfg, self.cache_dir)
-        bytecode = precompile_package()
+        bytecode = precompile_package()  # before the prestart's files are listed and copied
+        tree, ps_config, prestart_note = None, None, "disabled (vm option prestart=0)"
+        if self._opt("prestart", "1") not in ("0", "no", "false"):
+            try:
+                found = prestart_mod.discover(python, env, self.cache_dir)
+                tree = prestart_mod.tree_for(found)
+                ps_config = prestart_mod.config(found, "/newroot")
+                cfg.prestart, prestart_note = True, f"before the start point ({len(found['files'])} files copied)"
+            except (prestart_mod.Unsupported, OSError) as exc:
+                prestart_note = f"after the mounts ({exc})"
+        initrd, modules = initramfs.build(kern.modules_dir, cfg, self.cache_dir, prestart_tree=tree,
+                                          prestart_config=ps_config)
         self.boot_paths = (image.path, initrd)
         uri = self.uri
         try:
@@ -324,6 +336,7 @@ class VMBackend(Backend):
             "boot_phases": dict(self._phases), "start_mode": self._start_mode,
             "kvm_probe_seconds": self._phases_probe,
             "snapshot": self._snapshot_note, "initramfs_modules": modules, "kernel_cmdline": cmdline, "package_bytecode": bytecode,
+            "interpreter_start": prestart_note,
         }
         return PrefixedSocketTransport(sock, prefix)
 
