@@ -429,9 +429,57 @@ def _watch_parent(pid: int) -> None:
     threading.Thread(target=watch, name="virt-parent-watch", daemon=True).start()
 
 
+#: Set by a VM guest's /init when it starts the worker before the start
+#: point, from the initramfs' copy of its start files: the path of a JSON
+#: file (envs/vm/prestart.py). The name is initramfs.PRESTART_VAR.
+PRESTART_VAR = "VIRTOVERHEAD_PRESTART"
+
+
+def _prestart(config_path: str) -> None:
+    """Wait, with the worker's start path imported, until /init has mounted
+    the host's root, then chroot into it (a VM guest's prestarted worker).
+
+    Before the guest's start point this process runs from the initramfs'
+    copy of the host files it opened so far; it checks that its sys.path is
+    the host's, imports what the ``hello`` reply needs, tells /init it waits
+    (a line on the file descriptor ``fd``) and blocks on the ``go`` FIFO,
+    across the saved state. After the chroot every import and file access
+    reads the host's files, as a worker started after the mounts would."""
+    import json
+
+    with open(config_path) as f:
+        cfg = json.load(f)
+    up = int(cfg["fd"])
+    # sys.path[0] is the directory -m ran from ("/" here and in a chroot start).
+    if sys.path[1:] != cfg["sys_path"] or sys.executable != cfg["executable"]:
+        os.write(up, f"sys.path or sys.executable differ from the host's: {sys.path[1:]} {sys.executable}\n"
+                 .encode())
+        os._exit(3)
+    for name in cfg.get("preimport", ()):
+        importlib.import_module(name)
+    os.write(up, b"waiting\n")
+    os.close(up)
+    with open(cfg["go"], "rb") as f:
+        line = f.readline().strip()
+    if line != b"go":
+        sys.stderr.write(f"prestarted worker: unexpected line {line!r} from /init\n")
+        os._exit(3)
+    os.chroot(cfg["root"])
+    os.chdir("/")
+    # Finders and their directory listings were made from the initramfs' copy.
+    sys.path_importer_cache.clear()
+    importlib.invalidate_caches()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else list(argv))
     os.environ[WORKER_ENV_VAR] = "1"
+    prestart = os.environ.pop(PRESTART_VAR, "")
+    if prestart:
+        # A VM guest's prestarted worker: the serial line stays open across
+        # the saved state, so nothing the host sends after it is dropped.
+        read, write = _device_transport(args.device)
+        _prestart(prestart)
     from .children import PARENT_DEATH_VAR, die_with_parent
 
     parent = os.environ.pop(PARENT_DEATH_VAR, "")
@@ -444,7 +492,9 @@ def main(argv: list[str] | None = None) -> int:
         os.chdir(args.cwd)
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    if args.device:
+    if prestart:
+        pass
+    elif args.device:
         read, write = _device_transport(args.device)
     elif args.connect:
         read, write = _socket_transport(args.connect)

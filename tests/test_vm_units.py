@@ -11,6 +11,7 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -81,7 +82,7 @@ def _static_binary() -> str:
 def test_init_script_runs_worker_on_ttyS1():
     script = initramfs.init_script(["virtio", "9p"], initramfs.InitConfig(
         python="/opt/py env/bin/python", cwd="/proj", env={"PYTHONPATH": "/x"}))
-    assert script.index("insmod /lib/modules/virtio.ko") < script.index("insmod /lib/modules/9p.ko")
+    assert script.index("insmod /modules/virtio.ko") < script.index("insmod /modules/9p.ko")
     assert "'/opt/py env/bin/python' -m pytest_virtoverhead.worker --device /dev/ttyS1 --cwd /proj" in script
     assert "ro," in script and "trans=virtio" in script
     assert f"VIRTOVERHEAD_SCRATCH={initramfs.SCRATCH_MOUNT}" in script
@@ -323,7 +324,7 @@ def test_permission_advice(monkeypatch):
 def test_init_script_waits_at_the_start_point_before_the_9p_mount():
     script = initramfs.init_script(["virtio_pci"], initramfs.InitConfig(python="/usr/bin/python3", cwd="/w"))
     start = script.index(initramfs.START_POINT)
-    assert script.index("insmod /lib/modules/virtio_pci.ko") < start < script.index("mount -a -i -T $F")
+    assert script.index("insmod /modules/virtio_pci.ko") < start < script.index("mount -a -i -T $F")
     # the fstab's 9p line is written before the start point, mounted after it
     assert script.index("hostroot /newroot 9p trans=virtio") < start
     # one open file for the marker and the host's answer; clock, entropy, stale blocks
@@ -339,7 +340,7 @@ def test_probe_initramfs_prints_before_any_module(tmp_path):
     assert initramfs.build_probe(str(tmp_path), busybox=busybox) == path  # cached
     data = open(path, "rb").read()
     assert initramfs.probe_script().encode() in data and initramfs.PROBE_MARKER.encode() in data
-    assert "insmod" not in initramfs.probe_script() and b"lib/modules/" not in data.replace(open(busybox, "rb").read(), b"")
+    assert "insmod" not in initramfs.probe_script() and b"modules/" not in data.replace(open(busybox, "rb").read(), b"")
 
 
 def _cfg(**kw):
@@ -409,3 +410,66 @@ def test_init_script_mounts_everything_with_one_mount_after_the_start_point():
     assert f"mkdir -p {initramfs.RUN_STAGE}/virtoverhead/scratch {initramfs.RUN_STAGE}/virtoverhead/tmp" in before
     assert f"chmod 1777 {initramfs.RUN_STAGE}/virtoverhead/tmp" in before
     assert f"chmod 1777 $R{initramfs.SCRATCH_MOUNT}" in after
+
+
+# --------------------------------------------------------------------------
+# the interpreter started before the start point (prestart)
+
+
+def test_init_script_prestarts_the_worker_before_the_start_point():
+    from pytest_virtoverhead.envs.vm import prestart
+    from pytest_virtoverhead import worker
+
+    assert worker.PRESTART_VAR == initramfs.PRESTART_VAR
+    script = initramfs.init_script(["virtio_pci"], initramfs.InitConfig(python="/usr/bin/python3", cwd="/w",
+                                                                        prestart=True))
+    start = script.index(initramfs.START_POINT)
+    launch = script.index(f"{initramfs.PRESTART_VAR}={prestart.CONFIG} /usr/bin/python3 -m pytest_virtoverhead.worker")
+    assert launch < start < script.index("mount -a -i -T $F") < script.index(f"echo go > {prestart.GO_FIFO}")
+    # a worker that could not prestart: started after the mounts, as before
+    assert "busybox chroot $R /usr/bin/python3 -m pytest_virtoverhead.worker" in script
+    plain = initramfs.init_script(["virtio_pci"], initramfs.InitConfig(python="/usr/bin/python3", cwd="/w"))
+    assert initramfs.PRESTART_VAR not in plain and "mkfifo" not in plain
+
+
+def test_prestart_tree_mirrors_symlinks_and_refuses_the_initramfs_own_paths(tmp_path):
+    from pytest_virtoverhead.envs.vm import prestart
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "lib.so").write_bytes(b"x" * 10)
+    (tmp_path / "link").symlink_to("real")
+    tree = prestart.Tree()
+    tree.add(str(tmp_path / "link" / "lib.so"))
+    rel = str(tmp_path)[1:]
+    assert tree.entries[f"{rel}/link"] == ("symlink", "real")
+    assert tree.entries[f"{rel}/real/lib.so"] == ("file", str(tmp_path / "real" / "lib.so"))
+    assert tree.entries[f"{rel}/real"] == ("dir", "")
+    w = initramfs.CpioWriter()
+    assert tree.write(w) == 10
+    with pytest.raises(prestart.Unsupported):
+        prestart.Tree().add("/bin/sh")  # busybox's /bin in the initramfs
+
+
+def test_prestart_copies_the_loaded_part_of_an_elf():
+    import struct
+    from pytest_virtoverhead.envs.vm import prestart
+
+    data = open(os.path.realpath(sys.executable), "rb").read()
+    out = prestart.loaded_part(data)
+    assert len(out) <= len(data) and data[:0x28] == out[:0x28]
+    if len(out) < len(data):
+        assert struct.unpack_from("<Q", out, 0x28)[0] == 0 and out[0x40:] == data[0x40:len(out)]
+    assert prestart.loaded_part(b"not an elf") == b"not an elf"
+
+
+def test_prestart_discovers_the_interpreters_start_files(tmp_path):
+    from pytest_virtoverhead.envs.vm import prestart
+
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "VIRTUAL_ENV", "PYTHONPATH")}
+    found = prestart.discover(sys.executable, env, str(tmp_path))
+    assert any(p.endswith(os.path.join("pytest_virtoverhead", "worker.py")) for p in found["files"])
+    assert sys.executable in found["files"] and "pytest_virtoverhead.clock" in found["modules"]
+    assert found["sys_path"] and found["executable"] == sys.executable
+    assert prestart.discover(sys.executable, env, str(tmp_path)) == found  # cached
+    cfg = prestart.config(found, "/newroot")
+    assert cfg["root"] == "/newroot" and cfg["fd"] == prestart.UP_FD

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import lzma
 import os
 import shlex
@@ -24,6 +25,7 @@ import tempfile
 from dataclasses import dataclass, field
 
 from ..base import EnvUnavailable
+from . import prestart as ps
 
 #: What the guest needs, by module name: virtio PCI transport, the 9p root,
 #: the scratch disk and its ext4 file system. Dependencies are added from
@@ -44,6 +46,9 @@ RUN_STAGE = "/run.guest"
 #: Written by /init on the worker's line when the guest waits for the host's
 #: "go" line (the point where a snapshot can be taken).
 START_POINT = "virtoverhead-start-point"
+#: The worker's environment variable naming its prestart configuration
+#: (``worker.PRESTART_VAR``: the same name).
+PRESTART_VAR = "VIRTOVERHEAD_PRESTART"
 #: Written by the KVM probe's /init on the console: user space was reached.
 PROBE_MARKER = "virtoverhead-probe: user space reached"
 
@@ -133,13 +138,16 @@ class InitConfig:
     msize: int = 512 * 1024
     cache9p: str = "loose"
     scratch_env: str = "VIRTOVERHEAD_SCRATCH"
+    #: Start the worker's interpreter before the start point from the
+    #: initramfs' copy of its start files (see :mod:`.prestart`).
+    prestart: bool = False
 
 
 def init_script(modules: list[str], cfg: InitConfig) -> str:
     q = shlex.quote
     env = {**cfg.env, cfg.scratch_env: SCRATCH_MOUNT, "TMPDIR": GUEST_TMP}
     env_args = " ".join(q(f"{k}={v}") for k, v in sorted(env.items()))
-    insmods = "\n".join(f"insmod /lib/modules/{q(m)}.ko || fail 'cannot load module {m}'" for m in modules)
+    insmods = "\n".join(f"insmod /modules/{q(m)}.ko || fail 'cannot load module {m}'" for m in modules)
     opts = f"trans=virtio,version=9p2000.L,ro,msize={cfg.msize}"
     if cfg.cache9p and cfg.cache9p != "none":
         opts += f",cache={cfg.cache9p}"
@@ -154,6 +162,20 @@ def init_script(modules: list[str], cfg: InitConfig) -> str:
              "sysfs /newroot/sys sysfs defaults 0 0",
              f"{RUN_STAGE} /newroot/run none bind 0 0"]
     scratch = f"/dev/vda /newroot{SCRATCH_MOUNT} ext4 noatime 0 0"
+    prestart = ""
+    if cfg.prestart:
+        prestart = f"""# The worker's interpreter starts now, from the initramfs' copy of the
+# files it opens until it waits (the host's paths, so sys.executable, sys.prefix and
+# sys.path are the host's): it imports its start path, says "waiting" on
+# {ps.UP_FIFO} and is saved with the guest; after the mounts it chroots into the
+# host's root. If it cannot (it says why on the console), it starts after the mounts.
+P=0
+mkfifo {ps.UP_FIFO} {ps.GO_FIFO}
+env -i {env_args} {PRESTART_VAR}={ps.CONFIG} {worker} {ps.UP_FD}>{ps.UP_FIFO} &
+W=$!
+read -r up < {ps.UP_FIFO}
+if [ "$up" = waiting ]; then P=1; else wait $W; say "no prestarted interpreter ($up)"; fi
+"""
     fstabs = (f"printf '%s\\n' {' '.join(q(x) for x in fstab)} > /fstab\n"
               f"printf '%s\\n' {' '.join(q(x) for x in fstab + [scratch])} > /fstab.scratch")
     return f"""#!/bin/busybox sh
@@ -184,7 +206,7 @@ mount -t tmpfs -o mode=0755 tmpfs {RUN_STAGE}
 mkdir -p {run_dirs}
 chmod 1777 {RUN_STAGE}{GUEST_TMP[len("/run"):]}
 {fstabs}
-# The start point: everything above is the same for every session, so the
+{prestart}# The start point: everything above is the same for every session, so the
 # host may save the guest's state here (QEMU refuses to migrate a guest with
 # 9p mounted) and later sessions restore it instead of booting. The host
 # answers "go <epoch seconds> <random hex>": the wall clock and fresh
@@ -215,7 +237,12 @@ else
     say "no scratch disk"
 fi
 say "starting worker"
-env -i {env_args} /bin/busybox chroot $R {worker}
+if [ "$P" = 1 ]; then
+    echo go > {ps.GO_FIFO}
+    wait $W
+else
+    env -i {env_args} /bin/busybox chroot $R {worker}
+fi
 say "worker exited with status $?"
 poweroff -f
 sleep 5
@@ -279,8 +306,12 @@ def _is_static(path: str) -> bool:
 
 
 def build(modules_dir: str, cfg: InitConfig, cache_dir: str, busybox: str | None = None,
-          wanted: tuple[str, ...] = WANTED_MODULES) -> tuple[str, list[str]]:
-    """Return (path of the cached initramfs, modules it loads in order)."""
+          wanted: tuple[str, ...] = WANTED_MODULES, prestart_tree=None,
+          prestart_config: dict | None = None) -> tuple[str, list[str]]:
+    """Return (path of the cached initramfs, modules it loads in order).
+
+    With ``cfg.prestart``, ``prestart_tree`` (a :class:`.prestart.Tree`) is
+    copied in and ``prestart_config`` written as the worker's configuration."""
     busybox = busybox or find_busybox()
     if not _is_static(busybox):
         raise EnvUnavailable(f"{busybox} is dynamically linked; the guest needs a static busybox "
@@ -301,12 +332,14 @@ def build(modules_dir: str, cfg: InitConfig, cache_dir: str, busybox: str | None
     st = os.stat(busybox)
     key_src = "\n".join([script, busybox, str(st.st_size), str(st.st_mtime_ns), modules_dir,
                          *(f"{dep[m][0]}:{os.stat(os.path.join(modules_dir, dep[m][0])).st_mtime_ns}" for m in order)])
+    if cfg.prestart:
+        key_src += "\n" + json.dumps(prestart_config, sort_keys=True) + "\n" + prestart_tree.stamp()
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
     target = os.path.join(cache_dir, "initramfs", f"initramfs-{os.path.basename(modules_dir.rstrip('/'))}-{key}.cpio")
     if os.path.isfile(target):
         return target, order
     w = CpioWriter()
-    for d in ("bin", "dev", "proc", "sys", "newroot", "lib", "lib/modules"):
+    for d in ("bin", "dev", "proc", "sys", "newroot", "modules"):
         w.dir(d)
     w.chardev("dev/console", 5, 1)
     w.chardev("dev/null", 1, 3, 0o666)
@@ -314,7 +347,11 @@ def build(modules_dir: str, cfg: InitConfig, cache_dir: str, busybox: str | None
         w.file("bin/busybox", f.read(), 0o755)
     w.symlink("bin/sh", "busybox")
     for m in order:
-        w.file(f"lib/modules/{m}.ko", read_module(os.path.join(modules_dir, dep[m][0])))
+        w.file(f"modules/{m}.ko", read_module(os.path.join(modules_dir, dep[m][0])))
+    if cfg.prestart:
+        w.dir("vo")
+        w.file("vo/prestart.json", json.dumps(prestart_config).encode())
+        prestart_tree.write(w)
     w.file("init", script.encode(), 0o755)
     os.makedirs(os.path.dirname(target), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".tmp-")
