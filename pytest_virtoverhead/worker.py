@@ -456,7 +456,10 @@ def _prestart(config_path: str) -> None:
                  .encode())
         os._exit(3)
     for name in cfg.get("preimport", ()):
-        importlib.import_module(name)
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass  # imported after the start, if at all
     os.write(up, b"waiting\n")
     os.close(up)
     with open(cfg["go"], "rb") as f:
@@ -506,7 +509,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.flush()
     # An unsolicited frame tells the host the worker is up (useful on a serial
     # line, where the host cannot see the process start).
-    worker.send({"id": None, "event": "ready", "pid": os.getpid()})
+    ready = {"id": None, "event": "ready", "pid": os.getpid()}
+    if prestart:
+        ready["prestarted"] = True
+    worker.send(ready)
     try:
         last = worker.serve()
     finally:

@@ -160,6 +160,7 @@ class VMBackend(Backend):
         self.boot_paths: tuple[str, str] | None = None
         self._phases: dict[str, float] = {}
         self._start_mode = ""  # "restored" or "booted"
+        self._prestarted = False  # the worker said it was started before the start point
         self._phases_probe: float | None = None
         self._snapshot_note = ""
 
@@ -336,7 +337,9 @@ class VMBackend(Backend):
             "boot_phases": dict(self._phases), "start_mode": self._start_mode,
             "kvm_probe_seconds": self._phases_probe,
             "snapshot": self._snapshot_note, "initramfs_modules": modules, "kernel_cmdline": cmdline, "package_bytecode": bytecode,
-            "interpreter_start": prestart_note,
+            "interpreter_start": prestart_note if self._prestarted or not cfg.prestart else
+            "after the mounts (the guest could not start it before the start point: see the console of the "
+            "boot that saved the state)",
         }
         return PrefixedSocketTransport(sock, prefix)
 
@@ -554,7 +557,10 @@ class VMBackend(Backend):
                         self._save_state(dom, state, phases, t0)
                     self._go(sock)
                     self._start_mode = "booted"
-                if not waiting and any(isinstance(m, dict) and m.get("event") == "ready" for m in decoder.feed(data)):
+                ready = [] if waiting else [m for m in decoder.feed(data)
+                                            if isinstance(m, dict) and m.get("event") == "ready"]
+                if ready:
+                    self._prestarted = bool(ready[0].get("prestarted"))
                     sock.settimeout(None)
                     elapsed = time.monotonic() - t0
                     self._note_phases(phases, elapsed)

@@ -337,6 +337,10 @@ def build(modules_dir: str, cfg: InitConfig, cache_dir: str, busybox: str | None
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
     target = os.path.join(cache_dir, "initramfs", f"initramfs-{os.path.basename(modules_dir.rstrip('/'))}-{key}.cpio")
     if os.path.isfile(target):
+        try:
+            os.utime(target)  # recently used: kept by _prune
+        except OSError:
+            pass
         return target, order
     w = CpioWriter()
     for d in ("bin", "dev", "proc", "sys", "newroot", "modules"):
@@ -359,7 +363,28 @@ def build(modules_dir: str, cfg: InitConfig, cache_dir: str, busybox: str | None
         f.write(w.finish())
     os.chmod(tmp, 0o644)
     os.replace(tmp, target)
+    _prune(os.path.dirname(target), "initramfs-", keep=target)
     return target, order
+
+
+#: Initramfs files kept per cache (each project root and interpreter has its
+#: own, and with the prestart's files each is ~12 MB): the newest are kept.
+KEEP = 8
+
+
+def _prune(directory: str, prefix: str, keep: str) -> None:
+    try:
+        paths = [os.path.join(directory, n) for n in os.listdir(directory)
+                 if n.startswith(prefix) and n.endswith(".cpio")]
+        paths.sort(key=lambda p: os.stat(p).st_mtime, reverse=True)
+    except OSError:
+        return
+    for path in paths[KEEP:]:
+        if path != keep:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
 
 
 def probe_script() -> str:
