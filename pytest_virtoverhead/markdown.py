@@ -139,6 +139,11 @@ def _note(claim: dict[str, Any]) -> str:
         return "waiver expired: " + str((claim.get("waiver") or {}).get("until") or "")
     if claim.get("reason"):
         return str(claim["reason"]).splitlines()[0] if str(claim["reason"]).strip() else ""
+    before = claim.get("verdict_uncorrected")
+    if before is not None and before != verdict:
+        p = claim.get("p_adjusted")
+        return f"Holm: adjusted p={p:.3g}, not {before} as its own interval alone says" if finite(p) else \
+            f"Holm: not {before} as its own interval alone says"
     if verdict == INCONCLUSIVE:
         need = claim.get("rounds_needed")
         if finite(need) and need <= 1e6:
@@ -263,6 +268,12 @@ def _context(data: dict[str, Any]) -> list[str]:
     if data.get("baseline"):
         parts.append(f"baseline {code(data['baseline'])}")
     parts.append(f"{_confidence(data):.0%} intervals")
+    method = data.get("verdict_method") or {}
+    if isinstance(method, dict) and method.get("correction") == "holm":
+        parts.append(f"verdicts family-wise at {_confidence(data):.0%} over {cell(method.get('family_size'))} "
+                     "claims (Holm's correction)")
+    elif isinstance(method, dict) and method.get("correction"):
+        parts.append("each claim on its own interval (no correction)")
     if finite(data.get("rounds")):
         parts.append(f"{data['rounds']} rounds per test")
     if data.get("seed") is not None:

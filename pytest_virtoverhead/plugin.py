@@ -51,6 +51,7 @@ def _load() -> None:
     from .progress import Progress
     from .report import JSON_VERSION, claim_lines, environment_lines, host_line, table_lines, to_json, write_json_atomic
     from .session import Comparator, EnvironmentPool, ItemResult, add_skipped_claims, outcome_of
+    from .session import bonferroni_confidence, correct_verdicts, method_line
     globals().update({k: v for k, v in locals().items() if not k.startswith("_")})
 
 
@@ -101,6 +102,11 @@ class VirtState:
         self.select: Any = None
         #: Group entries of the run's claims ``EXPR: CLAIM``: [(RunClaim, compiled EXPR)].
         self.groups: list[tuple[Any, Any]] = []
+        #: Under --virt-correction=holm: compared tests measured but not yet
+        #: reported, [(item, result, start, stop)] (the correction needs
+        #: every claim of the run); and the verdict method once decided.
+        self.deferred: list[tuple[Any, Any, float, float]] = []
+        self.method: dict[str, Any] | None = None
         #: Test ids deselected by -k / -m (a scoped ini waiver may be for one).
         self.deselected: list[str] = []
 
@@ -386,7 +392,8 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     cpus = ",".join(map(str, s.cpus)) if s.cpus else "all"
     return [f"virtoverhead: envs={','.join(f'{sp.name}={sp.kind}' if sp.name != sp.kind else sp.name for sp in s.specs)} "
             f"baseline={s.baseline} rounds={s.rounds} processes={s.processes or 'auto'} calls={s.calls or 'auto'} "
-            f"warmup={s.warmup} confidence={s.confidence:g} seed={s.seed} cpus={cpus} "
+            f"warmup={s.warmup} confidence={s.confidence:g}"
+            f"{' correction=' + s.correction if s.correction != 'none' else ''} seed={s.seed} cpus={cpus} "
             f"memory={s.memory_mb}MiB (repeat with --virt-seed={s.seed})"]
 
 
@@ -564,6 +571,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
              f"--import-mode={session.config.option.importmode}"]
     state.progress = Progress(session.config.pluginmanager.get_plugin("terminalreporter"))
     state.comparator = Comparator(state.settings, state.pool, state.compared, tuple(args), state.progress)
+    if state.settings.correction == "holm":
+        planned = sum(len(item.stash[ITEM_KEY].claims) for item in session.items if ITEM_KEY in item.stash)
+        state.comparator.adaptive_confidence = bonferroni_confidence(state.settings.confidence, planned)
 
 
 # --------------------------------------------------------------------------
@@ -577,7 +587,9 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         return None
     plan: ItemPlan = item.stash[ITEM_KEY]
     ihook = item.ihook
-    ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    deferred = state.settings.correction == "holm"
+    if not deferred:
+        ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
     start = time.time()
     progress = state.progress
     try:
@@ -601,11 +613,49 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         if progress is not None:
             progress.end()
     state.results.append(result)
+    if deferred:
+        state.deferred.append((item, result, start, time.time()))
+        if len(state.results) >= len(state.compared):
+            _report_deferred(state)
+        return True
     benchjson.add_entries(item.config, result, state.pool.metadata())
     stop = time.time()
     _log_reports(item, state, result, start, stop)
     ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True
+
+
+def _verdict_method(state: VirtState) -> dict[str, Any]:
+    """--virt-correction applied to the run's claims (once), and the method
+    the reports name (the JSON's ``verdict_method``)."""
+    if state.method is None:
+        s = state.settings
+        state.method = correct_verdicts(state.results, s.confidence, s.correction)
+    return state.method
+
+
+def _report_deferred(state: VirtState) -> None:
+    """Under --virt-correction=holm: correct the verdicts over every claim
+    measured, then report the compared tests kept back, in their order."""
+    _verdict_method(state)
+    deferred, state.deferred = state.deferred, []
+    for item, result, start, stop in deferred:
+        benchjson.add_entries(item.config, result, state.pool.metadata())
+        item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+        _log_reports(item, state, result, start, stop)
+        item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtestloop(session: pytest.Session) -> Any:
+    """Under --virt-correction=holm, a loop that stopped before the last
+    compared test (-x, --maxfail) still reports those it measured."""
+    outcome = yield
+    state = session.config.stash.get(STATE_KEY, None)
+    excinfo = outcome.excinfo
+    if state is not None and state.deferred and (
+            excinfo is None or isinstance(excinfo[1], (session.Interrupted, session.Failed))):
+        _report_deferred(state)
 
 
 def _required_missing(state: VirtState, result: ItemResult) -> list[str]:
@@ -806,12 +856,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         tr.write_line(host)
     for line in table_lines(state.results, metadata, s.confidence):
         tr.write_line(line)
+    method = _verdict_method(state)
     lines = claim_lines(state.results, s.strict)
     if lines:
         tr.write_line("")
         tr.write_line("claims:")
         for line in lines:
             tr.write_line("  " + line)
+        tr.write_line(method_line(method))
     if s.time_budget:
         tr.write_line("")
         tr.write_line(f"adaptive sampling (--virt-time-budget={s.time_budget:g} s per test):")
@@ -877,7 +929,7 @@ def _write_outputs(session: pytest.Session, state: VirtState, exitstatus: int) -
                 "not written" + (f"; the earlier {', '.join(kept)} kept" if kept else ""))
         data = {"version": JSON_VERSION, "seed": s.seed, "baseline": s.baseline, "rounds": s.rounds,
                 "statistics": _statistics(s), "environments": {}, "results": [], "claims": [], "tests": [],
-                "aborted": aborted, "exitstatus": int(exitstatus)}
+                "aborted": aborted, "exitstatus": int(exitstatus), "verdict_method": _verdict_method(state)}
         _write_each(session, state, summary, data, aborted)
         return
     try:
@@ -887,6 +939,7 @@ def _write_outputs(session: pytest.Session, state: VirtState, exitstatus: int) -
                                                "interrupted": exitstatus == pytest.ExitCode.INTERRUPTED,
                                                "aborted": aborted, "exitstatus": int(exitstatus),
                                                "footprint": getattr(state, "footprint", None)})
+        data["verdict_method"] = _verdict_method(state)
     except Exception as exc:  # noqa: BLE001 - the table is still shown
         state.output_failures.append(f"virtoverhead: could not assemble the results for "
                                      f"{', '.join(p for _, p, _, _ in writers)}: {type(exc).__name__}: {exc}")

@@ -6,6 +6,7 @@ Nothing here imports pytest: the plugin turns results into reports.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import signal
@@ -263,6 +264,12 @@ class ClaimResult:
     #: ``--virt-claim 1``), and a group entry's -k expression.
     source: str = ""
     group: str | None = None
+    #: Under --virt-correction=holm: the verdict of the claim's own
+    #: interval, Holm's adjusted p-value of the claim's conclusion (the
+    #: smaller of its two), and the family's size (None: no correction).
+    verdict_uncorrected: str | None = None
+    p_adjusted: float | None = None
+    family_size: int | None = None
 
     @property
     def waived(self) -> bool:
@@ -290,6 +297,8 @@ class ClaimResult:
             **({"accel": self.accel} if self.accel else {}),
             **({"source": self.source} if self.source else {}),
             **({"group": self.group} if self.group is not None else {}),
+            **({"verdict_uncorrected": self.verdict_uncorrected, "p_adjusted": _num(self.p_adjusted)}
+               if self.verdict_uncorrected is not None else {}),
         }
         est = self.estimate
         if est is not None:
@@ -311,10 +320,22 @@ class ClaimResult:
                 f"(needs {self.claim.describe_bounds()})")
         if self.accel:
             text += f" [{self.claim.env}: {self.accel}]"
+        if self.verdict_uncorrected is not None and self.verdict != INCONCLUSIVE:
+            text += f"; {self.holm_text()}"
         if self.verdict == INCONCLUSIVE:
             text += "; " + self.what_would_decide()
         if self.waived:
             text += f"; {self.waiver.text}"
+        return text
+
+    def holm_text(self) -> str:
+        """``Holm over 14 claims: adjusted p=0.003`` (and, when the
+        correction kept a verdict open, what the claim's own interval said)."""
+        p = "-" if self.p_adjusted is None or math.isnan(self.p_adjusted) else f"{self.p_adjusted:.3g}"
+        text = f"Holm over {self.family_size} claims: adjusted p={p}"
+        if self.verdict == INCONCLUSIVE and self.verdict_uncorrected in (PASS, FAIL):
+            level = f"{self.estimate.confidence:.0%}" if self.estimate else "95%"
+            text += f", so not {self.verdict_uncorrected} as its own {level} interval alone says"
         return text
 
     def what_would_decide(self) -> str:
@@ -323,6 +344,11 @@ class ClaimResult:
         est = self.estimate
         if est is None or not (est.se > 0):
             return "too few rounds to tell what would decide it"
+        if self.verdict_uncorrected is not None:
+            return self.holm_text() + "; " + self._rounds_text(est)
+        return self._rounds_text(est)
+
+    def _rounds_text(self, est: stats.Estimate) -> str:
         if est.scale == stats.LINEAR:
             text = f"the data resolve +-{self.claim.format_value(est.half_width)}"
         else:
@@ -573,6 +599,10 @@ class Comparator:
         self.nodeids = nodeids
         self.pytest_args = pytest_args
         self.progress = progress or (lambda msg: None)
+        #: The level adaptive sampling decides claims at (None:
+        #: --virt-confidence); under --virt-correction=holm the plugin sets
+        #: it from the planned family (:func:`bonferroni_confidence`).
+        self.adaptive_confidence: float | None = None
 
     # -- processes ----------------------------------------------------------
 
@@ -700,7 +730,10 @@ class Comparator:
         s = self.settings
         t0 = time.monotonic()
         while True:
-            self.evaluate(result, claims)
+            # Under --virt-correction=holm, a claim is open until its own
+            # interval decides it at the Bonferroni level of the planned
+            # family, which Holm's correction then surely decides too.
+            self.evaluate(result, claims, confidence=self.adaptive_confidence)
             open_claims = [c for c in result.claims if c.verdict == INCONCLUSIVE]
             if not open_claims:
                 result.stopped_by = "conclusive"
@@ -865,14 +898,15 @@ class Comparator:
 
     # -- verdicts -----------------------------------------------------------
 
-    def estimate(self, result: ItemResult, env: str, base: str) -> stats.Estimate:
+    def estimate(self, result: ItemResult, env: str, base: str, confidence: float | None = None) -> stats.Estimate:
+        confidence = self.settings.confidence if confidence is None else confidence
         a, b, slots = result.paired(env, base)
         if not a:
-            return stats.cluster_estimate([], confidence=self.settings.confidence)
+            return stats.cluster_estimate([], confidence=confidence)
         d = stats.paired_log_ratios(a, b)
-        return stats.cluster_estimate(d, slots, confidence=self.settings.confidence)
+        return stats.cluster_estimate(d, slots, confidence=confidence)
 
-    def claim_estimate(self, result: ItemResult, claim: Claim) -> stats.Estimate:
+    def claim_estimate(self, result: ItemResult, claim: Claim, confidence: float | None = None) -> stats.Estimate:
         """The estimate a fixed-cost or absolute claim is judged on, in
         seconds (``scale="linear"``): per round ``env - factor * base`` of
         the paired round values (clustered by process, as a ratio's), or
@@ -886,17 +920,20 @@ class Comparator:
             slots = [r.slots.get(claim.env, r.slot) for r in recs]
         else:
             raise ValueError(f"claim_estimate: a {claim.kind} claim is a ratio's (Comparator.estimate)")
-        return stats.cluster_estimate(d, slots, confidence=self.settings.confidence, scale=stats.LINEAR)
+        confidence = self.settings.confidence if confidence is None else confidence
+        return stats.cluster_estimate(d, slots, confidence=confidence, scale=stats.LINEAR)
 
-    def evaluate(self, result: ItemResult, claims: list[Claim], with_p: bool = True) -> None:
-        """Ratios against the baseline and verdicts on every claim."""
+    def evaluate(self, result: ItemResult, claims: list[Claim], with_p: bool = True,
+                 confidence: float | None = None) -> None:
+        """Ratios against the baseline and verdicts on every claim (at
+        ``confidence``, by default --virt-confidence)."""
         s = self.settings
         result.claims = []
         pairs: dict[tuple[str, str], stats.Estimate] = {}
 
         def estimate(env: str, base: str) -> stats.Estimate:
             if (env, base) not in pairs:
-                pairs[env, base] = self.estimate(result, env, base)
+                pairs[env, base] = self.estimate(result, env, base, confidence)
             return pairs[env, base]
 
         samples = result.samples
@@ -915,7 +952,8 @@ class Comparator:
                 result.claims.append(ClaimResult(result.nodeid, claim, math.nan, (math.nan, math.nan),
                                                  SKIPPED, reason=reasons))
                 continue
-            est = self.claim_estimate(result, claim) if claim.kind != RATIO else estimate(claim.env, claim.baseline)
+            est = (self.claim_estimate(result, claim, confidence) if claim.kind != RATIO
+                   else estimate(claim.env, claim.baseline))
             ratio, ci = est.ratio, est.ci
             verdict = claim.verdict(ratio, ci)
             accel = metadata.get(claim.env, {}).get("accel")
@@ -957,6 +995,92 @@ def _deciding_bound(claim: Claim, ratio: float, ci: tuple[float, float]) -> floa
     if linear:
         return min(inside, key=lambda b: abs(b - ratio))
     return min(inside, key=lambda b: abs(math.log(b) - math.log(ratio)))
+
+
+#: The verdicts a family-wise correction acts on (a skipped claim has no estimate).
+JUDGED = (PASS, FAIL, INCONCLUSIVE)
+
+
+def bonferroni_confidence(confidence: float, family_size: int) -> float:
+    """The level at which one claim's own interval, deciding it, decides it
+    under Holm's correction over ``family_size`` claims too: 1 - (1 - c) / m."""
+    return 1 - (1 - confidence) / max(1, family_size)
+
+
+def claim_p_values(cr: "ClaimResult") -> tuple[float, float]:
+    """(p_pass, p_fail) of a judged claim from its estimate
+    (:func:`.stats.claim_p_values`; a ratio's bounds on the log scale)."""
+    est, c = cr.estimate, cr.claim
+    if est is None:
+        return 1.0, 1.0
+    if est.scale == stats.LINEAR:
+        lower, upper = c.lower, c.upper
+    else:
+        lower = None if c.lower is None else (math.log(c.lower) if c.lower > 0 else -math.inf)
+        upper = None if c.upper is None else (math.log(c.upper) if c.upper > 0 else -math.inf)
+    return stats.claim_p_values(est.theta, est.se, est.df, lower, upper)
+
+
+def correct_verdicts(results: Iterable["ItemResult"], confidence: float, correction: str) -> dict[str, Any]:
+    """Apply ``--virt-correction`` to the run's claims and return the
+    method (the JSON's ``verdict_method``): ``confidence``, ``correction``
+    and ``family_size``, the judged (pass, fail, inconclusive) claims.
+
+    ``none`` changes nothing. ``holm``: each judged claim has two
+    hypotheses, exactly one of them true ("violated", whose rejection means
+    pass; "holds", whose rejection means fail), with one-sided p-values
+    from its estimate; Holm's step-down runs over all 2m of them at
+    family-wise level 1 - confidence. A claim passes or fails only when
+    one of its hypotheses is rejected; otherwise it is inconclusive, and
+    its rounds needed are those of the Bonferroni level, at which its own
+    interval would decide it whatever the others. Applied once: claims
+    already corrected keep their verdict."""
+    results = list(results)
+    family = [cr for res in results for cr in res.claims if cr.verdict in JUDGED]
+    method: dict[str, Any] = {"confidence": confidence, "correction": correction, "family_size": len(family)}
+    if correction != "holm" or not family or any(cr.verdict_uncorrected is not None for cr in family):
+        return method
+    m = len(family)
+    p = [x for cr in family for x in claim_p_values(cr)]
+    rejected = stats.holm(p, 1 - confidence)
+    adjusted = stats.holm_adjusted(p)
+    level = bonferroni_confidence(confidence, m)
+    per_round = {id(cr): res.seconds_per_round() for res in results for cr in res.claims}
+    for j, cr in enumerate(family):
+        passes, fails = rejected[2 * j], rejected[2 * j + 1]
+        cr.verdict_uncorrected = cr.verdict
+        cr.p_adjusted = min(adjusted[2 * j], adjusted[2 * j + 1])
+        cr.family_size = m
+        cr.verdict = PASS if passes and not fails else FAIL if fails and not passes else INCONCLUSIVE
+        cr.rounds_needed = cr.seconds_needed = None
+        est = cr.estimate
+        if cr.verdict == INCONCLUSIVE and est is not None:
+            bound = _nearest_bound(cr.claim, cr.ratio)
+            if bound is not None:
+                cr.rounds_needed = stats.rounds_needed(dataclasses.replace(est, confidence=level), bound)
+                if math.isfinite(cr.rounds_needed):
+                    cr.seconds_needed = max(0.0, cr.rounds_needed - est.n) * per_round[id(cr)]
+    return method
+
+
+def method_line(method: dict[str, Any]) -> str:
+    """The terminal's line on how the verdicts were reached."""
+    level, m = f"{method['confidence']:.0%}", method["family_size"]
+    if method.get("correction") == "holm":
+        return f"verdicts: Holm's correction over {m} claims, family-wise {level} (--virt-correction=holm)"
+    return f"verdicts: each claim at {level}, no correction over the run's {m} claims (--virt-correction=none)"
+
+
+def _nearest_bound(claim: Claim, ratio: float) -> float | None:
+    """The claim's bound nearest the estimate (on the log scale for a
+    ratio): the one an interval must clear to decide it either way."""
+    linear = claim.unit != RATIO
+    bounds = [b for b in (claim.lower, claim.upper) if b is not None and (linear or b > 0)]
+    if not bounds or not (math.isfinite(ratio) if linear else ratio > 0):
+        return None
+    if linear:
+        return min(bounds, key=lambda b: abs(b - ratio))
+    return min(bounds, key=lambda b: abs(math.log(b) - math.log(ratio)))
 
 
 class _Schedule:

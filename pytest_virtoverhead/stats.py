@@ -453,3 +453,99 @@ def rounds_needed(est: Estimate, bound: float) -> float:
         return math.inf
     z = NormalDist().inv_cdf((1 + est.confidence) / 2)
     return est.n * (z * est.se / gap) ** 2
+
+
+# --------------------------------------------------------------------------
+# many claims: one-sided p-values of a claim's two conclusions, and Holm's
+# step-down over a run's family of them (--virt-correction=holm; see
+# docs/verdicts.md, "Many claims")
+
+
+def t_sf(t: float, df: float) -> float:
+    """One-sided tail P(T >= t) of Student's t with ``df`` degrees of freedom."""
+    if math.isnan(t) or not df > 0:
+        return math.nan
+    if math.isinf(t):
+        return 0.0 if t > 0 else 1.0
+    half = t_sf2(t, df) / 2
+    return half if t >= 0 else 1.0 - half
+
+
+def _tail(distance: float, se: float, df: float) -> float:
+    """P(T >= distance / se), with se = 0 read as an exact value."""
+    if se == 0:
+        return 0.0 if distance > 0 else 1.0 if distance < 0 else 0.5
+    return t_sf(distance / se, df)
+
+
+def claim_p_values(theta: float, se: float, df: float, lower: float | None,
+                   upper: float | None) -> tuple[float, float]:
+    """(p_pass, p_fail) of a claim ``lower <= quantity <= upper`` (either
+    bound may be None) from an estimate ``theta`` with standard error ``se``
+    and ``df`` degrees of freedom (bounds on theta's scale: the log of a
+    ratio's bound, or seconds). Two hypotheses, one of them true:
+
+    - p_pass tests "the claim is violated"; rejecting it means ``pass``.
+      One bound: P(T >= (upper - theta) / se), or (theta - lower) / se;
+      two bounds: the larger of the two (both must be cleared: the
+      intersection-union test, the TOST of equivalence testing);
+    - p_fail tests "the claim holds"; rejecting it means ``fail``. One
+      bound: 1 - p_pass. Two bounds: with d = how far theta lies beyond
+      the nearer bound and w = upper - lower, P(T >= d/se) +
+      P(T >= (w + d)/se), the largest chance, over every true value
+      inside the bounds (at a bound, by the convexity of the t tails),
+      that theta lies d or more beyond one of them.
+
+    Either p-value is at most (1 - c) / 2 exactly when the two-sided
+    interval at confidence c decides the claim that way (for two bounds,
+    p_fail adds the second, tiny term). NaN inputs give (1, 1): nothing is
+    decided."""
+    if lower is None and upper is None:
+        raise ValueError("claim_p_values: a claim has at least one bound")
+    if any(math.isnan(x) for x in (theta, se, df)) or not se >= 0 or not df > 0:
+        return 1.0, 1.0
+    if lower is not None and upper is not None:
+        p_pass = max(_tail(theta - lower, se, df), _tail(upper - theta, se, df))
+        d = max(theta - upper, lower - theta)
+        p_fail = min(1.0, _tail(d, se, df) + _tail(upper - lower + d, se, df))
+        return p_pass, p_fail
+    if upper is not None:
+        p_pass = _tail(upper - theta, se, df)
+        return p_pass, _tail(theta - upper, se, df)
+    p_pass = _tail(theta - lower, se, df)  # type: ignore[operator]
+    return p_pass, _tail(lower - theta, se, df)  # type: ignore[operator]
+
+
+def holm_adjusted(pvalues: Sequence[float]) -> list[float]:
+    """Holm's adjusted p-values, in the input's order: sorted ascending,
+    the k-th smallest (from 1) of m is multiplied by m - k + 1, made
+    non-decreasing along the sorted order, and capped at 1. A hypothesis
+    is rejected at family-wise level alpha when its adjusted p-value is at
+    most alpha. NaN counts as 1."""
+    p = [1.0 if math.isnan(x) else min(1.0, max(0.0, float(x))) for x in pvalues]
+    m = len(p)
+    order = sorted(range(m), key=lambda i: p[i])
+    out = [1.0] * m
+    running = 0.0
+    for k, i in enumerate(order):
+        running = max(running, min(1.0, (m - k) * p[i]))
+        out[i] = running
+    return out
+
+
+def holm(pvalues: Sequence[float], alpha: float) -> list[bool]:
+    """Holm's step-down test (Holm 1979) at family-wise level ``alpha``:
+    the k-th smallest of m p-values is rejected while every smaller one and
+    it are at most alpha / (m - k + 1); the first that is not stops it.
+    Valid whatever the dependence between the tests. Returns, in the
+    input's order, which hypotheses are rejected."""
+    if not 0 < alpha < 1:
+        raise ValueError("holm: alpha must be between 0 and 1")
+    p = [1.0 if math.isnan(x) else float(x) for x in pvalues]
+    m = len(p)
+    rejected = [False] * m
+    for k, i in enumerate(sorted(range(m), key=lambda i: p[i])):
+        if p[i] > alpha / (m - k):
+            break
+        rejected[i] = True
+    return rejected
