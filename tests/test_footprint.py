@@ -271,3 +271,20 @@ def test_footprint_claim_on_a_marker_says_where_it_goes(pytester):
     result = pytester.runpytest_subprocess(*ARGS)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "invalid claim at column 8: a footprint claim (ENV.METRIC)" in result.stderr.str()
+
+
+def test_html_report_has_the_footprint_section(pytester):
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("jinja2")
+    pytester.makepyfile(test_fp=TEST)
+    out, page = pytester.path / "out.json", pytester.path / "r.html"
+    result = pytester.runpytest_subprocess(*ARGS, f"--virt-json={out}", f"--virt-report={page}",
+                                           "--virt-footprint-claim=control.start <= 30 s")
+    assert result.ret == 0, result.stdout.str()
+    html = page.read_text()
+    assert '<section class="footprint" id="footprint"><h2>Footprint</h2>' in html
+    assert html.count('<img class="footprint-plot"') == 1
+    assert "/proc/&lt;pid&gt;/status VmHWM" in html  # sources, escaped
+    assert "<code>control.start &lt;= 30 s</code>" in html
+    # The per-test plots are still one per test.
+    assert html.count('<img class="plot"') == 1
