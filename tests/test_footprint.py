@@ -4,8 +4,10 @@ libvirt needed; tests/integration/test_footprint.py has the real ones)."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -288,3 +290,14 @@ def test_html_report_has_the_footprint_section(pytester):
     assert "<code>control.start &lt;= 30 s</code>" in html
     # The per-test plots are still one per test.
     assert html.count('<img class="plot"') == 1
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        return
+    # In a real browser (headless Chromium, no network): the section is in the DOM.
+    with tempfile.TemporaryDirectory() as profile:
+        dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                              "--disable-background-networking", f"--user-data-dir={profile}", "--dump-dom",
+                              page.resolve().as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert 'id="footprint"' in dom.stdout and 'class="footprint-plot"' in dom.stdout
+    assert "memory peak" in dom.stdout
