@@ -8,6 +8,10 @@ cleared it) so the command line of a test still wins; tests of the rotation
 pass ``--virt-processes`` explicitly.
 """
 
+import shutil
+import subprocess
+import tempfile
+
 import pytest
 
 
@@ -16,3 +20,26 @@ def _two_worker_processes(request, monkeypatch):
     if "pytester" in request.fixturenames:
         request.getfixturevalue("pytester")
     monkeypatch.setenv("PYTEST_ADDOPTS", "--virt-processes=1")
+
+
+# -- headless Chromium (the HTML pages are checked in a real browser) --------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def run_chromium(*args, timeout=120):
+    """Run headless Chromium with a throwaway profile and no network
+    services; the CompletedProcess (text output)."""
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+                               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                               "--no-first-run", f"--user-data-dir={profile}", *args],
+                              capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def chromium():
+    """:func:`run_chromium`, or a skip saying how to get Chromium."""
+    if CHROMIUM is None:
+        pytest.skip("no chromium: apt-get install -y --no-install-recommends chromium")
+    return run_chromium

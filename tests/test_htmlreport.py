@@ -1,9 +1,6 @@
 """``--virt-report``: the self-contained HTML page, and a real headless browser."""
 
 import re
-import shutil
-import subprocess
-import tempfile
 
 import pytest
 
@@ -124,27 +121,15 @@ def test_report_from_a_run(report_run):
     assert plots((pytester.path / "again.html").read_text()) == plots(page)
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def _chromium(*args, timeout=120):
-    with tempfile.TemporaryDirectory() as profile:
-        return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-                               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                               "--no-first-run", f"--user-data-dir={profile}", *args],
-                              capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium: apt-get install -y --no-install-recommends chromium")
-def test_report_renders_in_headless_chromium(report_run, tmp_path):
+def test_report_renders_in_headless_chromium(chromium, report_run, tmp_path):
     pytester, _ = report_run
     url = (pytester.path / "out" / "r.html").resolve().as_uri()
-    dom = _chromium("--dump-dom", url)
+    dom = chromium("--dump-dom", url)
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert len(re.findall(r"<img[^>]*class=\"plot\"", dom.stdout)) == 2  # one per marked test
     assert "test_r.py::test_one" in dom.stdout and "test_unmarked" not in dom.stdout
     shot = tmp_path / "shot.png"
-    run = _chromium(f"--screenshot={shot}", "--window-size=1200,2000", url)
+    run = chromium(f"--screenshot={shot}", "--window-size=1200,2000", url)
     assert run.returncode == 0 and shot.exists(), run.stderr[-2000:]
     import numpy as np
     from matplotlib import image
