@@ -307,6 +307,7 @@ class Tracker:
     process_starts: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     ended: bool = False
+    end_parts: dict[str, Reading] = field(default_factory=dict)
 
     def _note_error(self, what: str, exc: BaseException) -> None:
         text = f"{what}: {type(exc).__name__}: {exc}"
@@ -357,6 +358,8 @@ class Tracker:
         self.on_sample(sample)
         if MEMORY in sample:
             self.end = sample[MEMORY]
+        # A breakdown of the end figure ("memory.anon", "memory.cache"), where the backend has one.
+        self.end_parts = {k.split(".", 1)[1]: v for k, v in sample.items() if k.startswith(MEMORY + ".")}
         if self._t_ready is not None:
             self._wall_live += time.monotonic() - self._t_ready
             self._t_ready = None
@@ -395,6 +398,8 @@ class Tracker:
                              "min": min(self.memory), "max": peak_seen}
         if self.end is not None:
             out["memory_end"] = _fig(self.end)
+            if self.end_parts:
+                out["memory_end"]["parts"] = {k: _fig(v) for k, v in self.end_parts.items()}
         if self.guest:
             used = [g["used"] for g in self.guest if "used" in g]
             if used:

@@ -660,6 +660,12 @@ class ContainerBackend(Backend):
             out[footprint.MEMORY] = footprint.Reading(mem["current"], "B", f"{where}/{mem['current_file']}")
             if mem.get("peak") is not None:
                 out[footprint.MEMORY_PEAK] = footprint.Reading(mem["peak"], "B", f"{where}/{mem['peak_file']}")
+            fields = {"anon": "total_rss", "cache": "total_cache"} if mem["version"] == 1 else \
+                {"anon": "anon", "cache": "file"}
+            for part, name in fields.items():
+                if mem.get(part) is not None:
+                    out[f"{footprint.MEMORY}.{part}"] = footprint.Reading(mem[part], "B",
+                                                                          f"{where}/memory.stat {name}")
         cpu = footprint.cgroup_cpu_seconds(dirs)
         if cpu is not None:
             seconds, what = cpu
