@@ -265,3 +265,26 @@ def test_a_bad_correction_is_a_usage_error(pytester):
     result = pytester.runpytest_subprocess(*AA)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--virt-correction: expected one of none, holm, got 'bonferroni'*"])
+
+
+def test_adaptive_sampling_can_judge_at_the_bonferroni_level():
+    from pytest_virtoverhead.config import Settings
+    from pytest_virtoverhead.session import Comparator, bonferroni_confidence
+
+    class _Pool:
+        def metadata(self):
+            return {}
+
+    assert bonferroni_confidence(0.95, 4) == pytest.approx(0.9875)
+    assert bonferroni_confidence(0.95, 0) == pytest.approx(0.95)
+    settings = Settings()
+    settings.confidence = 0.95
+    res = ItemResult.from_samples("t.py::test_a", ["baremetal", "vm"], "baremetal",
+                                  {"baremetal": [10 * MS] * 4, "vm": [17 * MS, 18 * MS, 19 * MS, 18 * MS]},
+                                  processes=4)
+    comparator = Comparator(settings, _Pool(), ())
+    claims = [parse_claim("vm <= 1.5 * baremetal + 5 ms"), parse_claim("vm <= 2 * baremetal")]
+    comparator.evaluate(res, claims)
+    assert {c.estimate.confidence for c in res.claims} == {0.95}
+    comparator.evaluate(res, claims, confidence=0.9875)
+    assert {c.estimate.confidence for c in res.claims} == {0.9875}
