@@ -384,15 +384,16 @@ def history_figure_png(series: Any, runs: list[Any]) -> bytes | None:
         x, y = p.run + 1, p.estimate / scale
         color = COLORS.get(p.verdict, COLORS[None])
         if p.has_interval:
-            ax.errorbar([x], [y], yerr=[[y - p.ci[0] / scale], [p.ci[1] / scale - y]], fmt="o", color=color,
-                        capsize=4, markersize=5, linewidth=1.8, zorder=3)
+            # (an estimate outside its own interval draws a one-sided bar)
+            yerr = [[max(y - p.ci[0] / scale, 0.0)], [max(p.ci[1] / scale - y, 0.0)]]
+            ax.errorbar([x], [y], yerr=yerr, fmt="o", color=color, capsize=4, markersize=5, linewidth=1.8, zorder=3)
         else:
             ax.plot([x], [y], "o", color=color, zorder=3)
         if p.step:
             prev = max((q for r, q in by_run.items() if r < p.run and finite(q.estimate)), key=lambda q: q.run)
             ax.axvspan(prev.run + 1, x, color=STEP_COLORS[p.step], alpha=0.12, linewidth=0, zorder=0)
-            ax.annotate("▲ step" if p.step == "up" else "▼ step", (x, y), xytext=(7, -3), textcoords="offset points",
-                        fontsize=8, color=STEP_COLORS[p.step])
+            ax.annotate("▲ step" if p.step == "up" else "▼ step", (x, y), xytext=(7, -3),
+                        textcoords="offset points", fontsize=8, color=STEP_COLORS[p.step])
         if p.flip:
             ax.plot([x], [y], "o", markersize=14, markerfacecolor="none", markeredgecolor=STEP_COLORS["flip"],
                     markeredgewidth=1.5, zorder=4)
@@ -417,7 +418,8 @@ def history_figure_png(series: Any, runs: list[Any]) -> bytes | None:
     ax.set_xlim(0.5, n + 0.5)
     ax.set_xticks(range(1, n + 1), labels=[f"#{i}" for i in range(1, n + 1)])
     ax.set_xlabel("run (in order; the table below names each)")
-    ax.set_ylabel(f"ratio to {series.baseline or 'the baseline'}" if ratio else f"{series.quantity} ({unit})", fontsize=9)
+    ylabel = f"ratio to {series.baseline or 'the baseline'}" if ratio else f"{series.quantity} ({unit})"
+    ax.set_ylabel(ylabel, fontsize=9)
     ax.grid(axis="y", color="#eceff1")
     fig.tight_layout()
     buf = io.BytesIO()

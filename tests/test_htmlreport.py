@@ -176,4 +176,5 @@ def test_option_errors_clearly_without_jinja2(pytester):
     pytester.makepyfile("def test_a():\n    pass\n")
     result = pytester.runpytest_subprocess("--virt-report=r.html", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--virt-report: HTML output needs Jinja2*pip install pytest-virtoverhead[[]report[]]*"])
+    result.stderr.fnmatch_lines(
+        ["*--virt-report: HTML output needs Jinja2*pip install pytest-virtoverhead[[]report[]]*"])

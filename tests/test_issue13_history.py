@@ -319,6 +319,23 @@ def test_one_run_renders_one_point(tmp_path, capsys):
     assert "no run has an estimate for this claim" in page  # the skipped claim
 
 
+def test_odd_points_still_plot():
+    """An estimate outside its own interval and a fixed-cost quantity below
+    zero (vm faster than baremetal) plot without error."""
+    pytest.importorskip("matplotlib")
+    from pytest_virtoverhead import htmlreport
+
+    fixed_cost = dict(test="t.py::test_n", text="vm <= baremetal + 1 ms", unit="s", bounds=[None, 0.001],
+                      quantity="vm - baremetal")
+    h = history.build(runs_of(doc(claim(ratio=1.5, ci=(1.6, 1.7)), claim(ratio=-0.002, ci=(-0.003, -0.001),
+                                                                          **fixed_cost)),
+                              doc(claim(ratio=1.5, ci=(1.4, 1.6)), claim(ratio=-0.001, ci=(-0.0015, -0.0005),
+                                                                         **fixed_cost))))
+    page = htmlreport.render_history(h)
+    assert len(re.findall(r'<img class="plot"', page)) == 2
+    assert "-2 ms" in page and "vm - baremetal" in page
+
+
 # -- five saved runs of a real suite, in a real browser ------------------------------
 
 SUITE = """
