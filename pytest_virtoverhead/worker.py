@@ -435,16 +435,18 @@ def _watch_parent(pid: int) -> None:
 PRESTART_VAR = "VIRTOVERHEAD_PRESTART"
 
 
-def _prestart(config_path: str) -> None:
+def _prestart(config_path: str, read: Callable[[int], bytes], write: Callable[[bytes], Any]) -> None:
     """Wait, with the worker's start path imported, until /init has mounted
     the host's root, then chroot into it (a VM guest's prestarted worker).
 
     Before the guest's start point this process runs from the initramfs'
     copy of the host files it opened so far; it checks that its sys.path is
     the host's, imports what the ``hello`` reply needs, tells /init it waits
-    (a line on the file descriptor ``fd``) and blocks on the ``go`` FIFO,
-    across the saved state. After the chroot every import and file access
-    reads the host's files, as a worker started after the mounts would."""
+    (a line on the file descriptor ``fd``) and meets the host at the start
+    point on its serial line (:mod:`.vmguest`: the host saves the guest
+    there, and after a restore sends the clock and entropy; the mounts
+    follow). After the chroot every import and file access reads the
+    host's files, as a worker started after the mounts would."""
     import json
 
     with open(config_path) as f:
@@ -460,13 +462,11 @@ def _prestart(config_path: str) -> None:
             importlib.import_module(name)
         except ImportError:
             pass  # imported after the start, if at all
+    from . import vmguest
+
     os.write(up, b"waiting\n")
     os.close(up)
-    with open(cfg["go"], "rb") as f:
-        line = f.readline().strip()
-    if line != b"go":
-        sys.stderr.write(f"prestarted worker: unexpected line {line!r} from /init\n")
-        os._exit(3)
+    vmguest.start_point(cfg["marker"], read, write, cfg["fstab"], cfg["fstab_scratch"], cfg["scratch_mount"])
     os.chroot(cfg["root"])
     os.chdir("/")
     # Finders and their directory listings were made from the initramfs' copy.
@@ -482,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
         # A VM guest's prestarted worker: the serial line stays open across
         # the saved state, so nothing the host sends after it is dropped.
         read, write = _device_transport(args.device)
-        _prestart(prestart)
+        _prestart(prestart, read, write)
     from .children import PARENT_DEATH_VAR, die_with_parent
 
     parent = os.environ.pop(PARENT_DEATH_VAR, "")

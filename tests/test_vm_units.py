@@ -425,9 +425,11 @@ def test_init_script_prestarts_the_worker_before_the_start_point():
                                                                         prestart=True))
     start = script.index(initramfs.START_POINT)
     launch = script.index(f"{initramfs.PRESTART_VAR}={prestart.CONFIG} /usr/bin/python3 -m pytest_virtoverhead.worker")
-    assert launch < start < script.index("mount -a -i -T $F") < script.index(f"echo go > {prestart.GO_FIFO}")
+    # the prestarted worker meets the host itself; the shell only waits for it
+    assert launch < script.index('if [ "$up" = waiting ]; then\n    wait $W') < start
     # a worker that could not prestart: started after the mounts, as before
-    assert "busybox chroot $R /usr/bin/python3 -m pytest_virtoverhead.worker" in script
+    assert start < script.index("mount -a -i -T $F") < script.index(
+        "busybox chroot $R /usr/bin/python3 -m pytest_virtoverhead.worker")
     plain = initramfs.init_script(["virtio_pci"], initramfs.InitConfig(python="/usr/bin/python3", cwd="/w"))
     assert initramfs.PRESTART_VAR not in plain and "mkfifo" not in plain
 
@@ -471,5 +473,33 @@ def test_prestart_discovers_the_interpreters_start_files(tmp_path):
     assert sys.executable in found["files"] and "pytest_virtoverhead.clock" in found["modules"]
     assert found["sys_path"] and found["executable"] == sys.executable
     assert prestart.discover(sys.executable, env, str(tmp_path)) == found  # cached
-    cfg = prestart.config(found, "/newroot")
-    assert cfg["root"] == "/newroot" and cfg["fd"] == prestart.UP_FD
+    assert "pytest_virtoverhead.vmguest" in found["modules"]
+    cfg = prestart.config(found, "/newroot", initramfs.START_POINT, initramfs.SCRATCH_MOUNT)
+    assert cfg["root"] == "/newroot" and cfg["fd"] == prestart.UP_FD and cfg["marker"] == initramfs.START_POINT
+
+
+def test_vmguest_meets_the_host_and_mounts_from_the_fstab(tmp_path, monkeypatch):
+    from pytest_virtoverhead import vmguest
+
+    calls = []
+
+    class FakeLibc:
+        def mount(self, *args):
+            calls.append(args)
+            return 0
+
+    monkeypatch.setattr(vmguest, "_libc", FakeLibc())
+    monkeypatch.setattr(vmguest, "SCRATCH_DEVICE", str(tmp_path / "no-disk"))
+    monkeypatch.setattr(vmguest.time, "clock_settime", lambda *a: calls.append(("clock",) + a))
+    monkeypatch.setattr(vmguest, "say", lambda text: calls.append(("say", text)))
+    fstab = tmp_path / "fstab"
+    fstab.write_text("hostroot /newroot 9p trans=virtio,version=9p2000.L,ro,msize=512,cache=loose 0 0\n"
+                     "/run.guest /newroot/run none bind 0 0\n")
+    sent = []
+    incoming = iter(b"go 1700000000 ab\n")
+    vmguest.start_point("marker", lambda n: bytes([next(incoming)]), sent.append, str(fstab), "/nonexistent", "/s")
+    assert sent == [b"marker\n"]
+    assert ("clock", vmguest.time.CLOCK_REALTIME, 1700000000.0) in calls
+    assert (b"hostroot", b"/newroot", b"9p", 1, b"trans=virtio,version=9p2000.L,msize=512,cache=loose") in calls
+    assert (b"/run.guest", b"/newroot/run", b"none", 4096, None) in calls
+    assert ("say", "no scratch disk") in calls and calls[-1] == ("say", "starting worker")

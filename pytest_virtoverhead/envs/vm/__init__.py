@@ -214,7 +214,7 @@ class VMBackend(Backend):
             try:
                 found = prestart_mod.discover(python, env, self.cache_dir)
                 tree = prestart_mod.tree_for(found)
-                ps_config = prestart_mod.config(found, "/newroot")
+                ps_config = prestart_mod.config(found, "/newroot", initramfs.START_POINT, initramfs.SCRATCH_MOUNT)
                 cfg.prestart, prestart_note = True, f"before the start point ({len(found['files'])} files copied)"
             except (prestart_mod.Unsupported, OSError) as exc:
                 prestart_note = f"after the mounts ({exc})"

@@ -166,15 +166,23 @@ def init_script(modules: list[str], cfg: InitConfig) -> str:
     if cfg.prestart:
         prestart = f"""# The worker's interpreter starts now, from the initramfs' copy of the
 # files it opens until it waits (the host's paths, so sys.executable, sys.prefix and
-# sys.path are the host's): it imports its start path, says "waiting" on
-# {ps.UP_FIFO} and is saved with the guest; after the mounts it chroots into the
-# host's root. If it cannot (it says why on the console), it starts after the mounts.
-P=0
-mkfifo {ps.UP_FIFO} {ps.GO_FIFO}
+# sys.path are the host's): it imports its start path and says "waiting" on
+# {ps.UP_FIFO}. Then it meets the host at the start point itself and is saved
+# with the guest; after a restore it does what the lines below the start
+# point do (pytest_virtoverhead/vmguest.py) and chroots into the host's root.
+# If it cannot start here (it says why on the console), the shell goes on.
+mkfifo {ps.UP_FIFO}
 env -i {env_args} {PRESTART_VAR}={ps.CONFIG} {worker} {ps.UP_FD}>{ps.UP_FIFO} &
 W=$!
 read -r up < {ps.UP_FIFO}
-if [ "$up" = waiting ]; then P=1; else wait $W; say "no prestarted interpreter ($up)"; fi
+if [ "$up" = waiting ]; then
+    wait $W
+    say "worker exited with status $?"
+    poweroff -f
+    sleep 5
+fi
+wait $W
+say "no prestarted interpreter ($up)"
 """
     fstabs = (f"printf '%s\\n' {' '.join(q(x) for x in fstab)} > /fstab\n"
               f"printf '%s\\n' {' '.join(q(x) for x in fstab + [scratch])} > /fstab.scratch")
@@ -237,12 +245,7 @@ else
     say "no scratch disk"
 fi
 say "starting worker"
-if [ "$P" = 1 ]; then
-    echo go > {ps.GO_FIFO}
-    wait $W
-else
-    env -i {env_args} /bin/busybox chroot $R {worker}
-fi
+env -i {env_args} /bin/busybox chroot $R {worker}
 say "worker exited with status $?"
 poweroff -f
 sleep 5

@@ -40,11 +40,10 @@ import subprocess
 PRESTART_DIR = "/vo"
 CONFIG = PRESTART_DIR + "/prestart.json"
 UP_FIFO = PRESTART_DIR + "/up"
-GO_FIFO = PRESTART_DIR + "/go"
 UP_FD = 4
 #: Changes when what the initramfs holds for the same host files changes
 #: (it is part of the initramfs' key).
-FORMAT = 3
+FORMAT = 5
 #: Imported before the start point besides the worker's own start path,
 #: where they exist: the ``hello`` reply needs ``clock``; every VM start
 #: asks the guest for its memory right after ``hello`` (the footprint's idle
@@ -65,6 +64,7 @@ import json, os, sys
 base_path = list(sys.path)
 import runpy, termios, tty
 import pytest_virtoverhead.worker, pytest_virtoverhead.children, pytest_virtoverhead.protocol
+import pytest_virtoverhead.vmguest
 for name in sys.argv[1:]:
     try:
         __import__(name)
@@ -102,6 +102,18 @@ for p in (os.path.join(sys.base_prefix, "lib", ver, "os.py"), os.path.join(sys.p
           sys.executable):
     if os.path.lexists(p):
         files.add(p)
+for path in [p for p in files if ".so" in os.path.basename(p)]:
+    # the names the loader asks for (libffi.so.8) are symlinks to the mapped file (libffi.so.8.1.2)
+    d, base = os.path.split(path)
+    stem = base.split(".so")[0] + ".so"
+    try:
+        names = os.listdir(d)
+    except OSError:
+        continue
+    for n in names:
+        if n.startswith(stem) and n != base and os.path.islink(os.path.join(d, n)) \
+                and os.path.realpath(os.path.join(d, n)) == os.path.realpath(path):
+            files.add(os.path.join(d, n))
 for name in os.listdir("/"):  # /lib -> usr/lib (merged /usr): the paths ld.so.cache names
     if name.startswith("lib") and os.path.islink("/" + name) and os.path.exists("/" + name):
         files.add("/" + name)
@@ -286,7 +298,9 @@ def tree_for(found: dict) -> Tree:
     return tree
 
 
-def config(found: dict, root: str) -> dict:
-    """What the guest's worker reads from :data:`CONFIG`."""
-    return {"format": FORMAT, "root": root, "go": GO_FIFO, "fd": UP_FD, "sys_path": found["sys_path"],
-            "executable": found["executable"], "preimport": found.get("preimport", list(PREIMPORT))}
+def config(found: dict, root: str, marker: str, scratch_mount: str) -> dict:
+    """What the guest's worker reads from :data:`CONFIG`: where to chroot,
+    the start-point marker, /init's fstabs (see :mod:`pytest_virtoverhead.vmguest`)."""
+    return {"format": FORMAT, "root": root, "fd": UP_FD, "sys_path": found["sys_path"],
+            "executable": found["executable"], "preimport": found.get("preimport", list(PREIMPORT)),
+            "marker": marker, "fstab": "/fstab", "fstab_scratch": "/fstab.scratch", "scratch_mount": scratch_mount}

@@ -1,0 +1,110 @@
+"""A VM guest's start point, handled by the prestarted worker itself.
+
+When /init starts the worker before the guest's start point (see
+envs/vm/prestart.py), the worker, not the shell, meets the host there: it
+writes the start-point marker on its serial line, is saved with the guest,
+and after a restore reads the host's ``go <epoch seconds> <random hex>``
+line, sets the clock, mixes the entropy into the kernel's pool, drops the
+scratch disk's stale buffers and mounts the worker's file systems from the
+fstab /init wrote (the host root over 9p, /dev, /proc, /sys, /run, the
+scratch disk), then the worker chroots into the host's root. Each of these
+was an exec of busybox in the shell, and a restored TCG guest translates
+every program's code afresh: done in this process they cost a few system
+calls. The console lines (``virtoverhead-init: [uptime] ...``) are the
+shell's, so the host's phases and failure messages read the same.
+
+Standard library only; imported only by a prestarted worker (before the
+start point, so its imports are in the saved state).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import os
+import sys
+import time
+
+INIT_TAG = "virtoverhead-init"
+#: mount(2) flags by fstab option; other options are passed as data.
+FLAGS = {"ro": 1, "nosuid": 2, "nodev": 4, "noexec": 8, "noatime": 1024, "bind": 4096, "rw": 0, "defaults": 0}
+BLKFLSBUF = 0x1261
+SCRATCH_DEVICE = "/dev/vda"
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
+
+
+def say(text: str) -> None:
+    with open("/proc/uptime") as f:
+        up = f.read().split()[0]
+    os.write(2, f"{INIT_TAG}: [{up}] {text}\n".encode())
+
+
+def fail(text: str) -> None:
+    say(f"FAILED: {text}")
+    os._exit(1)
+
+
+def mount(source: str, target: str, fstype: str, options: str) -> None:
+    flags, data = 0, []
+    for opt in options.split(","):
+        if opt in FLAGS:
+            flags |= FLAGS[opt]
+        elif opt:
+            data.append(opt)
+    if _libc.mount(source.encode(), target.encode(), fstype.encode(), flags,
+                   ",".join(data).encode() if data else None) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {source} on {target} ({fstype}): {os.strerror(err)}")
+
+
+def start_point(marker: str, read, write, fstab: str, scratch_fstab: str, scratch_mount: str) -> None:
+    """Meet the host at the start point, then mount what the worker sees
+    under /newroot (the caller chroots there)."""
+    write(marker.encode() + b"\n")
+    line = bytearray()
+    while not line.endswith(b"\n"):
+        byte = read(1)
+        if not byte:
+            fail("no start line from the host")
+        line += byte
+    words = line.decode("ascii", "replace").split()
+    if len(words) != 3 or words[0] != "go":
+        fail(f"unexpected start line from the host: {line[:40]!r}")
+    try:
+        time.clock_settime(time.CLOCK_REALTIME, float(words[1]))
+    except (OSError, ValueError):
+        pass
+    try:
+        with open("/dev/urandom", "w") as f:
+            f.write(words[2] + "\n")
+    except OSError:
+        pass
+    scratch = os.path.exists(SCRATCH_DEVICE)
+    if scratch:
+        # A restored guest read the partition table of another session's
+        # scratch disk: forget those blocks.
+        try:
+            fd = os.open(SCRATCH_DEVICE, os.O_RDONLY)
+            try:
+                fcntl.ioctl(fd, BLKFLSBUF)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+    say("mounting the host root (9p, read-only)")
+    with open(scratch_fstab if scratch else fstab) as f:
+        entries = [ln.split() for ln in f if ln.strip()]
+    for source, target, fstype, options, *_ in entries:
+        try:
+            mount(source, target, fstype, options)
+        except OSError as exc:
+            if not target.endswith("/dev/pts"):
+                fail(f"cannot mount the guest's file systems: {exc}")
+    if scratch:
+        os.chmod("/newroot" + scratch_mount, 0o1777)
+    else:
+        say("no scratch disk")
+    say("starting worker")
+    sys.stderr.flush()
