@@ -218,8 +218,14 @@ class VMBackend(Backend):
                 cfg.prestart, prestart_note = True, f"before the start point ({len(found['files'])} files copied)"
             except (prestart_mod.Unsupported, OSError) as exc:
                 prestart_note = f"after the mounts ({exc})"
-        initrd, modules = initramfs.build(kern.modules_dir, cfg, self.cache_dir, prestart_tree=tree,
-                                          prestart_config=ps_config)
+        try:
+            initrd, modules = initramfs.build(kern.modules_dir, cfg, self.cache_dir, prestart_tree=tree,
+                                              prestart_config=ps_config)
+        except OSError as exc:
+            if not cfg.prestart:
+                raise
+            cfg.prestart, prestart_note = False, f"after the mounts (cannot copy its files: {exc})"
+            initrd, modules = initramfs.build(kern.modules_dir, cfg, self.cache_dir)
         self.boot_paths = (image.path, initrd)
         uri = self.uri
         try:
