@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from . import noise, stats, textfmt
@@ -206,6 +207,8 @@ def to_json(results: Iterable[ItemResult], metadata: dict[str, dict[str, Any]], 
     host = noise.host_virtualization()
     data: dict[str, Any] = {
         "version": JSON_VERSION,
+        # When the run ended (UTC): `history` orders saved runs by it.
+        "written": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
         "seed": seed,
         "baseline": baseline,
         "rounds": rounds,
