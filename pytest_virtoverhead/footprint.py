@@ -476,7 +476,8 @@ def format_value(value: Any, unit: str) -> str:
 
 
 #: Rows of the terminal section, in order: (figure, label).
-ROWS = (("start", "start"), ("process_start", "worker process start"), ("memory_idle", "memory idle"), ("memory_peak", "memory peak"),
+ROWS = (("start", "start"), ("process_start", "worker process start"), ("memory_idle", "memory idle"),
+        ("memory_peak", "memory peak"),
         ("memory_end", "memory end"), ("guest_memory", "guest's own view"), ("cpu_start", "CPU to start"),
         ("cpu", "CPU outside calls"), ("cpu_rate", "CPU rate outside calls"), ("storage", "storage"))
 
@@ -834,7 +835,9 @@ def claim_line(res: Mapping[str, Any]) -> str:
 
     def span(pair: list[float]) -> str:
         lo, hi = pair
-        return format_value(lo, unit) if math.isclose(lo, hi) else f"[{format_value(lo, unit)}, {format_value(hi, unit)}]"
+        if math.isclose(lo, hi):
+            return format_value(lo, unit)
+        return f"[{format_value(lo, unit)}, {format_value(hi, unit)}]"
 
     text += f"  {res['left']} {span(res['observed'])}"
     if res.get("right"):

@@ -564,7 +564,9 @@ class Environment:
             return
         self._guest_sampled = time.monotonic()
         try:
-            view = self._channel.request("call", timeout=30, **call_fields(footprint_mod.guest_memory, (), {}))
+            # A short timeout: stop() asks for the end view, and a guest that
+            # stopped answering must not hold it up (a shutdown gets 5 s).
+            view = self._channel.request("call", timeout=5, **call_fields(footprint_mod.guest_memory, (), {}))
             self.footprint.on_guest(view, phase)
         except Exception as exc:  # noqa: BLE001
             self.footprint._note_error("guest view", exc)

@@ -693,7 +693,8 @@ class ContainerBackend(Backend):
         cid = self._container_id
         if cid is not None and self._client is not None:
             api = self._client.api  # the SDK's inspect_container has no size argument: the API's ?size=1
-            info = api._result(api._get(api._url("/containers/{0}/json", cid), params={"size": 1}), True)
+            url = api._url("/containers/{0}/json", cid)
+            info = api._result(api._get(url, params={"size": 1}, timeout=5), True)
             if info.get("SizeRw") is not None:
                 out["writable_layer"] = footprint.Reading(int(info["SizeRw"]), "B",
                                                           "docker container inspect SizeRw (its overlayfs upper layer)")
