@@ -264,8 +264,8 @@ def loaded_part(data: bytes) -> bytes:
     symbol table, the section headers; 17 of libpython's 23 MB here), with
     the header saying it has no section headers. Every byte the loader maps
     is the host's. The initramfs holds this copy twice in the guest's
-    memory (the unpacked file and the freed archive, which the kernel fills
-    with 0xcc), and the saved state holds all of it. Other data unchanged."""
+    memory (the unpacked file and the freed archive, which is not zeroed),
+    and the saved state holds all of it. Other data unchanged."""
     import struct
 
     if len(data) < 64 or data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
