@@ -12,6 +12,11 @@ import shutil
 import subprocess
 import tempfile
 
+# Imported here, before any in-process pytester run: pytester drops the
+# modules a run imported when it ends, and numpy cannot be imported twice in
+# one process ("cannot load module more than once per process"), so a test
+# file that first imported numpy inside such a run broke the next one.
+import numpy  # noqa: F401
 import pytest
 
 
