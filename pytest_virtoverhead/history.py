@@ -458,7 +458,7 @@ def _md_mark(series: Series) -> str:
 def _md_verdict(point: Point | None) -> str:
     if point is None:
         return "absent"
-    return markdown._BADGE.get(point.verdict, str(point.verdict))
+    return markdown.BADGE.get(point.verdict, str(point.verdict))
 
 
 def render_markdown(history: History, *, max_bytes: int | None = None, limit: int = markdown.MAX_ID) -> str:
@@ -479,7 +479,7 @@ def render_markdown(history: History, *, max_bytes: int | None = None, limit: in
                  + (f" ({only.time_text})" if only.time else "") + ". Its claims:", ""]
         rows = [[markdown.cell(_md_verdict(s.points[0])), markdown.code(shown.get(s.test, s.test)),
                  markdown.code(s.claim), estimate_text(s, s.points[0])] for s in series]
-        lines += markdown._table(["verdict", "test", "claim", f"estimate, {level} CI"], rows)
+        lines += markdown.table(["verdict", "test", "claim", f"estimate, {level} CI"], rows)
         return "\n".join(lines + [""])
     prev_run, last_run = runs[-2], runs[-1]
     changed, steady = history.last_changes()
@@ -512,7 +512,7 @@ def render_markdown(history: History, *, max_bytes: int | None = None, limit: in
     def build_text(n_changed: int, n_steady: int) -> str:
         out = [title, ""] + context + [""]
         if changed_rows:
-            out += markdown._table(head, changed_rows[:n_changed], {5})
+            out += markdown.table(head, changed_rows[:n_changed], {5})
             if n_changed < len(changed_rows):
                 out += ["", f"*{len(changed_rows) - n_changed} more changed claim(s) left out to keep this "
                             "summary small: see the history page.*"]
@@ -520,7 +520,7 @@ def render_markdown(history: History, *, max_bytes: int | None = None, limit: in
             out.append("No claim changed between the last two runs (no step, no verdict change).")
         if steady_rows:
             out += ["", f"<details><summary>Unchanged claims ({len(steady_rows)})</summary>", ""]
-            out += markdown._table(head, steady_rows[:n_steady], {5})
+            out += markdown.table(head, steady_rows[:n_steady], {5})
             if n_steady < len(steady_rows):
                 out += ["", f"*{len(steady_rows) - n_steady} more row(s) left out: see the history page.*"]
             out += ["", "</details>"]
@@ -545,12 +545,4 @@ def append_summary(path: str, history: History) -> None:
     """Append the Markdown to ``path`` ($GITHUB_STEP_SUMMARY), within
     :data:`.markdown.SUMMARY_MAX_BYTES` with what the file holds already
     (as ``--virt-markdown`` does)."""
-    try:
-        used = os.path.getsize(path)
-    except OSError:
-        used = 0
-    text = render_markdown(history, max_bytes=max(markdown.SUMMARY_MAX_BYTES - used, 4096))
-    with open(path, "a", encoding="utf-8") as f:
-        if used:
-            f.write("\n")
-        f.write(text)
+    markdown.append_within_limit(path, lambda max_bytes: render_markdown(history, max_bytes=max_bytes))

@@ -26,7 +26,7 @@ from typing import Any, Iterable
 
 from .claims import FAIL, INCONCLUSIVE, PASS
 from .fsutil import atomic_write
-from .textfmt import finite, fixed, seconds
+from .textfmt import finite, fixed, method_line, seconds
 
 INSTALL_HINT = "pip install pytest-virtoverhead[report]"
 
@@ -342,7 +342,8 @@ def render_html(data: dict[str, Any], *, title: str = "pytest-virtoverhead repor
         "report.html.j2", title=title, baseline=baseline, meta=_meta(data, baseline, environments),
         n_tests=len(tests), verdict_counts=sorted(counts.items(), key=lambda kv: -_RANK.get(kv[0], 0)),
         tests=[_test_view(t, baseline, environments, i) for i, t in enumerate(tests)],
-        environments=_env_view(environments), data=data, footprint=footprinthtml.view(data))
+        environments=_env_view(environments), data=data, footprint=footprinthtml.view(data),
+        method_line=method_line(data.get("verdict_method")))
 
 
 def write_report(path: str, data: dict[str, Any]) -> None:

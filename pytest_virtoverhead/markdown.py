@@ -22,7 +22,7 @@ import hashlib
 import math
 import os
 import re
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from . import textfmt
 from .fsutil import atomic_write
@@ -39,7 +39,7 @@ FAIL, INCONCLUSIVE, PASS, SKIPPED = "fail", "inconclusive", "pass", "skipped"
 #: Order of the claims table: what needs attention first. A verdict not
 #: listed here (a later kind) sorts after ``fail``.
 _RANK = {FAIL: 0, INCONCLUSIVE: 2, PASS: 3, SKIPPED: 4}
-_BADGE = {FAIL: "❌ fail", INCONCLUSIVE: "⚠️ inconclusive", PASS: "✅ pass", SKIPPED: "⏭️ skipped"}
+BADGE = {FAIL: "❌ fail", INCONCLUSIVE: "⚠️ inconclusive", PASS: "✅ pass", SKIPPED: "⏭️ skipped"}
 _HEAD_WORD = {FAIL: "failed", INCONCLUSIVE: "inconclusive", PASS: "passed", SKIPPED: "skipped"}
 
 
@@ -161,12 +161,12 @@ def _headline(claims: list[dict[str, Any]], n_tests: int) -> str:
     counts: dict[str, int] = {}
     for c in claims:
         counts[str(c.get("verdict"))] = counts.get(str(c.get("verdict")), 0) + 1
-    parts = [f"{_BADGE[v].split(' ')[0]} {n} {_HEAD_WORD[v]}" if v in _BADGE else f"{n} {cell(v)}"
+    parts = [f"{BADGE[v].split(' ')[0]} {n} {_HEAD_WORD[v]}" if v in BADGE else f"{n} {cell(v)}"
              for v, n in sorted(counts.items(), key=lambda kv: (_RANK.get(kv[0], 1), kv[0]))]
     return f"## pytest-virtoverhead: {len(claims)} claim{'s' * (len(claims) != 1)}: " + ", ".join(parts)
 
 
-def _table(head: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> list[str]:
+def table(head: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> list[str]:
     out = ["| " + " | ".join(head) + " |",
            "|" + "|".join("---:" if i in right else "---" for i in range(len(head))) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
@@ -191,7 +191,7 @@ def _claim_rows(data: dict[str, Any], shown: dict[str, str]) -> tuple[list[str],
             ci_v = c.get("ci") if isinstance(c.get("ci"), (list, tuple)) and len(c.get("ci")) == 2 else None
             est = seconds(c.get("ratio"))
             ci = f"[{seconds(ci_v[0])}, {seconds(ci_v[1])}]" if ci_v and any(finite(v) for v in ci_v) else "-"
-        row = [cell(_BADGE.get(c.get("verdict"), c.get("verdict"))), code(shown.get(test, shorten(test))),
+        row = [cell(BADGE.get(c.get("verdict"), c.get("verdict"))), code(shown.get(test, shorten(test))),
                code(c.get("claim", "")), est, ci]
         if notes:
             row.append(cell(_note(c)) if _note(c) else " ")
@@ -244,7 +244,7 @@ def _result_rows(data: dict[str, Any], shown: dict[str, str]) -> tuple[list[str]
                 verdict = "unavailable"
             elif verdicts:
                 worst = min(verdicts, key=lambda v: _RANK.get(v, 1))
-                verdict = _BADGE.get(worst, worst) + (f" ({len(verdicts)} claims)" if len(verdicts) > 1 else "")
+                verdict = BADGE.get(worst, worst) + (f" ({len(verdicts)} claims)" if len(verdicts) > 1 else "")
             n = r.get("n_rounds", len(samples))
             row = [code(shown.get(test, shorten(test))) if first else " ",
                    cell(env_label(env, envs_meta.get(env))), str(n) if samples else "-",
@@ -316,7 +316,7 @@ def render(data: dict[str, Any], *, max_bytes: int | None = None, limit: int = M
         out += _context(data)
         out.append("")
         if crows:
-            out += _table(chead, crows[:n_claims], {3})
+            out += table(chead, crows[:n_claims], {3})
             if n_claims < len(crows):
                 out += ["", f"*{len(crows) - n_claims} more claim(s) left out to keep this summary "
                             "small: see the run's `--virt-json` file.*"]
@@ -325,7 +325,7 @@ def render(data: dict[str, Any], *, max_bytes: int | None = None, limit: int = M
         out += ["", f"<details><summary>Per-test table ({len(tests)} test{'s' * (len(tests) != 1)})"
                     "</summary>", ""]
         if rrows:
-            out += _table(rhead, rrows[:n_rows], right)
+            out += table(rhead, rrows[:n_rows], right)
             if n_rows < len(rrows):
                 out += ["", f"*{len(rrows) - n_rows} more row(s) left out to keep this summary small: "
                             "see the run's `--virt-json` file.*"]
@@ -360,11 +360,18 @@ def append_summary(path: str, data: dict[str, Any]) -> None:
     """Append :func:`render`'s text to ``path`` (``$GITHUB_STEP_SUMMARY``:
     other steps and runs append there too), kept under
     :data:`SUMMARY_MAX_BYTES` together with what the file holds already."""
+    append_within_limit(path, lambda max_bytes: render(data, max_bytes=max_bytes))
+
+
+def append_within_limit(path: str, render_text: Callable[[int], str]) -> None:
+    """Append ``render_text(max_bytes)`` to ``path``, ``max_bytes`` being
+    what :data:`SUMMARY_MAX_BYTES` leaves beside the file's present size
+    (at least 4 KiB), after a blank line when the file holds something."""
     try:
         used = os.path.getsize(path)
     except OSError:
         used = 0
-    text = render(data, max_bytes=max(SUMMARY_MAX_BYTES - used, 4096))
+    text = render_text(max(SUMMARY_MAX_BYTES - used, 4096))
     with open(path, "a", encoding="utf-8") as f:
         if used:
             f.write("\n")

@@ -51,7 +51,8 @@ def _load() -> None:
     from .progress import Progress
     from .report import JSON_VERSION, claim_lines, environment_lines, host_line, table_lines, to_json, write_json_atomic
     from .session import Comparator, EnvironmentPool, ItemResult, add_skipped_claims, outcome_of
-    from .session import bonferroni_confidence, correct_verdicts, method_line
+    from .session import bonferroni_confidence, correct_verdicts
+    from .textfmt import method_line
     globals().update({k: v for k, v in locals().items() if not k.startswith("_")})
 
 

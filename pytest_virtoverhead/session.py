@@ -1063,14 +1063,6 @@ def correct_verdicts(results: Iterable["ItemResult"], confidence: float, correct
     return method
 
 
-def method_line(method: dict[str, Any]) -> str:
-    """The terminal's line on how the verdicts were reached."""
-    level, m = f"{method['confidence']:.0%}", method["family_size"]
-    if method.get("correction") == "holm":
-        return f"verdicts: Holm's correction over {m} claims, family-wise {level} (--virt-correction=holm)"
-    return f"verdicts: each claim at {level}, no correction over the run's {m} claims (--virt-correction=none)"
-
-
 def _nearest_bound(claim: Claim, ratio: float) -> float | None:
     """The claim's bound nearest the estimate (on the log scale for a
     ratio): the one an interval must clear to decide it either way."""

@@ -47,3 +47,14 @@ def env_label(name: str, meta: Any) -> str:
     meta = meta if isinstance(meta, dict) else {}
     accel = meta.get("accel")
     return f"{name} [{accel}]" if meta.get("kind") == "vm" and accel else name
+
+
+def method_line(method: Any) -> str:
+    """How the verdicts were reached, from the JSON's ``verdict_method``
+    (terminal summary and HTML report); "" when the run has none."""
+    if not isinstance(method, dict) or not finite(method.get("confidence")):
+        return ""
+    level, m = f"{method['confidence']:.0%}", method.get("family_size", 0)
+    if method.get("correction") == "holm":
+        return f"verdicts: Holm's correction over {m} claims, family-wise {level} (--virt-correction=holm)"
+    return f"verdicts: each claim at {level}, no correction over the run's {m} claims (--virt-correction=none)"

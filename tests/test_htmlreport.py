@@ -178,3 +178,13 @@ def test_option_errors_clearly_without_jinja2(pytester):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         ["*--virt-report: HTML output needs Jinja2*pip install pytest-virtoverhead[[]report[]]*"])
+
+
+def test_page_says_how_the_verdicts_were_reached():
+    """The same line as the terminal's (textfmt.method_line), from the JSON's verdict_method."""
+    holm = dict(DATA, verdict_method={"confidence": 0.95, "correction": "holm", "family_size": 7})
+    assert "verdicts: Holm&#39;s correction over 7 claims, family-wise 95% (--virt-correction=holm)" \
+        in htmlreport.render_html(holm)
+    plain = dict(DATA, verdict_method={"confidence": 0.99, "correction": "none", "family_size": 2})
+    assert "verdicts: each claim at 99%, no correction over the run&#39;s 2 claims" in htmlreport.render_html(plain)
+    assert "verdicts:" not in htmlreport.render_html(DATA)  # a run saved before verdict_method

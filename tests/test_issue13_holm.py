@@ -13,7 +13,8 @@ import pytest
 
 from pytest_virtoverhead import markdown, stats
 from pytest_virtoverhead.claims import FAIL, INCONCLUSIVE, PASS, parse_claim
-from pytest_virtoverhead.session import ClaimResult, ItemResult, correct_verdicts, method_line
+from pytest_virtoverhead.session import ClaimResult, ItemResult, correct_verdicts
+from pytest_virtoverhead.textfmt import method_line
 
 MS = 1e-3
 
