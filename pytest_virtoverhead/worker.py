@@ -448,7 +448,13 @@ def _prestart(config_path: str, read: Callable[[int], bytes], write: Callable[[b
     follow). After the chroot every import and file access reads the
     host's files, as a worker started after the mounts would."""
     import json
+    import signal
 
+    # /init started this process in the background, where a shell ignores
+    # SIGINT and SIGQUIT (and the worker processes it spawns would inherit
+    # that): restore what a worker started in the foreground has.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
     with open(config_path) as f:
         cfg = json.load(f)
     up = int(cfg["fd"])

@@ -62,7 +62,7 @@ SKIP_PREFIXES = ("/dev/", "/proc/", "/sys/", "/memfd:", "/run/", "/tmp/", "/SYSV
 DISCOVER = r"""
 import json, os, sys
 base_path = list(sys.path)
-import runpy, termios, tty
+import runpy, signal, termios, tty
 import pytest_virtoverhead.worker, pytest_virtoverhead.children, pytest_virtoverhead.protocol
 import pytest_virtoverhead.vmguest
 for name in sys.argv[1:]:
