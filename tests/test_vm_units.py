@@ -503,3 +503,24 @@ def test_vmguest_meets_the_host_and_mounts_from_the_fstab(tmp_path, monkeypatch)
     assert (b"hostroot", b"/newroot", b"9p", 1, b"trans=virtio,version=9p2000.L,msize=512,cache=loose") in calls
     assert (b"/run.guest", b"/newroot/run", b"none", 4096, None) in calls
     assert ("say", "no scratch disk") in calls and calls[-1] == ("say", "starting worker")
+
+
+def test_prestart_discovery_covers_what_the_prestarted_worker_imports(tmp_path):
+    """A module the prestarted worker imports before the start point but
+    the discovery does not is missing from the guest's copy: the guest then
+    falls back to starting the worker after the mounts (slow, silently)."""
+    import ast
+    import inspect
+    from pytest_virtoverhead import vmguest, worker
+    from pytest_virtoverhead.envs.vm import prestart
+
+    names = set()
+    for tree in (ast.parse(inspect.getsource(worker._prestart)), ast.parse(inspect.getsource(vmguest))):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module != "__future__":
+                names.add(node.module)
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "VIRTUAL_ENV", "PYTHONPATH")}
+    found = prestart.discover(sys.executable, env, str(tmp_path))
+    assert names and names <= set(found["modules"]), names - set(found["modules"])
