@@ -681,6 +681,16 @@ class VMBackend(Backend):
     def metadata(self) -> dict[str, Any]:
         return dict(self._meta)
 
+    guest_view = True  # the worker's /proc/meminfo is the guest kernel's (issue 16)
+
+    def footprint_sample(self) -> dict[str, Any]:
+        from .. import vmfootprint
+        return vmfootprint.sample(self)
+
+    def footprint_storage(self) -> dict[str, Any]:
+        from .. import vmfootprint
+        return vmfootprint.storage(self)
+
     def diagnostics(self) -> str:
         tail = self._console(4000)
         parts = [self._lost] if self._lost else []
@@ -694,16 +704,6 @@ class VMBackend(Backend):
     @classmethod
     def reap(cls, ctx: RunContext) -> list[str]:
         """Destroy domains (and their work directories) of dead sessions."""
-    guest_view = True  # the worker's /proc/meminfo is the guest kernel's (issue 16)
-
-    def footprint_sample(self) -> dict[str, Any]:
-        from .. import vmfootprint
-        return vmfootprint.sample(self)
-
-    def footprint_storage(self) -> dict[str, Any]:
-        from .. import vmfootprint
-        return vmfootprint.storage(self)
-
         removed: list[str] = []
         try:
             libvirt = _import_libvirt()
