@@ -110,6 +110,10 @@ class VirtState:
         self.method: dict[str, Any] | None = None
         #: Test ids deselected by -k / -m (a scoped ini waiver may be for one).
         self.deselected: list[str] = []
+        #: Footprint claims (to judge, skipped) and the environments'
+        #: footprint report once the run ends (issue 16).
+        self.footprint_claims: tuple[list[Any], list[Any]] = ([], [])
+        self.footprint: dict[str, Any] | None = None
 
     def stop(self) -> None:
         if not self.stopped:
@@ -874,7 +878,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     tr.write_line("environments:")
     for line in environment_lines(metadata):
         tr.write_line("  " + line)
-    if getattr(state, "footprint", None):
+    if state.footprint:
         from .report import footprint_lines
 
         tr.write_line("")
@@ -937,9 +941,8 @@ def _write_outputs(session: pytest.Session, state: VirtState, exitstatus: int) -
         data = to_json(state.results, state.pool.metadata(), seed=s.seed, baseline=s.baseline,
                        rounds=s.rounds, statistics=_statistics(s),
                        extra={"session": state.ctx.session_id,
-                                               "interrupted": exitstatus == pytest.ExitCode.INTERRUPTED,
-                                               "aborted": aborted, "exitstatus": int(exitstatus),
-                                               "footprint": getattr(state, "footprint", None)})
+                              "interrupted": exitstatus == pytest.ExitCode.INTERRUPTED,
+                              "aborted": aborted, "exitstatus": int(exitstatus), "footprint": state.footprint})
         data["verdict_method"] = _verdict_method(state)
     except Exception as exc:  # noqa: BLE001 - the table is still shown
         state.output_failures.append(f"virtoverhead: could not assemble the results for "
@@ -1000,7 +1003,7 @@ def _finish_footprint(session: pytest.Session, state: VirtState) -> None:
             env.footprint_end()
         except Exception:  # noqa: BLE001 - a footprint never fails the run
             pass
-    claims, skipped = getattr(state, "footprint_claims", ([], []))
+    claims, skipped = state.footprint_claims
     state.footprint = footprint_report(started, state.pool.metadata(), claims, skipped)
     s = state.settings
     for res in state.footprint["claims"]:
