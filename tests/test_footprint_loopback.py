@@ -1,5 +1,5 @@
 """Issue 16's networking row: the loopback TCP round-trip workload (on the
-host here; tests/integration/test_footprint.py runs it in a container and
+host here; tests/integration/test_footprint_envs.py runs it in a container and
 a VM, where lo is the only interface)."""
 
 import pytest
