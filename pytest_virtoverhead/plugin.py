@@ -1004,7 +1004,12 @@ def _finish_footprint(session: pytest.Session, state: VirtState) -> None:
         except Exception:  # noqa: BLE001 - a footprint never fails the run
             pass
     claims, skipped = state.footprint_claims
-    state.footprint = footprint_report(started, state.pool.metadata(), claims, skipped)
+    try:
+        state.footprint = footprint_report(started, state.pool.metadata(), claims, skipped)
+    except Exception as exc:  # noqa: BLE001 - the results are still written
+        state.footprint = {"environments": {}, "claims": [], "error": f"{type(exc).__name__}: {exc}"}
+        state.output_failures.append(f"virtoverhead: the footprint could not be assembled: {type(exc).__name__}: {exc}")
+        return
     s = state.settings
     for res in state.footprint["claims"]:
         if s.gate and (res["verdict"] == footprint.FAIL or (s.strict and res["verdict"] == footprint.INCONCLUSIVE)):

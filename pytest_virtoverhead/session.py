@@ -98,6 +98,7 @@ class EnvironmentPool:
                     raise EnvUnavailable(self._failed[name]) from None
                 self._reap(spec.kind, cls)
                 env = Environment(cls(spec, self.ctx))
+                env.footprint_on = self.settings.compare
                 self._envs[name] = env
         try:
             env.start()

@@ -498,6 +498,9 @@ class Environment:
         self.starts = 0
         #: What the environment costs the host (footprint.Tracker).
         self.footprint = footprint_mod.Tracker(self.name, self.kind)
+        #: Take footprint readings (the pool turns it on for --virt-compare
+        #: sessions; a fixture session has no footprint to report).
+        self.footprint_on = False
         self._guest_sampled = 0.0
 
     def __repr__(self) -> str:
@@ -553,6 +556,8 @@ class Environment:
     GUEST_EVERY = 10.0
 
     def _fp_sample(self) -> dict[str, Any]:
+        if not self.footprint_on:
+            return {}
         try:
             return self.backend.footprint_sample()
         except Exception as exc:  # noqa: BLE001 - a footprint never fails a run
@@ -560,18 +565,21 @@ class Environment:
             return {}
 
     def _fp_guest(self, phase: str) -> None:
-        if not self.backend.guest_view or not self.running:
+        if not self.footprint_on or not self.backend.guest_view or not self.running:
             return
         self._guest_sampled = time.monotonic()
         try:
             # A short timeout: stop() asks for the end view, and a guest that
             # stopped answering must not hold it up (a shutdown gets 5 s).
-            view = self._channel.request("call", timeout=5, **call_fields(footprint_mod.guest_memory, (), {}))
+            # Through _request, so a worker that timed out is replaced.
+            view = self._request("call", timeout=5, **call_fields(footprint_mod.guest_memory, (), {}))
             self.footprint.on_guest(view, phase)
         except Exception as exc:  # noqa: BLE001
             self.footprint._note_error("guest view", exc)
 
     def _footprint_start(self) -> None:
+        if not self.footprint_on:
+            return
         sample = self._fp_sample()
         try:
             storage = self.backend.footprint_storage()
@@ -584,7 +592,7 @@ class Environment:
     def footprint_end(self) -> None:
         """Take the footprint's last readings (once; again after a restart).
         The session calls it before writing its reports; stop() too."""
-        if self.start_time is None or self.footprint.ended or not self.running:
+        if not self.footprint_on or self.start_time is None or self.footprint.ended or not self.running:
             return
         self._fp_guest("end")
         self.footprint.process_starts = [round(v, 4) for v in self._proc_seconds.values()]

@@ -632,7 +632,9 @@ class ContainerBackend(Backend):
         cached = getattr(self, "_fp_cache", None)
         if cached and cached[0] == cid:
             return cached[1]
-        pid = int((self._client.api.inspect_container(cid).get("State") or {}).get("Pid") or 0)
+        api = self._client.api  # a short timeout (the client's default is a minute or more)
+        info = api._result(api._get(api._url("/containers/{0}/json", cid), timeout=5), True)
+        pid = int((info.get("State") or {}).get("Pid") or 0)
         if pid <= 0:
             return None
         dirs = footprint.cgroup_dirs(pid)

@@ -87,8 +87,12 @@ def tcp_round_trip(n: int = 2000, size: int = 64, host: str = "127.0.0.1") -> di
                            f"interfaces {lo['interfaces']}): bring it up (ip link set lo up)")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
-    listener.bind((host, 0))
-    listener.listen(1)
+    try:
+        listener.bind((host, 0))
+        listener.listen(1)
+    except BaseException:
+        listener.close()
+        raise
     address = listener.getsockname()[:2]
     pid = os.fork()
     if pid == 0:  # the echo server

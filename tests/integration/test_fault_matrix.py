@@ -779,7 +779,9 @@ def test_vm_faults_each_end_in_a_message_and_the_session_goes_on(pytester, libvi
     data = json.loads((pytester.path / "o.json").read_text())
     outcomes = {t["test"].split("::")[1]: t["outcome"] for t in data["tests"]}
     assert outcomes == {"test_raises": "failed", "test_scratch_full": "failed", "test_after": "measured"}
-    assert [c["verdict"] for c in data["claims"]] == ["pass"]
+    # Judged after the faults (2 rounds: its interval may be too wide to
+    # decide; a verdict on speed is not what this test checks).
+    assert [c["verdict"] in ("pass", "inconclusive") for c in data["claims"]] == [True]
     assert not leftovers(owner, conn=libvirt_conn)
 
 

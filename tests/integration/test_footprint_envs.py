@@ -53,7 +53,9 @@ def _start(config, kind: str, options: dict | None = None) -> Environment:
     ctx = RunContext(session_id=f"fp{uuid.uuid4().hex[:8]}", rootdir=ROOTDIR, cpus=cpus, memory_mb=1024,
                      startup_timeout=120, job_timeout=120)
     try:
-        return Environment(backend_class(kind)(EnvSpec(kind, kind, dict(options or {})), ctx)).start()
+        env = Environment(backend_class(kind)(EnvSpec(kind, kind, dict(options or {})), ctx))
+        env.footprint_on = True  # as the pool sets it for a --virt-compare session
+        return env.start()
     except (EnvUnavailable, ImportError) as exc:
         if _required(config, kind):
             pytest.fail(f"{kind} is required but unavailable: {exc}", pytrace=False)

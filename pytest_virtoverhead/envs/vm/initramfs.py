@@ -21,9 +21,9 @@ import lzma
 import os
 import shlex
 import stat
-import tempfile
 from dataclasses import dataclass, field
 
+from ...fsutil import atomic_write
 from ..base import EnvUnavailable
 from . import prestart as ps
 
@@ -360,12 +360,7 @@ def build(modules_dir: str, cfg: InitConfig, cache_dir: str, busybox: str | None
         w.file("vo/prestart.json", json.dumps(prestart_config).encode())
         prestart_tree.write(w)
     w.file("init", script.encode(), 0o755)
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".tmp-")
-    with os.fdopen(fd, "wb") as f:
-        f.write(w.finish())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, target)
+    atomic_write(target, w.finish())  # no partial file, nor a temporary one left on error
     _prune(os.path.dirname(target), "initramfs-", keep=target)
     return target, order
 
@@ -420,10 +415,5 @@ def build_probe(cache_dir: str, busybox: str | None = None) -> str:
     with open(busybox, "rb") as f:
         w.file("bin/busybox", f.read(), 0o755)
     w.file("init", script.encode(), 0o755)
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".tmp-")
-    with os.fdopen(fd, "wb") as f:
-        f.write(w.finish())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, target)
+    atomic_write(target, w.finish())  # no partial file, nor a temporary one left on error
     return target
