@@ -517,6 +517,15 @@ def example_suite(table: Table, data: dict[str, Any], args: argparse.Namespace) 
         example_parts(table, info, res, dt)
 
 
+def _calls_of(calls: Any, env: str) -> int:
+    """Calls per round of ``env`` from a test's JSON ``calls``: a number, or
+    (version 2) {env: calls} for each non-baseline environment, the
+    baseline running a block of each partner's calls in every round."""
+    if isinstance(calls, dict):
+        return int(calls[env]) if env in calls else int(sum(calls.values()) or 1)
+    return int(calls or 1)
+
+
 def example_parts(table: Table, info: dict[str, Any], res: dict[str, Any], wall: float) -> None:
     """Where the example suite's wall time goes: environment starts (they
     run in parallel: the longest counts), the measured work per environment
@@ -532,7 +541,7 @@ def example_parts(table: Table, info: dict[str, Any], res: dict[str, Any], wall:
     calls = {t["test"]: t.get("calls") or 1 for t in res.get("tests", [])}
     for r in res.get("results", []):
         samples = r.get("samples") or []
-        work[r["env"]] = work.get(r["env"], 0.0) + sum(samples) * (calls.get(r["test"]) or 1)
+        work[r["env"]] = work.get(r["env"], 0.0) + sum(samples) * _calls_of(calls.get(r["test"]), r["env"])
         rounds[r["env"]] = rounds.get(r["env"], 0) + len(samples)
     for name in sorted(work):
         table.add("example suite", f"part: measured work in {name}", [work[name]], "s",
@@ -645,12 +654,23 @@ def main() -> int:
 
 
 def write_markdown(path: str, data: dict[str, Any], table: Table) -> None:
+    """Write the table as the file's first section; later top-level
+    sections of an existing file (``# Verdict calibration``, written by
+    benchmarks/calibration.py) are kept."""
+    kept = ""
+    try:
+        with open(path) as f:
+            old = f.read()
+        at = old.find("\n# ")
+        kept = old[at:] if at >= 0 else ""
+    except OSError:
+        pass
     with open(path, "w") as f:
         f.write("# Harness performance on this machine\n\n"
                 f"Measured by `{data['command']}` on {data['machine']['date']} "
                 f"({data['seconds']:.0f} s). What each row means, the targets and what bounds the missed "
                 "ones: docs/performance.md.\n\n"
-                + "\n".join(f"    {h}" for h in data["header"]) + "\n\n" + table.markdown() + "\n")
+                + "\n".join(f"    {h}" for h in data["header"]) + "\n\n" + table.markdown() + "\n" + kept)
     print(f"Markdown table written to {path}")
 
 
