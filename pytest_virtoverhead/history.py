@@ -526,15 +526,8 @@ def render_markdown(history: History, *, max_bytes: int | None = None, limit: in
             out += ["", "</details>"]
         return "\n".join(out + [""])
 
-    text = build_text(len(changed_rows), len(steady_rows))
-    n_changed, n_steady = len(changed_rows), len(steady_rows)
-    while max_bytes is not None and len(text.encode()) > max_bytes and (n_changed or n_steady):
-        if n_steady:
-            n_steady //= 2
-        else:
-            n_changed //= 2
-        text = build_text(n_changed, n_steady)
-    return text
+    # Too big: unchanged claims go before changed ones.
+    return markdown.fit(build_text, len(changed_rows), len(steady_rows), max_bytes)
 
 
 def write_markdown(path: str, history: History) -> None:

@@ -337,17 +337,20 @@ def render(data: dict[str, Any], *, max_bytes: int | None = None, limit: int = M
         out += ["", "</details>", ""]
         return "\n".join(out)
 
-    text = build(len(crows), len(rrows))
-    if max_bytes is None or len(text.encode()) <= max_bytes:
-        return text
-    # Too big: halve what is kept until it fits (table rows before claims).
-    n_claims, n_rows = len(crows), len(rrows)
-    while len(text.encode()) > max_bytes and (n_rows or n_claims):
-        if n_rows:
-            n_rows //= 2
+    # Too big: table rows go before claims.
+    return fit(build, len(crows), len(rrows), max_bytes)
+
+
+def fit(build: Callable[[int, int], str], n_first: int, n_second: int, max_bytes: int | None) -> str:
+    """``build(n_first, n_second)``; while its UTF-8 text is over
+    ``max_bytes``, halve what is kept: ``n_second`` first, then ``n_first``."""
+    text = build(n_first, n_second)
+    while max_bytes is not None and len(text.encode()) > max_bytes and (n_first or n_second):
+        if n_second:
+            n_second //= 2
         else:
-            n_claims //= 2
-        text = build(n_claims, n_rows)
+            n_first //= 2
+        text = build(n_first, n_second)
     return text
 
 
