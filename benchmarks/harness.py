@@ -55,7 +55,7 @@ from pytest_virtoverhead import stats  # noqa: E402
 from pytest_virtoverhead.config import build_settings  # noqa: E402
 from pytest_virtoverhead.envs import RunContext  # noqa: E402
 from pytest_virtoverhead.envs.base import EnvUnavailable  # noqa: E402
-from pytest_virtoverhead.session import EnvironmentPool  # noqa: E402
+from pytest_virtoverhead.pool import EnvironmentPool  # noqa: E402
 
 PY = sys.executable
 MS = 1000.0

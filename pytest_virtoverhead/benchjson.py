@@ -39,7 +39,7 @@ import math
 from types import SimpleNamespace
 from typing import Any, Callable
 
-from .session import ItemResult
+from .results import ItemResult
 
 #: Environment metadata keys copied into every entry's ``extra_info``.
 META_KEYS = ("kind", "accel", "accel_reason", "runtime", "mode", "image", "seccomp", "storage_driver",

@@ -21,7 +21,7 @@ from .envvars import WORKER_ENV_VAR
 
 if TYPE_CHECKING:
     from .config import ItemPlan, Settings
-    from .session import ItemResult
+    from .results import ItemResult
 
 #: For the help text: the environment kinds, the default of --virt-envs and
 #: the report's install hint, literal so that registering the options
@@ -50,8 +50,10 @@ def _load() -> None:
     from .envs.base import EnvUnavailable, RunContext
     from .progress import Progress
     from .report import JSON_VERSION, claim_lines, environment_lines, host_line, table_lines, to_json, write_json_atomic
-    from .session import Comparator, EnvironmentPool, ItemResult, add_skipped_claims, outcome_of
-    from .session import bonferroni_confidence, correct_verdicts
+    from .pool import EnvironmentPool
+    from .results import ItemResult
+    from .rounds import Comparator, add_skipped_claims
+    from .verdicts import bonferroni_confidence, correct_verdicts, outcome_of
     from .textfmt import method_line
     globals().update({k: v for k, v in locals().items() if not k.startswith("_")})
 

@@ -11,7 +11,7 @@ from . import noise, stats, textfmt
 from .fsutil import atomic_write
 from .textfmt import env_label, fixed
 from .claims import FAIL, INCONCLUSIVE, PASS
-from .session import SKIPPED, ItemResult
+from .results import SKIPPED, ItemResult
 
 JSON_VERSION = 2
 #: Raw samples kept per test and environment in the JSON (evenly spaced).

@@ -11,7 +11,7 @@ import pytest
 
 from pytest_virtoverhead.benchjson import entry_names, extra_info, make_entries
 from pytest_virtoverhead.claims import parse_claim
-from pytest_virtoverhead.session import ClaimResult, ItemResult
+from pytest_virtoverhead.results import ClaimResult, ItemResult
 
 AA = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-rounds=3", "--virt-seed=3",
       "-p", "no:cacheprovider"]

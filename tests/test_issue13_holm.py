@@ -13,7 +13,8 @@ import pytest
 
 from pytest_virtoverhead import markdown, stats
 from pytest_virtoverhead.claims import FAIL, INCONCLUSIVE, PASS, parse_claim
-from pytest_virtoverhead.session import ClaimResult, ItemResult, correct_verdicts
+from pytest_virtoverhead.results import ClaimResult, ItemResult
+from pytest_virtoverhead.verdicts import correct_verdicts
 from pytest_virtoverhead.textfmt import method_line
 
 MS = 1e-3
@@ -270,7 +271,8 @@ def test_a_bad_correction_is_a_usage_error(pytester):
 
 def test_adaptive_sampling_can_judge_at_the_bonferroni_level():
     from pytest_virtoverhead.config import Settings
-    from pytest_virtoverhead.session import Comparator, bonferroni_confidence
+    from pytest_virtoverhead.rounds import Comparator
+    from pytest_virtoverhead.verdicts import bonferroni_confidence
 
     class _Pool:
         def metadata(self):

@@ -11,7 +11,8 @@ from pytest_virtoverhead import markdown
 from pytest_virtoverhead.claims import FAIL, INCONCLUSIVE, PASS, parse_claim
 from pytest_virtoverhead.config import Settings
 from pytest_virtoverhead.report import claim_lines, to_json
-from pytest_virtoverhead.session import Comparator, ItemResult
+from pytest_virtoverhead.results import ItemResult
+from pytest_virtoverhead.rounds import Comparator
 
 MS = 1e-3
 

@@ -12,7 +12,8 @@ import sys
 
 import pytest
 
-HEAVY = ["pytest_virtoverhead.config", "pytest_virtoverhead.claims", "pytest_virtoverhead.session",
+HEAVY = ["pytest_virtoverhead.config", "pytest_virtoverhead.claims", "pytest_virtoverhead.pool", "pytest_virtoverhead.rounds",
+         "pytest_virtoverhead.results", "pytest_virtoverhead.verdicts",
          "pytest_virtoverhead.stats", "pytest_virtoverhead.report", "pytest_virtoverhead.htmlreport",
          "pytest_virtoverhead.envs", "pytest_virtoverhead.envs.base", "pytest_virtoverhead.benchjson",
          "numpy", "docker", "libvirt"]
@@ -49,7 +50,8 @@ def test_a_run_without_options_loads_nothing_more(pytester, monkeypatch):
 
         @pytest.mark.virt(claims=["container <= 1.05 * baremetal"])
         def test_a():
-            heavy = [m for m in ("pytest_virtoverhead.session", "pytest_virtoverhead.config",
+            heavy = [m for m in ("pytest_virtoverhead.pool", "pytest_virtoverhead.rounds",
+         "pytest_virtoverhead.results", "pytest_virtoverhead.verdicts", "pytest_virtoverhead.config",
                                  "pytest_virtoverhead.claims", "numpy") if m in sys.modules]
             assert heavy == [], sorted(m for m in sys.modules if m.startswith("pytest_virt"))
     """)

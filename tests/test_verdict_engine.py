@@ -7,7 +7,7 @@ import json
 import pytest
 
 from pytest_virtoverhead import noise
-from pytest_virtoverhead.session import auto_calls, max_retries
+from pytest_virtoverhead.planning import auto_calls, max_retries
 
 BASE = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-seed=5", "-p", "no:cacheprovider"]
 
@@ -204,7 +204,7 @@ def test_host_virtualization_reads_the_evidence(monkeypatch):
 
 def test_the_deciding_bound_is_the_one_nearest_the_estimate():
     from pytest_virtoverhead.claims import parse_claim
-    from pytest_virtoverhead.session import _deciding_bound
+    from pytest_virtoverhead.planning import deciding_bound as _deciding_bound
 
     near = parse_claim("c2 ~= container +- 3%")
     # estimate 1.086 in [0.939, 1.256]: it can only fail, once the interval clears 1.03

@@ -1,0 +1,325 @@
+"""The result model of a compared test: its rounds (RoundRecord), its
+claims' verdicts (ClaimResult) and the test as a whole (ItemResult).
+
+Nothing here imports pytest.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import stats
+from .claims import FAIL, INCONCLUSIVE, PASS, RATIO, Claim
+
+SKIPPED = "skipped"
+
+@dataclass
+class ClaimResult:
+    test: str
+    claim: Claim
+    ratio: float
+    ci: tuple[float, float]
+    verdict: str
+    p_value: float | None = None
+    reason: str = ""
+    accel: str | None = None
+    estimate: stats.Estimate | None = None
+    #: For an inconclusive claim: the rounds (in all) and extra seconds an
+    #: interval of today's spread would need to decide it (nan: unknown).
+    rounds_needed: float | None = None
+    seconds_needed: float | None = None
+    #: The waiver (:class:`.waivers.Waiver`) that matches this claim, if any.
+    waiver: Any = None
+    #: The message of a matching waiver past its date (it fails the test), else "".
+    waiver_expired: str = ""
+    #: Where the claim was written (``marker``, ``virt_claims (ini) entry 2``,
+    #: ``--virt-claim 1``), and a group entry's -k expression.
+    source: str = ""
+    group: str | None = None
+    #: Under --virt-correction=holm: the verdict of the claim's own
+    #: interval, Holm's adjusted p-value of the claim's conclusion (the
+    #: smaller of its two), and the family's size (None: no correction).
+    verdict_uncorrected: str | None = None
+    p_adjusted: float | None = None
+    family_size: int | None = None
+
+    @property
+    def waived(self) -> bool:
+        """A waiver in force: a failed (or strictly inconclusive) verdict does not fail the test."""
+        return self.waiver is not None and not self.waiver_expired
+
+    def to_json(self) -> dict[str, Any]:
+        out = {
+            "test": self.test,
+            "claim": self.claim.text,
+            "env": self.claim.env,
+            "baseline": self.claim.baseline,
+            "ratio": _num(self.ratio),
+            "ci": [_num(self.ci[0]), _num(self.ci[1])],
+            "verdict": self.verdict,
+            "bounds": [self.claim.lower, self.claim.upper],
+            # "ratio", "ci" and "bounds" are in this unit: "ratio", or "s"
+            # (seconds) for a fixed-cost or absolute claim, whose estimate
+            # is of "quantity" (vm - 1.2 * baremetal; container).
+            "kind": self.claim.kind,
+            "unit": self.claim.unit,
+            "quantity": self.claim.quantity,
+            "p_value": _num(self.p_value),
+            **({"reason": self.reason} if self.reason else {}),
+            **({"accel": self.accel} if self.accel else {}),
+            **({"source": self.source} if self.source else {}),
+            **({"group": self.group} if self.group is not None else {}),
+            **({"verdict_uncorrected": self.verdict_uncorrected, "p_adjusted": _num(self.p_adjusted)}
+               if self.verdict_uncorrected is not None else {}),
+        }
+        est = self.estimate
+        if est is not None:
+            out.update(confidence=est.confidence, method=est.method, processes=est.n_clusters, rounds=est.n,
+                       resolution=_num(est.half_width if est.scale == stats.LINEAR else _resolution(est)))
+        if self.verdict == INCONCLUSIVE:
+            out.update(rounds_needed=_num(self.rounds_needed), seconds_needed=_num(self.seconds_needed))
+        if self.waiver is not None:
+            out["waiver"] = self.waiver.to_json(bool(self.waiver_expired))
+            if self.waived:
+                out["waived"] = self.waiver.text  # "waived until 2027-01-31: reason"
+            else:
+                out["waiver_expired"] = self.waiver_expired
+        return out
+
+    def message(self) -> str:
+        level = f"{self.estimate.confidence:.0%}" if self.estimate else "95%"
+        text = (f"claim '{self.claim.text}' {self.verdict}: {self.estimate_text(level)} "
+                f"(needs {self.claim.describe_bounds()})")
+        if self.accel:
+            text += f" [{self.claim.env}: {self.accel}]"
+        if self.verdict_uncorrected is not None and self.verdict != INCONCLUSIVE:
+            text += f"; {self.holm_text()}"
+        if self.verdict == INCONCLUSIVE:
+            text += "; " + self.what_would_decide()
+        if self.waived:
+            text += f"; {self.waiver.text}"
+        return text
+
+    def holm_text(self) -> str:
+        """``Holm over 14 claims: adjusted p=0.003`` (and, when the
+        correction kept a verdict open, what the claim's own interval said)."""
+        p = "-" if self.p_adjusted is None or math.isnan(self.p_adjusted) else f"{self.p_adjusted:.3g}"
+        text = f"Holm over {self.family_size} claims: adjusted p={p}"
+        if self.verdict == INCONCLUSIVE and self.verdict_uncorrected in (PASS, FAIL):
+            level = f"{self.estimate.confidence:.0%}" if self.estimate else "95%"
+            text += f", so not {self.verdict_uncorrected} as its own {level} interval alone says"
+        return text
+
+    def what_would_decide(self) -> str:
+        """One line for an inconclusive claim: the effect the data resolve
+        and the rounds (and time) an interval of today's spread would need."""
+        est = self.estimate
+        if est is None or not (est.se > 0):
+            return "too few rounds to tell what would decide it"
+        if self.verdict_uncorrected is not None:
+            return self.holm_text() + "; " + self._rounds_text(est)
+        return self._rounds_text(est)
+
+    def _rounds_text(self, est: stats.Estimate) -> str:
+        if est.scale == stats.LINEAR:
+            text = f"the data resolve +-{self.claim.format_value(est.half_width)}"
+        else:
+            text = f"the data resolve +-{_resolution(est):.1%}"
+        need = self.rounds_needed
+        if need is None or math.isnan(need):
+            return text
+        if math.isinf(need) or need > 1e6:
+            what = "ratio" if self.claim.unit == RATIO else "estimate"
+            return text + f"; the {what} sits on the claim's bound: no number of rounds decides it"
+        text += f"; about {math.ceil(need)} rounds in all would decide it"
+        if self.seconds_needed is not None and math.isfinite(self.seconds_needed) and self.seconds_needed > 0:
+            text += f" (~{self.seconds_needed:.0f} s more; --virt-rounds or --virt-time-budget)"
+        return text
+
+    def estimate_text(self, level: str | None = None) -> str:
+        """``ratio 1.234, 95% CI [1.1, 1.3]`` or, for a time claim,
+        ``vm - 1.2 * baremetal 2.1 ms, 95% CI [1.5 ms, 2.7 ms]``;
+        without ``level``: ``ratio 1.234 [1.100, 1.300]``."""
+        c = self.claim
+        name = "ratio" if c.unit == RATIO else c.quantity
+        ci = f"[{c.format_value(self.ci[0])}, {c.format_value(self.ci[1])}]"
+        return f"{name} {c.format_value(self.ratio)}" + (f", {level} CI {ci}" if level else f" {ci}")
+
+
+def _resolution(est: stats.Estimate) -> float:
+    """Relative half-width of the interval: the smallest effect it resolves."""
+    if not math.isfinite(est.half_width):
+        return math.nan
+    return math.expm1(est.half_width)
+
+
+def _num(x: float | None) -> float | None:
+    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
+
+
+@dataclass
+class RoundRecord:
+    """One measured round: each environment's value (the median of its
+    calls, or of its pytest-benchmark samples) in worker process ``slot``,
+    with what the noise sentinel saw."""
+
+    index: int
+    slot: int
+    order: list[str]
+    values: dict[str, float] = field(default_factory=dict)
+    #: {env: the worker process slot env's block ran in, on both sides}:
+    #: the round's ``slot`` folded onto the pair's processes (a VM with 4
+    #: processes serves round slot 7 in its process 3, the baseline too).
+    slots: dict[str, int] = field(default_factory=dict)
+    #: {(env, ref): (env's value, ref's value, slot)} from a block of its
+    #: own for a claim between two environments that are not the baseline
+    #: (``c2 ~= container``): their calls alternate as a baseline's do.
+    pair_values: dict[tuple[str, str], tuple[float, float, int]] = field(default_factory=dict)
+    #: {env: the baseline's value in env's own block of this round}: the
+    #: baseline calls that sat next to env's calls (what env is paired with).
+    paired_baseline: dict[str, float] = field(default_factory=dict)
+    raw: dict[str, list[float]] = field(default_factory=dict)
+    n_samples: dict[str, int] = field(default_factory=dict)
+    pids: dict[str, int] = field(default_factory=dict)
+    worker_noise: dict[str, dict[str, float]] = field(default_factory=dict)
+    steal: float = 0.0
+    steal_ticks: int = 0
+    load1: float | None = None
+    seconds: float = 0.0
+    disturbed: list[str] = field(default_factory=list)
+    #: False when the round was disturbed and a retry replaced it.
+    used: bool = True
+
+    def to_json(self, env: str) -> dict[str, Any]:
+        w = self.worker_noise.get(env, {})
+        return {"round": self.index, "process": self.slots.get(env, self.slot), "value": self.values.get(env),
+                **({"baseline_value": self.paired_baseline[env]} if env in self.paired_baseline else {}),
+                **({"paired_with": {ref: {"value": v, "ref_value": r, "process": k}
+                                    for (e, ref), (v, r, k) in self.pair_values.items() if e == env}}
+                   if any(e == env for e, _ in self.pair_values) else {}),
+                "n": self.n_samples.get(env), "pid": self.pids.get(env),
+                "disturbed": bool(self.disturbed), "used": self.used,
+                "noise": {"steal": round(self.steal, 4), "steal_ticks": self.steal_ticks, "load1": self.load1,
+                          "nivcsw": w.get("nivcsw"), "cpu": w.get("cpu"), "wall": w.get("wall")}}
+
+
+@dataclass
+class ItemResult:
+    """Everything measured for one compared test."""
+
+    nodeid: str
+    envs: list[str]
+    baseline: str
+    round_log: list[RoundRecord] = field(default_factory=list)
+    source: dict[str, str] = field(default_factory=dict)  # "call" or "benchmark"
+    unavailable: dict[str, str] = field(default_factory=dict)
+    failure: tuple[str, str] | None = None  # (env, text): the test failed there
+    skipped: tuple[str, str] | None = None
+    #: (env, reason): the test failed as expected (pytest.mark.xfail) there.
+    xfailed: tuple[str, str] | None = None
+    #: The xfail reason of a test that passed although marked xfail.
+    xpassed: str | None = None
+    rounds: int = 0
+    #: Why measuring stopped: "rounds" (the fixed count), "conclusive",
+    #: "time budget" or "max rounds" (adaptive sampling).
+    stopped_by: str = ""
+    ratios: dict[str, tuple[float, tuple[float, float]]] = field(default_factory=dict)
+    estimates: dict[str, stats.Estimate] = field(default_factory=dict)
+    claims: list[ClaimResult] = field(default_factory=list)
+    #: {env: {"amount", "unit", "seconds"?}} from record_work(), last call.
+    work: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: {env: [the workload's own rate per round]} when it timed itself.
+    own_rates: dict[str, list[float]] = field(default_factory=dict)
+    #: {env: calls per round in env's block (the baseline makes as many there)}.
+    calls: dict[str, int] = field(default_factory=dict)
+    #: {(env, ref): calls per round} of the blocks of claims between two
+    #: environments that are not the baseline.
+    pair_calls: dict[tuple[str, str], int] = field(default_factory=dict)
+    processes: dict[str, dict[int, int]] = field(default_factory=dict)
+    #: {env: its number of worker processes for this test}.
+    process_counts: dict[str, int] = field(default_factory=dict)
+    hash_seeds: dict[str, dict[int, int]] = field(default_factory=dict)
+    retries: int = 0
+
+    @classmethod
+    def from_samples(cls, nodeid: str, envs: list[str], baseline: str, samples: dict[str, list[float]],
+                     processes: int = 1, **fields: Any) -> "ItemResult":
+        """A result from per-round values (round i in process i % processes
+        + 1): for offline use and hand-made examples."""
+        res = cls(nodeid=nodeid, envs=envs, baseline=baseline, **fields)
+        n = max((len(v) for v in samples.values()), default=0)
+        for i in range(n):
+            rec = RoundRecord(index=i, slot=i % processes + 1, order=list(samples))
+            rec.values = {env: float(v[i]) for env, v in samples.items() if i < len(v)}
+            res.round_log.append(rec)
+        res.rounds = n
+        return res
+
+    @property
+    def used_rounds(self) -> list[RoundRecord]:
+        return [r for r in self.round_log if r.used]
+
+    @property
+    def samples(self) -> dict[str, list[float]]:
+        """{env: [its value in each used round]}: the statistical units."""
+        out: dict[str, list[float]] = {}
+        for rec in self.used_rounds:
+            for env, value in rec.values.items():
+                out.setdefault(env, []).append(value)
+        return out
+
+    @property
+    def order(self) -> list[list[str]]:
+        return [rec.order for rec in self.used_rounds]
+
+    @property
+    def disturbed_rounds(self) -> int:
+        return sum(1 for rec in self.round_log if rec.disturbed)
+
+    def paired(self, env: str, base: str) -> tuple[list[float], list[float], list[int]]:
+        """Values of ``env`` and ``base`` in the used rounds that have both,
+        and each round's process slot (the cluster)."""
+        a, b, slots = [], [], []
+        for rec in self.used_rounds:
+            if (env, base) in rec.pair_values or (base, env) in rec.pair_values:
+                # The two sides of a block of their own (a claim between two
+                # environments that are not the baseline).
+                if (env, base) in rec.pair_values:
+                    va, vb, slot = rec.pair_values[env, base]
+                else:
+                    vb, va, slot = rec.pair_values[base, env]
+                a.append(va)
+                b.append(vb)
+                slots.append(slot)
+            elif env in rec.values and base in rec.values:
+                a.append(rec.values[env])
+                # Against the run's baseline: the baseline calls of env's own block.
+                b.append(rec.paired_baseline.get(env, rec.values[base]) if base == self.baseline else rec.values[base])
+                slots.append(rec.slots.get(env, rec.slot))
+        return a, b, slots
+
+    def rate(self, env: str) -> tuple[float, str] | None:
+        """(rate, label): the workload's own figure where it timed itself
+        (e.g. sysbench's events/s), else work over the call's wall time,
+        labelled so ("events/s wall")."""
+        work = self.work.get(env)
+        if not work:
+            return None
+        own = self.own_rates.get(env)
+        if own:
+            return stats.median(own), f"{work['unit']}/s"
+        samples = self.samples.get(env)
+        if not samples or self.source.get(env) != "call":
+            return None
+        med = stats.median(samples)
+        return (work["amount"] / med, f"{work['unit']}/s wall") if med > 0 else None
+
+    def failed_claims(self, strict: bool) -> list[ClaimResult]:
+        bad = {FAIL, INCONCLUSIVE} if strict else {FAIL}
+        return [c for c in self.claims if c.verdict in bad]
+
+    def seconds_per_round(self) -> float:
+        used = self.used_rounds
+        return sum(r.seconds for r in used) / len(used) if used else math.nan

@@ -1,0 +1,427 @@
+"""The round runner: runs a compared test in every environment, in
+interleaved rounds rotated over each environment's worker processes, and
+judges its claims from the rounds.
+
+Nothing here imports pytest.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from typing import Any, Callable, Iterable
+
+from . import noise, stats
+from .claims import ABSOLUTE, FIXED, INCONCLUSIVE, RATIO, Claim
+from .config import Settings
+from .envs.base import EnvError, Environment, RemoteError
+from .planning import Schedule, auto_calls, deciding_bound, max_retries, stable_seed
+from .pool import EnvironmentPool
+from .results import SKIPPED, ClaimResult, ItemResult, RoundRecord
+
+
+class Comparator:
+    """Runs a compared test in every environment, in interleaved rounds
+    rotated over each environment's worker processes."""
+
+    def __init__(self, settings: Settings, pool: EnvironmentPool, nodeids: tuple[str, ...],
+                 pytest_args: tuple[str, ...] = (), progress: Callable[[str], None] | None = None):
+        self.settings = settings
+        self.pool = pool
+        self.nodeids = nodeids
+        self.pytest_args = pytest_args
+        self.progress = progress or (lambda msg: None)
+        #: The level adaptive sampling decides claims at (None:
+        #: --virt-confidence); under --virt-correction=holm the plugin sets
+        #: it from the planned family (:func:`bonferroni_confidence`).
+        self.adaptive_confidence: float | None = None
+
+    # -- processes ----------------------------------------------------------
+
+    def hash_seed(self, slot: int, env: str) -> int:
+        parts: tuple[Any, ...] = (self.settings.seed, "hash", slot)
+        if self.settings.hash_seed == "random":
+            parts += (env,)
+        return stable_seed(*parts) % 4294967296
+
+    def _prepare(self, result: ItemResult, live: dict[str, Environment], rounds: int) -> None:
+        """Start the worker processes each environment lacks (they serve
+        every later test too); an environment that cannot is unavailable
+        for this test.
+
+        Slot by slot across the environments (process 1 of each, then
+        process 2 of each...), not environment by environment: processes
+        started back to back share the machine's state of the moment (free
+        memory, caches, a burst of noise while they import), and a pair
+        should share it rather than one environment taking all of one
+        moment's."""
+        counts = {name: self.settings.processes_for(name, rounds) for name in live}
+        for slot in range(1, max(counts.values(), default=0) + 1):
+            for name in [n for n in list(live) if slot <= counts[n]]:
+                env = live[name]
+                try:
+                    if slot not in env.processes:
+                        self.progress(f"{result.nodeid} [{name}] starting worker process {slot}")
+                        env.spawn(slot, {"PYTHONHASHSEED": str(self.hash_seed(slot, name))})
+                    env.open_items(self.nodeids, self.pytest_args, proc=slot)
+                except (EnvError, RemoteError) as exc:
+                    result.unavailable[name] = f"environment {name!r} could not start its worker processes: {exc}"
+                    del live[name]
+        for name in live:
+            count = counts[name]
+            result.processes[name] = {k: v for k, v in live[name].processes.items() if k <= count}
+            result.process_counts[name] = count
+            result.hash_seeds[name] = {slot: self.hash_seed(slot, name) for slot in range(1, count + 1)}
+
+    @staticmethod
+    def block_slot(result: ItemResult, slot: int, env: str, base: str | None) -> int:
+        """The worker process env's block uses in a round of slot ``slot``,
+        on both sides: the slot folded onto the processes both have, so
+        process K of env always meets process K of the baseline (the same
+        hash seed, and one cluster per pair)."""
+        counts = result.process_counts
+        have = min(counts.get(env, slot), counts.get(base, slot) if base else slot)
+        return (slot - 1) % max(1, have) + 1
+
+    # -- the test -----------------------------------------------------------
+
+    def run(self, nodeid: str, envs: list[str], claims: list[Claim], rounds: int) -> ItemResult:
+        """Warm-up in every process, ``rounds`` measured rounds, then (with
+        a time budget) more rounds while a claim is inconclusive."""
+        s = self.settings
+        result = ItemResult(nodeid=nodeid, envs=list(envs), baseline=s.baseline)
+        failures = self.pool.start_all(envs)
+        live: dict[str, Environment] = {}
+        for name in envs:
+            reason = failures.get(name) or self.pool.failure(name)
+            env = None
+            if reason is None:
+                env, reason = self.pool.try_get(name)
+            if env is None:
+                result.unavailable[name] = reason or f"environment {name!r} is unavailable"
+            else:
+                live[name] = env
+        self._prepare(result, live, rounds)
+        if s.baseline in result.unavailable:
+            result.skipped = (s.baseline, f"baseline {s.baseline!r} unavailable: {result.unavailable[s.baseline]}")
+            return result
+        rng = random.Random(stable_seed(s.seed, nodeid))
+        names = list(live)
+        slots = list(range(1, max(result.process_counts.values(), default=1) + 1))
+        warm: dict[str, list[float]] = {}
+        requests: dict[str, list[float]] = {}
+        for w in range(s.warmup):
+            for slot in slots:
+                label = f"warm-up {w + 1}/{s.warmup}, process {slot}"
+                here = [n for n in names if slot <= result.process_counts.get(n, 1)]
+                if here and not self._round(result, live, here, rng, label, slot=slot, calls=1, warm=warm,
+                                            requests=requests):
+                    return result
+        def block_calls(env: str, ref: str) -> int:
+            """Calls per round of a block of env against ref, from the warm-up."""
+            pair = {n: warm[n] for n in (ref, env) if n in warm}
+            cost = {n: requests[n] for n in (ref, env) if n in requests}
+            return s.calls or auto_calls(pair, ref, cost)
+
+        for name in names:
+            if name != s.baseline:
+                result.calls[name] = block_calls(name, s.baseline)
+        for claim in claims:
+            env, ref = claim.env, claim.baseline
+            if s.baseline in (env, ref) or env not in live or ref not in live or env == ref:
+                continue
+            if (env, ref) not in result.pair_calls and (ref, env) not in result.pair_calls:
+                result.pair_calls[env, ref] = block_calls(env, ref)
+        schedule = Schedule(slots, rng)
+        retries_left = max_retries(rounds)
+        done = 0
+        while done < rounds:
+            slot = schedule.next()
+            rec = self._round(result, live, names, rng, f"round {done + 1}/{rounds}", slot=slot, calls=result.calls)
+            if rec is None:
+                return result
+            if rec.disturbed and retries_left > 0:
+                retries_left -= 1
+                result.retries += 1
+                rec.used = False
+                schedule.again(slot)
+                continue
+            done += 1
+        result.rounds = len(result.used_rounds)
+        result.stopped_by = "rounds"
+        if s.time_budget and claims:
+            self._adaptive(result, live, names, rng, claims, schedule)
+        self.evaluate(result, claims)
+        return result
+
+    def _adaptive(self, result: ItemResult, live: dict[str, Environment], names: list[str],
+                  rng: random.Random, claims: list[Claim], schedule: Schedule) -> None:
+        """More rounds, a full rotation of the processes at a time, while a
+        claim is inconclusive and the estimate of the rounds it needs fits
+        the time budget."""
+        s = self.settings
+        t0 = time.monotonic()
+        while True:
+            # Under --virt-correction=holm, a claim is open until its own
+            # interval decides it at the Bonferroni level of the planned
+            # family, which Holm's correction then surely decides too.
+            self.evaluate(result, claims, confidence=self.adaptive_confidence)
+            open_claims = [c for c in result.claims if c.verdict == INCONCLUSIVE]
+            if not open_claims:
+                result.stopped_by = "conclusive"
+                return
+            remaining = s.time_budget - (time.monotonic() - t0)
+            if remaining <= 0:
+                result.stopped_by = "time budget"
+                return
+            if result.rounds >= s.max_rounds:
+                result.stopped_by = "max rounds"
+                return
+            needs = [c.seconds_needed for c in open_claims
+                     if c.seconds_needed is not None and math.isfinite(c.seconds_needed)]
+            # The estimate is judged only from one round per process (and
+            # six in all) on: before that the interval is too crude to tell.
+            judged = result.rounds >= max(6, len(schedule.slots))
+            hopeless = all(c.rounds_needed is not None and math.isinf(c.rounds_needed) for c in open_claims)
+            if judged and (hopeless or (needs and min(needs) > 4 * remaining)):
+                result.stopped_by = "time budget (the estimate of the rounds needed exceeds it)"
+                return
+            # Only the environments of open claims need more rounds.
+            needed = [n for n in names if any(n in c.claim.envs for c in open_claims)]
+            for _ in range(min(len(schedule.slots), s.max_rounds - result.rounds)):
+                slot = schedule.next()
+                label = f"round {result.rounds + 1} (adaptive, {len(open_claims)} claim(s) open)"
+                if self._round(result, live, needed, rng, label, slot=slot, calls=result.calls) is None:
+                    return
+                result.rounds = len(result.used_rounds)
+
+    def _round(self, result: ItemResult, live: dict[str, Environment], names: list[str],
+               rng: random.Random, label: str, *, slot: int, calls: "int | dict[str, int]",
+               warm: dict[str, list[float]] | None = None,
+               requests: dict[str, list[float]] | None = None) -> Any:
+        """One round in worker process ``slot`` of every environment.
+
+        Each environment other than the baseline gets a block, in random
+        order: ``calls[env]`` passes, each calling the test once in env and
+        once in the baseline, in a new random order, so the two sides of
+        every ratio sit next to each other in time and a burst of noise hits
+        both (a slow VM's call never falls between a container's and the
+        baseline's). An environment's value is the median of its calls (or
+        of its pytest-benchmark samples); ``paired_baseline[env]`` is the
+        median of the baseline's calls in env's block. A warm-up round calls
+        each environment once. Returns the RoundRecord (True for a warm-up
+        round), or None when the test cannot go on (failure, skip, xfail)."""
+        cpus = self.pool.ctx.cpus
+        rec = RoundRecord(index=len(result.round_log), slot=slot, order=[])
+        rec.load1 = noise.load1()
+        ticks0 = noise.cpu_ticks(cpus)
+        t0 = time.monotonic()
+        calls_of: dict[str, list[float]] = {}
+        block_base: dict[str, list[float]] = {}
+        pair_calls: dict[tuple[Any, str], list[float]] = {}
+        base = result.baseline
+        others = [n for n in names if n != base]
+        rng.shuffle(others)
+        if warm is not None or not others:
+            blocks = [(None, slot, [names[:]])]
+        else:
+            # One block per environment: its calls alternate with the
+            # baseline's, in a new random order each pass, so each side of a
+            # ratio sits next to the other (a slow VM's call never falls
+            # between a container's and the baseline's).
+            blocks = []
+            for other in others:
+                k = calls.get(other, 1) if isinstance(calls, dict) else calls
+                proc = self.block_slot(result, slot, other, base if base in names else None)
+                rec.slots[other] = proc
+                blocks.append((other, proc, [[base, other] for _ in range(k)] if base in names else [[other]] * k))
+            if base in names:
+                rec.slots[base] = slot
+            for (env, ref), k in result.pair_calls.items():
+                if env in names and ref in names:
+                    proc = self.block_slot(result, slot, env, ref)
+                    blocks.append(((env, ref), proc, [[ref, env] for _ in range(k)]))
+        # Garbage collection first, in every process of the round, so its
+        # calls then follow each other closely (a burst of noise between
+        # two environments' calls is what pairing must not miss).
+        for name, proc in sorted({(n, p) for _, p, passes in blocks for order in passes for n in order}):
+            try:
+                live[name].collect_garbage(proc=proc)
+            except RemoteError:
+                pass  # a worker without the request: its calls still run
+            except EnvError as exc:
+                result.failure = (name, f"environment {name!r} failed while running the test: {exc}")
+                return None
+        for other, proc, passes in blocks:
+            for order in passes:
+                order = order[:]
+                rng.shuffle(order)
+                rec.order.extend(n for n in order if n not in rec.order)
+                for name in order:
+                    self.progress(f"{result.nodeid} [{name}] {label}")
+                    sent = time.monotonic()
+                    try:
+                        out = live[name].run_item(result.nodeid, self.nodeids, self.pytest_args, proc=proc, gc=False)
+                    except (EnvError, RemoteError) as exc:
+                        result.failure = (name, f"environment {name!r} failed while running the test: {exc}")
+                        return None
+                    outcome = out["outcome"]
+                    if outcome == "failed":
+                        result.failure = (name, f"the test failed in environment {name!r}:\n{out['longrepr']}")
+                        return None
+                    if outcome == "skipped":
+                        result.skipped = (name, f"skipped in environment {name!r}: {out['longrepr']}")
+                        return None
+                    if outcome == "xfailed":
+                        result.xfailed = (name, out["longrepr"])
+                        return None
+                    if outcome == "xpassed":
+                        result.xpassed = out["longrepr"]
+                    value = out.get("value")
+                    if value is None:
+                        result.failure = (name, f"environment {name!r} returned no timing for the test")
+                        return None
+                    if warm is not None:
+                        # Calls per round follow the call's wall time; a
+                        # pytest-benchmark test repeats its function itself.
+                        seconds = math.inf if out.get("source") == "benchmark" else out.get("call_seconds") or value
+                        warm.setdefault(name, []).append(float(seconds))
+                        if requests is not None:
+                            requests.setdefault(name, []).append(time.monotonic() - sent)
+                        continue
+                    if isinstance(other, tuple):
+                        # a block between two environments that are not the baseline
+                        pair_calls.setdefault((other, name), []).append(float(value))
+                    else:
+                        calls_of.setdefault(name, []).append(float(value))
+                    if name == base and isinstance(other, str):
+                        block_base.setdefault(other, []).append(float(value))
+                    result.source[name] = out.get("source", "call")
+                    if out.get("source") == "benchmark":
+                        rec.raw.setdefault(name, []).extend(float(x) for x in out.get("raw") or [])
+                    else:
+                        rec.raw.setdefault(name, []).append(float(value))
+                    rec.n_samples[name] = rec.n_samples.get(name, 0) + int(out.get("n_samples") or 0)
+                    rec.pids[name] = out.get("pid")
+                    _add_noise(rec.worker_noise.setdefault(name, {}), out.get("noise") or {})
+                    work = out.get("work")
+                    if work:
+                        result.work[name] = work
+                        if work.get("seconds"):
+                            result.own_rates.setdefault(name, []).append(work["amount"] / work["seconds"])
+        if warm is not None:
+            return True
+        rec.values = {name: stats.median(values) for name, values in calls_of.items()}
+        rec.paired_baseline = {name: stats.median(values) for name, values in block_base.items()}
+        for other, proc, passes in blocks:
+            if isinstance(other, tuple) and (other, other[0]) in pair_calls and (other, other[1]) in pair_calls:
+                rec.pair_values[other] = (stats.median(pair_calls[other, other[0]]),
+                                          stats.median(pair_calls[other, other[1]]), proc)
+        rec.seconds = time.monotonic() - t0
+        rec.steal, rec.steal_ticks = noise.steal_fraction(ticks0, noise.cpu_ticks(cpus))
+        readings = []
+        for n, w in rec.worker_noise.items():
+            history = [h for h in (noise.off_cpu(r.worker_noise.get(n, {})) for r in result.round_log)
+                       if h is not None]
+            readings.append({**w, "env": n, "offcpu_rise": noise.off_cpu_rise(noise.off_cpu(w), history)})
+        rec.disturbed = noise.disturbed(rec.steal, rec.steal_ticks, readings)
+        result.round_log.append(rec)
+        return rec
+
+    # -- verdicts -----------------------------------------------------------
+
+    def estimate(self, result: ItemResult, env: str, base: str, confidence: float | None = None) -> stats.Estimate:
+        confidence = self.settings.confidence if confidence is None else confidence
+        a, b, slots = result.paired(env, base)
+        if not a:
+            return stats.cluster_estimate([], confidence=confidence)
+        d = stats.paired_log_ratios(a, b)
+        return stats.cluster_estimate(d, slots, confidence=confidence)
+
+    def claim_estimate(self, result: ItemResult, claim: Claim, confidence: float | None = None) -> stats.Estimate:
+        """The estimate a fixed-cost or absolute claim is judged on, in
+        seconds (``scale="linear"``): per round ``env - factor * base`` of
+        the paired round values (clustered by process, as a ratio's), or
+        env's own round values in its process slots."""
+        if claim.kind == FIXED:
+            a, b, slots = result.paired(claim.env, claim.baseline)  # type: ignore[arg-type]
+            d = [x - claim.factor * y for x, y in zip(a, b)]
+        elif claim.kind == ABSOLUTE:
+            recs = [r for r in result.used_rounds if claim.env in r.values]
+            d = [r.values[claim.env] for r in recs]
+            slots = [r.slots.get(claim.env, r.slot) for r in recs]
+        else:
+            raise ValueError(f"claim_estimate: a {claim.kind} claim is a ratio's (Comparator.estimate)")
+        confidence = self.settings.confidence if confidence is None else confidence
+        return stats.cluster_estimate(d, slots, confidence=confidence, scale=stats.LINEAR)
+
+    def evaluate(self, result: ItemResult, claims: list[Claim], with_p: bool = True,
+                 confidence: float | None = None) -> None:
+        """Ratios against the baseline and verdicts on every claim (at
+        ``confidence``, by default --virt-confidence)."""
+        s = self.settings
+        result.claims = []
+        pairs: dict[tuple[str, str], stats.Estimate] = {}
+
+        def estimate(env: str, base: str) -> stats.Estimate:
+            if (env, base) not in pairs:
+                pairs[env, base] = self.estimate(result, env, base, confidence)
+            return pairs[env, base]
+
+        samples = result.samples
+        if s.baseline in samples:
+            for name in samples:
+                if name != s.baseline:
+                    est = estimate(name, s.baseline)
+                    result.estimates[name] = est
+                    result.ratios[name] = (est.ratio, est.ci)
+        metadata = self.pool.metadata()
+        per_round = result.seconds_per_round()
+        for claim in claims:
+            missing = [n for n in claim.envs if n not in samples]
+            if missing:
+                reasons = "; ".join(f"{n}: {result.unavailable.get(n) or _not_measured(n, s)}" for n in missing)
+                result.claims.append(ClaimResult(result.nodeid, claim, math.nan, (math.nan, math.nan),
+                                                 SKIPPED, reason=reasons))
+                continue
+            est = (self.claim_estimate(result, claim, confidence) if claim.kind != RATIO
+                   else estimate(claim.env, claim.baseline))
+            ratio, ci = est.ratio, est.ci
+            verdict = claim.verdict(ratio, ci)
+            accel = metadata.get(claim.env, {}).get("accel")
+            # The p-value is always that of "the ratio is 1" (none without a baseline).
+            p_value = None
+            if with_p and claim.baseline is not None:
+                p_value = (est if claim.kind == RATIO else estimate(claim.env, claim.baseline)).p_value
+            cr = ClaimResult(result.nodeid, claim, ratio, ci, verdict, p_value=p_value, accel=accel, estimate=est)
+            if verdict == INCONCLUSIVE:
+                bound = deciding_bound(claim, ratio, ci)
+                if bound is not None:
+                    cr.rounds_needed = stats.rounds_needed(est, bound)
+                    if cr.rounds_needed is not None and math.isfinite(cr.rounds_needed):
+                        cr.seconds_needed = max(0.0, cr.rounds_needed - est.n) * per_round
+            result.claims.append(cr)
+
+
+def _add_noise(total: dict[str, float], one: dict[str, float]) -> None:
+    for key, value in one.items():
+        if isinstance(value, (int, float)):
+            total[key] = total.get(key, 0) + value
+
+
+def _not_measured(name: str, settings: Settings) -> str:
+    if settings.spec(name) is None:
+        return "not in this run"
+    return "not measured for this test"
+
+
+def add_skipped_claims(result: ItemResult, skipped: Iterable[tuple[Claim, str]]) -> None:
+    """Claims about a known environment this run does not have: verdict
+    ``skipped`` with the reason (``vm: not in this run``), once each."""
+    have = {c.claim.text for c in result.claims}
+    for claim, reason in skipped:
+        if claim.text not in have:
+            result.claims.append(ClaimResult(result.nodeid, claim, math.nan, (math.nan, math.nan), SKIPPED,
+                                             reason=reason))
+            have.add(claim.text)
