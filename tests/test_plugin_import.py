@@ -50,13 +50,31 @@ def test_a_run_without_options_loads_nothing_more(pytester, monkeypatch):
 
         @pytest.mark.virt(claims=["container <= 1.05 * baremetal"])
         def test_a():
-            heavy = [m for m in ("pytest_virtoverhead.pool", "pytest_virtoverhead.rounds",
-         "pytest_virtoverhead.results", "pytest_virtoverhead.verdicts", "pytest_virtoverhead.config",
+            heavy = [m for m in ("pytest_virtoverhead.state", "pytest_virtoverhead.hooks",
+                                 "pytest_virtoverhead.rounds", "pytest_virtoverhead.config",
                                  "pytest_virtoverhead.claims", "numpy") if m in sys.modules]
             assert heavy == [], sorted(m for m in sys.modules if m.startswith("pytest_virt"))
     """)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_a_run_without_options_calls_no_hook_of_the_plugin(pytester, monkeypatch):
+    """Zero cost when off: apart from registering options, the marker and the
+    fixtures (and pytest_configure deciding that), no hook of the plugin is
+    registered, so pytest calls none per test."""
+    monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
+    pytester.makeconftest("""
+        def pytest_collection_finish(session):
+            pm = session.config.pluginmanager
+            mine = sorted(h for p in pm.get_plugins() if getattr(p, "__name__", "").startswith("pytest_virtoverhead")
+                          for h in dir(p) if h.startswith("pytest_"))
+            print("VIRT-HOOKS", mine)
+    """)
+    pytester.makepyfile("def test_a(): pass")
+    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["VIRT-HOOKS ['pytest_addoption', 'pytest_configure']"])
 
 
 def test_a_fixture_loads_the_rest_on_first_use(pytester, monkeypatch):
@@ -66,9 +84,13 @@ def test_a_fixture_loads_the_rest_on_first_use(pytester, monkeypatch):
 
         def test_a(baremetal):
             assert baremetal.run(os.getpid) != os.getpid()
+
+        def test_b(pytestconfig, baremetal):
+            # the session's hooks are registered on the fixture's first use
+            assert pytestconfig.pluginmanager.get_plugin("virtoverhead-session") is not None
     """)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=2)
 
 
 @pytest.mark.parametrize("args", [["--virt-compare"], ["--virt-envs=baremetal"]])
