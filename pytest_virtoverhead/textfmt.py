@@ -129,11 +129,12 @@ def text_table(head: Sequence[str], rows: Sequence[Sequence[str]], right: Iterab
 def json_safe(value: Any) -> Any:
     """``value`` as JSON can hold it (``json.dumps(allow_nan=False)``):
     every float that is not finite (NaN, infinity) becomes None, through
-    dicts, lists and tuples (tuples become lists)."""
+    dicts (their keys made strings), lists and tuples (tuples become
+    lists). Also for one number: ``json_safe(nan)`` is None."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, (list, tuple)):
         return [json_safe(x) for x in value]
     if isinstance(value, dict):
-        return {k: json_safe(x) for k, x in value.items()}
+        return {str(k): json_safe(x) for k, x in value.items()}
     return value

@@ -11,9 +11,10 @@ from pytest_virtoverhead.textfmt import (
 
 
 def test_json_safe_replaces_every_non_finite_float():
-    data = {"a": math.nan, "b": [1.0, math.inf, (-math.inf, 2)], "c": {"d": 3, "e": "nan"}, "f": None}
+    data = {"a": math.nan, "b": [1.0, math.inf, (-math.inf, 2)], "c": {"d": 3, 4: "nan"}, "f": None}
     clean = json_safe(data)
-    assert clean == {"a": None, "b": [1.0, None, [None, 2]], "c": {"d": 3, "e": "nan"}, "f": None}
+    assert clean == {"a": None, "b": [1.0, None, [None, 2]], "c": {"d": 3, "4": "nan"}, "f": None}
+    assert json_safe(math.nan) is None and json_safe(1.5) == 1.5
     json.dumps(clean, allow_nan=False)
 
 
