@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from typing import Callable, Sequence, TextIO
 
 from . import history, historymd, htmlreport, runcompare, templating
-from .textfmt import FAIL, INCONCLUSIVE, PASS, fixed, interval, text_table
+from .textfmt import FAIL, INCONCLUSIVE, PASS, change, fixed, interval, text_table
 
 _ROW_VERDICT = {PASS: "ok", FAIL: "WORSE", INCONCLUSIVE: "inconclusive"}
 
@@ -56,7 +55,7 @@ def format_comparison(cmp: runcompare.RunComparison, name_a: str = "A", name_b: 
             if r.verdict == PASS and r.better:
                 verdict += " (better)"
             rows.append([r.test, env, fixed(r.ratio_a), fixed(r.ratio_b),
-                         "-" if not math.isfinite(r.change) else f"{r.change * 100:+.1f}%",
+                         change(r.change),
                          interval(r.ci), verdict + (f"  ({r.note})" if r.note else "")])
         out += text_table(["test", "env", "ratio A", "ratio B", "change", f"B/A {pct} CI", "verdict"], rows, {2, 3, 4})
     else:

@@ -40,14 +40,13 @@ page is :mod:`.htmlreport` (``render_history``), its plots
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from .runcompare import read_json
-from .textfmt import FAIL, PASS, estimate_format, finite, interval
+from .textfmt import FAIL, PASS, change, estimate_format, finite, interval
 
 #: Keys a run may record its time under, the first found wins: an ISO 8601
 #: string (UTC when it names no zone) or seconds since the epoch.
@@ -399,9 +398,7 @@ def estimate_text(series: Series, point: Point | None) -> str:
 
 
 def change_text(point: Point | None) -> str:
-    if point is None or point.change is None or not math.isfinite(point.change):
-        return "-"
-    return f"{point.change * 100:+.1f}%"
+    return change(point.change) if point is not None else "-"
 
 
 def mark_text(point: Point | None, previous: Point | None = None, *, seen_before: bool = False) -> str:

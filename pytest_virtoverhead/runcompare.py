@@ -39,7 +39,7 @@ from typing import Any
 
 from . import stats
 from .claims import FAIL, INCONCLUSIVE, PASS, Claim, parse_claim
-from .textfmt import finite, json_safe
+from .textfmt import change, finite, interval, json_safe
 
 DEFAULT_TOLERANCE = 0.05
 DEFAULT_CONFIDENCE = 0.95
@@ -255,7 +255,7 @@ class RunComparison:
     def regressions(self) -> list[str]:
         pct = round(self.confidence * 100, 6)
         out = [f"{r.test} [{r.env}]: overhead ratio {r.ratio_a:.3f} -> {r.ratio_b:.3f} "
-               f"({r.change * 100:+.1f}%, B/A {pct:g}% CI [{r.ci[0]:.3f}, {r.ci[1]:.3f}] above {1 + self.tolerance:g})"
+               f"({change(r.change)}, B/A {pct:g}% CI {interval(r.ci)} above {1 + self.tolerance:g})"
                for r in self.rows if r.regression]
         out += [f"{c.test}: claim '{c.claim}' passed in A and fails in B" for c in self.claims if c.regression]
         return out

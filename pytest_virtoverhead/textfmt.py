@@ -46,6 +46,12 @@ def fixed(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if finite(value) else "-"
 
 
+def change(value: Any) -> str:
+    """A relative change as a signed percentage: ``+10.0%`` for 0.1;
+    ``-`` when not a finite number."""
+    return f"{value * 100:+.1f}%" if finite(value) else "-"
+
+
 def rate(value: float, unit: str) -> str:
     """A rate: whole numbers with thousands separators from 100 on, else
     three significant digits (``2,884,264 ops/s``, ``7.7 events/s``)."""

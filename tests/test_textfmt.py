@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from pytest_virtoverhead.textfmt import (
-    by_severity, env_label, interval, json_safe, seconds, seconds_scale, text_table, worst_verdict)
+    by_severity, change, env_label, interval, json_safe, seconds, seconds_scale, text_table, worst_verdict)
 
 
 def test_json_safe_replaces_every_non_finite_float():
@@ -51,3 +51,8 @@ def test_textfmt_imports_neither_pytest_nor_numpy():
             "print(sorted({'pytest', 'numpy', '_pytest'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
+
+
+def test_change():
+    assert change(0.1) == "+10.0%" and change(-0.6) == "-60.0%"
+    assert change(float("nan")) == "-" and change(None) == "-"
