@@ -24,7 +24,7 @@ from typing import Any
 
 from .fsutil import atomic_write
 from .htmlfigures import figure_png, history_figure_png
-from .textfmt import by_severity, env_label, estimate_format, interval, method_line, worst_verdict
+from .textfmt import by_severity, env_label, estimate_format, host_envs, interval, method_line, worst_verdict
 
 INSTALL_HINT = "pip install pytest-virtoverhead[report]"
 
@@ -169,8 +169,7 @@ def _meta(data: dict[str, Any], baseline: str, environments: dict[str, Any]) -> 
         meta.append({"kind": "interrupted"})
     host = data.get("host") or {}
     if host.get("virtual"):
-        names = [n for n, m in environments.items() if (m or {}).get("kind") == "baremetal"] or ["baremetal"]
-        meta.append({"kind": "host", "names": names, "label": host.get("label"),
+        meta.append({"kind": "host", "names": host_envs(environments), "label": host.get("label"),
                      "evidence": list(host.get("evidence") or [])})
     return meta
 

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable
 from . import textfmt
 from .fsutil import atomic_write
 from .textfmt import FAIL, INCONCLUSIVE, PASS, SKIPPED, by_severity, env_label, estimate_format, finite, fixed, \
-    interval, seconds, severity, worst_verdict
+    host_envs, interval, seconds, severity, worst_verdict
 
 #: Test ids longer than this are shortened in the tables (characters).
 MAX_ID = 90
@@ -277,8 +277,7 @@ def _context(data: dict[str, Any]) -> list[str]:
     lines = [" · ".join(parts)]
     host = data.get("host") or {}
     if isinstance(host, dict) and host.get("virtual") and host.get("label"):
-        names = [n for n, m in envs.items() if isinstance(m, dict) and m.get("kind") == "baremetal"]
-        lines.append(f"{', '.join(map(code, names or ['baremetal']))}: {cell(host['label'])}.")
+        lines.append(f"{', '.join(map(code, host_envs(envs)))}: {cell(host['label'])}.")
     if any(isinstance(m, dict) and m.get("kind") == "vm" and m.get("accel") == "tcg" for m in envs.values()):
         lines.append("A `[tcg]` VM ran under software emulation, not hardware virtualization: "
                      "its ratios are not those of a KVM guest.")

@@ -9,7 +9,8 @@ from typing import Any, Iterable
 from . import noise, stats, textfmt
 from .fsutil import atomic_write
 from .session import ItemResult
-from .textfmt import FAIL, INCONCLUSIVE, PASS, SKIPPED, env_label, fixed, interval, json_safe, text_table, worst_verdict
+from .textfmt import (FAIL, INCONCLUSIVE, PASS, SKIPPED, env_label, fixed, host_envs, interval, json_safe, text_table,
+                      worst_verdict)
 
 JSON_VERSION = 2
 #: Raw samples kept per test and environment in the JSON (evenly spaced).
@@ -22,8 +23,7 @@ def host_line(metadata: dict[str, dict[str, Any]], host: dict[str, Any] | None =
     host = noise.host_virtualization() if host is None else host
     if not host.get("virtual"):
         return None
-    names = [n for n, m in metadata.items() if m.get("kind") == "baremetal"] or ["baremetal"]
-    return f"{', '.join(names)}: {noise.host_label(host)} ({'; '.join(host.get('evidence', []))})"
+    return f"{', '.join(host_envs(metadata))}: {noise.host_label(host)} ({'; '.join(host.get('evidence', []))})"
 
 
 def table_lines(results: Iterable[ItemResult], metadata: dict[str, dict[str, Any]],

@@ -91,6 +91,14 @@ def env_label(name: str, meta: Any) -> str:
     return f"{name} [{accel}]" if meta.get("kind") == "vm" and accel else name
 
 
+def host_envs(environments: Any) -> list[str]:
+    """The names of the environments that run on the host itself (kind
+    ``baremetal``), for the line saying what the host is; ``["baremetal"]``
+    when there is none."""
+    envs = environments if isinstance(environments, dict) else {}
+    return [n for n, m in envs.items() if isinstance(m, dict) and m.get("kind") == "baremetal"] or ["baremetal"]
+
+
 def method_line(method: Any) -> str:
     """How the verdicts were reached, from the JSON's ``verdict_method``
     (terminal summary and HTML report); "" when the run has none."""

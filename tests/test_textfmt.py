@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from pytest_virtoverhead.textfmt import (
-    by_severity, change, env_label, interval, json_safe, seconds, seconds_scale, text_table, worst_verdict)
+    by_severity, change, env_label, host_envs, interval, json_safe, seconds, seconds_scale, text_table, worst_verdict)
 
 
 def test_json_safe_replaces_every_non_finite_float():
@@ -31,6 +31,9 @@ def test_env_label_one_rule():
     assert env_label("vm", {"kind": "vm", "accel": "tcg"}) == "vm [tcg]"
     assert env_label("box", {"kind": "container", "accel": "tcg"}) == "box"
     assert env_label("vm", None) == "vm"
+    assert host_envs({"control": {"kind": "baremetal"}, "vm": {"kind": "vm"}, "host": {"kind": "baremetal"}}) == [
+        "control", "host"]
+    assert host_envs({"vm": {"kind": "vm"}}) == host_envs(None) == ["baremetal"]
 
 
 def test_interval_and_scale():
