@@ -26,26 +26,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
-from typing import Sequence, TextIO
+from typing import Callable, Sequence, TextIO
 
-from . import history, htmlreport, runcompare, templating
-from .claims import FAIL, INCONCLUSIVE, PASS
-from .textfmt import fixed
+from . import history, historymd, htmlreport, runcompare, templating
+from .textfmt import FAIL, INCONCLUSIVE, PASS, change, fixed, interval, text_table
 
 _ROW_VERDICT = {PASS: "ok", FAIL: "WORSE", INCONCLUSIVE: "inconclusive"}
-
-
-def _table(head: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
-    widths = [max([len(head[i])] + [len(r[i]) for r in rows]) for i in range(len(head))]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.rjust(widths[i]) if i in right else c.ljust(widths[i])
-                         for i, c in enumerate(cells)).rstrip()
-
-    return [line(head), line(["-" * w for w in widths])] + [line(r) for r in rows]
 
 
 def format_comparison(cmp: runcompare.RunComparison, name_a: str = "A", name_b: str = "B") -> list[str]:
@@ -67,9 +55,9 @@ def format_comparison(cmp: runcompare.RunComparison, name_a: str = "A", name_b: 
             if r.verdict == PASS and r.better:
                 verdict += " (better)"
             rows.append([r.test, env, fixed(r.ratio_a), fixed(r.ratio_b),
-                         "-" if not math.isfinite(r.change) else f"{r.change * 100:+.1f}%",
-                         f"[{fixed(r.ci[0])}, {fixed(r.ci[1])}]", verdict + (f"  ({r.note})" if r.note else "")])
-        out += _table(["test", "env", "ratio A", "ratio B", "change", f"B/A {pct} CI", "verdict"], rows, {2, 3, 4})
+                         change(r.change),
+                         interval(r.ci), verdict + (f"  ({r.note})" if r.note else "")])
+        out += text_table(["test", "env", "ratio A", "ratio B", "change", f"B/A {pct} CI", "verdict"], rows, {2, 3, 4})
     else:
         out.append("nothing in common: no test and environment was measured in both runs")
     if cmp.claims:
@@ -111,12 +99,17 @@ def _check_output(path: str | None, option: str) -> None:
             raise UsageProblem(f"{option}: cannot write {path}: {problem}")
 
 
-def _cmd_compare(args: argparse.Namespace, stdout: TextIO) -> int:
+def _parsed(parse: Callable[[str], float], text: str) -> float:
+    """``parse(text)``; its ValueError is bad usage."""
     try:
-        tolerance = runcompare.parse_tolerance(args.tolerance)
-        confidence = runcompare.parse_confidence(args.confidence)
+        return parse(text)
     except ValueError as exc:
         raise UsageProblem(str(exc)) from None
+
+
+def _cmd_compare(args: argparse.Namespace, stdout: TextIO) -> int:
+    tolerance = _parsed(runcompare.parse_tolerance, args.tolerance)
+    confidence = _parsed(runcompare.parse_confidence, args.confidence)
     _check_output(args.json, "--json")
     a = runcompare.load_run(args.a)
     b = runcompare.load_run(args.b)
@@ -145,10 +138,7 @@ def _cmd_report(args: argparse.Namespace, stdout: TextIO) -> int:
 
 
 def _cmd_history(args: argparse.Namespace, stdout: TextIO) -> int:
-    try:
-        tolerance = runcompare.parse_tolerance(args.tolerance)
-    except ValueError as exc:
-        raise UsageProblem(str(exc)) from None
+    tolerance = _parsed(runcompare.parse_tolerance, args.tolerance)
     _check_output(args.output, "-o/--output")
     _check_output(args.markdown, "--markdown")
     htmlreport.require_matplotlib("history")
@@ -164,11 +154,11 @@ def _cmd_history(args: argparse.Namespace, stdout: TextIO) -> int:
     for note in hist.notes:
         stdout.write(f"note: {note}\n")
     if args.markdown:
-        history.write_markdown(args.markdown, hist)
+        historymd.write_markdown(args.markdown, hist)
         stdout.write(f"Markdown summary written to {args.markdown}\n")
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
-        history.append_summary(summary, hist)
+        historymd.append_summary(summary, hist)
         stdout.write(f"Markdown summary appended to {summary} (GITHUB_STEP_SUMMARY)\n")
     return 0
 

@@ -2,16 +2,17 @@
 environment holds on the host (memory idle and peak, start time, storage),
 where comparing by eye is easier than in a table, and every figure with its
 source. Shaped from the ``--virt-json`` document's ``footprint``; drawn with
-matplotlib's Agg canvas like the rest of the report.
+:mod:`.htmlfigures`' canvas like the rest of the report.
 """
 
 from __future__ import annotations
 
 import base64
-import io
 from typing import Any
 
 from . import footprint
+from .htmlfigures import new_figure, plain_log_ticks, png_bytes
+from .textfmt import env_label
 
 #: The plot's panels: (title, [(figure, label)], unit).
 PANELS = (
@@ -23,22 +24,18 @@ PANELS = (
 _COLORS = ("#1565c0", "#90caf9", "#6a1b9a")
 
 
-def _label(name: str, env: dict[str, Any], meta: dict[str, Any]) -> str:
-    accel = (meta or {}).get("accel")
-    return f"{name} [{accel}]" if env.get("kind") == "vm" and accel else name
+def _label(name: str, env: dict[str, Any], environments: dict[str, Any]) -> str:
+    """:func:`.textfmt.env_label`, the kind as the footprint records it."""
+    return env_label(name, {**(environments.get(name) or {}), "kind": env.get("kind")})
 
 
 def plot_png(fps: dict[str, Any], environments: dict[str, Any]) -> str | None:
     """Base64 PNG: one panel per quantity, one group of bars per environment
     (log scale: a VM's figures are often 10-100x a container's)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     names = [n for n, e in fps.items() if (e.get("figures") or {})]
     if not names:
         return None
-    fig = Figure(figsize=(11, 1.2 + 0.55 * len(names)), dpi=100)
-    FigureCanvasAgg(fig)
+    fig = new_figure(11, 1.2 + 0.55 * len(names))
     axes = fig.subplots(1, len(PANELS))
     for ax, (title, keys, unit) in zip(axes, PANELS):
         height = 0.8 / len(keys)
@@ -57,15 +54,14 @@ def plot_png(fps: dict[str, Any], environments: dict[str, Any]) -> str | None:
                 drawn = True
         ax.set_ylim(-0.6, len(names) - 0.4)
         ax.set_yticks(range(len(names)))
-        ax.set_yticklabels([_label(n, fps[n], environments.get(n) or {}) for n in reversed(names)], fontsize=8)
+        ax.set_yticklabels([_label(n, fps[n], environments) for n in reversed(names)], fontsize=8)
         ax.set_title(title, fontsize=9)
         if drawn:
-            from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
+            from matplotlib.ticker import LogLocator
 
             ax.set_xscale("log")
             ax.xaxis.set_major_locator(LogLocator(base=10))
-            ax.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
-            ax.xaxis.set_minor_formatter(NullFormatter())
+            plain_log_ticks(ax.xaxis)
             lo, hi = ax.get_xlim()
             ax.set_xlim(lo, hi * 3)  # room for the value labels
             ax.legend(fontsize=7, loc="upper right")
@@ -73,10 +69,7 @@ def plot_png(fps: dict[str, Any], environments: dict[str, Any]) -> str | None:
             ax.set_xticks([])
             ax.text(0.5, 0.5, "0, or not measured", transform=ax.transAxes, ha="center", fontsize=8, color="#607d8b")
         ax.tick_params(axis="x", labelsize=7)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    return base64.b64encode(png_bytes(fig)).decode("ascii")
 
 
 def view(data: dict[str, Any]) -> dict[str, Any] | None:
@@ -91,13 +84,13 @@ def view(data: dict[str, Any]) -> dict[str, Any] | None:
     for name, env in fps.items():
         figs = env.get("figures") or {}
         if not figs:
-            rows.append({"env": _label(name, env, environments.get(name) or {}), "figure": "-",
+            rows.append({"env": _label(name, env, environments), "figure": "-",
                          "value": "", "source": env.get("unavailable") or "not measured"})
         for key, label in footprint.ROWS:
             fig = figs.get(key)
             if not fig or fig.get("value") is None:
                 continue
-            rows.append({"env": _label(name, env, environments.get(name) or {}), "figure": label,
+            rows.append({"env": _label(name, env, environments), "figure": label,
                          "value": footprint.format_value(fig["value"], fig.get("unit", "")),
                          "source": fig.get("source", "")})
             for part, pf in (fig.get("parts") or {}).items():

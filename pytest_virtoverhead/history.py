@@ -33,22 +33,20 @@ processes), not what moves between two sessions of the same code (a few
 percent here), so two narrow intervals a percent apart are not a step.
 
 Pure functions on plain data (no pytest, no numpy, no matplotlib): the HTML
-page and its plots are :mod:`.htmlreport` (``render_history``), the
-Markdown summary of the last two runs is :func:`render_markdown` here.
+page is :mod:`.htmlreport` (``render_history``), its plots
+:mod:`.htmlfigures`, the Markdown summary of the last two runs
+:mod:`.historymd`.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from . import markdown
-from .fsutil import atomic_write
-from .textfmt import finite, fixed, seconds
+from .runcompare import read_json
+from .textfmt import FAIL, PASS, change, estimate_format, finite, interval
 
 #: Keys a run may record its time under, the first found wins: an ISO 8601
 #: string (UTC when it names no zone) or seconds since the epoch.
@@ -57,7 +55,6 @@ RUN_TIME_KEYS = ("written", "finished", "started", "time", "timestamp", "date")
 VERSIONS = (1, 2)
 DEFAULT_TOLERANCE = 0.05
 
-PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 UP, DOWN = "up", "down"
 
 
@@ -180,17 +177,7 @@ def check_run(data: Any, name: str) -> None:
 def load_run(path: str) -> Run:
     """Read one ``--virt-json`` file; HistoryError names the file and what
     is wrong with it."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as exc:
-        raise HistoryError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise HistoryError(f"{path}: not UTF-8 text: not a --virt-json file") from None
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise HistoryError(f"{path}: not JSON ({exc}): not a --virt-json file") from None
+    data = read_json(path, HistoryError)
     check_run(data, path)
     return Run(path=path, data=data, time=run_time(data))
 
@@ -405,19 +392,13 @@ def estimate_text(series: Series, point: Point | None) -> str:
     """``1.234 [1.200, 1.270]`` (a ratio) or ``3 ms [1.7 ms, 4.3 ms]``."""
     if point is None:
         return "-"
-    if series.unit == "ratio":
-        est = fixed(point.estimate)
-        ci = markdown.interval(list(point.ci))
-    else:
-        est = seconds(point.estimate)
-        ci = f"[{seconds(point.ci[0])}, {seconds(point.ci[1])}]" if point.has_interval else "-"
-    return est if ci == "-" else f"{est} {ci}"
+    fmt = estimate_format(series.unit)
+    ci = interval(point.ci, fmt, empty="-")
+    return fmt(point.estimate) if ci == "-" else f"{fmt(point.estimate)} {ci}"
 
 
 def change_text(point: Point | None) -> str:
-    if point is None or point.change is None or not math.isfinite(point.change):
-        return "-"
-    return f"{point.change * 100:+.1f}%"
+    return change(point.change) if point is not None else "-"
 
 
 def mark_text(point: Point | None, previous: Point | None = None, *, seen_before: bool = False) -> str:
@@ -440,102 +421,3 @@ def mark_text(point: Point | None, previous: Point | None = None, *, seen_before
     elif point.verdict_changed:
         parts.append("verdict changed")
     return ", ".join(parts)
-
-
-_ICON = {UP: "🔺", DOWN: "🔻"}
-
-
-def _md_mark(series: Series) -> str:
-    last = series.last_two()[1]
-    text = series.last_mark()
-    if last is not None and last.step:
-        text = f"{_ICON[last.step]} {text}"
-    elif last is not None and last.flip:
-        text = f"🔁 {text}"
-    return text
-
-
-def _md_verdict(point: Point | None) -> str:
-    if point is None:
-        return "absent"
-    return markdown.BADGE.get(point.verdict, str(point.verdict))
-
-
-def render_markdown(history: History, *, max_bytes: int | None = None, limit: int = markdown.MAX_ID) -> str:
-    """GitHub-flavoured Markdown: what changed between the last two runs
-    (steps, verdict changes, claims that came or went) first, then the
-    other claims in a collapsible section. With ``max_bytes`` the text
-    stays under that size (unchanged rows are left out first)."""
-    runs = history.runs
-    series = history.series
-    shown = markdown.short_ids([s.test for s in series], limit)
-    level = f"{history.confidence:.0%}"
-    head = ["change", "test", "claim", "previous", "latest", "change %", "verdict"]
-    if len(runs) < 2:
-        only = runs[0]
-        title = (f"## pytest-virtoverhead history: 1 run, {len(series)} claim{'s' * (len(series) != 1)}: "
-                 "nothing to compare yet")
-        lines = [title, "", f"Only one run: {markdown.code(only.name)}"
-                 + (f" ({only.time_text})" if only.time else "") + ". Its claims:", ""]
-        rows = [[markdown.cell(_md_verdict(s.points[0])), markdown.code(shown.get(s.test, s.test)),
-                 markdown.code(s.claim), estimate_text(s, s.points[0])] for s in series]
-        lines += markdown.table(["verdict", "test", "claim", f"estimate, {level} CI"], rows)
-        return "\n".join(lines + [""])
-    prev_run, last_run = runs[-2], runs[-1]
-    changed, steady = history.last_changes()
-
-    def row(s: Series) -> list[str]:
-        prev, last = s.last_two()
-        verdict = _md_verdict(last) if prev is not None and last is not None and prev.verdict == last.verdict \
-            else f"{_md_verdict(prev)} → {_md_verdict(last)}"
-        return [markdown.cell(_md_mark(s) or " "), markdown.code(shown.get(s.test, s.test)),
-                markdown.code(s.claim), estimate_text(s, prev), estimate_text(s, last), change_text(last),
-                markdown.cell(verdict)]
-
-    lasts = [s.last_two()[1] for s in changed]
-    steps = sum(1 for p in lasts if p is not None and p.step)
-    flips = sum(1 for p in lasts if p is not None and p.verdict_changed)
-    title = (f"## pytest-virtoverhead history: {len(series)} claim{'s' * (len(series) != 1)} over "
-             f"{len(runs)} runs; last two runs: {steps} step{'s' * (steps != 1)}, {flips} verdict "
-             f"change{'s' * (flips != 1)}")
-
-    def run_ref(r: Run) -> str:
-        return f"#{r.number} {markdown.code(r.name)}" + (f" ({r.time_text})" if r.time else "")
-
-    context = [f"{run_ref(prev_run)} → {run_ref(last_run)} · ordered by {history.order} · {level} intervals · "
-               f"a step: intervals that do not overlap and an estimate that moved by at least "
-               f"{history.tolerance:.0%}"]
-    context += [f"> {markdown.cell(n)}" for n in history.notes]
-    changed_rows = [row(s) for s in changed]
-    steady_rows = [row(s) for s in steady]
-
-    def build_text(n_changed: int, n_steady: int) -> str:
-        out = [title, ""] + context + [""]
-        if changed_rows:
-            out += markdown.table(head, changed_rows[:n_changed], {5})
-            if n_changed < len(changed_rows):
-                out += ["", f"*{len(changed_rows) - n_changed} more changed claim(s) left out to keep this "
-                            "summary small: see the history page.*"]
-        else:
-            out.append("No claim changed between the last two runs (no step, no verdict change).")
-        if steady_rows:
-            out += ["", f"<details><summary>Unchanged claims ({len(steady_rows)})</summary>", ""]
-            out += markdown.table(head, steady_rows[:n_steady], {5})
-            if n_steady < len(steady_rows):
-                out += ["", f"*{len(steady_rows) - n_steady} more row(s) left out: see the history page.*"]
-            out += ["", "</details>"]
-        return "\n".join(out + [""])
-
-    # Too big: unchanged claims go before changed ones.
-    return markdown.fit(build_text, len(changed_rows), len(steady_rows), max_bytes)
-
-
-def write_markdown(path: str, history: History) -> None:
-    atomic_write(path, render_markdown(history))
-
-
-def append_summary(path: str, history: History) -> None:
-    """Append the Markdown to ``path`` ($GITHUB_STEP_SUMMARY), within
-    :data:`.markdown.SUMMARY_MAX_BYTES` with what the file holds already
-    (as ``--virt-markdown`` does)."""
-    markdown.append_within_limit(path, lambda max_bytes: render_markdown(history, max_bytes=max_bytes))

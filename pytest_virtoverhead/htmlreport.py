@@ -5,33 +5,28 @@ run can be rendered again later (``pytest-virtoverhead report RUN.json``).
 Per test: one figure with the ratio to the baseline and its confidence
 interval for each environment, the claims' thresholds drawn in and coloured
 by verdict, beside the distribution of the samples per environment; a table
-of the numbers and the claims. Then the environments' metadata.
+of the numbers and the claims. Then the environments' metadata. Also the
+``pytest-virtoverhead history`` page.
 
-This module shapes the data and draws the figures; the markup is the Jinja2
-template ``templates/report.html.j2`` (package data, rendered by
-:mod:`.templating`, which escapes every value).
-
-Plots are drawn by matplotlib with the Agg canvas (no pyplot, no global
-backend switch) and embedded as base64 PNG; the page has no external CSS,
-JavaScript or fonts, so it reads offline. matplotlib and Jinja2 are the
-optional extra ``report``.
+This module shapes the pages' data; the figures are :mod:`.htmlfigures`,
+embedded as base64 PNG; the markup is the Jinja2 templates
+``templates/*.html.j2`` (package data, rendered by :mod:`.templating`,
+which escapes every value). A page has no external CSS, JavaScript or
+fonts, so it reads offline. matplotlib and Jinja2 are the optional extra
+``report``.
 """
 
 from __future__ import annotations
 
 import base64
-import io
 import time
-from typing import Any, Iterable
+from typing import Any
 
-from .claims import FAIL, INCONCLUSIVE, PASS
 from .fsutil import atomic_write
-from .textfmt import finite, fixed, method_line, seconds
+from .htmlfigures import figure_png, history_figure_png
+from .textfmt import by_severity, env_label, estimate_format, host_envs, interval, method_line, worst_verdict
 
 INSTALL_HINT = "pip install pytest-virtoverhead[report]"
-
-COLORS = {PASS: "#2e7d32", FAIL: "#c62828", INCONCLUSIVE: "#ef6c00", "skipped": "#607d8b", None: "#37474f"}
-_RANK = {FAIL: 3, INCONCLUSIVE: 2, PASS: 1, "skipped": 0}
 
 #: Environment metadata shown as columns; the rest goes in a details list.
 #: (column label, metadata keys: the first one present is shown).
@@ -89,151 +84,6 @@ def _tests(data: dict[str, Any]) -> list[dict[str, Any]]:
     return list(tests.values())
 
 
-def _scale(values: Iterable[float]) -> tuple[float, str]:
-    values = [v for v in values if finite(v) and v > 0]
-    top = max(values) if values else 1.0
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)):
-        if top >= scale:
-            return scale, unit
-    return 1e-9, "ns"
-
-
-def _worst(claims: list[dict[str, Any]]) -> str | None:
-    if not claims:
-        return None
-    return max(claims, key=lambda c: _RANK.get(c["verdict"], 0))["verdict"]
-
-
-# --------------------------------------------------------------------------
-# the figure of one test
-
-
-def _plain_log_ticks(ax: Any) -> None:
-    """Log axis with plain numbers (1, 10, 100) and unlabelled minor ticks."""
-    from matplotlib.ticker import FuncFormatter, NullFormatter
-
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-
-
-def figure_png(test: dict[str, Any], baseline: str, environments: dict[str, Any]) -> bytes | None:
-    """One PNG: ratio and CI per environment with claim thresholds (left),
-    samples per environment (right). None when nothing was measured."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    envs = [e for e in test["envs"] if (test["results"].get(e) or {}).get("samples")]
-    if not envs:
-        return None
-    n = len(envs)
-    fig = Figure(figsize=(11, 1.4 + 0.6 * n), dpi=100)
-    FigureCanvasAgg(fig)
-    ax_r, ax_s = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1]})
-    ys = {e: n - 1 - i for i, e in enumerate(envs)}
-    labels = []
-    for e in envs:
-        accel = (environments.get(e) or {}).get("accel")
-        labels.append(f"{e} [{accel}]" if accel else e)
-
-    # -- left: ratio to the baseline, its CI, claim thresholds
-    xs: list[float] = [1.0]
-    shades: list[tuple[float, float, str, str]] = []  # (y, bound, "above"/"below", colour)
-    ax_r.axvline(1.0, color="#90a4ae", linestyle=":", linewidth=1)
-    for e in envs:
-        y = ys[e]
-        r = test["results"][e]
-        claims = [c for c in test["claims"] if c.get("env") == e]
-        color = COLORS.get(_worst(claims), COLORS[None])
-        if e == baseline:
-            ax_r.plot([1.0], [y], marker="D", color="#546e7a", markersize=6)
-            ax_r.annotate("baseline", (1.0, y), xytext=(6, 6), textcoords="offset points", fontsize=8,
-                          color="#546e7a")
-            continue
-        ratio, ci = r.get("ratio"), r.get("ci") or [None, None]
-        if finite(ratio):
-            xs.append(ratio)
-            if finite(ci[0]) and finite(ci[1]):
-                xs.extend(ci)
-                ax_r.errorbar([ratio], [y], xerr=[[ratio - ci[0]], [ci[1] - ratio]], fmt="o", color=color,
-                              capsize=5, markersize=6, linewidth=2)
-            else:
-                ax_r.plot([ratio], [y], "o", color=color)
-            ax_r.annotate(f"{ratio:.3f}", (ratio, y), xytext=(0, 9), textcoords="offset points", fontsize=8,
-                          ha="center", color=color)
-        for c in claims:
-            if c.get("unit", "ratio") != "ratio":
-                continue  # a time claim's bounds are seconds: not on the ratio axis
-            ccolor = COLORS.get(c["verdict"], COLORS[None])
-            lower, upper = (list(c.get("bounds") or []) + [None, None])[:2]
-            both = finite(lower) and finite(upper)
-            for bound, sym in ((lower, "≥"), (upper, "≤")):
-                if finite(bound):
-                    xs.append(bound)
-                    shades.append((y, bound, "below" if sym == "≥" else "above", ccolor))
-                    ax_r.plot([bound, bound], [y - 0.38, y + 0.38], linestyle="--", color=ccolor, linewidth=1.5)
-                    if both and sym == "≥":
-                        continue  # a two-sided claim is labelled once, at its upper bound
-                    text = f"{lower:g}–{upper:g}" if both else f"{sym}{bound:g}"
-                    ax_r.annotate(text, (bound, y - 0.38), xytext=(2, 1), textcoords="offset points",
-                                  fontsize=7, color=ccolor)
-    lo, hi = min(xs), max(xs)
-    log = lo > 0 and hi / lo > 20
-    if log:
-        ax_r.set_xscale("log")
-        _plain_log_ticks(ax_r)
-        ax_r.set_xlim(lo / 1.3, hi * 1.3)
-    else:
-        pad = max((hi - lo) * 0.12, 0.02)
-        ax_r.set_xlim(lo - pad, hi + pad)
-    left, right = ax_r.get_xlim()
-    for y, bound, side, ccolor in shades:  # the side of a threshold that violates the claim
-        a, b = (bound, right) if side == "above" else (left, bound)
-        ax_r.fill_betweenx([y - 0.38, y + 0.38], a, b, color=ccolor, alpha=0.08, linewidth=0)
-    ax_r.set_xlim(left, right)
-    ax_r.set_ylim(-0.7, n - 0.3)
-    ax_r.set_yticks([ys[e] for e in envs], labels=labels)
-    ax_r.set_xlabel(f"time / {baseline} time (paired ratio over rounds, confidence interval)")
-    ax_r.set_title("overhead ratio", fontsize=10, loc="left")
-    ax_r.grid(axis="x", color="#eceff1")
-
-    # -- right: the samples
-    all_samples = [s for e in envs for s in test["results"][e]["samples"]]
-    scale, unit = _scale(all_samples)
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    for e in envs:
-        y = ys[e]
-        samples = np.asarray(test["results"][e]["samples"], dtype=float) / scale
-        jitter = rng.uniform(-0.18, 0.18, size=samples.size)
-        ax_s.scatter(samples, y + jitter, s=12, alpha=0.55, color="#1e88e5", edgecolors="none")
-        q1, med, q3 = np.quantile(samples, [0.25, 0.5, 0.75])
-        ax_s.plot([q1, q3], [y, y], color="#263238", linewidth=5, alpha=0.35, solid_capstyle="butt")
-        ax_s.plot([med, med], [y - 0.3, y + 0.3], color="#263238", linewidth=2)
-        for c in test["claims"]:  # an absolute claim's bounds are times of this row's samples
-            if c.get("env") != e or c.get("kind") != "absolute":
-                continue
-            ccolor = COLORS.get(c["verdict"], COLORS[None])
-            for bound, sym in zip(list(c.get("bounds") or [])[:2], ("≥", "≤")):
-                if finite(bound):
-                    ax_s.plot([bound / scale] * 2, [y - 0.38, y + 0.38], linestyle="--", color=ccolor, linewidth=1.5)
-                    ax_s.annotate(f"{sym}{seconds(bound)}", (bound / scale, y - 0.38), xytext=(2, 1),
-                                  textcoords="offset points", fontsize=7, color=ccolor)
-    smin, smax = min(all_samples) / scale, max(all_samples) / scale
-    if smin > 0 and smax / smin > 20:
-        ax_s.set_xscale("log")
-        _plain_log_ticks(ax_s)
-    ax_s.set_ylim(-0.7, n - 0.3)
-    ax_s.set_yticks(list(range(n)), labels=[""] * n)
-    ax_s.set_xlabel(f"sample ({unit}); bar: interquartile range, tick: median")
-    ax_s.set_title("samples", fontsize=10, loc="left")
-    ax_s.grid(axis="x", color="#eceff1")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
-
-
 # --------------------------------------------------------------------------
 # HTML: the context of templates/report.html.j2 (markup lives there)
 
@@ -281,9 +131,8 @@ def _test_view(test: dict[str, Any], baseline: str, environments: dict[str, Any]
     for env in test["envs"]:
         r = test["results"].get(env) or {}
         samples = r.get("samples") or []
-        accel = (environments.get(env) or {}).get("accel")
-        row = {"label": f"{env} [{accel}]" if accel else env, "measured": bool(samples),
-               "verdict": _worst([c for c in test["claims"] if c.get("env") == env])}
+        row = {"label": env_label(env, environments.get(env)), "measured": bool(samples),
+               "verdict": worst_verdict(c["verdict"] for c in test["claims"] if c.get("env") == env)}
         if samples:
             rate = r.get("rate")
             row.update({"n": len(samples), "median": r.get("median"), "baseline": env == baseline,
@@ -320,8 +169,7 @@ def _meta(data: dict[str, Any], baseline: str, environments: dict[str, Any]) -> 
         meta.append({"kind": "interrupted"})
     host = data.get("host") or {}
     if host.get("virtual"):
-        names = [n for n, m in environments.items() if (m or {}).get("kind") == "baremetal"] or ["baremetal"]
-        meta.append({"kind": "host", "names": names, "label": host.get("label"),
+        meta.append({"kind": "host", "names": host_envs(environments), "label": host.get("label"),
                      "evidence": list(host.get("evidence") or [])})
     return meta
 
@@ -340,7 +188,7 @@ def render_html(data: dict[str, Any], *, title: str = "pytest-virtoverhead repor
         counts[c["verdict"]] = counts.get(c["verdict"], 0) + 1
     return templating.render(
         "report.html.j2", title=title, baseline=baseline, meta=_meta(data, baseline, environments),
-        n_tests=len(tests), verdict_counts=sorted(counts.items(), key=lambda kv: -_RANK.get(kv[0], 0)),
+        n_tests=len(tests), verdict_counts=by_severity(counts),
         tests=[_test_view(t, baseline, environments, i) for i, t in enumerate(tests)],
         environments=_env_view(environments), data=data, footprint=footprinthtml.view(data),
         method_line=method_line(data.get("verdict_method")))
@@ -355,79 +203,6 @@ def write_report(path: str, data: dict[str, Any]) -> None:
 # the history page (``pytest-virtoverhead history``): data from history.py,
 # markup in templates/history.html.j2
 
-#: Colours of the history plot's marks.
-STEP_COLORS = {"up": "#c62828", "down": "#2e7d32", "flip": "#6a1b9a"}
-
-
-def history_figure_png(series: Any, runs: list[Any]) -> bytes | None:
-    """One PNG for one claim (a :class:`.history.Series`): its estimate and
-    interval in each run (x: the run's number), coloured by verdict, the
-    claim's bounds dashed, steps shaded between the two runs (red: up,
-    green: down) and verdict flips ringed. None when no run has an
-    estimate."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    points = [p for p in series.present if finite(p.estimate)]
-    if not points:
-        return None
-    ratio = series.unit == "ratio"
-    values = [p.estimate for p in points] + [v for p in points if p.has_interval for v in p.ci]
-    bounds = [b for b in (points[-1].bounds or [])[:2] if finite(b)]
-    scale, unit = (1.0, "") if ratio else _scale([abs(v) for v in values + bounds])
-    fig = Figure(figsize=(9, 2.8), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
-    xs = [p.run + 1 for p in points]
-    ax.plot(xs, [p.estimate / scale for p in points], color="#b0bec5", linewidth=1, zorder=1)
-    by_run = {p.run: p for p in series.present}
-    for p in points:
-        x, y = p.run + 1, p.estimate / scale
-        color = COLORS.get(p.verdict, COLORS[None])
-        if p.has_interval:
-            # (an estimate outside its own interval draws a one-sided bar)
-            yerr = [[max(y - p.ci[0] / scale, 0.0)], [max(p.ci[1] / scale - y, 0.0)]]
-            ax.errorbar([x], [y], yerr=yerr, fmt="o", color=color, capsize=4, markersize=5, linewidth=1.8, zorder=3)
-        else:
-            ax.plot([x], [y], "o", color=color, zorder=3)
-        if p.step:
-            prev = max((q for r, q in by_run.items() if r < p.run and finite(q.estimate)), key=lambda q: q.run)
-            ax.axvspan(prev.run + 1, x, color=STEP_COLORS[p.step], alpha=0.12, linewidth=0, zorder=0)
-            ax.annotate("▲ step" if p.step == "up" else "▼ step", (x, y), xytext=(7, -3),
-                        textcoords="offset points", fontsize=8, color=STEP_COLORS[p.step])
-        if p.flip:
-            ax.plot([x], [y], "o", markersize=14, markerfacecolor="none", markeredgecolor=STEP_COLORS["flip"],
-                    markeredgewidth=1.5, zorder=4)
-    for b, sym in zip((points[-1].bounds or [None, None])[:2], ("≥", "≤")):
-        if finite(b):
-            ax.axhline(b / scale, linestyle="--", color="#78909c", linewidth=1)
-            ax.annotate(f"{sym} {b:g}" if ratio else f"{sym} {seconds(b)}", (0.005, b / scale),
-                        xycoords=("axes fraction", "data"), xytext=(0, 2), textcoords="offset points",
-                        fontsize=7, color="#546e7a")
-    shown = [v / scale for v in values + bounds]
-    lo, hi = min(shown), max(shown)
-    if lo > 0 and hi / lo > 20:
-        ax.set_yscale("log")
-        from matplotlib.ticker import FuncFormatter, NullFormatter
-
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
-        ax.yaxis.set_minor_formatter(NullFormatter())
-    else:
-        pad = max((hi - lo) * 0.15, abs(hi) * 0.02, 1e-9)
-        ax.set_ylim(lo - pad, hi + pad)
-    n = len(runs)
-    ax.set_xlim(0.5, n + 0.5)
-    ax.set_xticks(range(1, n + 1), labels=[f"#{i}" for i in range(1, n + 1)])
-    ax.set_xlabel("run (in order; the table below names each)")
-    ylabel = f"ratio to {series.baseline or 'the baseline'}" if ratio else f"{series.quantity} ({unit})"
-    ax.set_ylabel(ylabel, fontsize=9)
-    ax.grid(axis="y", color="#eceff1")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
-
-
 def _mark_class(point: Any) -> str:
     if point is None:
         return "other"
@@ -441,9 +216,8 @@ def _history_context(hist: Any) -> dict[str, Any]:
     level = f"{hist.confidence:.0%}"
     run_views = []
     for r in runs:
-        counts = sorted(r.verdict_counts().items(), key=lambda kv: -_RANK.get(kv[0], 0))
-        envs = [f"{n} [{m.get('accel')}]" if isinstance(m, dict) and m.get("accel") else n
-                for n, m in r.environments.items()]
+        counts = by_severity(r.verdict_counts())
+        envs = [env_label(n, m) for n, m in r.environments.items()]
         run_views.append({"number": r.number, "path": r.path, "name": r.name, "time": r.time_text,
                           "seed": r.data.get("seed", "-"), "envs": envs, "counts": counts, "aborted": r.aborted})
     index = {s.key: i for i, s in enumerate(hist.series)}
@@ -466,12 +240,8 @@ def _history_context(hist: Any) -> dict[str, Any]:
             before = s.points[j - 1] if j else None
             est, ci = "-", "-"
             if p is not None:
-                if s.unit == "ratio":
-                    est = fixed(p.estimate)
-                    ci = f"[{fixed(p.ci[0])}, {fixed(p.ci[1])}]" if p.has_interval else "-"
-                else:
-                    est = seconds(p.estimate)
-                    ci = f"[{seconds(p.ci[0])}, {seconds(p.ci[1])}]" if p.has_interval else "-"
+                fmt = estimate_format(s.unit)
+                est, ci = fmt(p.estimate), interval(p.ci, fmt) if p.has_interval else "-"
             rows.append({"number": j + 1, "run": runs[j].name, "present": p is not None,
                          "accel": p.accel if p is not None else None, "verdict": p.verdict if p else None,
                          "estimate": est, "ci": ci, "change": history.change_text(p),

@@ -26,7 +26,8 @@ from typing import Any, Callable, Iterable
 
 from . import textfmt
 from .fsutil import atomic_write
-from .textfmt import env_label, finite, fixed, seconds
+from .textfmt import FAIL, INCONCLUSIVE, PASS, SKIPPED, by_severity, env_label, estimate_format, finite, fixed, \
+    host_envs, interval, seconds, severity, worst_verdict
 
 #: Test ids longer than this are shortened in the tables (characters).
 MAX_ID = 90
@@ -35,10 +36,6 @@ MAX_ID = 90
 #: are cut short, saying how many rows were left out).
 SUMMARY_MAX_BYTES = 1000 * 1000
 
-FAIL, INCONCLUSIVE, PASS, SKIPPED = "fail", "inconclusive", "pass", "skipped"
-#: Order of the claims table: what needs attention first. A verdict not
-#: listed here (a later kind) sorts after ``fail``.
-_RANK = {FAIL: 0, INCONCLUSIVE: 2, PASS: 3, SKIPPED: 4}
 BADGE = {FAIL: "❌ fail", INCONCLUSIVE: "⚠️ inconclusive", PASS: "✅ pass", SKIPPED: "⏭️ skipped"}
 _HEAD_WORD = {FAIL: "failed", INCONCLUSIVE: "inconclusive", PASS: "passed", SKIPPED: "skipped"}
 
@@ -106,12 +103,6 @@ def short_ids(ids: Iterable[str], limit: int = MAX_ID) -> dict[str, str]:
 # -- numbers -----------------------------------------------------------------
 
 
-def interval(ci: Any) -> str:
-    if not isinstance(ci, (list, tuple)) or len(ci) != 2 or not any(finite(v) for v in ci):
-        return "-"
-    return f"[{fixed(ci[0])}, {fixed(ci[1])}]"
-
-
 def _rate(rate: Any) -> str:
     if not isinstance(rate, dict) or not finite(rate.get("value")):
         return ""
@@ -162,21 +153,28 @@ def _headline(claims: list[dict[str, Any]], n_tests: int) -> str:
     for c in claims:
         counts[str(c.get("verdict"))] = counts.get(str(c.get("verdict")), 0) + 1
     parts = [f"{BADGE[v].split(' ')[0]} {n} {_HEAD_WORD[v]}" if v in BADGE else f"{n} {cell(v)}"
-             for v, n in sorted(counts.items(), key=lambda kv: (_RANK.get(kv[0], 1), kv[0]))]
+             for v, n in by_severity(counts)]
     return f"## pytest-virtoverhead: {len(claims)} claim{'s' * (len(claims) != 1)}: " + ", ".join(parts)
 
 
-def table(head: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> list[str]:
+def table(head: list[str], rows: list[list[str]], right: set[int] = frozenset(), *,
+          keep: int | None = None, left_out: str = "") -> list[str]:
+    """A GFM table (columns in ``right`` right-aligned). With ``keep``, its
+    first ``keep`` rows, then, when some are left out, an italic line:
+    their number and ``left_out`` (``more row(s) left out ...``)."""
+    shown = rows if keep is None else rows[:keep]
     out = ["| " + " | ".join(head) + " |",
            "|" + "|".join("---:" if i in right else "---" for i in range(len(head))) + "|"]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
+    out += ["| " + " | ".join(r) + " |" for r in shown]
+    if len(shown) < len(rows):
+        out += ["", f"*{len(rows) - len(shown)} {left_out}*"]
     return out
 
 
 def _claim_rows(data: dict[str, Any], shown: dict[str, str]) -> tuple[list[str], list[list[str]]]:
     level = _confidence(data)
-    claims = sorted(enumerate(data.get("claims") or []),
-                    key=lambda ic: (_RANK.get(ic[1].get("verdict"), 1), ic[0]))
+    # What needs attention first.
+    claims = sorted(enumerate(data.get("claims") or []), key=lambda ic: (-severity(ic[1].get("verdict")), ic[0]))
     notes = any(_note(c) for _, c in claims)
     times = any(c.get("unit", "ratio") != "ratio" for _, c in claims)
     # Fixed-cost and absolute claims estimate a time (seconds), not a ratio.
@@ -185,12 +183,8 @@ def _claim_rows(data: dict[str, Any], shown: dict[str, str]) -> tuple[list[str],
     rows = []
     for _, c in claims:
         test = str(c.get("test", ""))
-        if c.get("unit", "ratio") == "ratio":
-            est, ci = fixed(c.get("ratio")), interval(c.get("ci"))
-        else:
-            ci_v = c.get("ci") if isinstance(c.get("ci"), (list, tuple)) and len(c.get("ci")) == 2 else None
-            est = seconds(c.get("ratio"))
-            ci = f"[{seconds(ci_v[0])}, {seconds(ci_v[1])}]" if ci_v and any(finite(v) for v in ci_v) else "-"
+        fmt = estimate_format(c.get("unit"))
+        est, ci = fmt(c.get("ratio")), interval(c.get("ci"), fmt, empty="-")
         row = [cell(BADGE.get(c.get("verdict"), c.get("verdict"))), code(shown.get(test, shorten(test))),
                code(c.get("claim", "")), est, ci]
         if notes:
@@ -237,13 +231,13 @@ def _result_rows(data: dict[str, Any], shown: dict[str, str]) -> tuple[list[str]
             if env == baseline and samples:
                 rat, ci = "1.000", "baseline"
             else:
-                rat, ci = fixed(r.get("ratio")), interval(r.get("ci"))
+                rat, ci = fixed(r.get("ratio")), interval(r.get("ci"), empty="-")
             verdicts = claims_of.get((test, env), [])
             verdict = ""
             if "unavailable" in r:
                 verdict = "unavailable"
             elif verdicts:
-                worst = min(verdicts, key=lambda v: _RANK.get(v, 1))
+                worst = worst_verdict(verdicts)
                 verdict = BADGE.get(worst, worst) + (f" ({len(verdicts)} claims)" if len(verdicts) > 1 else "")
             n = r.get("n_rounds", len(samples))
             row = [code(shown.get(test, shorten(test))) if first else " ",
@@ -283,8 +277,7 @@ def _context(data: dict[str, Any]) -> list[str]:
     lines = [" · ".join(parts)]
     host = data.get("host") or {}
     if isinstance(host, dict) and host.get("virtual") and host.get("label"):
-        names = [n for n, m in envs.items() if isinstance(m, dict) and m.get("kind") == "baremetal"]
-        lines.append(f"{', '.join(map(code, names or ['baremetal']))}: {cell(host['label'])}.")
+        lines.append(f"{', '.join(map(code, host_envs(envs)))}: {cell(host['label'])}.")
     if any(isinstance(m, dict) and m.get("kind") == "vm" and m.get("accel") == "tcg" for m in envs.values()):
         lines.append("A `[tcg]` VM ran under software emulation, not hardware virtualization: "
                      "its ratios are not those of a KVM guest.")
@@ -316,19 +309,15 @@ def render(data: dict[str, Any], *, max_bytes: int | None = None, limit: int = M
         out += _context(data)
         out.append("")
         if crows:
-            out += table(chead, crows[:n_claims], {3})
-            if n_claims < len(crows):
-                out += ["", f"*{len(crows) - n_claims} more claim(s) left out to keep this summary "
-                            "small: see the run's `--virt-json` file.*"]
+            out += table(chead, crows, {3}, keep=n_claims,
+                         left_out="more claim(s) left out to keep this summary small: see the run's `--virt-json` file.")
         else:
             out.append("No claims were checked.")
         out += ["", f"<details><summary>Per-test table ({len(tests)} test{'s' * (len(tests) != 1)})"
                     "</summary>", ""]
         if rrows:
-            out += table(rhead, rrows[:n_rows], right)
-            if n_rows < len(rrows):
-                out += ["", f"*{len(rrows) - n_rows} more row(s) left out to keep this summary small: "
-                            "see the run's `--virt-json` file.*"]
+            out += table(rhead, rrows, right, keep=n_rows,
+                         left_out="more row(s) left out to keep this summary small: see the run's `--virt-json` file.")
         else:
             out.append("No test was measured.")
         if any(shown[t] != t for t in shown):

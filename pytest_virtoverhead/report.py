@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import json
-import math
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from . import noise, stats, textfmt
 from .fsutil import atomic_write
-from .textfmt import env_label, fixed
-from .claims import FAIL, INCONCLUSIVE, PASS
-from .results import SKIPPED, ItemResult
+from .results import ItemResult
+from .textfmt import (FAIL, INCONCLUSIVE, PASS, SKIPPED, env_label, fixed, host_envs, interval, json_safe, text_table,
+                      worst_verdict)
 
 JSON_VERSION = 2
 #: Raw samples kept per test and environment in the JSON (evenly spaced).
 RAW_SAMPLES_CAP = 1000
 _VERDICT_TEXT = {PASS: "pass", FAIL: "FAIL", INCONCLUSIVE: "inconclusive", SKIPPED: "skipped"}
-_VERDICT_RANK = {FAIL: 3, INCONCLUSIVE: 2, PASS: 1, SKIPPED: 0}
-
-
 
 def host_line(metadata: dict[str, dict[str, Any]], host: dict[str, Any] | None = None) -> str | None:
     """``baremetal: the host, itself a KVM guest (evidence)`` when the host
@@ -27,8 +23,7 @@ def host_line(metadata: dict[str, dict[str, Any]], host: dict[str, Any] | None =
     host = noise.host_virtualization() if host is None else host
     if not host.get("virtual"):
         return None
-    names = [n for n, m in metadata.items() if m.get("kind") == "baremetal"] or ["baremetal"]
-    return f"{', '.join(names)}: {noise.host_label(host)} ({'; '.join(host.get('evidence', []))})"
+    return f"{', '.join(host_envs(metadata))}: {noise.host_label(host)} ({'; '.join(host.get('evidence', []))})"
 
 
 def table_lines(results: Iterable[ItemResult], metadata: dict[str, dict[str, Any]],
@@ -59,40 +54,38 @@ def table_lines(results: Iterable[ItemResult], metadata: dict[str, dict[str, Any
                 ratio, ci_text = "1.000", "baseline"
             elif name in res.ratios:
                 r, ci = res.ratios[name]
-                ratio, ci_text = fixed(r), f"[{fixed(ci[0])}, {fixed(ci[1])}]"
+                ratio, ci_text = fixed(r), interval(ci)
             else:
                 ratio, ci_text = "-", "-"
             verdicts = [c for c in res.claims if c.claim.env == name]
             verdict = ""
             if verdicts:
-                worst = max(verdicts, key=lambda c: _VERDICT_RANK[c.verdict])
-                verdict = _VERDICT_TEXT[worst.verdict]
+                verdict = _VERDICT_TEXT[worst_verdict(c.verdict for c in verdicts)]
                 if len(verdicts) > 1:
                     verdict += f" ({len(verdicts)} claims)"
             rate = res.rate(name)
             rows.append([test, label, str(len(samples)), textfmt.seconds(stats.median(samples)),
                          textfmt.rate(*rate) if rate else "", ratio, ci_text, verdict])
-        if res.failure:
-            rows.append([""] * 7 + [f"test failed in {res.failure[0]}"])
-        elif res.xfailed:
-            rows.append([""] * 7 + [f"xfailed ({res.xfailed[0]})"])
-        elif res.skipped:
-            rows.append([""] * 7 + [f"skipped ({res.skipped[0]})"])
-        elif res.disturbed_rounds:
-            rows.append([""] * 7 + [f"noise: {res.disturbed_rounds} disturbed round(s), {res.retries} retried"])
+        note = _outcome_note(res)
+        if note:
+            rows.append([""] * 7 + [note])
     columns = [i for i in range(len(head)) if show_rate or head[i] != "rate"]
     head = [head[i] for i in columns]
     rows = [[r[i] for i in columns] for r in rows]
-    widths = [max([len(head[i])] + [len(r[i]) for r in rows]) for i in range(len(head))]
-    right = {i for i, h in enumerate(head) if h in ("n", "median", "rate", "ratio")}
+    return text_table(head, rows, [i for i, h in enumerate(head) if h in ("n", "median", "rate", "ratio")])
 
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.rjust(widths[i]) if i in right else c.ljust(widths[i])
-                         for i, c in enumerate(cells)).rstrip()
 
-    out = [line(head), line(["-" * w for w in widths])]
-    out.extend(line(r) for r in rows)
-    return out
+def _outcome_note(res: ItemResult) -> str:
+    """The table's line under a test that did not simply measure."""
+    if res.failure:
+        return f"test failed in {res.failure[0]}"
+    if res.xfailed:
+        return f"xfailed ({res.xfailed[0]})"
+    if res.skipped:
+        return f"skipped ({res.skipped[0]})"
+    if res.disturbed_rounds:
+        return f"noise: {res.disturbed_rounds} disturbed round(s), {res.retries} retried"
+    return ""
 
 
 def claim_lines(results: Iterable[ItemResult], strict: bool) -> list[str]:
@@ -257,8 +250,7 @@ def to_json(results: Iterable[ItemResult], metadata: dict[str, dict[str, Any]], 
                                      "kind": "workload's own" if res.own_rates.get(name) else "work over wall time"}
                 if name in res.ratios:
                     r, ci = res.ratios[name]
-                    entry["ratio"] = r if math.isfinite(r) else None
-                    entry["ci"] = [v if math.isfinite(v) else None for v in ci]
+                    entry["ratio"], entry["ci"] = json_safe(r), json_safe(ci)
             else:
                 entry.update({"samples": [], "median": None})
                 if name in res.unavailable:

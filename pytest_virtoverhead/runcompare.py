@@ -39,6 +39,7 @@ from typing import Any
 
 from . import stats
 from .claims import FAIL, INCONCLUSIVE, PASS, Claim, parse_claim
+from .textfmt import change, finite, interval, json_safe
 
 DEFAULT_TOLERANCE = 0.05
 DEFAULT_CONFIDENCE = 0.95
@@ -56,30 +57,32 @@ class RunFileError(ValueError):
 
 def load_run(path: str) -> dict[str, Any]:
     """Read and check a ``--virt-json`` file; RunFileError says what is wrong."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except IsADirectoryError:
-        raise RunFileError(f"{path}: is a directory, not a --virt-json file") from None
-    except OSError as exc:
-        raise RunFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RunFileError(f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}): "
-                           "not a --virt-json file") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RunFileError(f"{path}: not JSON: {exc}") from None
-    except RecursionError:
-        raise RunFileError(f"{path}: not JSON that can be read: nested too deeply") from None
+    data = read_json(path)
     check_run(data, path)
     return data
 
 
-def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+def read_json(path: str, error: type[ValueError] = RunFileError) -> Any:
+    """The JSON in the file ``path``; ``error`` (a message naming the file)
+    when it cannot be read, is not UTF-8 or not JSON."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except IsADirectoryError:
+        raise error(f"{path}: is a directory, not a --virt-json file") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}): "
+                    "not a --virt-json file") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: not JSON: {exc}") from None
+    except RecursionError:
+        raise error(f"{path}: not JSON that can be read: nested too deeply") from None
 
 
 def check_run(data: Any, name: str = "run", *, allow_aborted: bool = False) -> None:
@@ -133,7 +136,7 @@ def _check_entry(entry: Any, where: str) -> None:
     if samples is not None:
         if not isinstance(samples, list):
             raise RunFileError(f"{where}: 'samples' must be a list of numbers (seconds)")
-        bad = next((x for x in samples if not _is_number(x)), None)
+        bad = next((x for x in samples if not finite(x)), None)
         if bad is not None or any(x < 0 for x in samples):
             raise RunFileError(f"{where}: 'samples' holds {bad!r}: expected non-negative numbers (seconds)")
     rounds = entry.get("rounds")
@@ -150,7 +153,7 @@ def _check_entry(entry: Any, where: str) -> None:
             if isinstance(r.get(key), bool) or not isinstance(r.get(key), int):
                 raise RunFileError(f"{where}: rounds[{j}].{key} must be a whole number, got {r.get(key)!r}")
         value = r.get("value")
-        if value is not None and (not _is_number(value) or value < 0):
+        if value is not None and (not finite(value) or value < 0):
             raise RunFileError(f"{where}: rounds[{j}].value must be a non-negative number of seconds, "
                                f"got {value!r}")
 
@@ -252,7 +255,7 @@ class RunComparison:
     def regressions(self) -> list[str]:
         pct = round(self.confidence * 100, 6)
         out = [f"{r.test} [{r.env}]: overhead ratio {r.ratio_a:.3f} -> {r.ratio_b:.3f} "
-               f"({r.change * 100:+.1f}%, B/A {pct:g}% CI [{r.ci[0]:.3f}, {r.ci[1]:.3f}] above {1 + self.tolerance:g})"
+               f"({change(r.change)}, B/A {pct:g}% CI {interval(r.ci)} above {1 + self.tolerance:g})"
                for r in self.rows if r.regression]
         out += [f"{c.test}: claim '{c.claim}' passed in A and fails in B" for c in self.claims if c.regression]
         return out
@@ -263,15 +266,7 @@ class RunComparison:
         return bool(self.rows)
 
     def to_json(self) -> dict[str, Any]:
-        def clean(v: Any) -> Any:
-            if isinstance(v, float) and not math.isfinite(v):
-                return None
-            if isinstance(v, (list, tuple)):
-                return [clean(x) for x in v]
-            if isinstance(v, dict):
-                return {k: clean(x) for k, x in v.items()}
-            return v
-        return clean({
+        return json_safe({
             "tolerance": self.tolerance, "claim": self.claim, "confidence": self.confidence,
             "rows": [{**asdict(r), "change": r.change, "regression": r.regression, "better": r.better}
                      for r in self.rows],
@@ -314,14 +309,12 @@ def run_estimate(env: dict[str, Any], base: dict[str, Any], confidence: float = 
     # it sat next to) as "baseline_value"; older files pair with the
     # baseline's value of the round.
     own = {r["round"]: float(r["baseline_value"]) for r in env.get("rounds") or []
-           if r.get("used", True) and _is_number(r.get("baseline_value"))} if base.get("env") == run_baseline else {}
+           if r.get("used", True) and finite(r.get("baseline_value"))} if base.get("env") == run_baseline else {}
     common = sorted(set(re_) & set(rb))
-    if not common:
-        return stats.cluster_estimate([], confidence=confidence)
-    d = stats.paired_log_ratios([re_[i][1] for i in common], [own.get(i, rb[i][1]) for i in common])
     # The cluster is env's own process slot: the slot its block ran in on
     # both sides (a VM's 4 processes, not the baseline's 12 or 20).
-    return stats.cluster_estimate(d, [re_[i][0] for i in common], confidence=confidence)
+    return stats.ratio_estimate([re_[i][1] for i in common], [own.get(i, rb[i][1]) for i in common],
+                                [re_[i][0] for i in common], confidence=confidence)
 
 
 def _accel(data: dict[str, Any], env: str) -> str | None:

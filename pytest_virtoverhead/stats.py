@@ -8,10 +8,15 @@ The verdict engine (see docs/verdicts.md):
   the worker process (pair) as the cluster, from a one-way random effects
   model with robust (median, MAD) summaries, so variation between processes
   is inside the interval and a burst of noise in one round is not;
+- :func:`ratio_estimate`: the two together, the one estimate of an
+  overhead ratio from paired rounds;
 - :func:`difference`: the change between two such estimates (two saved
-  runs), Welch-Satterthwaite;
-- :func:`rounds_needed`: how many rounds an inconclusive claim would need.
+  runs: the ratio of ratios), Welch-Satterthwaite;
+- :func:`rounds_needed`: how many rounds an inconclusive claim would need;
+- :func:`claim_p_values` and :func:`holm`: a claim's p-values and Holm's
+  correction over a run's claims.
 
+Student's t is :mod:`.tdist`, the robust summaries :mod:`.robust`.
 Older helpers (ratio of medians, percentile bootstrap of independent
 samples, permutation test) serve descriptive figures only.
 
@@ -26,6 +31,9 @@ import math
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Sequence
+
+from .robust import MAD_SCALE, TRIM, median_variance, trimmed_mean
+from .tdist import t_quantile, t_sf, t_sf2
 
 
 class _LazyNumpy:
@@ -141,83 +149,6 @@ def relative_half_width(ratio: float, ci: tuple[float, float]) -> float:
 
 
 # --------------------------------------------------------------------------
-# Student's t, written out because numpy has none and scipy is not a
-# dependency: the regularized incomplete beta function by its continued
-# fraction (modified Lentz), and the quantile by bisection on the CDF.
-
-
-def _betacf(a: float, b: float, x: float) -> float:
-    tiny = 1e-300
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 400):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < 1e-15:
-            break
-    return h
-
-
-def _betainc(a: float, b: float, x: float) -> float:
-    """Regularized incomplete beta I_x(a, b)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    log_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-                 + a * math.log(x) + b * math.log1p(-x))
-    if x < (a + 1.0) / (a + b + 2.0):
-        return math.exp(log_front) * _betacf(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
-
-
-def t_sf2(t: float, df: float) -> float:
-    """Two-sided tail P(|T| >= |t|) of Student's t with ``df`` degrees of freedom."""
-    if math.isnan(t) or not df > 0:
-        return math.nan
-    if math.isinf(df):
-        return 2 * (1 - NormalDist().cdf(abs(t)))
-    return _betainc(df / 2.0, 0.5, df / (df + t * t))
-
-
-def t_quantile(p: float, df: float) -> float:
-    """The ``p`` quantile (0.5 < p < 1) of Student's t with ``df`` degrees of freedom."""
-    if not 0.5 < p < 1:
-        raise ValueError("t_quantile: p must be between 0.5 and 1")
-    if not df > 0:
-        raise ValueError("t_quantile: needs at least one degree of freedom")
-    if math.isinf(df) or df > 1e7:
-        return NormalDist().inv_cdf(p)
-    tail = 2 * (1 - p)
-    lo, hi = 0.0, 1.0
-    while t_sf2(hi, df) > tail:
-        hi *= 2
-    for _ in range(200):
-        mid = (lo + hi) / 2
-        if t_sf2(mid, df) > tail:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo < 1e-12 * max(1.0, hi):
-            break
-    return (lo + hi) / 2
-
-
-# --------------------------------------------------------------------------
 # the round-level, process-aware estimate
 
 
@@ -291,50 +222,6 @@ def paired_log_ratios(env_values: Sequence[float], base_values: Sequence[float])
     if np.any(a <= 0) or np.any(b <= 0):
         raise ValueError("round summaries must be positive times to take a ratio")
     return np.log(a) - np.log(b)
-
-
-#: Normal-consistent MAD: sigma = MAD_SCALE * median(|x - median|).
-MAD_SCALE = 1.4826
-#: Large-sample variance of a median over that of a mean (pi / 2) for
-#: normal data; for 3-5 values it slightly overstates it (conservative).
-MEDIAN_VARIANCE = math.pi / 2
-#: n * Var(median of n) / sigma^2 for normal data and small n (seeded
-#: simulation, 400,000 draws each; tests/test_stats.py checks them): a
-#: median of 1 or 2 values is a mean, and an even n averages the two
-#: middle values, which is why the factor zigzags up towards pi / 2.
-SMALL_MEDIAN_VARIANCE = {1: 1.0, 2: 1.0, 3: 1.346, 4: 1.192, 5: 1.434, 6: 1.283, 7: 1.478, 8: 1.347,
-                         9: 1.497, 10: 1.381}
-
-
-def median_variance(n: int) -> float:
-    """Variance of the median of ``n`` values over that of one value, times n."""
-    return SMALL_MEDIAN_VARIANCE.get(int(n), MEDIAN_VARIANCE)
-
-
-#: Share of the cluster values trimmed from each end (Tukey and McLaughlin;
-#: Yuen): 20%, the usual choice, which keeps ~95% of a mean's efficiency on
-#: normal data. Below 5 clusters nothing is trimmed (floor(0.2 * G) = 0).
-TRIM = 0.2
-
-
-def trimmed_mean(values: Sequence[float], trim: float = TRIM) -> tuple[float, float, float]:
-    """(trimmed mean, its squared standard error, degrees of freedom) of
-    independent values: Yuen's trimmed t. ``g = floor(trim * n)`` values
-    are dropped from each end for the mean; the standard error comes from
-    the winsorized variance (the dropped values set to the nearest kept
-    one): ``se^2 = (n - 1) s_w^2 / (h (h - 1))`` with ``h = n - 2g`` kept
-    values and ``h - 1`` degrees of freedom. With ``g = 0`` this is the
-    plain mean, ``s^2 / n`` and ``n - 1``."""
-    x = np.sort(np.asarray(values, dtype=float))
-    n = int(x.size)
-    if n < 2:
-        raise ValueError("a trimmed mean's error needs at least two values")
-    g = int(math.floor(trim * n + 1e-9))
-    h = n - 2 * g
-    kept = x[g:n - g]
-    wins = np.clip(x, kept[0], kept[-1])
-    var = (n - 1) * float(wins.var(ddof=1)) / (h * (h - 1)) if h > 1 else math.inf
-    return float(kept.mean()), var, float(h - 1)
 
 
 def cluster_estimate(d: Sequence[float], clusters: Sequence[int] | None = None, *,
@@ -415,6 +302,19 @@ def cluster_estimate(d: Sequence[float], clusters: Sequence[int] | None = None, 
     return Estimate(theta, se, df, theta - t * se, theta + t * se, g, n, confidence, method, scale)
 
 
+def ratio_estimate(env_values: Sequence[float], base_values: Sequence[float], clusters: Sequence[int] | None = None,
+                   *, confidence: float = 0.95) -> Estimate:
+    """The estimate of the ratio ``env / base`` from rounds paired by
+    position: each pair's log ratio (:func:`paired_log_ratios`) over the
+    clusters (:func:`cluster_estimate`); an estimate of nothing (NaN) when
+    there are no rounds. The one estimate of an overhead ratio: a run's
+    ratio, and (two of them through :func:`difference`) the ratio of ratios
+    of two runs that ``pytest-virtoverhead compare`` judges."""
+    if len(env_values) == 0 and len(base_values) == 0:
+        return cluster_estimate([], confidence=confidence)
+    return cluster_estimate(paired_log_ratios(env_values, base_values), clusters, confidence=confidence)
+
+
 def difference(a: Estimate, b: Estimate, *, confidence: float = 0.95) -> Estimate:
     """``b - a`` on the log scale (exp of it: B's ratio over A's), with a
     Welch-Satterthwaite t interval from the two estimates' standard errors."""
@@ -459,16 +359,6 @@ def rounds_needed(est: Estimate, bound: float) -> float:
 # many claims: one-sided p-values of a claim's two conclusions, and Holm's
 # step-down over a run's family of them (--virt-correction=holm; see
 # docs/verdicts.md, "Many claims")
-
-
-def t_sf(t: float, df: float) -> float:
-    """One-sided tail P(T >= t) of Student's t with ``df`` degrees of freedom."""
-    if math.isnan(t) or not df > 0:
-        return math.nan
-    if math.isinf(t):
-        return 0.0 if t > 0 else 1.0
-    half = t_sf2(t, df) / 2
-    return half if t >= 0 else 1.0 - half
 
 
 def _tail(distance: float, se: float, df: float) -> float:

@@ -43,6 +43,8 @@ def environment() -> Any:
     )
     env.filters["seconds"] = textfmt.seconds
     env.filters["fixed"] = textfmt.fixed
+    env.filters["interval"] = textfmt.interval  # of ratios: [1.020, 1.050]
+    env.filters["time_interval"] = lambda ci: textfmt.interval(ci, textfmt.seconds)
     env.tests["finite"] = textfmt.finite
     return env
 

@@ -90,6 +90,32 @@ def test_ratio_of_ratios_is_the_difference_of_the_two_estimates():
     assert row.ratio_of_ratios == pytest.approx(1.5, rel=0.03)
 
 
+def test_ratio_of_ratios_goes_through_the_shared_ratio_estimate(monkeypatch):
+    """compare's two ratios are stats.ratio_estimate, the one estimate of a
+    ratio (hand-computed: vm/baremetal is 2 in every round of A and 3 in B,
+    so the ratio of ratios is 1.5 with a point interval)."""
+    calls = []
+    shared = stats.ratio_estimate
+
+    def spy(env, base, clusters=None, **kw):
+        calls.append((list(env), list(base), list(clusters)))
+        return shared(env, base, clusters, **kw)
+
+    monkeypatch.setattr(stats, "ratio_estimate", spy)
+    a = run({(T, "baremetal"): [1.0, 2.0, 1.0, 2.0], (T, "vm"): [2.0, 4.0, 2.0, 4.0]})
+    b = run({(T, "baremetal"): [1.0, 2.0, 1.0, 2.0], (T, "vm"): [3.0, 6.0, 3.0, 6.0]})
+    [row] = compare_runs(a, b).rows
+    assert calls == [([2.0, 4.0, 2.0, 4.0], [1.0, 2.0, 1.0, 2.0], [0, 1, 0, 1]),
+                     ([3.0, 6.0, 3.0, 6.0], [1.0, 2.0, 1.0, 2.0], [0, 1, 0, 1])]
+    assert row.ratio_a == pytest.approx(2.0) and row.ratio_b == pytest.approx(3.0)
+    assert row.ratio_of_ratios == pytest.approx(1.5) and row.ci == (pytest.approx(1.5), pytest.approx(1.5))
+
+
+def test_ratio_estimate_of_no_rounds_is_nan():
+    est = stats.ratio_estimate([], [])
+    assert est.n == 0 and math.isnan(est.ratio) and all(math.isnan(x) for x in est.ci)
+
+
 def test_compare_verdicts():
     base = [1.0] * 6
     a = run({(T, "baremetal"): base, (T, "vm"): [2.0, 2.02, 1.98, 2.0, 2.01, 1.99],      # 2

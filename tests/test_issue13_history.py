@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from pytest_virtoverhead import cli, history
+from pytest_virtoverhead import cli, history, historymd
 from pytest_virtoverhead.history import DOWN, UP, HistoryError
 
 
@@ -147,7 +147,7 @@ def test_runs_without_a_time_keep_the_given_order_and_say_so():
 def test_one_run_is_one_point():
     h = history.build(runs_of(doc(claim())))
     assert len(h.series) == 1 and len(h.series[0].points) == 1 and h.last_changes() == ([], [])
-    md = history.render_markdown(h)
+    md = historymd.render_markdown(h)
     assert "nothing to compare yet" in md and "| ✅ pass | `t.py::test_a` | `vm <= 2 * baremetal` |" in md
 
 
@@ -225,7 +225,7 @@ def markdown_tables(text):
 def test_markdown_of_the_last_two_runs():
     h = history.build(runs_of(*FIVE))
     assert [p.step if p else "-" for p in h.series[0].points] == [None, None, UP, None, DOWN]
-    md = history.render_markdown(h)
+    md = historymd.render_markdown(h)
     assert md.startswith("## pytest-virtoverhead history: 3 claims over 5 runs; last two runs: 1 step, "
                          "1 verdict change")
     assert "#4 `run4.json` → #5 `run5.json`" in md
@@ -241,7 +241,7 @@ def test_markdown_of_the_last_two_runs():
 
 def test_markdown_cells_stay_in_their_table():
     h = history.build(runs_of(doc(claim(test="t.py::test_a[a|b\nc]")), doc(claim(test="t.py::test_a[a|b\nc]"))))
-    rows = markdown_tables(history.render_markdown(h))[0]
+    rows = markdown_tables(historymd.render_markdown(h))[0]
     assert len(rows) == 2 and len(rows[1]) == 7 and rows[1][1] == "<code>t.py::test_a[a|b ⏎ c]</code>"
 
 
@@ -249,8 +249,8 @@ def test_markdown_stays_under_a_size():
     many = [doc(*[claim(test=f"t.py::test_{i}", ratio=1 + k / 10, ci=(1 + k / 10 - .01, 1 + k / 10 + .01))
                   for i in range(200)]) for k in range(2)]
     h = history.build(runs_of(*many))
-    full = history.render_markdown(h)
-    short = history.render_markdown(h, max_bytes=8000)
+    full = historymd.render_markdown(h)
+    short = historymd.render_markdown(h, max_bytes=8000)
     assert len(full.encode()) > 8000 >= len(short.encode())
     assert "more changed claim(s) left out" in short
 
@@ -274,7 +274,7 @@ def test_cli_writes_the_page_and_the_markdown(tmp_path, capsys, monkeypatch):
     assert 'data-claim="t.py::test_a :: vm &lt;= 2 * baremetal"' in page
     assert "step up (slower), verdict flip" in page and "step down (faster), verdict flip" in page
     assert not re.search(r'(src|href)="(https?:)?//', page) and "<script" not in page
-    assert md.read_text() == history.render_markdown(history.history_of(paths))
+    assert md.read_text() == historymd.render_markdown(history.history_of(paths))
     assert summary.read_text().startswith("earlier step\n\n## pytest-virtoverhead history:")
 
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from pytest_virtoverhead import stats
+from pytest_virtoverhead import robust, stats, tdist
 
 
 def test_median_and_ratio():
@@ -84,10 +84,10 @@ def test_relative_half_width():
 def test_t_quantiles_match_tables():
     # Student's t tables: t(0.975; df)
     for df, value in ((1, 12.7062), (3, 3.1824), (5, 2.5706), (10, 2.2281), (30, 2.0423)):
-        assert stats.t_quantile(0.975, df) == pytest.approx(value, abs=1e-4)
-    assert stats.t_quantile(0.975, math.inf) == pytest.approx(1.95996, abs=1e-5)
-    assert stats.t_quantile(0.995, 4) == pytest.approx(4.6041, abs=1e-4)
-    assert stats.t_sf2(2.0, 5) == pytest.approx(0.10194, abs=1e-5)
+        assert tdist.t_quantile(0.975, df) == pytest.approx(value, abs=1e-4)
+    assert tdist.t_quantile(0.975, math.inf) == pytest.approx(1.95996, abs=1e-5)
+    assert tdist.t_quantile(0.995, 4) == pytest.approx(4.6041, abs=1e-4)
+    assert tdist.t_sf2(2.0, 5) == pytest.approx(0.10194, abs=1e-5)
 
 
 def test_paired_log_ratios():
@@ -221,13 +221,13 @@ def test_trimmed_mean_by_hand():
     # 10 values, 20% trimmed: g = 2 from each end, h = 6 kept (3..8), mean
     # 5.5; winsorized [3,3,3,4,5,6,7,8,8,8]: squared deviations from 5.5 sum
     # to 42.5, s_w^2 = 42.5 / 9; se^2 = 9 * s_w^2 / (6 * 5) = 42.5 / 30.
-    mean, var, df = stats.trimmed_mean([1, 2, 3, 4, 100, 5, 6, 7, 8, 9])
+    mean, var, df = robust.trimmed_mean([1, 2, 3, 4, 100, 5, 6, 7, 8, 9])
     assert mean == pytest.approx(5.5) and var == pytest.approx(42.5 / 30) and df == 5
     # below 5 values nothing is trimmed: the plain mean, s^2 / n, n - 1
-    mean, var, df = stats.trimmed_mean([1.0, 2.0, 3.0, 6.0])
+    mean, var, df = robust.trimmed_mean([1.0, 2.0, 3.0, 6.0])
     assert mean == pytest.approx(3.0) and var == pytest.approx((14 / 3) / 4) and df == 3
     with pytest.raises(ValueError):
-        stats.trimmed_mean([1.0])
+        robust.trimmed_mean([1.0])
 
 
 def test_one_slow_process_does_not_move_the_estimate():
@@ -265,5 +265,5 @@ def test_small_sample_median_variance_factors():
     rng = np.random.default_rng(2)
     for n in range(1, 11):
         x = rng.standard_normal((100_000, n))
-        assert stats.median_variance(n) == pytest.approx(n * float(np.median(x, axis=1).var()), rel=0.03)
-    assert stats.median_variance(50) == pytest.approx(math.pi / 2)
+        assert robust.median_variance(n) == pytest.approx(n * float(np.median(x, axis=1).var()), rel=0.03)
+    assert robust.median_variance(50) == pytest.approx(math.pi / 2)
