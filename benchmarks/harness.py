@@ -54,7 +54,7 @@ import common  # noqa: E402  (as a module, so the worker can import its jobs)
 from pytest_virtoverhead import stats  # noqa: E402
 from pytest_virtoverhead.config import build_settings  # noqa: E402
 from pytest_virtoverhead.envs import RunContext  # noqa: E402
-from pytest_virtoverhead.envs.base import EnvUnavailable  # noqa: E402
+from pytest_virtoverhead.envs.errors import EnvUnavailable  # noqa: E402
 from pytest_virtoverhead.session import EnvironmentPool  # noqa: E402
 
 PY = sys.executable

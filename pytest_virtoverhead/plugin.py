@@ -47,7 +47,8 @@ def _load() -> None:
     from . import benchjson, htmlreport, waivers
     from .config import DEFAULT_ENVS, ItemPlan, Settings, build_settings, plan_for_marker
     from .envs import KINDS
-    from .envs.base import EnvUnavailable, RunContext
+    from .envs.base import RunContext
+    from .envs.errors import EnvUnavailable
     from .progress import Progress
     from .report import JSON_VERSION, claim_lines, environment_lines, host_line, table_lines, to_json, write_json_atomic
     from .session import Comparator, EnvironmentPool, ItemResult, add_skipped_claims, outcome_of

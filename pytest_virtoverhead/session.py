@@ -21,7 +21,9 @@ from . import noise, stats
 from .claims import ABSOLUTE, FAIL, FIXED, INCONCLUSIVE, PASS, RATIO, Claim
 from .config import Settings
 from .envs import backend_class
-from .envs.base import EnvError, EnvSpec, Environment, EnvUnavailable, RemoteError, RunContext
+from .envs.base import EnvSpec, RunContext
+from .envs.errors import EnvError, EnvUnavailable, RemoteError
+from .envs.handle import Environment
 
 SKIPPED = "skipped"
 

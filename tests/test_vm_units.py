@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from pytest_virtoverhead.envs.base import EnvUnavailable
+from pytest_virtoverhead.envs.errors import EnvUnavailable
 from pytest_virtoverhead.envs.vm import accel, domain, initramfs, kernel, permission_fix
 
 MODULES_DEP = """\

@@ -5,19 +5,9 @@ from __future__ import annotations
 
 import importlib
 
-from .base import (
-    Backend,
-    EnvError,
-    EnvSpec,
-    Environment,
-    EnvUnavailable,
-    JobTimeout,
-    Measurement,
-    RemoteError,
-    RunContext,
-    SerializationError,
-    WorkerDied,
-)
+from .base import Backend, EnvSpec, RunContext
+from .errors import EnvError, EnvUnavailable, JobTimeout, RemoteError, SerializationError, WorkerDied
+from .handle import Environment, Measurement
 
 #: kind -> "module:class" of its backend.
 KINDS: dict[str, str] = {

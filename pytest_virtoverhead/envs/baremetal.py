@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import tempfile
 from typing import Any
 
-import shutil
-
 from .. import footprint
-from ..envvars import WATCH_PARENT_VAR
-from .base import SCRATCH_ENV, Backend, EnvUnavailable, PipeTransport, Transport
+from ..envvars import SCRATCH_ENV, WATCH_PARENT_VAR
+from .base import Backend
+from .channel import PipeTransport, Transport
+from .errors import EnvUnavailable
 
 
 class BaremetalBackend(Backend):

@@ -34,18 +34,10 @@ import threading
 import time
 from typing import Any
 
-from .base import (
-    LABEL_PREFIX,
-    OWNER_LABEL,
-    SCRATCH_ENV,
-    SESSION_LABEL,
-    Backend,
-    EnvError,
-    EnvUnavailable,
-    RunContext,
-    Transport,
-    owner_alive,
-)
+from ..envvars import SCRATCH_ENV
+from .base import LABEL_PREFIX, OWNER_LABEL, SESSION_LABEL, Backend, RunContext, owner_alive
+from .channel import Transport
+from .errors import EnvError, EnvUnavailable
 from .container_stream import AttachTransport
 from .. import footprint
 

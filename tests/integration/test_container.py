@@ -29,7 +29,8 @@ from pytest_virtoverhead.envs import (
     RunContext,
     backend_class,
 )
-from pytest_virtoverhead.envs.base import OWNER_LABEL, SCRATCH_ENV, SESSION_LABEL
+from pytest_virtoverhead.envs.base import OWNER_LABEL, SESSION_LABEL
+from pytest_virtoverhead.envvars import SCRATCH_ENV
 
 ROOTDIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TEST_LABEL = "io.github.pytest-virtoverhead.test"

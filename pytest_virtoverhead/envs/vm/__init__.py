@@ -21,7 +21,10 @@ import tempfile
 import time
 from typing import Any
 
-from ..base import SCRATCH_ENV, Backend, EnvError, EnvUnavailable, RunContext, SocketTransport, Transport, owner_alive
+from ...envvars import SCRATCH_ENV
+from ..base import Backend, RunContext, owner_alive
+from ..channel import SocketTransport, Transport
+from ..errors import EnvError, EnvUnavailable
 from . import accel as accel_mod
 from . import domain as domain_mod
 from . import initramfs, kernel as kernel_mod, prestart as prestart_mod, snapshot as snapshot_mod

@@ -24,7 +24,7 @@ import stat
 from dataclasses import dataclass, field
 
 from ...fsutil import atomic_write
-from ..base import EnvUnavailable
+from ..errors import EnvUnavailable
 from . import prestart as ps
 
 #: What the guest needs, by module name: virtio PCI transport, the 9p root,

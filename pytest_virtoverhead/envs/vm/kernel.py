@@ -22,7 +22,7 @@ import zlib
 from dataclasses import dataclass
 
 from ...fsutil import atomic_write
-from ..base import EnvUnavailable
+from ..errors import EnvUnavailable
 
 XEN_ELFNOTE_PHYS32_ENTRY = 18
 HOW_TO_GET_KERNEL = (
