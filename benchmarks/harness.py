@@ -205,7 +205,8 @@ def starts_and_dispatch(table: Table, data: dict[str, Any], args: argparse.Names
         plan.append(("vm", {"accel": "tcg"}, args.vm_boots, args.vm_calls, "< 3 s", 3.0, "< 10 ms", 10.0))
     if "container" in [p[0] for p in plan]:
         try:
-            from pytest_virtoverhead.envs.container import connect, ensure_mirror_image
+            from pytest_virtoverhead.envs.container.client import connect
+            from pytest_virtoverhead.envs.container.mirror import ensure_mirror_image
 
             t0 = time.perf_counter()
             ensure_mirror_image(connect())

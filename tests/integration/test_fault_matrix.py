@@ -93,7 +93,7 @@ def _unavailable(config, kind: str, reason: str):
 
 @pytest.fixture(scope="module")
 def docker_client(pytestconfig):
-    from pytest_virtoverhead.envs.container import connect
+    from pytest_virtoverhead.envs.container.client import connect
 
     try:
         client = connect()
