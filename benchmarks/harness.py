@@ -141,17 +141,18 @@ def kvm_status(ctx: RunContext) -> tuple[bool, str]:
     """(KVM guests boot here, why), from the VM backend's own accel choice:
     the cached verdict, else a probe (accel=auto: a guest that must reach
     user space within a few seconds)."""
-    from pytest_virtoverhead.envs.vm import VMBackend, _import_libvirt, _version
+    from pytest_virtoverhead.envs.vm import VMBackend
+    from pytest_virtoverhead.envs.vm.connect import import_libvirt, version_string
     from pytest_virtoverhead.envs.vm import accel as accel_mod
 
     ok, why = accel_mod.kvm_device_usable()
     if not ok:
         return False, why
-    libvirt = _import_libvirt()
+    libvirt = import_libvirt()
     backend = VMBackend(common.EnvSpec("vm", "vm", {}), ctx)
     conn = libvirt.open(backend.uri)
     try:
-        qemu = _version(conn.getVersion())
+        qemu = version_string(conn.getVersion())
         try:
             conn.getDomainCapabilities(None, "x86_64", None, "kvm")
             has_kvm, detail = True, ""

@@ -1,5 +1,6 @@
-"""Small file-system helpers shared by the reports and the backends.
-Standard library only."""
+"""Small file-system helpers shared by the reports, the plugin and the
+backends: an atomic file write and the default cache directory. Standard
+library only."""
 
 from __future__ import annotations
 
@@ -25,3 +26,10 @@ def atomic_write(path: str, data: bytes | str, mode: int = 0o644) -> None:
         except OSError:
             pass
         raise
+
+
+def default_cache_dir() -> str:
+    """Where built images, kernels and initramfs are cached unless the ini
+    key ``virt_cache_dir`` says otherwise: ``$XDG_CACHE_HOME`` (default
+    ``~/.cache``) ``/pytest-virtoverhead``."""
+    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "pytest-virtoverhead")

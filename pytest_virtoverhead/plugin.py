@@ -49,6 +49,7 @@ def _load() -> None:
     from .envs import KINDS
     from .envs.base import RunContext
     from .envs.errors import EnvUnavailable
+    from .fsutil import default_cache_dir
     from .progress import Progress
     from .report import JSON_VERSION, claim_lines, environment_lines, host_line, table_lines, to_json, write_json_atomic
     from .session import Comparator, EnvironmentPool, ItemResult, add_skipped_claims, outcome_of
@@ -75,8 +76,7 @@ class VirtState:
     def __init__(self, config: pytest.Config, settings: Settings):
         self.config = config
         self.settings = settings
-        cache = config.getini("virt_cache_dir") or os.path.join(
-            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "pytest-virtoverhead")
+        cache = config.getini("virt_cache_dir") or default_cache_dir()
         self.ctx = RunContext(
             session_id=uuid.uuid4().hex[:12],
             rootdir=str(config.rootpath),
