@@ -34,10 +34,14 @@ Standard library only.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import stat
 import subprocess
+
+from ...fsutil import atomic_write
+from . import elf
 
 #: Where /init keeps the prestart's files (inside the initramfs).
 PRESTART_DIR = "/vo"
@@ -184,11 +188,7 @@ def discover(python: str, env: dict[str, str], cache_dir: str, preimport: tuple[
     except ValueError:
         raise Unsupported("listing the interpreter's start files printed no JSON") from None
     found["preimport"] = list(preimport)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(found, f)
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(found))
     return found
 
 
@@ -271,17 +271,14 @@ def loaded_part(data: bytes) -> bytes:
     and the saved state holds all of it. Other data unchanged."""
     import struct
 
-    if len(data) < 64 or data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+    if len(data) < 64 or not elf.is_elf64_le(data):
         return data
-    phoff = struct.unpack_from("<Q", data, 0x20)[0]
-    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    phoff, phentsize, phnum = elf.header_table(data)
     end = phoff + phentsize * phnum
     if not phnum or end > len(data):
         return data
-    for i in range(phnum):
-        offset, filesz = struct.unpack_from("<Q", data, phoff + i * phentsize + 8)[0], \
-            struct.unpack_from("<Q", data, phoff + i * phentsize + 32)[0]
-        end = max(end, offset + filesz)
+    for seg in elf.program_headers(io.BytesIO(data)):
+        end = max(end, seg.offset + seg.filesz)
     if end >= len(data):
         return data
     head = bytearray(data[:end])

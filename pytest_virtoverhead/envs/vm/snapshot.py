@@ -32,6 +32,7 @@ import os
 import time
 from typing import Any
 
+from ...fsutil import prune
 from .accel import machine_key
 from .domain import DomainConfig, build_xml
 
@@ -157,11 +158,4 @@ def discard(path: str) -> None:
 
 def _prune(directory: str, keep: str) -> None:
     """Keep the newest KEEP states (each configuration has its own)."""
-    try:
-        names = [os.path.join(directory, n) for n in os.listdir(directory) if n.endswith(".state")]
-        names.sort(key=lambda p: os.stat(p).st_mtime, reverse=True)
-    except OSError:
-        return
-    for path in names[KEEP:]:
-        if path != keep:
-            discard(path)
+    prune(directory, lambda n: n.endswith(".state"), KEEP, keep=keep)
