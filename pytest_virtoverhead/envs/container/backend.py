@@ -76,7 +76,7 @@ class ContainerBackend(Backend):
         self._last_container = ""  # "name (id)" of the last container, for diagnostics
         self._started_at = 0.0
         self._daemon_gone = ""  # why the daemon did not answer at stop, if it did not
-        self._fp_cache: tuple[str, tuple[int, dict[str, str], int | None]] | None = None
+        self._fp_cache: tuple[str, tuple[dict[str, str], int | None]] | None = None
         self._check()
 
     # -- options ------------------------------------------------------------
@@ -365,7 +365,7 @@ class ContainerBackend(Backend):
 
     # -- footprint (issue 16) -------------------------------------------------
 
-    def _fp_target(self) -> tuple[int, dict[str, str], int | None] | None:
+    def _fp_target(self) -> tuple[dict[str, str], int | None] | None:
         """:func:`.footprint.target` of the running container, looked up once per container."""
         cid = self._container_id
         if cid is None or self._client is None:

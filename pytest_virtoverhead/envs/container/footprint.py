@@ -11,9 +11,9 @@ from typing import Any
 from ... import footprint
 
 
-def target(client, cid: str) -> tuple[int, dict[str, str], int | None] | None:
-    """(init pid, its cgroup directories, the containerd shim's pid) of
-    running container ``cid``; None when it has no process."""
+def target(client, cid: str) -> tuple[dict[str, str], int | None] | None:
+    """(the cgroup directories of its init process, the containerd shim's
+    pid) of running container ``cid``; None when it has no process."""
     api = client.api  # a short timeout (the client's default is a minute or more)
     info = api._result(api._get(api._url("/containers/{0}/json", cid), timeout=5), True)
     pid = int((info.get("State") or {}).get("Pid") or 0)
@@ -27,13 +27,13 @@ def target(client, cid: str) -> tuple[int, dict[str, str], int | None] | None:
             shim = ppid
     except (OSError, ValueError, IndexError):
         pass
-    return pid, dirs, shim
+    return dirs, shim
 
 
-def sample(pid: int, dirs: dict[str, str], shim: int | None) -> dict[str, Any]:
+def sample(dirs: dict[str, str], shim: int | None) -> dict[str, Any]:
     """The memory cgroup (usage and the kernel's high-water mark) and CPU
     (its cgroup's, plus the containerd shim's own) of a container's
-    :func:`target`."""
+    :func:`target` (its cgroup directories and shim)."""
     out: dict[str, Any] = {}
     mem = footprint.cgroup_memory(dirs)
     if mem is not None:
