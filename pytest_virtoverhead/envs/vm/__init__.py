@@ -60,9 +60,9 @@ class _Start:
     """What one start chose, step by step: its metadata is made of it."""
 
     t0: float
-    kernel: kernel_mod.GuestKernel | None = None
-    image: kernel_mod.BootImage | None = None
-    init: initramfs.InitConfig | None = None
+    kernel: kernel_mod.GuestKernel = field(init=False)
+    image: kernel_mod.BootImage = field(init=False)
+    init: initramfs.InitConfig = field(init=False)
     initrd: str = ""
     modules: list[str] = field(default_factory=list)
     bytecode: str = ""
@@ -159,10 +159,10 @@ class VMBackend(Backend):
         conn = self._connect(libvirt)
         st.qemu_version = version_string(conn.getVersion())
         choice = self._choose_accel(libvirt, conn, st.qemu_version)
-        self.workdir = workdir_mod.create(self.dom_name[len(domain_mod.DOMAIN_PREFIX):],
-                                          self.ctx.labels()[OWNER_LABEL])
-        dcfg = self._domain_config(st)
-        sock, prefix = self._restore_or_boot(libvirt, dcfg, choice, st)
+        self.workdir = workdir = workdir_mod.create(self.dom_name[len(domain_mod.DOMAIN_PREFIX):],
+                                                    self.ctx.labels()[OWNER_LABEL])
+        dcfg = self._domain_config(st, workdir)
+        sock, prefix = self._restore_or_boot(libvirt, dcfg, choice, st, workdir)
         self.sock = sock
         self._meta = self._start_metadata(libvirt, dcfg, st)
         return PrefixedSocketTransport(sock, prefix)
@@ -221,15 +221,15 @@ class VMBackend(Backend):
         except (ValueError, RuntimeError) as exc:
             raise EnvUnavailable(str(exc)) from None
 
-    def _domain_config(self, st: _Start) -> domain_mod.DomainConfig:
+    def _domain_config(self, st: _Start, workdir: str) -> domain_mod.DomainConfig:
         """The domain of this start, its files in the work directory."""
         vcpus = self._int("vcpus", len(self.ctx.cpus) if self.ctx.cpus else 1)
         memory = self._int("memory", self.ctx.memory_mb)
         cmdline = " ".join(["console=ttyS0", "panic=-1", "rdinit=/init", self._opt("kernel_args", "")]).strip()
-        labels = {**self.ctx.labels(), domain_mod.WORKDIR_LABEL: self.workdir,
+        labels = {**self.ctx.labels(), domain_mod.WORKDIR_LABEL: workdir,
                   "io.github.pytest-virtoverhead.env": self.spec.name}
         disk_cache = self._opt("disk_cache", "none")
-        if disk_cache in ("none", "directsync") and not workdir_mod.odirect_ok(self.workdir):
+        if disk_cache in ("none", "directsync") and not workdir_mod.odirect_ok(workdir):
             disk_cache = "writeback"
         firmware = self._opt("firmware", "qboot")
         if firmware not in ("qboot", "bios"):
@@ -237,16 +237,16 @@ class VMBackend(Backend):
         loader = domain_mod.qboot_rom() if firmware == "qboot" else None
         return domain_mod.DomainConfig(
             name=self.dom_name, kernel=st.image.path, initrd=st.initrd, cmdline=cmdline,
-            console_log=os.path.join(self.workdir, "console.log"),
-            worker_socket=os.path.join(self.workdir, "worker.sock"),
+            console_log=os.path.join(workdir, "console.log"),
+            worker_socket=os.path.join(workdir, "worker.sock"),
             machine=self._opt("machine", "pc"), cpu_mode=self._opt("cpu", None), memory_mb=memory, vcpus=vcpus,
             cpus=self.ctx.cpus,
-            scratch_disk=os.path.join(self.workdir, "scratch.img"), disk_cache=disk_cache, labels=labels,
+            scratch_disk=os.path.join(workdir, "scratch.img"), disk_cache=disk_cache, labels=labels,
             loader=loader,
             title=f"pytest-virtoverhead session {self.ctx.session_id} environment {self.spec.name}")
 
     def _restore_or_boot(self, libvirt, dcfg: domain_mod.DomainConfig, choice: accel_mod.AccelChoice,
-                         st: _Start) -> tuple[socket.socket, bytes]:
+                         st: _Start, workdir: str) -> tuple[socket.socket, bytes]:
         """Probe KVM if the choice asks, then restore the saved state of this
         configuration or boot (once more after a silent hang); on failure,
         stop everything and raise EnvUnavailable saying why."""
@@ -263,7 +263,7 @@ class VMBackend(Backend):
             if choice.probe:
                 probe_timeout = min(self._float("kvm_probe_timeout", accel_mod.PROBE_TIMEOUT), boot_timeout)
                 key = accel_mod.machine_key(st.qemu_version)
-                works, detail = booter.probe_kvm(dcfg, self.workdir, self.cache_dir, probe_timeout)
+                works, detail = booter.probe_kvm(dcfg, workdir, self.cache_dir, probe_timeout)
                 accel_mod.save_verdict(self.cache_dir, key, works, detail)
                 if works:
                     st.reason = f"auto: {detail} (probed now)"
