@@ -180,5 +180,3 @@ class Backend(abc.ABC):
     def reap(cls, ctx: RunContext) -> list[str]:
         """Remove what dead sessions left behind; return what was removed."""
         return []
-
-

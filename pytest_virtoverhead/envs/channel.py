@@ -19,6 +19,7 @@ from typing import Any
 from ..protocol import FrameDecoder, ProtocolError, encode
 from .errors import EnvError, JobTimeout, RemoteError, WorkerDied
 
+
 class Transport(abc.ABC):
     """A bidirectional byte stream to one worker."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+
 class EnvUnavailable(Exception):
     """The environment cannot start here; the message says how to fix that."""
 

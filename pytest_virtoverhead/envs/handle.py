@@ -22,6 +22,7 @@ from .base import Backend
 from .channel import Channel
 from .errors import EnvError, EnvUnavailable, RemoteError, SerializationError, WorkerDied
 
+
 def function_ref(fn: Callable[..., Any]) -> dict[str, Any]:
     """How a worker finds ``fn``: module, qualified name and source file."""
     if not callable(fn):

@@ -239,5 +239,3 @@ def boot_image(kernel: GuestKernel, cache_dir: str, prefer_elf: bool = True) -> 
         return BootImage(kernel.path, "elf-pvh", "the kernel is already an ELF image with a PVH note")
     atomic_write(target, elf)
     return BootImage(target, "elf-pvh", "ELF extracted from the bzImage")
-
-
