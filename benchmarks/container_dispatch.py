@@ -41,7 +41,8 @@ def main() -> int:
 
     # Build (or find) the mirror image before timing anything.
     if not args.image:
-        from pytest_virtoverhead.envs.container import connect, ensure_mirror_image
+        from pytest_virtoverhead.envs.container.client import connect
+        from pytest_virtoverhead.envs.container.mirror import ensure_mirror_image
 
         t0 = time.perf_counter()
         image = ensure_mirror_image(connect())

@@ -54,7 +54,7 @@ import common  # noqa: E402  (as a module, so the worker can import its jobs)
 from pytest_virtoverhead import stats  # noqa: E402
 from pytest_virtoverhead.config import build_settings  # noqa: E402
 from pytest_virtoverhead.envs import RunContext  # noqa: E402
-from pytest_virtoverhead.envs.base import EnvUnavailable  # noqa: E402
+from pytest_virtoverhead.envs.errors import EnvUnavailable  # noqa: E402
 from pytest_virtoverhead.pool import EnvironmentPool  # noqa: E402
 
 PY = sys.executable
@@ -141,17 +141,18 @@ def kvm_status(ctx: RunContext) -> tuple[bool, str]:
     """(KVM guests boot here, why), from the VM backend's own accel choice:
     the cached verdict, else a probe (accel=auto: a guest that must reach
     user space within a few seconds)."""
-    from pytest_virtoverhead.envs.vm import VMBackend, _import_libvirt, _version
+    from pytest_virtoverhead.envs.vm import VMBackend
+    from pytest_virtoverhead.envs.vm.connect import import_libvirt, version_string
     from pytest_virtoverhead.envs.vm import accel as accel_mod
 
     ok, why = accel_mod.kvm_device_usable()
     if not ok:
         return False, why
-    libvirt = _import_libvirt()
+    libvirt = import_libvirt()
     backend = VMBackend(common.EnvSpec("vm", "vm", {}), ctx)
     conn = libvirt.open(backend.uri)
     try:
-        qemu = _version(conn.getVersion())
+        qemu = version_string(conn.getVersion())
         try:
             conn.getDomainCapabilities(None, "x86_64", None, "kvm")
             has_kvm, detail = True, ""
@@ -205,7 +206,8 @@ def starts_and_dispatch(table: Table, data: dict[str, Any], args: argparse.Names
         plan.append(("vm", {"accel": "tcg"}, args.vm_boots, args.vm_calls, "< 3 s", 3.0, "< 10 ms", 10.0))
     if "container" in [p[0] for p in plan]:
         try:
-            from pytest_virtoverhead.envs.container import connect, ensure_mirror_image
+            from pytest_virtoverhead.envs.container.client import connect
+            from pytest_virtoverhead.envs.container.mirror import ensure_mirror_image
 
             t0 = time.perf_counter()
             ensure_mirror_image(connect())

@@ -49,7 +49,7 @@ def die_with_parent(parent: int) -> None:
         pass
 
 
-def _signal_name(number: int) -> str:
+def signal_name(number: int) -> str:
     import signal
 
     try:
@@ -115,7 +115,7 @@ class Child:
             data = os.read(self.proc.stdout.fileno(), 65536)
             if not data:
                 code = self.proc.wait()
-                how = f"killed by {_signal_name(-code)}" if code < 0 else f"exit status {code}"
+                how = f"killed by {signal_name(-code)}" if code < 0 else f"exit status {code}"
                 kills = oom_kills()
                 if code == -9 and kills is not None and self._oom_before is not None and kills > self._oom_before:
                     limit = memory_limit_mb()

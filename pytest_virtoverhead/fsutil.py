@@ -1,10 +1,13 @@
-"""Small file-system helpers shared by the reports and the backends.
-Standard library only."""
+"""Small file-system helpers shared by the reports, the plugin and the
+backends: an atomic file write, cache pruning and the default cache
+directory. Standard
+library only."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from typing import Callable
 
 
 def atomic_write(path: str, data: bytes | str, mode: int = 0o644) -> None:
@@ -25,3 +28,26 @@ def atomic_write(path: str, data: bytes | str, mode: int = 0o644) -> None:
         except OSError:
             pass
         raise
+
+
+def prune(directory: str, match: Callable[[str], bool], count: int, keep: str = "") -> None:
+    """Remove the files of ``directory`` whose names ``match`` but the
+    ``count`` newest (by mtime) and ``keep``; quietly, as a cache is pruned."""
+    try:
+        paths = [os.path.join(directory, n) for n in os.listdir(directory) if match(n)]
+        paths.sort(key=lambda p: os.stat(p).st_mtime, reverse=True)
+    except OSError:
+        return
+    for path in paths[count:]:
+        if path != keep:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+def default_cache_dir() -> str:
+    """Where built images, kernels and initramfs are cached unless the ini
+    key ``virt_cache_dir`` says otherwise: ``$XDG_CACHE_HOME`` (default
+    ``~/.cache``) ``/pytest-virtoverhead``."""
+    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "pytest-virtoverhead")

@@ -36,7 +36,6 @@ from typing import Callable, Iterable
 
 LOCK_DIR_ENV = "VIRTOVERHEAD_LOCK_DIR"
 DEFAULT_LOCK_DIR = "/tmp/pytest-virtoverhead-locks"
-DEFAULT_WAIT = 600.0
 POLL = 0.5
 
 

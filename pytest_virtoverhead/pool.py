@@ -15,7 +15,9 @@ from typing import Any, Iterable
 
 from .config import Settings
 from .envs import backend_class
-from .envs.base import EnvError, Environment, EnvSpec, EnvUnavailable, RunContext
+from .envs.base import EnvSpec, RunContext
+from .envs.errors import EnvError, EnvUnavailable
+from .envs.handle import Environment
 
 #: Longest stop_all() waits for starts in progress (each gives up early
 #: when cancelled) before it stops what exists.

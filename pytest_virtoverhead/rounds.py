@@ -15,7 +15,8 @@ from typing import Any, Callable, Iterable
 from . import noise, stats
 from .claims import ABSOLUTE, FIXED, INCONCLUSIVE, RATIO, Claim
 from .config import Settings
-from .envs.base import EnvError, Environment, RemoteError
+from .envs.errors import EnvError, RemoteError
+from .envs.handle import Environment
 from .planning import Schedule, auto_calls, deciding_bound, max_retries, stable_seed
 from .pool import EnvironmentPool
 from .results import SKIPPED, ClaimResult, ItemResult, RoundRecord

@@ -18,7 +18,9 @@ import pytest
 
 from . import benchjson, htmlreport
 from .config import Settings, build_settings
-from .envs.base import EnvUnavailable, RunContext
+from .envs.base import RunContext
+from .envs.errors import EnvUnavailable
+from .fsutil import default_cache_dir
 from .envvars import WORKER_ENV_VAR
 from .pool import EnvironmentPool
 from .progress import Progress
@@ -35,8 +37,7 @@ class VirtState:
     def __init__(self, config: pytest.Config, settings: Settings):
         self.config = config
         self.settings = settings
-        cache = config.getini("virt_cache_dir") or os.path.join(
-            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "pytest-virtoverhead")
+        cache = config.getini("virt_cache_dir") or default_cache_dir()
         self.ctx = RunContext(
             session_id=uuid.uuid4().hex[:12],
             rootdir=str(config.rootpath),

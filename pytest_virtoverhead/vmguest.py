@@ -1,4 +1,5 @@
-"""A VM guest's start point, handled by the prestarted worker itself.
+"""A VM guest's start point, handled by the prestarted worker itself
+(:func:`prestart`: the worker's wait there and its chroot after it).
 
 When /init starts the worker before the guest's start point (see
 envs/vm/prestart.py), the worker, not the shell, meets the host there: it
@@ -21,9 +22,14 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
+import importlib
 import os
 import sys
 import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 INIT_TAG = "virtoverhead-init"
 #: mount(2) flags by fstab option; other options are passed as data.
@@ -108,3 +114,46 @@ def start_point(marker: str, read, write, fstab: str, scratch_fstab: str, scratc
         say("no scratch disk")
     say("starting worker")
     sys.stderr.flush()
+
+
+def prestart(config_path: str, read: Callable[[int], bytes], write: Callable[[bytes], Any]) -> None:
+    """Wait, with the worker's start path imported, until /init has mounted
+    the host's root, then chroot into it (a VM guest's prestarted worker).
+
+    Before the guest's start point this process runs from the initramfs'
+    copy of the host files it opened so far; it checks that its sys.path is
+    the host's, imports what the ``hello`` reply needs, tells /init it waits
+    (a line on the file descriptor ``fd``) and meets the host at the start
+    point on its serial line (:func:`start_point`: the host saves the guest
+    there, and after a restore sends the clock and entropy; the mounts
+    follow). After the chroot every import and file access reads the
+    host's files, as a worker started after the mounts would."""
+    import json
+    import signal
+
+    # /init started this process in the background, where a shell ignores
+    # SIGINT and SIGQUIT (and the worker processes it spawns would inherit
+    # that): restore what a worker started in the foreground has.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+    with open(config_path) as f:
+        cfg = json.load(f)
+    up = int(cfg["fd"])
+    # sys.path[0] is the directory -m ran from ("/" here and in a chroot start).
+    if sys.path[1:] != cfg["sys_path"] or sys.executable != cfg["executable"]:
+        os.write(up, f"sys.path or sys.executable differ from the host's: {sys.path[1:]} {sys.executable}\n"
+                 .encode())
+        os._exit(3)
+    for name in cfg.get("preimport", ()):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass  # imported after the start, if at all
+    os.write(up, b"waiting\n")
+    os.close(up)
+    start_point(cfg["marker"], read, write, cfg["fstab"], cfg["fstab_scratch"], cfg["scratch_mount"])
+    os.chroot(cfg["root"])
+    os.chdir("/")
+    # Finders and their directory listings were made from the initramfs' copy.
+    sys.path_importer_cache.clear()
+    importlib.invalidate_caches()

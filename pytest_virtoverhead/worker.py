@@ -26,6 +26,7 @@ import importlib
 import os
 import sys
 
+from .envfacts import facts
 from .envvars import ENV_NAME_VAR, WATCH_PARENT_VAR, WORKER_ENV_VAR
 from .protocol import FrameDecoder, encode, read_message
 
@@ -34,97 +35,6 @@ if TYPE_CHECKING:
     from typing import Any, Callable
 
 NO_REPLY = object()
-
-
-# --------------------------------------------------------------------------
-# facts about the environment
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return None
-
-
-def _cpu_model() -> str | None:
-    info = _read("/proc/cpuinfo") or ""
-    for line in info.splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    import platform
-
-    return platform.processor() or None
-
-
-def _mem_total_mb() -> int | None:
-    for line in (_read("/proc/meminfo") or "").splitlines():
-        if line.startswith("MemTotal:"):
-            return int(line.split()[1]) // 1024
-    return None
-
-
-def _cgroup_limits() -> dict[str, Any]:
-    """CPU quota and memory limit of this process's cgroup (v2 or v1)."""
-    out: dict[str, Any] = {"cgroup_version": None, "cpu_quota": None, "memory_limit_mb": None}
-    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
-        out["cgroup_version"] = 2
-        cpu_max = _read("/sys/fs/cgroup/cpu.max")
-        if cpu_max and not cpu_max.startswith("max"):
-            quota, period = cpu_max.split()
-            out["cpu_quota"] = int(quota) / int(period)
-        mem = _read("/sys/fs/cgroup/memory.max")
-        if mem and mem != "max":
-            out["memory_limit_mb"] = int(mem) // (1024 * 1024)
-    elif os.path.isdir("/sys/fs/cgroup/memory") or os.path.isdir("/sys/fs/cgroup/cpu"):
-        out["cgroup_version"] = 1
-        quota = _read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
-        period = _read("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
-        if quota and period and int(quota) > 0:
-            out["cpu_quota"] = int(quota) / int(period)
-        mem = _read("/sys/fs/cgroup/memory/memory.limit_in_bytes")
-        if mem and int(mem) < 1 << 60:
-            out["memory_limit_mb"] = int(mem) // (1024 * 1024)
-    return out
-
-
-#: platform.python_implementation()'s spelling, without importing platform.
-_IMPLEMENTATIONS = {"cpython": "CPython", "pypy": "PyPy", "ironpython": "IronPython", "jython": "Jython"}
-
-
-def _python_version() -> str:
-    """platform.python_version(): the version token of sys.version."""
-    return sys.version.split()[0]
-
-
-def facts() -> dict[str, Any]:
-    """What the worker can see of its environment."""
-    try:
-        cpuset = sorted(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpuset = list(range(os.cpu_count() or 1))
-    from .clock import timer_resolution
-
-    uname = os.uname()
-    data: dict[str, Any] = {
-        "kernel": uname.release,
-        "machine": uname.machine,
-        "hostname": uname.nodename,
-        "cpu_model": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "cpuset": cpuset,
-        "memory_total_mb": _mem_total_mb(),
-        "clocksource": _read("/sys/devices/system/clocksource/clocksource0/current_clocksource"),
-        "python": _python_version(),
-        "python_implementation": _IMPLEMENTATIONS.get(sys.implementation.name, sys.implementation.name),
-        "executable": sys.executable,
-        "pid": os.getpid(),
-        "cwd": os.getcwd(),
-        "timer_resolution": timer_resolution(),
-    }
-    data.update(_cgroup_limits())
-    return data
 
 
 # --------------------------------------------------------------------------
@@ -435,51 +345,6 @@ def _watch_parent(pid: int) -> None:
 PRESTART_VAR = "VIRTOVERHEAD_PRESTART"
 
 
-def _prestart(config_path: str, read: Callable[[int], bytes], write: Callable[[bytes], Any]) -> None:
-    """Wait, with the worker's start path imported, until /init has mounted
-    the host's root, then chroot into it (a VM guest's prestarted worker).
-
-    Before the guest's start point this process runs from the initramfs'
-    copy of the host files it opened so far; it checks that its sys.path is
-    the host's, imports what the ``hello`` reply needs, tells /init it waits
-    (a line on the file descriptor ``fd``) and meets the host at the start
-    point on its serial line (:mod:`.vmguest`: the host saves the guest
-    there, and after a restore sends the clock and entropy; the mounts
-    follow). After the chroot every import and file access reads the
-    host's files, as a worker started after the mounts would."""
-    import json
-    import signal
-
-    # /init started this process in the background, where a shell ignores
-    # SIGINT and SIGQUIT (and the worker processes it spawns would inherit
-    # that): restore what a worker started in the foreground has.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
-    with open(config_path) as f:
-        cfg = json.load(f)
-    up = int(cfg["fd"])
-    # sys.path[0] is the directory -m ran from ("/" here and in a chroot start).
-    if sys.path[1:] != cfg["sys_path"] or sys.executable != cfg["executable"]:
-        os.write(up, f"sys.path or sys.executable differ from the host's: {sys.path[1:]} {sys.executable}\n"
-                 .encode())
-        os._exit(3)
-    for name in cfg.get("preimport", ()):
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            pass  # imported after the start, if at all
-    from . import vmguest
-
-    os.write(up, b"waiting\n")
-    os.close(up)
-    vmguest.start_point(cfg["marker"], read, write, cfg["fstab"], cfg["fstab_scratch"], cfg["scratch_mount"])
-    os.chroot(cfg["root"])
-    os.chdir("/")
-    # Finders and their directory listings were made from the initramfs' copy.
-    sys.path_importer_cache.clear()
-    importlib.invalidate_caches()
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else list(argv))
     os.environ[WORKER_ENV_VAR] = "1"
@@ -488,7 +353,9 @@ def main(argv: list[str] | None = None) -> int:
         # A VM guest's prestarted worker: the serial line stays open across
         # the saved state, so nothing the host sends after it is dropped.
         read, write = _device_transport(args.device)
-        _prestart(prestart, read, write)
+        from .vmguest import prestart as guest_prestart
+
+        guest_prestart(prestart, read, write)
     from .children import PARENT_DEATH_VAR, die_with_parent
 
     parent = os.environ.pop(PARENT_DEATH_VAR, "")

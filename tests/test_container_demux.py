@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from pytest_virtoverhead.envs.container_stream import (
+from pytest_virtoverhead.envs.container.stream import (
     STDERR,
     STDOUT,
     AttachTransport,

@@ -16,8 +16,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from pytest_virtoverhead.envs.base import EnvUnavailable
-from pytest_virtoverhead.envs.vm import accel, domain, initramfs, kernel, permission_fix
+from pytest_virtoverhead.envs.errors import EnvUnavailable
+from pytest_virtoverhead.envs.vm import accel, domain, initramfs, kernel
+from pytest_virtoverhead.envs.vm.connect import permission_fix
 
 MODULES_DEP = """\
 kernel/fs/9p/9p.ko: kernel/net/9p/9pnet.ko kernel/fs/fscache/fscache.ko kernel/fs/netfs/netfs.ko
@@ -304,13 +305,13 @@ def test_accel_choice(tmp_path, monkeypatch):
 
 
 def test_permission_advice(monkeypatch):
-    import pytest_virtoverhead.envs.vm as vm
+    from pytest_virtoverhead.envs.vm import connect
 
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    monkeypatch.setattr(vm, "_qemu_conf_user", lambda: None)
+    monkeypatch.setattr(connect, "_qemu_conf_user", lambda: None)
     assert 'set user = "+0" and group = "+0"' in permission_fix("qemu:///system")
     assert "restart libvirtd" in permission_fix("qemu:///system")
-    monkeypatch.setattr(vm, "_qemu_conf_user", lambda: "+0")
+    monkeypatch.setattr(connect, "_qemu_conf_user", lambda: "+0")
     assert "already sets" in permission_fix("qemu:///system")
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert "qemu:///session" in permission_fix("qemu:///system")
@@ -511,11 +512,11 @@ def test_prestart_discovery_covers_what_the_prestarted_worker_imports(tmp_path):
     falls back to starting the worker after the mounts (slow, silently)."""
     import ast
     import inspect
-    from pytest_virtoverhead import vmguest, worker
+    from pytest_virtoverhead import vmguest
     from pytest_virtoverhead.envs.vm import prestart
 
     names = set()
-    for tree in (ast.parse(inspect.getsource(worker._prestart)), ast.parse(inspect.getsource(vmguest))):
+    for tree in (ast.parse(inspect.getsource(vmguest)),):
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 names.update(a.name for a in node.names)

@@ -1,23 +1,20 @@
-"""Environment kinds. Backends are imported lazily: the docker SDK and
+"""Environment kinds, and the names tests and the session use.
+
+The layer: :mod:`.base` (the :class:`Backend` protocol a kind implements,
+with :class:`EnvSpec` and :class:`RunContext`), :mod:`.channel` (the byte
+stream to a worker and the request/reply channel over it), :mod:`.handle`
+(:class:`Environment`, what the fixtures return), :mod:`.errors`; the kinds
+in :mod:`.baremetal`, :mod:`.container` and :mod:`.vm`, found through
+:data:`KINDS`. Backends are imported lazily: the docker SDK and
 libvirt-python are needed only when a container or VM is asked for."""
 
 from __future__ import annotations
 
 import importlib
 
-from .base import (
-    Backend,
-    EnvError,
-    EnvSpec,
-    Environment,
-    EnvUnavailable,
-    JobTimeout,
-    Measurement,
-    RemoteError,
-    RunContext,
-    SerializationError,
-    WorkerDied,
-)
+from .base import Backend, EnvSpec, RunContext
+from .errors import EnvError, EnvUnavailable, JobTimeout, RemoteError, SerializationError, WorkerDied
+from .handle import Environment, Measurement
 
 #: kind -> "module:class" of its backend.
 KINDS: dict[str, str] = {

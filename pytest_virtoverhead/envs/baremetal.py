@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import os
 import re
-import signal
+import shutil
 import subprocess
 import tempfile
 from typing import Any
 
-import shutil
-
 from .. import footprint
-from ..envvars import WATCH_PARENT_VAR
-from .base import SCRATCH_ENV, Backend, EnvUnavailable, PipeTransport, Transport
+from ..children import signal_name
+from ..envvars import SCRATCH_ENV, WATCH_PARENT_VAR
+from .base import Backend
+from .channel import PipeTransport, Transport
+from .errors import EnvUnavailable
 
 
 class BaremetalBackend(Backend):
@@ -131,7 +132,7 @@ class BaremetalBackend(Backend):
         code = self.proc.poll() if self.proc is not None else None
         code = self._exitcode if code is None else code
         if code is not None:
-            parts.append(f"worker exit code: {code}" + (f" (killed by {_signal_name(-code)})" if code < 0 else ""))
+            parts.append(f"worker exit code: {code}" + (f" (killed by {signal_name(-code)})" if code < 0 else ""))
         if self._stderr is not None:
             try:
                 self._stderr.seek(0, os.SEEK_END)
@@ -179,10 +180,3 @@ def reap_scratch(tmpdir: str, own_pid: int) -> list[str]:
         if not os.path.exists(path):
             removed.append(f"scratch directory {path}")
     return removed
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"

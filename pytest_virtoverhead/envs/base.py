@@ -1,10 +1,12 @@
-"""The one protocol every environment follows, and the handle tests use.
+"""The one protocol every environment follows: :class:`Backend`.
 
 A backend's only job is to start ``python -m pytest_virtoverhead.worker``
-somewhere and return a :class:`Transport`, a bidirectional byte stream to it,
-then to tear everything down in :meth:`Backend.stop`. Everything else (the
-request/reply protocol, timeouts, restarts, metadata) lives here, once, in
-:class:`Channel` and :class:`Environment`.
+somewhere and return a :class:`~.channel.Transport`, a bidirectional byte
+stream to it, then to tear everything down in :meth:`Backend.stop`.
+Everything else (the request/reply protocol, timeouts, restarts, metadata)
+lives once in :mod:`.channel` and :mod:`.handle`. Here too: what a backend is
+given (:class:`EnvSpec`, :class:`RunContext`), the labels that mark what it
+starts, and the host environment variables a worker is given.
 
 This module imports neither pytest nor numpy nor any backend library.
 """
@@ -12,88 +14,33 @@ This module imports neither pytest nor numpy nor any backend library.
 from __future__ import annotations
 
 import abc
-import inspect
-import itertools
-import json
 import os
-import queue
 import re
 import socket
-import statistics
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
-from .. import footprint as footprint_mod
-from ..envvars import SCRATCH_ENV  # noqa: F401 - re-exported for the backends
-from ..protocol import FrameDecoder, ProtocolError, encode
+from .channel import Transport
+
+if TYPE_CHECKING:
+    from ..footprint import Reading
 
 LABEL_PREFIX = "io.github.pytest-virtoverhead"
 SESSION_LABEL = f"{LABEL_PREFIX}.session"
 OWNER_LABEL = f"{LABEL_PREFIX}.owner"
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
-
-# --------------------------------------------------------------------------
-# errors
-
-
-class EnvUnavailable(Exception):
-    """The environment cannot start here; the message says how to fix that."""
+#: Environment variables of the host every backend that does not inherit
+#: the host's whole environment passes to its worker (see :func:`host_env`).
+PASS_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "PYTHONHASHSEED", "PYTHONWARNINGS",
+            "VIRTUAL_ENV")
 
 
-class EnvError(Exception):
-    """The environment failed while in use (worker died, timed out, ...)."""
-
-    def __init__(self, message: str, diagnostics: str = ""):
-        super().__init__(message)
-        self.diagnostics = diagnostics
-
-    def __str__(self) -> str:
-        text = super().__str__()
-        if self.diagnostics:
-            text += "\n--- diagnostics ---\n" + self.diagnostics.rstrip()
-        return text
-
-
-class JobTimeout(EnvError):
-    """A job ran longer than its timeout; the worker was recycled."""
-
-
-class WorkerDied(EnvError):
-    """The worker's stream ended while a reply was awaited."""
-
-
-class SerializationError(TypeError):
-    """A value cannot cross between host and environment (only JSON does)."""
-
-
-class RemoteError(Exception):
-    """The function raised inside the environment.
-
-    ``type_name``, ``remote_message`` and ``remote_traceback`` are the remote
-    exception's; ``str()`` shows them all, so pytest prints the traceback with
-    the file and line in the user's code.
-    """
-
-    def __init__(self, env: str, payload: Mapping[str, Any]):
-        self.env = env
-        self.type_name = payload.get("type", "Exception")
-        self.remote_message = payload.get("message", "")
-        self.remote_traceback = payload.get("traceback", "")
-        super().__init__(self._text())
-
-    def _text(self) -> str:
-        head = f"{self.type_name}: {self.remote_message}"
-        if self.remote_traceback:
-            return f"{head}\n\nRemote traceback (environment {self.env!r}):\n{self.remote_traceback.rstrip()}"
-        return f"{head} (in environment {self.env!r})"
-
-
-# --------------------------------------------------------------------------
-# configuration
+def host_env(*extra: str) -> dict[str, str]:
+    """The host's values of :data:`PASS_ENV` and of ``extra`` that are set."""
+    return {k: os.environ[k] for k in (*PASS_ENV, *extra) if k in os.environ}
 
 
 @dataclass(frozen=True)
@@ -167,186 +114,6 @@ def owner_alive(owner: str, hostname: str | None = None) -> bool:
     return True
 
 
-# --------------------------------------------------------------------------
-# transports
-
-
-class Transport(abc.ABC):
-    """A bidirectional byte stream to one worker."""
-
-    @abc.abstractmethod
-    def read(self, n: int) -> bytes:
-        """Up to ``n`` bytes; ``b""`` at end of stream."""
-
-    @abc.abstractmethod
-    def write(self, data: bytes) -> None:
-        """Write all of ``data``."""
-
-    @abc.abstractmethod
-    def close(self) -> None:
-        """Release the stream (idempotent)."""
-
-
-class PipeTransport(Transport):
-    """A subprocess's stdout (read) and stdin (write)."""
-
-    def __init__(self, rfile: Any, wfile: Any):
-        self._r, self._w = rfile, wfile
-
-    def read(self, n: int) -> bytes:
-        try:
-            return os.read(self._r.fileno(), n)
-        except (OSError, ValueError):
-            return b""
-
-    def write(self, data: bytes) -> None:
-        self._w.write(data)
-        self._w.flush()
-
-    def close(self) -> None:
-        for f in (self._w, self._r):
-            try:
-                f.close()
-            except OSError:
-                pass
-
-
-class SocketTransport(Transport):
-    """A connected stream socket (unix socket, attach socket)."""
-
-    def __init__(self, sock: socket.socket):
-        self._sock = sock
-
-    def read(self, n: int) -> bytes:
-        try:
-            return self._sock.recv(n)
-        except OSError:
-            return b""
-
-    def write(self, data: bytes) -> None:
-        self._sock.sendall(data)
-
-    def close(self) -> None:
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self._sock.close()
-
-
-# --------------------------------------------------------------------------
-# the request/reply channel
-
-
-_EOF = object()
-
-
-class Channel:
-    """Requests and replies over a transport, with timeouts.
-
-    A reader thread decodes frames into a queue, so a reply can be awaited
-    with a timeout whatever the transport, and the end of the stream (a dead
-    worker) is noticed at once.
-    """
-
-    def __init__(self, transport: Transport, env_name: str):
-        self.transport = transport
-        self.env_name = env_name
-        self._decoder = FrameDecoder()
-        self._queue: "queue.Queue[Any]" = queue.Queue()
-        self._ids = itertools.count(1)
-        self._lock = threading.Lock()
-        self.closed = False
-        self.eof = False
-        #: Id of a request sent whose reply has not been taken: set while a
-        #: job runs, and left set when its wait was abandoned (a timeout, a
-        #: Ctrl-C), since the worker may still be running it.
-        self.pending: int | None = None
-        self._thread = threading.Thread(target=self._reader, name=f"virt-reader-{env_name}", daemon=True)
-        self._thread.start()
-
-    def _reader(self) -> None:
-        try:
-            while True:
-                data = self.transport.read(65536)
-                if not data:
-                    break
-                for msg in self._decoder.feed(data):
-                    self._queue.put(msg)
-        except (ProtocolError, OSError, ValueError) as exc:
-            self._queue.put({"event": "protocol-error", "message": str(exc)})
-        finally:
-            self.eof = True
-            self._queue.put(_EOF)
-
-    @property
-    def noise(self) -> str:
-        """Bytes seen on the stream outside frames (boot messages, stray output)."""
-        return bytes(self._decoder.noise).decode("utf-8", "replace")
-
-    def _next(self, deadline: float | None) -> Any:
-        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        try:
-            return self._queue.get(timeout=timeout)
-        except queue.Empty:
-            raise TimeoutError from None
-
-    def wait_event(self, event: str, timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                msg = self._next(deadline)
-            except TimeoutError:
-                raise JobTimeout(f"worker in {self.env_name!r} did not say {event!r} within {timeout:g} s") from None
-            if msg is _EOF:
-                self._queue.put(_EOF)
-                raise WorkerDied(f"worker in {self.env_name!r} exited before saying {event!r}")
-            if msg.get("event") == event:
-                return msg
-
-    def request(self, op: str, timeout: float | None = None, **fields: Any) -> Any:
-        """Send one request and return its result (raise on error)."""
-        __tracebackhide__ = True  # pytest shows the caller's line and the remote traceback, not this
-        with self._lock:
-            if self.eof:
-                raise WorkerDied(f"worker in {self.env_name!r} is gone")
-            msg_id = next(self._ids)
-            frame = encode({"id": msg_id, "op": op, **fields})
-            try:
-                self.transport.write(frame)
-            except OSError as exc:
-                raise WorkerDied(f"cannot write to the worker in {self.env_name!r}: {exc}") from None
-            self.pending = msg_id
-            deadline = None if timeout is None else time.monotonic() + timeout
-            while True:
-                try:
-                    msg = self._next(deadline)
-                except TimeoutError:
-                    raise JobTimeout(
-                        f"{op!r} in environment {self.env_name!r} did not finish within {timeout:g} s "
-                        "(--virt-timeout); its worker was stopped and a new one serves the next job"
-                    ) from None
-                if msg is _EOF:
-                    self._queue.put(_EOF)
-                    raise WorkerDied(f"the worker in environment {self.env_name!r} died during {op!r}")
-                if msg.get("event") == "protocol-error":
-                    raise EnvError(f"protocol error from {self.env_name!r}: {msg.get('message')}")
-                if msg.get("id") != msg_id:
-                    continue  # an event or a stale reply
-                self.pending = None
-                if msg.get("ok"):
-                    return msg.get("result")
-                raise RemoteError(self.env_name, msg.get("error") or {})
-
-    def close(self) -> None:
-        self.closed = True
-        self.transport.close()
-
-
-# --------------------------------------------------------------------------
-# backends
-
-
 class Backend(abc.ABC):
     """Starts and stops the worker of one environment of one kind."""
 
@@ -397,7 +164,7 @@ class Backend(abc.ABC):
     #: of its memory (a VM guest's kernel), worth asking for as a footprint.
     guest_view: ClassVar[bool] = False
 
-    def footprint_sample(self) -> dict[str, "footprint_mod.Reading"]:
+    def footprint_sample(self) -> dict[str, "Reading"]:
         """What the environment holds on the host now, each reading with its
         source: ``memory`` (bytes), ``memory_peak`` (a kernel high-water
         mark, bytes), ``cpu`` (cumulative CPU seconds of its host
@@ -405,7 +172,7 @@ class Backend(abc.ABC):
         Whatever cannot be read is left out."""
         return {}
 
-    def footprint_storage(self) -> dict[str, "footprint_mod.Reading"]:
+    def footprint_storage(self) -> dict[str, "Reading"]:
         """Storage the environment needs on the host, by part (bytes)."""
         return {}
 
@@ -413,360 +180,3 @@ class Backend(abc.ABC):
     def reap(cls, ctx: RunContext) -> list[str]:
         """Remove what dead sessions left behind; return what was removed."""
         return []
-
-
-# --------------------------------------------------------------------------
-# the handle
-
-
-def function_ref(fn: Callable[..., Any]) -> dict[str, Any]:
-    """How a worker finds ``fn``: module, qualified name and source file."""
-    if not callable(fn):
-        raise TypeError(f"expected a function, got {type(fn).__name__}")
-    qualname = getattr(fn, "__qualname__", None)
-    module = getattr(fn, "__module__", None)
-    if not qualname or not module or "<lambda>" in qualname or "<locals>" in qualname:
-        raise SerializationError(
-            f"{getattr(fn, '__name__', fn)!r} cannot be run in an environment: only functions "
-            "defined at module level (or methods of module-level classes) can be named "
-            "across the boundary, not lambdas or nested functions"
-        )
-    try:
-        path = inspect.getsourcefile(fn) or inspect.getfile(fn)
-    except TypeError:
-        path = None
-    return {"module": module, "qualname": qualname, "file": os.path.abspath(path) if path else None}
-
-
-def check_json(value: Any, what: str) -> None:
-    try:
-        json.dumps(value, allow_nan=True)
-    except (TypeError, ValueError) as exc:
-        raise SerializationError(
-            f"{what} cannot cross into the environment: {exc}. Only JSON values "
-            "(None, bool, int, float, str, lists and dicts with str keys) are carried"
-        ) from None
-
-
-def call_fields(fn: Callable[..., Any], args: tuple, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The request fields naming ``fn`` and its arguments, each argument
-    checked to cross as JSON (the error names the one that cannot)."""
-    ref = function_ref(fn)
-    for i, arg in enumerate(args):
-        check_json(arg, f"positional argument {i} of {ref['qualname']}")
-    for key, arg in kwargs.items():
-        check_json(arg, f"argument {key!r} of {ref['qualname']}")
-    return {"fn": ref, "args": list(args), "kwargs": dict(kwargs)}
-
-
-@dataclass
-class Measurement:
-    """Result of :meth:`Environment.benchmark`."""
-
-    env: str
-    samples: list[float]
-    metadata: dict[str, Any]
-    loops: int = 1
-    details: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.samples)
-
-    def __repr__(self) -> str:
-        return f"<Measurement env={self.env!r} median={self.median:.6g}s n={len(self.samples)}>"
-
-
-class Environment:
-    """A started (or startable) environment: what the fixtures return."""
-
-    def __init__(self, backend: Backend):
-        self.backend = backend
-        self.spec = backend.spec
-        self.name = backend.spec.name
-        self.kind = backend.spec.kind
-        self.ctx = backend.ctx
-        self._channel: Channel | None = None
-        self._metadata: dict[str, Any] = {"name": self.name, "kind": self.kind}
-        #: {process slot: (nodeids, args)} of the pytest sessions open there.
-        self._items: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {}
-        #: {process slot: pid} of the processes started by spawn().
-        self._procs: dict[int, int] = {}
-        #: {process slot: seconds to start it and open its pytest session}.
-        self._proc_seconds: dict[int, float] = {}
-        self.start_time: float | None = None
-        self.starts = 0
-        #: What the environment costs the host (footprint.Tracker).
-        self.footprint = footprint_mod.Tracker(self.name, self.kind)
-        #: Take footprint readings (the pool turns it on for --virt-compare
-        #: sessions; a fixture session has no footprint to report).
-        self.footprint_on = False
-        self._guest_sampled = 0.0
-
-    def __repr__(self) -> str:
-        state = "running" if self.running else "stopped"
-        return f"<Environment {self.name}={self.kind} {state}>"
-
-    @property
-    def running(self) -> bool:
-        return self._channel is not None and not self._channel.eof
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        meta = dict(self._metadata)
-        if self._proc_seconds:
-            # Seconds each worker process took to start and collect its
-            # tests (its pytest session), by slot: a part of the run's cost.
-            meta["process_start_seconds"] = {str(k): round(v, 3) for k, v in sorted(self._proc_seconds.items())}
-        return meta
-
-    # -- life cycle ---------------------------------------------------------
-
-    def start(self) -> "Environment":
-        if self.running:
-            return self
-        self._close_channel()
-        if self.backend.cancelled.is_set():
-            raise EnvUnavailable(f"environment {self.name!r} was not started: the session is ending")
-        t0 = time.monotonic()
-        transport = self.backend.start()
-        channel = Channel(transport, self.name)
-        self._channel = channel
-        try:
-            channel.wait_event("ready", self.ctx.startup_timeout)
-            facts = channel.request("hello", timeout=self.ctx.startup_timeout, env=self.name)
-        except (EnvError, RemoteError) as exc:
-            diag = self._diagnostics()
-            self.stop()
-            raise EnvUnavailable(f"environment {self.name!r} ({self.kind}) started but its worker "
-                                 f"did not answer: {exc}\n{diag}".rstrip()) from None
-        self.start_time = time.monotonic() - t0
-        self.starts += 1
-        self._metadata = {"name": self.name, "kind": self.kind, **facts,
-                          **self.backend.metadata(), "start_seconds": round(self.start_time, 4)}
-        self._items = {}
-        self._procs = {}
-        self._footprint_start()
-        return self
-
-    # -- footprint (issue 16) -----------------------------------------------
-
-    #: Seconds between two guest views taken after test items (each is one
-    #: request to the worker: ~5-10 ms in a TCG guest, outside measured calls).
-    GUEST_EVERY = 10.0
-
-    def _fp_sample(self) -> dict[str, Any]:
-        if not self.footprint_on:
-            return {}
-        try:
-            return self.backend.footprint_sample()
-        except Exception as exc:  # noqa: BLE001 - a footprint never fails a run
-            self.footprint._note_error("sample", exc)
-            return {}
-
-    def _fp_guest(self, phase: str) -> None:
-        if not self.footprint_on or not self.backend.guest_view or not self.running:
-            return
-        self._guest_sampled = time.monotonic()
-        try:
-            # A short timeout: stop() asks for the end view, and a guest that
-            # stopped answering must not hold it up (a shutdown gets 5 s).
-            # Through _request, so a worker that timed out is replaced.
-            view = self._request("call", timeout=5, **call_fields(footprint_mod.guest_memory, (), {}))
-            self.footprint.on_guest(view, phase)
-        except Exception as exc:  # noqa: BLE001
-            self.footprint._note_error("guest view", exc)
-
-    def _footprint_start(self) -> None:
-        if not self.footprint_on:
-            return
-        sample = self._fp_sample()
-        try:
-            storage = self.backend.footprint_storage()
-        except Exception as exc:  # noqa: BLE001
-            self.footprint._note_error("storage", exc)
-            storage = {}
-        self.footprint.on_start(self.start_time or 0.0, sample, storage)
-        self._fp_guest("idle")
-
-    def footprint_end(self) -> None:
-        """Take the footprint's last readings (once; again after a restart).
-        The session calls it before writing its reports; stop() too."""
-        if not self.footprint_on or self.start_time is None or self.footprint.ended or not self.running:
-            return
-        self._fp_guest("end")
-        self.footprint.process_starts = [round(v, 4) for v in self._proc_seconds.values()]
-        try:
-            storage = self.backend.footprint_storage()
-            if storage:
-                self.footprint.storage = dict(storage)
-        except Exception as exc:  # noqa: BLE001
-            self.footprint._note_error("storage", exc)
-        self.footprint.on_end(self._fp_sample())
-
-    def _diagnostics(self) -> str:
-        parts = []
-        try:
-            parts.append(self.backend.diagnostics())
-        except Exception as exc:  # noqa: BLE001 - diagnostics must never mask the error
-            parts.append(f"(no diagnostics: {exc})")
-        if self._channel is not None and self._channel.noise.strip():
-            parts.append("stream output outside frames:\n" + self._channel.noise[-4000:])
-        return "\n".join(p for p in parts if p)
-
-    def _close_channel(self) -> None:
-        if self._channel is not None:
-            try:
-                self._channel.close()
-            except OSError:
-                pass
-        self._channel = None
-        self._items = {}
-        self._procs = {}
-
-    def stop(self, graceful: bool = True) -> None:
-        """Stop the worker and everything the backend started (idempotent).
-
-        The worker is asked to shut down first, unless a job may still be
-        running (an interrupted or timed-out request) or ``graceful`` is
-        false: then it is killed at once.
-        """
-        channel = self._channel
-        busy = channel is not None and channel.pending is not None
-        if graceful and not busy:
-            self.footprint_end()
-        if graceful and not busy and channel is not None and not channel.eof:
-            try:
-                channel.request("shutdown", timeout=5)
-            except (EnvError, RemoteError, OSError):
-                pass
-        self._close_channel()
-        if graceful and not busy:
-            self.backend.stop()
-        else:
-            self.backend.kill()
-
-    def recycle(self) -> None:
-        """Throw the worker away; the next job starts a new one."""
-        self._close_channel()
-        try:
-            self.backend.kill()
-        except Exception:  # noqa: BLE001
-            pass
-
-    def _request(self, op: str, timeout: float | None = None, **fields: Any) -> Any:
-        __tracebackhide__ = True
-        self.start()
-        assert self._channel is not None
-        timeout = self.ctx.job_timeout if timeout is None else timeout
-        try:
-            return self._channel.request(op, timeout=timeout, **fields)
-        except WorkerDied as exc:
-            # Reap first, so the diagnostics carry the exit status.
-            self.recycle()
-            exc.diagnostics = exc.diagnostics or self._diagnostics()
-            raise
-        except EnvError as exc:
-            exc.diagnostics = exc.diagnostics or self._diagnostics()
-            self.recycle()
-            raise
-
-    # -- jobs ---------------------------------------------------------------
-
-    def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call ``fn(*args, **kwargs)`` once inside the environment."""
-        __tracebackhide__ = True
-        return self._request("call", **call_fields(fn, args, kwargs))
-
-    def benchmark(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Measurement:
-        """Calibrated, repeated timing of ``fn(*args, **kwargs)`` in the environment."""
-        __tracebackhide__ = True
-        return self.pedantic(fn, args=args, kwargs=kwargs)
-
-    def pedantic(self, fn: Callable[..., Any], args: tuple = (), kwargs: Mapping[str, Any] | None = None,
-                 **options: Any) -> Measurement:
-        """Like :meth:`benchmark`, with timing options (``samples``,
-        ``warmup``, ``sample_time``, ``gc``, ``max_time``) given explicitly."""
-        __tracebackhide__ = True
-        opts = {k: v for k, v in options.items() if v is not None}
-        result = self._request("bench", **call_fields(fn, args, kwargs or {}), options=opts)
-        return Measurement(env=self.name, samples=result["samples"], metadata=self.metadata,
-                           loops=result["loops"], details=result)
-
-    def spawn(self, slot: int, env: Mapping[str, str] | None = None) -> int:
-        """Start worker process ``slot`` (1, 2, ...) inside this environment,
-        a fresh interpreter beside the environment's worker, with extra
-        environment variables (e.g. PYTHONHASHSEED); return its pid."""
-        t0 = time.monotonic()
-        out = self._request("spawn", slot=slot, env=dict(env or {}), timeout=self.ctx.startup_timeout)
-        self._items.pop(slot, None)
-        self._procs[slot] = int(out["pid"])
-        self._proc_seconds[slot] = time.monotonic() - t0
-        return self._procs[slot]
-
-    def collect_garbage(self, proc: int = 0) -> None:
-        """Run the garbage collector in worker process ``proc`` (a full
-        collection costs ~10-40 ms in a process that loaded pytest: done
-        before a round, so the round's calls sit next to each other)."""
-        self._request("collect", proc=proc)
-
-    @property
-    def processes(self) -> dict[int, int]:
-        """{slot: pid} of the worker processes started by :meth:`spawn`."""
-        return dict(self._procs) if self.running else {}
-
-    def open_items(self, nodeids: tuple[str, ...], args: tuple[str, ...] = (), *, proc: int = 0) -> None:
-        """Open (once) the pytest session of worker process ``proc`` that
-        collects ``nodeids`` with pytest ``args``; reopen it after a restart."""
-        key = (tuple(nodeids), tuple(args))
-        if self._items.get(proc) == key and self.running:
-            return
-        if self._items.get(proc) is not None and self.running:
-            self._request("end_session", proc=proc)
-        t0 = time.monotonic()
-        try:
-            self._request("session", nodeids=list(nodeids), args=list(args), rootdir=self.ctx.rootdir,
-                          timeout=self.ctx.startup_timeout + self.ctx.job_timeout, proc=proc)
-        except RemoteError as exc:
-            if exc.type_name == "ChildDied":
-                self._procs.pop(proc, None)
-                raise WorkerDied(f"worker process {proc} in {self.name!r} is gone: {exc.remote_message}",
-                                 diagnostics=self._diagnostics()) from None
-            raise EnvError(f"pytest could not start in environment {self.name!r}: {exc.remote_message}",
-                           diagnostics=self._diagnostics()) from None
-        self._items[proc] = key
-        self._proc_seconds[proc] = self._proc_seconds.get(proc, 0.0) + time.monotonic() - t0
-
-    def run_item(self, nodeid: str, nodeids: tuple[str, ...], args: tuple[str, ...] = (), *,
-                 proc: int = 0, calls: int = 1, gc: bool = True) -> dict[str, Any]:
-        """Run a collected test item ``calls`` times inside the environment's
-        pytest session in worker process ``proc`` (0: the environment's own
-        worker; K: the process started by ``spawn(K)``).
-
-        The session (collecting ``nodeids`` with pytest ``args``) is opened on
-        first use in that process and reopened after a worker restart.
-        """
-        self.open_items(nodeids, args, proc=proc)
-        before = self._fp_sample().get(footprint_mod.CPU)
-        t0 = time.monotonic()
-        try:
-            out = self._request("item", nodeid=nodeid, calls=calls, proc=proc, gc=gc)
-            wall = time.monotonic() - t0
-            after = self._fp_sample()
-            cpu = after.get(footprint_mod.CPU)
-            self.footprint.on_calls(before.value if before else None, cpu.value if cpu else None, wall)
-            self.footprint.on_sample(after)
-            if time.monotonic() - self._guest_sampled >= self.GUEST_EVERY:
-                self._fp_guest("run")
-        except RemoteError as exc:
-            if exc.type_name == "ChildDied":
-                self._items.pop(proc, None)
-                self._procs.pop(proc, None)
-                raise WorkerDied(f"the worker process {proc} in environment {self.name!r} died while running "
-                                 f"the test: {exc.remote_message}", diagnostics=self._diagnostics()) from None
-            raise
-        if out.get("fatal"):
-            # The process ended its pytest session (KeyboardInterrupt,
-            # pytest.exit): the next request opens a new one.
-            self._items.pop(proc, None)
-        return out

@@ -29,7 +29,8 @@ from pytest_virtoverhead.envs import (
     RunContext,
     backend_class,
 )
-from pytest_virtoverhead.envs.base import OWNER_LABEL, SCRATCH_ENV, SESSION_LABEL
+from pytest_virtoverhead.envs.base import OWNER_LABEL, SESSION_LABEL
+from pytest_virtoverhead.envvars import SCRATCH_ENV
 
 ROOTDIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TEST_LABEL = "io.github.pytest-virtoverhead.test"
@@ -143,7 +144,7 @@ def _unavailable(config: pytest.Config, reason: str):
 
 @pytest.fixture(scope="module")
 def docker_client(pytestconfig):
-    from pytest_virtoverhead.envs.container import connect
+    from pytest_virtoverhead.envs.container.client import connect
 
     try:
         client = connect()
@@ -536,7 +537,7 @@ def test_closing_the_stream_ends_the_container(make_env, docker_client, session_
 def test_reap_removes_leftovers_of_dead_owners(docker_client, session_id):
     import subprocess
 
-    from pytest_virtoverhead.envs.container import ensure_mirror_image
+    from pytest_virtoverhead.envs.container.mirror import ensure_mirror_image
 
     dead = subprocess.Popen(["true"])
     dead.wait()  # a pid that no longer runs

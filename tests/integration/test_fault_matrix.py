@@ -93,7 +93,7 @@ def _unavailable(config, kind: str, reason: str):
 
 @pytest.fixture(scope="module")
 def docker_client(pytestconfig):
-    from pytest_virtoverhead.envs.container import connect
+    from pytest_virtoverhead.envs.container.client import connect
 
     try:
         client = connect()
@@ -107,11 +107,11 @@ def docker_client(pytestconfig):
 def libvirt_conn(pytestconfig):
     """A libvirt connection, once libvirt and a guest kernel are known to be
     there (no guest is booted to find out)."""
-    from pytest_virtoverhead.envs.vm import _import_libvirt, default_uri
+    from pytest_virtoverhead.envs.vm.connect import default_uri, import_libvirt
     from pytest_virtoverhead.envs.vm import kernel as kernel_mod
 
     try:
-        libvirt = _import_libvirt()
+        libvirt = import_libvirt()
         kernel_mod.discover(None, None)
         conn = libvirt.open(default_uri())
     except EnvUnavailable as exc:

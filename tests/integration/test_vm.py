@@ -27,7 +27,8 @@ import uuid
 import pytest
 
 from pytest_virtoverhead.envs import EnvSpec, Environment, EnvUnavailable, RemoteError, RunContext, backend_class
-from pytest_virtoverhead.envs.base import SCRATCH_ENV
+from pytest_virtoverhead.envvars import SCRATCH_ENV
+from pytest_virtoverhead.fsutil import default_cache_dir
 
 ROOTDIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -113,8 +114,7 @@ def _required(config) -> bool:
 
 def _context(tmp_root: str) -> RunContext:
     cpus = (1,) if 1 in os.sched_getaffinity(0) else (min(os.sched_getaffinity(0)),)
-    cache = os.environ.get("VIRTOVERHEAD_TEST_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "pytest-virtoverhead")
+    cache = os.environ.get("VIRTOVERHEAD_TEST_CACHE") or default_cache_dir()
     return RunContext(session_id=f"t{uuid.uuid4().hex[:8]}", rootdir=ROOTDIR, cpus=cpus, memory_mb=1024,
                       cache_dir=cache, startup_timeout=120, job_timeout=120)
 
@@ -151,7 +151,7 @@ def guest(pytestconfig, vm_ctx):
 
 def _conn(uri: str | None = None):
     libvirt = pytest.importorskip("libvirt")
-    from pytest_virtoverhead.envs.vm import default_uri
+    from pytest_virtoverhead.envs.vm.connect import default_uri
 
     return libvirt, libvirt.open(uri or default_uri())
 

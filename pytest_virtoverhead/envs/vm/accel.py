@@ -16,10 +16,11 @@ import json
 import os
 import platform
 import socket
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any
+
+from ...fsutil import atomic_write
 
 ACCELS = ("auto", "kvm", "tcg")
 #: Seconds the KVM probe guest gets to reach user space (it needs well under
@@ -74,10 +75,7 @@ def save_verdict(cache_dir: str, key: str, works: bool, detail: str) -> None:
         except (OSError, ValueError):
             data = {}
         data[key] = {"kvm_works": works, "detail": detail, "when": time.strftime("%Y-%m-%d %H:%M:%S")}
-        fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".tmp-")
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
+        atomic_write(path, json.dumps(data, indent=1, sort_keys=True))
     except OSError:
         pass  # a cache that cannot be written only costs a probe next time
 

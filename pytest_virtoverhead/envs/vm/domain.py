@@ -19,6 +19,7 @@ One transient domain per environment per session:
 
 from __future__ import annotations
 
+import os
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -28,6 +29,14 @@ QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 METADATA_PREFIX = "virtoverhead"
 DOMAIN_PREFIX = "virtoverhead-"
 WORKDIR_LABEL = "io.github.pytest-virtoverhead.vm.workdir"
+#: The host directory shared with the guest (read-only, over 9p), its 9p
+#: mount tag (the guest's /init mounts ``hostroot``) and the scratch disk's
+#: image format.
+SHARE_ROOT = "/"
+SHARE_TAG = "hostroot"
+SCRATCH_FORMAT = "raw"
+#: Where QEMU packages put qboot, a minimal firmware that hands over to the kernel at once.
+QBOOT_PATHS = ("/usr/share/qemu/qboot.rom", "/usr/share/qemu/qboot.bin", "/usr/share/seabios/qboot.rom")
 
 
 def domain_name(session_id: str, env_name: str) -> str:
@@ -49,16 +58,21 @@ class DomainConfig:
     vcpus: int = 1
     cpus: tuple[int, ...] | None = None
     scratch_disk: str | None = None
-    scratch_format: str = "raw"
     disk_cache: str = "none"
-    share_root: str = "/"
-    share_tag: str = "hostroot"
     labels: dict[str, str] = field(default_factory=dict)
     title: str = ""
     cpu_mode: str | None = None  # default: "maximum" under TCG, "host-passthrough" under KVM
     loader: str | None = None  # firmware ROM (e.g. qboot.rom); None: QEMU's default (SeaBIOS)
     incoming: bool = False  # start QEMU waiting for a saved state (-incoming defer): a restore
     genid: bool = False  # a VM generation ID device: a restored guest reseeds its random generator
+
+
+def qboot_rom() -> str | None:
+    """The host's qboot firmware image, if QEMU ships one."""
+    for path in QBOOT_PATHS:
+        if os.path.isfile(path):
+            return path
+    return None
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -137,14 +151,14 @@ def build_xml(cfg: DomainConfig) -> str:
     dev = _sub(dom, "devices")
     if cfg.scratch_disk:
         disk = _sub(dev, "disk", type="file", device="disk")
-        _sub(disk, "driver", name="qemu", type=cfg.scratch_format, cache=cfg.disk_cache,
+        _sub(disk, "driver", name="qemu", type=SCRATCH_FORMAT, cache=cfg.disk_cache,
              **({"io": "native"} if cfg.disk_cache in ("none", "directsync") else {}))
         _sub(disk, "source", file=cfg.scratch_disk)
         _sub(disk, "target", dev="vda", bus="virtio")
     fs = _sub(dev, "filesystem", type="mount", accessmode="passthrough", multidevs="remap")
     _sub(fs, "driver", type="path")
-    _sub(fs, "source", dir=cfg.share_root)
-    _sub(fs, "target", dir=cfg.share_tag)
+    _sub(fs, "source", dir=SHARE_ROOT)
+    _sub(fs, "target", dir=SHARE_TAG)
     _sub(fs, "readonly")
     console = _sub(dev, "serial", type="file")
     _sub(console, "source", path=cfg.console_log, append="off")

@@ -23,8 +23,9 @@ import shlex
 import stat
 from dataclasses import dataclass, field
 
-from ...fsutil import atomic_write
-from ..base import EnvUnavailable
+from ...fsutil import atomic_write, prune
+from ..errors import EnvUnavailable
+from . import elf
 from . import prestart as ps
 
 #: What the guest needs, by module name: virtio PCI transport, the 9p root,
@@ -296,16 +297,20 @@ def find_busybox() -> str:
 
 
 def _is_static(path: str) -> bool:
+    """Is ``path`` an ELF executable without a program interpreter?"""
     with open(path, "rb") as f:
-        head = f.read(64)
-        if head[:4] != b"\x7fELF":
+        if f.read(4) != elf.MAGIC:
             return False
-        import struct
-        phoff = struct.unpack_from("<Q", head, 0x20)[0]
-        phentsize, phnum = struct.unpack_from("<HH", head, 0x36)
-        f.seek(phoff)
-        table = f.read(phentsize * phnum)
-    return not any(struct.unpack_from("<I", table, i * phentsize)[0] == 3 for i in range(phnum))  # PT_INTERP
+        return not any(seg.type == elf.PT_INTERP for seg in elf.program_headers(f))
+
+
+def _static_busybox(busybox: str | None) -> str:
+    """``busybox`` (default: the host's), or EnvUnavailable if it is not static."""
+    busybox = busybox or find_busybox()
+    if not _is_static(busybox):
+        raise EnvUnavailable(f"{busybox} is dynamically linked; the guest needs a static busybox "
+                             "(`apt-get install busybox-static`)")
+    return busybox
 
 
 def build(modules_dir: str, cfg: InitConfig, cache_dir: str, busybox: str | None = None,
@@ -315,10 +320,7 @@ def build(modules_dir: str, cfg: InitConfig, cache_dir: str, busybox: str | None
 
     With ``cfg.prestart``, ``prestart_tree`` (a :class:`.prestart.Tree`) is
     copied in and ``prestart_config`` written as the worker's configuration."""
-    busybox = busybox or find_busybox()
-    if not _is_static(busybox):
-        raise EnvUnavailable(f"{busybox} is dynamically linked; the guest needs a static busybox "
-                             "(`apt-get install busybox-static`)")
+    busybox = _static_busybox(busybox)
     try:
         with open(os.path.join(modules_dir, "modules.dep")) as f:
             dep = parse_modules_dep(f.read())
@@ -341,7 +343,7 @@ def build(modules_dir: str, cfg: InitConfig, cache_dir: str, busybox: str | None
     target = os.path.join(cache_dir, "initramfs", f"initramfs-{os.path.basename(modules_dir.rstrip('/'))}-{key}.cpio")
     if os.path.isfile(target):
         try:
-            os.utime(target)  # recently used: kept by _prune
+            os.utime(target)  # recently used: kept by prune
         except OSError:
             pass
         return target, order
@@ -361,28 +363,13 @@ def build(modules_dir: str, cfg: InitConfig, cache_dir: str, busybox: str | None
         prestart_tree.write(w)
     w.file("init", script.encode(), 0o755)
     atomic_write(target, w.finish())  # no partial file, nor a temporary one left on error
-    _prune(os.path.dirname(target), "initramfs-", keep=target)
+    prune(os.path.dirname(target), lambda n: n.startswith("initramfs-") and n.endswith(".cpio"), KEEP, keep=target)
     return target, order
 
 
 #: Initramfs files kept per cache (each project root and interpreter has its
 #: own, and with the prestart's files each is ~12 MB): the newest are kept.
 KEEP = 8
-
-
-def _prune(directory: str, prefix: str, keep: str) -> None:
-    try:
-        paths = [os.path.join(directory, n) for n in os.listdir(directory)
-                 if n.startswith(prefix) and n.endswith(".cpio")]
-        paths.sort(key=lambda p: os.stat(p).st_mtime, reverse=True)
-    except OSError:
-        return
-    for path in paths[KEEP:]:
-        if path != keep:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
 
 
 def probe_script() -> str:
@@ -398,10 +385,7 @@ def probe_script() -> str:
 
 def build_probe(cache_dir: str, busybox: str | None = None) -> str:
     """The cached initramfs of the KVM probe (busybox and its /init only)."""
-    busybox = busybox or find_busybox()
-    if not _is_static(busybox):
-        raise EnvUnavailable(f"{busybox} is dynamically linked; the guest needs a static busybox "
-                             "(`apt-get install busybox-static`)")
+    busybox = _static_busybox(busybox)
     script = probe_script()
     st = os.stat(busybox)
     key = hashlib.sha256("\n".join([script, busybox, str(st.st_size), str(st.st_mtime_ns)]).encode()).hexdigest()[:16]

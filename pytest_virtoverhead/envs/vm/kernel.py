@@ -13,6 +13,7 @@ Imports nothing outside the standard library.
 from __future__ import annotations
 
 import hashlib
+import io
 import lzma
 import os
 import platform
@@ -22,7 +23,8 @@ import zlib
 from dataclasses import dataclass
 
 from ...fsutil import atomic_write
-from ..base import EnvUnavailable
+from ..errors import EnvUnavailable
+from . import elf as elf_mod
 
 XEN_ELFNOTE_PHYS32_ENTRY = 18
 HOW_TO_GET_KERNEL = (
@@ -172,16 +174,12 @@ def decompress_payload(payload: bytes) -> bytes | None:
 
 def pvh_entry(elf: bytes) -> int | None:
     """The PVH entry address from an ELF64 image's notes, or None."""
-    if elf[:4] != b"\x7fELF" or elf[4] != 2 or elf[5] != 1:
+    if not elf_mod.is_elf64_le(elf):
         return None
-    (phoff,) = struct.unpack_from("<Q", elf, 0x20)
-    phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
-    for i in range(phnum):
-        base = phoff + i * phentsize
-        p_type, _flags, p_offset, _vaddr, _paddr, p_filesz = struct.unpack_from("<IIQQQQ", elf, base)
-        if p_type != 4:  # PT_NOTE
+    for seg in elf_mod.program_headers(io.BytesIO(elf)):
+        if seg.type != elf_mod.PT_NOTE:
             continue
-        pos, end = p_offset, p_offset + p_filesz
+        pos, end = seg.offset, seg.offset + seg.filesz
         while pos + 12 <= end:
             namesz, descsz, ntype = struct.unpack_from("<III", elf, pos)
             name_start = pos + 12
@@ -241,5 +239,3 @@ def boot_image(kernel: GuestKernel, cache_dir: str, prefer_elf: bool = True) -> 
         return BootImage(kernel.path, "elf-pvh", "the kernel is already an ELF image with a PVH note")
     atomic_write(target, elf)
     return BootImage(target, "elf-pvh", "ELF extracted from the bzImage")
-
-

@@ -25,11 +25,16 @@ Standard library only; libvirt_qemu is imported by the functions that use it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import time
 from typing import Any
+
+from ...fsutil import prune
+from .accel import machine_key
+from .domain import DomainConfig, build_xml
 
 STATE_DIR = "snapshots"
 FD_NAME = "virtoverhead-state"
@@ -50,6 +55,24 @@ def key(normalized_xml: str, parts: list[str]) -> str:
 
 def state_path(cache_dir: str, state_key: str) -> str:
     return os.path.join(cache_dir, STATE_DIR, f"guest-{state_key}.state")
+
+
+def path_for(cache_dir: str, dcfg: DomainConfig, accel: str, qemu_version: str, libvirt_version: int,
+             scratch_mb: int) -> str:
+    """Where the saved state of domain configuration ``dcfg`` under ``accel`` is (or will be)."""
+    generic = dataclasses.replace(dcfg, name="virtoverhead-state", console_log="/console", worker_socket="/worker",
+                                  scratch_disk="/scratch" if dcfg.scratch_disk else None, labels={}, title="",
+                                  cpus=None, accel=accel, incoming=False)
+    kernel = dcfg.kernel
+    try:
+        st = os.stat(kernel)
+        kstamp = f"{kernel}:{st.st_size}:{st.st_mtime_ns}"
+    except OSError:
+        kstamp = kernel
+    parts = [kstamp, dcfg.initrd, f"qemu {qemu_version}", f"libvirt {libvirt_version}", f"scratch {scratch_mb}"]
+    if accel == "kvm":
+        parts.append(machine_key(qemu_version))  # KVM state depends on the host CPU
+    return state_path(cache_dir, key(build_xml(generic), parts))
 
 
 def _qmp(dom: Any, command: str, arguments: dict[str, Any] | None = None, files: list[int] | None = None) -> Any:
@@ -135,11 +158,4 @@ def discard(path: str) -> None:
 
 def _prune(directory: str, keep: str) -> None:
     """Keep the newest KEEP states (each configuration has its own)."""
-    try:
-        names = [os.path.join(directory, n) for n in os.listdir(directory) if n.endswith(".state")]
-        names.sort(key=lambda p: os.stat(p).st_mtime, reverse=True)
-    except OSError:
-        return
-    for path in names[KEEP:]:
-        if path != keep:
-            discard(path)
+    prune(directory, lambda n: n.endswith(".state"), KEEP, keep=keep)

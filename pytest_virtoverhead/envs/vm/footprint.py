@@ -1,4 +1,4 @@
-"""A VM's footprint on the host (issue 16), for :class:`.vm.VMBackend`.
+"""A VM's footprint on the host (issue 16), for :class:`.VMBackend`.
 
 The QEMU process is the VM as the host sees it: its resident set and
 high-water mark (``/proc/<pid>/status``), its CPU time (every vCPU and I/O
@@ -12,29 +12,20 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
 
-from .. import footprint
-
-
-def qemu_pid(backend: Any) -> int | None:
-    """The pid of the domain's QEMU process (its command line names
-    ``guest=<domain>``), looked up once per domain and checked after."""
-    cached = getattr(backend, "_fp_qemu", None)
-    if cached and cached[0] == backend.dom_name and os.path.exists(f"/proc/{cached[1]}"):
-        return cached[1]
-    pid = footprint.find_pid(f"guest={backend.dom_name},") or footprint.find_pid(f"guest={backend.dom_name}\0")
-    if pid is not None:
-        backend._fp_qemu = (backend.dom_name, pid)
-    return pid
+from ... import footprint
 
 
-def sample(backend: Any) -> dict[str, footprint.Reading]:
-    if backend.sock is None:
-        return {}
-    pid = qemu_pid(backend)
-    if pid is None:
-        return {}
+def qemu_pid(dom_name: str, known: int | None = None) -> int | None:
+    """The pid of domain ``dom_name``'s QEMU process (its command line names
+    ``guest=<domain>``): ``known`` while that process exists, else looked up."""
+    if known is not None and os.path.exists(f"/proc/{known}"):
+        return known
+    return footprint.find_pid(f"guest={dom_name},") or footprint.find_pid(f"guest={dom_name}\0")
+
+
+def sample(pid: int) -> dict[str, footprint.Reading]:
+    """CPU time, resident set and its high-water mark of QEMU process ``pid``."""
     st = footprint.proc_status(pid)
     where = f"QEMU pid {pid}"
     out = {footprint.CPU: footprint.Reading(footprint.proc_cpu_seconds(pid, children=False), "s",
@@ -46,21 +37,23 @@ def sample(backend: Any) -> dict[str, footprint.Reading]:
     return out
 
 
-def storage(backend: Any) -> dict[str, footprint.Reading]:
+def storage(boot_paths: tuple[str, str] | None, workdir: str | None,
+            snapshot_note: str) -> dict[str, footprint.Reading]:
+    """The boot kernel and initramfs, the scratch disk in ``workdir`` and the
+    saved state named in ``snapshot_note``."""
     out: dict[str, footprint.Reading] = {}
-    if backend.boot_paths:
-        kernel, initrd = backend.boot_paths
+    if boot_paths:
+        kernel, initrd = boot_paths
         for name, path in (("kernel", kernel), ("initramfs", initrd)):
             alloc, size = footprint.path_bytes(path)
             out[name] = footprint.Reading(size, "B", f"stat {path}")
-    if backend.workdir:
-        path = os.path.join(backend.workdir, "scratch.img")
+    if workdir:
+        path = os.path.join(workdir, "scratch.img")
         alloc, size = footprint.path_bytes(path)
         if size:
             out["scratch_disk"] = footprint.Reading(alloc, "B", f"stat {path}: allocated blocks (sparse file of "
                                                                 f"{footprint.format_bytes(size)})")
-    note = str((getattr(backend, "_meta", None) or {}).get("snapshot") or getattr(backend, "_snapshot_note", ""))
-    for path in re.findall(r"/[^\s(),]+", note):
+    for path in re.findall(r"/[^\s(),]+", snapshot_note):
         if os.path.isfile(path):
             alloc, size = footprint.path_bytes(path)
             out["saved_state"] = footprint.Reading(alloc, "B", f"stat {path} (the guest state a start restores; "

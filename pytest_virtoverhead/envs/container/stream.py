@@ -17,7 +17,7 @@ import struct
 import threading
 from typing import Any
 
-from .base import Transport
+from ..channel import Transport
 
 STDIN, STDOUT, STDERR = 0, 1, 2
 _HEADER = struct.Struct(">BxxxL")
