@@ -49,9 +49,9 @@ def _load() -> None:
     from .envs import KINDS
     from .envs.base import EnvUnavailable, RunContext
     from .progress import Progress
-    from .report import JSON_VERSION, claim_lines, environment_lines, host_line, table_lines, to_json, write_json_atomic
+    from .report import claim_lines, environment_lines, host_line, table_lines
     from .pool import EnvironmentPool
-    from .results import ItemResult
+    from .results import JSON_VERSION, ItemResult, empty_document, record_of, run_document, write_json_atomic
     from .rounds import Comparator, add_skipped_claims
     from .verdicts import bonferroni_confidence, correct_verdicts, outcome_of
     from .textfmt import method_line
@@ -602,9 +602,6 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     try:
         if progress is not None:
             progress.begin(item.nodeid)
-            starting = [n for n in plan.envs if n not in state.pool.started() and state.pool.failure(n) is None]
-            if starting:
-                progress.note(f"starting {', '.join(starting)}")
         if plan.absent_envs and plan.envs == [state.settings.baseline]:
             # Every environment the marker asks for is absent from this run.
             result = ItemResult(nodeid=item.nodeid, envs=list(plan.envs), baseline=state.settings.baseline)
@@ -625,7 +622,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         if len(state.results) >= len(state.compared):
             _report_deferred(state)
         return True
-    benchjson.add_entries(item.config, result, state.pool.metadata())
+    benchjson.add_entries(item.config, record_of(result), result.baseline, state.pool.metadata())
     stop = time.time()
     _log_reports(item, state, result, start, stop)
     ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
@@ -647,7 +644,7 @@ def _report_deferred(state: VirtState) -> None:
     _verdict_method(state)
     deferred, state.deferred = state.deferred, []
     for item, result, start, stop in deferred:
-        benchjson.add_entries(item.config, result, state.pool.metadata())
+        benchjson.add_entries(item.config, record_of(result), result.baseline, state.pool.metadata())
         item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         _log_reports(item, state, result, start, stop)
         item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
@@ -934,18 +931,17 @@ def _write_outputs(session: pytest.Session, state: VirtState, exitstatus: int) -
             state.output_notes.append(
                 f"nothing was measured (exit status {int(exitstatus)}): {', '.join(p for _, p, _, _ in writers)} "
                 "not written" + (f"; the earlier {', '.join(kept)} kept" if kept else ""))
-        data = {"version": JSON_VERSION, "seed": s.seed, "baseline": s.baseline, "rounds": s.rounds,
-                "statistics": _statistics(s), "environments": {}, "results": [], "claims": [], "tests": [],
-                "aborted": aborted, "exitstatus": int(exitstatus), "verdict_method": _verdict_method(state)}
+        data = empty_document(seed=s.seed, baseline=s.baseline, rounds=s.rounds, statistics=_statistics(s),
+                              aborted=aborted, exitstatus=int(exitstatus),
+                              verdict_method=_verdict_method(state)).to_json()
         _write_each(session, state, summary, data, aborted)
         return
     try:
-        data = to_json(state.results, state.pool.metadata(), seed=s.seed, baseline=s.baseline,
-                       rounds=s.rounds, statistics=_statistics(s),
-                       extra={"session": state.ctx.session_id,
-                              "interrupted": exitstatus == pytest.ExitCode.INTERRUPTED,
-                              "aborted": aborted, "exitstatus": int(exitstatus), "footprint": state.footprint})
-        data["verdict_method"] = _verdict_method(state)
+        data = run_document(state.results, state.pool.metadata(), seed=s.seed, baseline=s.baseline,
+                            rounds=s.rounds, statistics=_statistics(s), session=state.ctx.session_id,
+                            interrupted=exitstatus == pytest.ExitCode.INTERRUPTED, aborted=aborted,
+                            exitstatus=int(exitstatus), footprint=state.footprint,
+                            verdict_method=_verdict_method(state)).to_json()
     except Exception as exc:  # noqa: BLE001 - the table is still shown
         state.output_failures.append(f"virtoverhead: could not assemble the results for "
                                      f"{', '.join(p for _, p, _, _ in writers)}: {type(exc).__name__}: {exc}")

@@ -1,5 +1,7 @@
-"""The result model of a compared test: its rounds (RoundRecord), its
-claims' verdicts (ClaimResult) and the test as a whole (ItemResult).
+"""The result model of a compared test as the round runner builds it: its
+rounds (RoundRecord), its claims' verdicts (ClaimResult) and the test as a
+whole (ItemResult), each with the JSON object it becomes in the run
+document (:mod:`.document`).
 
 Nothing here imports pytest.
 """
@@ -10,10 +12,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import stats
-from .claims import FAIL, INCONCLUSIVE, PASS, RATIO, Claim
+from .. import stats
+from ..claims import FAIL, INCONCLUSIVE, PASS, RATIO, Claim, Verdict
+from .document import json_safe
 
-SKIPPED = "skipped"
 
 @dataclass
 class ClaimResult:
@@ -21,7 +23,7 @@ class ClaimResult:
     claim: Claim
     ratio: float
     ci: tuple[float, float]
-    verdict: str
+    verdict: Verdict
     p_value: float | None = None
     reason: str = ""
     accel: str | None = None
@@ -41,7 +43,7 @@ class ClaimResult:
     #: Under --virt-correction=holm: the verdict of the claim's own
     #: interval, Holm's adjusted p-value of the claim's conclusion (the
     #: smaller of its two), and the family's size (None: no correction).
-    verdict_uncorrected: str | None = None
+    verdict_uncorrected: Verdict | None = None
     p_adjusted: float | None = None
     family_size: int | None = None
 
@@ -56,8 +58,8 @@ class ClaimResult:
             "claim": self.claim.text,
             "env": self.claim.env,
             "baseline": self.claim.baseline,
-            "ratio": _num(self.ratio),
-            "ci": [_num(self.ci[0]), _num(self.ci[1])],
+            "ratio": json_safe(self.ratio),
+            "ci": [json_safe(self.ci[0]), json_safe(self.ci[1])],
             "verdict": self.verdict,
             "bounds": [self.claim.lower, self.claim.upper],
             # "ratio", "ci" and "bounds" are in this unit: "ratio", or "s"
@@ -66,20 +68,20 @@ class ClaimResult:
             "kind": self.claim.kind,
             "unit": self.claim.unit,
             "quantity": self.claim.quantity,
-            "p_value": _num(self.p_value),
+            "p_value": json_safe(self.p_value),
             **({"reason": self.reason} if self.reason else {}),
             **({"accel": self.accel} if self.accel else {}),
             **({"source": self.source} if self.source else {}),
             **({"group": self.group} if self.group is not None else {}),
-            **({"verdict_uncorrected": self.verdict_uncorrected, "p_adjusted": _num(self.p_adjusted)}
+            **({"verdict_uncorrected": self.verdict_uncorrected, "p_adjusted": json_safe(self.p_adjusted)}
                if self.verdict_uncorrected is not None else {}),
         }
         est = self.estimate
         if est is not None:
             out.update(confidence=est.confidence, method=est.method, processes=est.n_clusters, rounds=est.n,
-                       resolution=_num(est.half_width if est.scale == stats.LINEAR else _resolution(est)))
+                       resolution=json_safe(est.half_width if est.scale == stats.LINEAR else _resolution(est)))
         if self.verdict == INCONCLUSIVE:
-            out.update(rounds_needed=_num(self.rounds_needed), seconds_needed=_num(self.seconds_needed))
+            out.update(rounds_needed=json_safe(self.rounds_needed), seconds_needed=json_safe(self.seconds_needed))
         if self.waiver is not None:
             out["waiver"] = self.waiver.to_json(bool(self.waiver_expired))
             if self.waived:
@@ -153,10 +155,6 @@ def _resolution(est: stats.Estimate) -> float:
     if not math.isfinite(est.half_width):
         return math.nan
     return math.expm1(est.half_width)
-
-
-def _num(x: float | None) -> float | None:
-    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
 
 
 @dataclass
