@@ -60,7 +60,7 @@ class ClaimResult:
             "baseline": self.claim.baseline,
             "ratio": json_safe(self.ratio),
             "ci": [json_safe(self.ci[0]), json_safe(self.ci[1])],
-            "verdict": self.verdict,
+            "verdict": str(self.verdict),  # the word, as a file read back holds it
             "bounds": [self.claim.lower, self.claim.upper],
             # "ratio", "ci" and "bounds" are in this unit: "ratio", or "s"
             # (seconds) for a fixed-cost or absolute claim, whose estimate
@@ -73,7 +73,7 @@ class ClaimResult:
             **({"accel": self.accel} if self.accel else {}),
             **({"source": self.source} if self.source else {}),
             **({"group": self.group} if self.group is not None else {}),
-            **({"verdict_uncorrected": self.verdict_uncorrected, "p_adjusted": json_safe(self.p_adjusted)}
+            **({"verdict_uncorrected": str(self.verdict_uncorrected), "p_adjusted": json_safe(self.p_adjusted)}
                if self.verdict_uncorrected is not None else {}),
         }
         est = self.estimate
