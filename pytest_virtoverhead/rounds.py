@@ -13,7 +13,7 @@ import time
 from typing import Any, Iterable
 
 from . import noise, stats
-from .claims import ABSOLUTE, FIXED, INCONCLUSIVE, RATIO, SKIPPED, Claim
+from .claims import ABSOLUTE, FIXED, INCONCLUSIVE, NOT_IN_RUN, RATIO, Claim
 from .config import Settings
 from .envs.base import EnvError, Environment, RemoteError
 from .events import Calling, Listener, Step, WorkerStarting, ignore
@@ -383,8 +383,7 @@ class Comparator:
             missing = [n for n in claim.envs if n not in samples]
             if missing:
                 reasons = "; ".join(f"{n}: {result.unavailable.get(n) or _not_measured(n, s)}" for n in missing)
-                result.claims.append(ClaimResult(result.nodeid, claim, math.nan, (math.nan, math.nan),
-                                                 SKIPPED, reason=reasons))
+                result.claims.append(ClaimResult.skipped(result.nodeid, claim, reasons))
                 continue
             est = (self.claim_estimate(result, claim, confidence) if claim.kind != RATIO
                    else estimate(claim.env, claim.baseline))
@@ -412,9 +411,7 @@ def _add_noise(total: dict[str, float], one: dict[str, float]) -> None:
 
 
 def _not_measured(name: str, settings: Settings) -> str:
-    if settings.spec(name) is None:
-        return "not in this run"
-    return "not measured for this test"
+    return NOT_IN_RUN if settings.spec(name) is None else "not measured for this test"
 
 
 def add_skipped_claims(result: ItemResult, skipped: Iterable[tuple[Claim, str]]) -> None:
@@ -423,6 +420,5 @@ def add_skipped_claims(result: ItemResult, skipped: Iterable[tuple[Claim, str]])
     have = {c.claim.text for c in result.claims}
     for claim, reason in skipped:
         if claim.text not in have:
-            result.claims.append(ClaimResult(result.nodeid, claim, math.nan, (math.nan, math.nan), SKIPPED,
-                                             reason=reason))
+            result.claims.append(ClaimResult.skipped(result.nodeid, claim, reason))
             have.add(claim.text)

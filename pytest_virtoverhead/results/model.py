@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import stats
-from ..claims import FAIL, INCONCLUSIVE, PASS, RATIO, Claim, Verdict
+from ..claims import FAIL, INCONCLUSIVE, PASS, RATIO, SKIPPED, Claim, Verdict
 from .document import json_safe
 
 
@@ -46,6 +46,16 @@ class ClaimResult:
     verdict_uncorrected: Verdict | None = None
     p_adjusted: float | None = None
     family_size: int | None = None
+
+    @classmethod
+    def skipped(cls, test: str, claim: Claim, reason: str) -> "ClaimResult":
+        """A claim that could not be judged (``reason``: an environment absent or not measured)."""
+        return cls(test, claim, math.nan, (math.nan, math.nan), SKIPPED, reason=reason)
+
+    @property
+    def level(self) -> str:
+        """The interval's confidence, ``95%``."""
+        return f"{self.estimate.confidence:.0%}" if self.estimate else "95%"
 
     @property
     def waived(self) -> bool:
@@ -91,8 +101,7 @@ class ClaimResult:
         return out
 
     def message(self) -> str:
-        level = f"{self.estimate.confidence:.0%}" if self.estimate else "95%"
-        text = (f"claim '{self.claim.text}' {self.verdict}: {self.estimate_text(level)} "
+        text = (f"claim '{self.claim.text}' {self.verdict}: {self.estimate_text(self.level)} "
                 f"(needs {self.claim.describe_bounds()})")
         if self.accel:
             text += f" [{self.claim.env}: {self.accel}]"
@@ -110,8 +119,7 @@ class ClaimResult:
         p = "-" if self.p_adjusted is None or math.isnan(self.p_adjusted) else f"{self.p_adjusted:.3g}"
         text = f"Holm over {self.family_size} claims: adjusted p={p}"
         if self.verdict == INCONCLUSIVE and self.verdict_uncorrected in (PASS, FAIL):
-            level = f"{self.estimate.confidence:.0%}" if self.estimate else "95%"
-            text += f", so not {self.verdict_uncorrected} as its own {level} interval alone says"
+            text += f", so not {self.verdict_uncorrected} as its own {self.level} interval alone says"
         return text
 
     def what_would_decide(self) -> str:
