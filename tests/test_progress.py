@@ -152,3 +152,24 @@ def test_status_line_on_a_terminal(pytester):
     assert re.fullmatch(r"\. +\[100%\]", tail)
     # pytest's right-aligned progress lands where it would without the status
     assert len("test_p.py ") + len(tail) == 100 - 1  # pytest leaves the last column free
+
+
+def test_pool_announces_only_the_environments_it_starts(monkeypatch):
+    from types import SimpleNamespace
+
+    from pytest_virtoverhead.config import Settings
+    from pytest_virtoverhead.envs.base import RunContext
+    from pytest_virtoverhead.pool import EnvironmentPool
+
+    pool = EnvironmentPool(Settings(), RunContext(session_id="s", rootdir="."))
+    monkeypatch.setattr(pool, "try_get", lambda name: (None, f"{name}: no"))
+    monkeypatch.setattr(pool, "_arm_sigterm", lambda: None)
+    pool._failed["vm"] = "vm: no kvm"
+    pool._envs["c2"] = SimpleNamespace(start_time=1.0)  # running already
+    heard = []
+    assert pool.start_all(["baremetal", "c2", "vm", "container"], heard.append) == {
+        "baremetal": "baremetal: no", "c2": "c2: no", "container": "container: no"}
+    assert heard == [EnvsStarting(("baremetal", "container"))]
+    heard.clear()
+    pool.start_all(["vm"], heard.append)
+    assert heard == []
