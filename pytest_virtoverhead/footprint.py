@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from . import textfmt
-from .claims import FAIL, INCONCLUSIVE, PASS, SKIPPED
+from .verdict import FAIL, INCONCLUSIVE, PASS, SKIPPED
 
 # --------------------------------------------------------------------------
 # readers: /proc and cgroup files

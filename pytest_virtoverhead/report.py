@@ -7,7 +7,7 @@ from typing import Any, Iterable
 
 from . import noise, stats, textfmt
 from .textfmt import env_label, fixed
-from .claims import FAIL, INCONCLUSIVE, PASS, SKIPPED
+from .verdict import FAIL, INCONCLUSIVE, PASS, SKIPPED
 from .results import ItemResult
 
 _VERDICT_TEXT = {PASS: "pass", FAIL: "FAIL", INCONCLUSIVE: "inconclusive", SKIPPED: "skipped"}

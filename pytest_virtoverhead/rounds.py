@@ -13,13 +13,14 @@ import time
 from typing import Any, Iterable
 
 from . import noise, stats
-from .claims import ABSOLUTE, FIXED, INCONCLUSIVE, NOT_IN_RUN, RATIO, Claim
+from .claims import ABSOLUTE, FIXED, NOT_IN_RUN, RATIO, Claim
 from .config import Settings
 from .envs.base import EnvError, Environment, RemoteError
 from .events import Calling, Listener, Step, WorkerStarting, ignore
 from .planning import Schedule, auto_calls, deciding_bound, max_retries, stable_seed
 from .pool import EnvironmentPool
 from .results import ClaimResult, ItemResult, RoundRecord
+from .verdict import INCONCLUSIVE
 
 
 class Comparator:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from . import stats
-from .claims import FAIL, INCONCLUSIVE, PASS
+from .verdict import FAIL, INCONCLUSIVE, PASS
 from .planning import deciding_bound
 from .results import ClaimResult, ItemResult
 

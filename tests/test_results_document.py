@@ -6,10 +6,21 @@ import math
 
 import pytest
 
-from pytest_virtoverhead.claims import FAIL, INCONCLUSIVE, PASS, SKIPPED, Verdict, parse_claim
+from pytest_virtoverhead.claims import parse_claim
 from pytest_virtoverhead.planning import deciding_bound
-from pytest_virtoverhead.results import (JSON_VERSION, READ_VERSIONS, ClaimResult, DocumentError, ItemResult,
-                                         RunDocument, empty_document, json_safe, record_of, run_document)
+from pytest_virtoverhead.results import (
+    JSON_VERSION,
+    READ_VERSIONS,
+    ClaimResult,
+    DocumentError,
+    ItemResult,
+    RunDocument,
+    empty_document,
+    json_safe,
+    record_of,
+    run_document,
+)
+from pytest_virtoverhead.verdict import FAIL, INCONCLUSIVE, PASS, SKIPPED, Verdict
 
 
 def _result():

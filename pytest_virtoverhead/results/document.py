@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..claims import Verdict
+from ..verdict import Verdict
 from ..fsutil import atomic_write
 
 #: The version this package writes. Version 2: ``samples`` are one value

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import stats
-from ..claims import FAIL, INCONCLUSIVE, PASS, RATIO, SKIPPED, Claim, Verdict
+from ..claims import RATIO, Claim
+from ..verdict import FAIL, INCONCLUSIVE, PASS, SKIPPED, Verdict
 from .document import json_safe
 
 
