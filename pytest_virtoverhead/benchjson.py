@@ -30,16 +30,18 @@ The whole JSON document also gets a ``virtoverhead`` key (seed, baseline,
 environments) through pytest-benchmark's ``pytest_benchmark_update_json``
 hook.
 
+The entries are made from the test's record in the run document
+(:class:`.ItemRecord`), what ``--virt-json`` holds of it.
+
 Imports pytest-benchmark lazily; does nothing when it is not loaded.
 """
 
 from __future__ import annotations
 
-import math
 from types import SimpleNamespace
 from typing import Any, Callable
 
-from .results import ItemResult
+from .results import ItemRecord, json_safe
 
 #: Environment metadata keys copied into every entry's ``extra_info``.
 META_KEYS = ("kind", "accel", "accel_reason", "runtime", "mode", "image", "seccomp", "storage_driver",
@@ -73,42 +75,32 @@ def entry_names(nodeid: str, env: str) -> tuple[str, str, str]:
     return short, f"{head}{sep}{short}", param
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe: NaN and infinities become None (pytest-benchmark's writer
-    would emit ``NaN``, which is not JSON)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
-def extra_info(result: ItemResult, env: str, meta: dict[str, Any]) -> dict[str, Any]:
-    info: dict[str, Any] = {"virt_env": env, "virt_kind": meta.get("kind"), "virt_baseline": result.baseline}
+def extra_info(record: ItemRecord, baseline: str, env: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """The entry's ``extra_info``, JSON-safe (pytest-benchmark's writer
+    would write NaN, which is not JSON)."""
+    info: dict[str, Any] = {"virt_env": env, "virt_kind": meta.get("kind"), "virt_baseline": baseline}
     for key in META_KEYS:
         if key == "kind":
             continue
         if meta.get(key) not in (None, "", [], {}):
             info[key] = meta[key]
-    if env == result.baseline:
+    entry = record.env(env)
+    if env == baseline:
         info["virt_ratio"], info["virt_ci"] = 1.0, [1.0, 1.0]
-    elif env in result.ratios:
-        ratio, ci = result.ratios[env]
-        info["virt_ratio"], info["virt_ci"] = ratio, list(ci)
-    info["virt_source"] = result.source.get(env)
-    info["virt_rounds"] = result.rounds
+    elif entry is not None and "ratio" in entry.data:
+        info["virt_ratio"], info["virt_ci"] = entry.ratio, list(entry.ci or (None, None))
+    info["virt_source"] = entry.source if entry is not None else None
+    info["virt_rounds"] = record.rounds
     # "unit": "ratio", or "s" for a fixed-cost or absolute claim (ratio and ci in seconds).
-    claims = [{"claim": c.claim.text, "verdict": c.verdict, "ratio": c.ratio, "ci": list(c.ci),
-               "unit": c.claim.unit, **({"waived": c.waiver.text} if c.waived else {})}
-              for c in result.claims if c.claim.env == env]
+    claims = [{"claim": c.claim, "verdict": c.verdict, "ratio": c.ratio, "ci": list(c.ci or (None, None)),
+               "unit": c.unit, **({"waived": c.waived} if c.waived else {})}
+              for c in record.claims if c.env == env]
     if claims:
         info["virt_claims"] = claims
-    return _clean(info)
+    return json_safe(info)
 
 
-def make_entries(result: ItemResult, metadata: dict[str, dict[str, Any]]) -> list[Any]:
+def make_entries(record: ItemRecord, baseline: str, metadata: dict[str, dict[str, Any]]) -> list[Any]:
     """pytest-benchmark ``Metadata`` objects, one per environment with samples.
 
     The samples go through ``Metadata.update`` (iterations 1: a sample is
@@ -120,19 +112,20 @@ def make_entries(result: ItemResult, metadata: dict[str, dict[str, Any]]) -> lis
     from pytest_benchmark.stats import Metadata
 
     entries = []
-    for env in result.envs:
-        samples = result.samples.get(env)
+    for env_entry in record.envs:
+        samples = env_entry.samples
         if not samples:
             continue
-        name, fullname, param = entry_names(result.nodeid, env)
+        env = env_entry.env
+        name, fullname, param = entry_names(record.nodeid, env)
         # Metadata reads these attributes from the fixture that made it; a
         # compared test has no fixture on the host, so this stands in.
         stand_in = SimpleNamespace(
-            name=name, fullname=fullname, group=result.nodeid, param=param,
-            params={"virt_env": env}, extra_info=extra_info(result, env, metadata.get(env, {})),
-            cprofile_stats=None, has_error=result.failure is not None,
+            name=name, fullname=fullname, group=record.nodeid, param=param,
+            params={"virt_env": env}, extra_info=extra_info(record, baseline, env, metadata.get(env, {})),
+            cprofile_stats=None, has_error=record.outcome == "failed",
         )
-        options = {"virt_rounds": result.rounds, "virt_source": result.source.get(env)}
+        options = {"virt_rounds": record.rounds, "virt_source": env_entry.source}
         entry = Metadata(stand_in, iterations=1, options=options)
         for sample in samples:
             entry.update(float(sample))
@@ -140,20 +133,21 @@ def make_entries(result: ItemResult, metadata: dict[str, dict[str, Any]]) -> lis
     return entries
 
 
-def wanted(bs: Any, result: ItemResult) -> bool:
+def wanted(bs: Any, record: ItemRecord) -> bool:
     """Add entries when pytest-benchmark output is asked for, or when the
     test used the ``benchmark`` fixture (then its table is expected)."""
     if bs.json or bs.save or bs.autosave or bs.compare:
         return True
-    return "benchmark" in result.source.values()
+    return any(e.source == "benchmark" for e in record.envs)
 
 
-def add_entries(config: Any, result: ItemResult, metadata: dict[str, dict[str, Any]]) -> int:
-    """Append ``result``'s entries to pytest-benchmark's session; return how many."""
+def add_entries(config: Any, record: ItemRecord, baseline: str, metadata: dict[str, dict[str, Any]]) -> int:
+    """Append the entries of the test ``record`` (the run's baseline
+    ``baseline``) to pytest-benchmark's session; return how many."""
     bs = benchmark_session(config)
-    if bs is None or not wanted(bs, result):
+    if bs is None or not wanted(bs, record):
         return 0
-    entries = make_entries(result, metadata)
+    entries = make_entries(record, baseline, metadata)
     bs.benchmarks.extend(entries)
     return len(entries)
 
@@ -170,7 +164,7 @@ class JsonHooks:
         if summary is not None and any(
                 isinstance(b, dict) and "virt_env" in (b.get("extra_info") or {})
                 for b in output_json.get("benchmarks", [])):
-            output_json["virtoverhead"] = _clean(summary)
+            output_json["virtoverhead"] = json_safe(summary)
 
 
 def register(config: Any, summary: Callable[[], dict[str, Any] | None]) -> bool:

@@ -35,8 +35,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from . import textfmt
-
-PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+from .verdict import FAIL, INCONCLUSIVE, PASS, Verdict
 
 
 class ClaimError(ValueError):
@@ -166,7 +165,7 @@ class Claim:
         hi_ok = self.upper is None or ratio <= self.upper
         return lo_ok and hi_ok
 
-    def verdict(self, ratio: float, ci: tuple[float, float]) -> str:
+    def verdict(self, ratio: float, ci: tuple[float, float]) -> Verdict:
         """``pass`` / ``fail`` / ``inconclusive`` for a ratio and its interval."""
         lo, hi = ci
         if any(math.isnan(x) for x in (ratio, lo, hi)):

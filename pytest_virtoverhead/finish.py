@@ -13,7 +13,7 @@ import pytest
 
 from . import htmlreport
 from .config import Settings
-from .report import JSON_VERSION, to_json, write_json_atomic
+from .results import empty_document, run_document, write_json_atomic
 from .verdicts import correct_verdicts
 
 
@@ -65,18 +65,17 @@ def write_outputs(session: pytest.Session, state: Any, exitstatus: int) -> None:
             state.output_notes.append(
                 f"nothing was measured (exit status {int(exitstatus)}): {', '.join(p for _, p, _, _ in writers)} "
                 "not written" + (f"; the earlier {', '.join(kept)} kept" if kept else ""))
-        data = {"version": JSON_VERSION, "seed": s.seed, "baseline": s.baseline, "rounds": s.rounds,
-                "statistics": statistics(s), "environments": {}, "results": [], "claims": [], "tests": [],
-                "aborted": aborted, "exitstatus": int(exitstatus), "verdict_method": verdict_method(state)}
+        data = empty_document(seed=s.seed, baseline=s.baseline, rounds=s.rounds, statistics=statistics(s),
+                              aborted=aborted, exitstatus=int(exitstatus),
+                              verdict_method=verdict_method(state)).to_json()
         _write_each(session, state, summary, data, aborted)
         return
     try:
-        data = to_json(state.results, state.pool.metadata(), seed=s.seed, baseline=s.baseline,
-                       rounds=s.rounds, statistics=statistics(s),
-                       extra={"session": state.ctx.session_id,
-                              "interrupted": exitstatus == pytest.ExitCode.INTERRUPTED,
-                              "aborted": aborted, "exitstatus": int(exitstatus), "footprint": state.footprint})
-        data["verdict_method"] = verdict_method(state)
+        data = run_document(state.results, state.pool.metadata(), seed=s.seed, baseline=s.baseline,
+                            rounds=s.rounds, statistics=statistics(s), session=state.ctx.session_id,
+                            interrupted=exitstatus == pytest.ExitCode.INTERRUPTED, aborted=aborted,
+                            exitstatus=int(exitstatus), footprint=state.footprint,
+                            verdict_method=verdict_method(state)).to_json()
     except Exception as exc:  # noqa: BLE001 - the table is still shown
         state.output_failures.append(f"virtoverhead: could not assemble the results for "
                                      f"{', '.join(p for _, p, _, _ in writers)}: {type(exc).__name__}: {exc}")

@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from . import textfmt
-
-PASS, FAIL, INCONCLUSIVE, SKIPPED = "pass", "fail", "inconclusive", "skipped"
+from .verdict import FAIL, INCONCLUSIVE, PASS, SKIPPED
 
 # --------------------------------------------------------------------------
 # readers: /proc and cgroup files

@@ -17,7 +17,7 @@ from .config import ItemPlan, plan_for_marker
 from .finish import finish_footprint, verdict_method, write_outputs
 from .progress import Progress
 from .report import claim_lines, environment_lines, host_line, table_lines
-from .results import ItemResult
+from .results import ItemResult, record_of
 from .rounds import Comparator, add_skipped_claims
 from .selection import check_waivers, groups_of, plan, selected, shadowed_fixtures
 from .stash import ENV_FIXTURES, ITEM_KEY, MARKER, STATE_KEY
@@ -121,9 +121,6 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     try:
         if progress is not None:
             progress.begin(item.nodeid)
-            starting = [n for n in plan.envs if n not in state.pool.started() and state.pool.failure(n) is None]
-            if starting:
-                progress.note(f"starting {', '.join(starting)}")
         if plan.absent_envs and plan.envs == [state.settings.baseline]:
             # Every environment the marker asks for is absent from this run.
             result = ItemResult(nodeid=item.nodeid, envs=list(plan.envs), baseline=state.settings.baseline)
@@ -144,7 +141,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         if len(state.results) >= len(state.compared):
             _report_deferred(state)
         return True
-    benchjson.add_entries(item.config, result, state.pool.metadata())
+    benchjson.add_entries(item.config, record_of(result), result.baseline, state.pool.metadata())
     stop = time.time()
     _log_reports(item, state, result, start, stop)
     ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
@@ -157,7 +154,7 @@ def _report_deferred(state: VirtState) -> None:
     verdict_method(state)
     deferred, state.deferred = state.deferred, []
     for item, result, start, stop in deferred:
-        benchjson.add_entries(item.config, result, state.pool.metadata())
+        benchjson.add_entries(item.config, record_of(result), result.baseline, state.pool.metadata())
         item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         _log_reports(item, state, result, start, stop)
         item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)

@@ -13,7 +13,17 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from .textfmt import FAIL, INCONCLUSIVE, PASS, SKIPPED, env_label, finite, seconds, seconds_scale, worst_verdict
+from .textfmt import (
+    FAIL,
+    INCONCLUSIVE,
+    PASS,
+    SKIPPED,
+    env_label,
+    finite,
+    seconds,
+    seconds_scale,
+    worst_verdict,
+)
 
 #: A verdict's colour (None: no claim).
 COLORS = {PASS: "#2e7d32", FAIL: "#c62828", INCONCLUSIVE: "#ef6c00", SKIPPED: "#607d8b", None: "#37474f"}

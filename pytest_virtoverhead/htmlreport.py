@@ -24,7 +24,15 @@ from typing import Any
 
 from .fsutil import atomic_write
 from .htmlfigures import figure_png, history_figure_png
-from .textfmt import by_severity, env_label, estimate_format, host_envs, interval, method_line, worst_verdict
+from .textfmt import (
+    by_severity,
+    env_label,
+    estimate_format,
+    host_envs,
+    interval,
+    method_line,
+    worst_verdict,
+)
 
 INSTALL_HINT = "pip install pytest-virtoverhead[report]"
 

@@ -1,7 +1,7 @@
 """The comparison as Markdown: ``--virt-markdown`` and the GitHub job summary.
 
 A pure renderer: :func:`render` takes the results document that
-``--virt-json`` writes (:func:`.report.to_json`, or the same JSON loaded
+``--virt-json`` writes (:func:`.results.run_document`, or the same JSON loaded
 back) and returns GitHub-flavoured Markdown: a headline, the claims first
 (verdict, test, claim, ratio and interval), then the per-test table in a
 collapsible ``<details>`` section. Standard library only: no pytest, no
@@ -26,8 +26,22 @@ from typing import Any, Callable, Iterable
 
 from . import textfmt
 from .fsutil import atomic_write
-from .textfmt import FAIL, INCONCLUSIVE, PASS, SKIPPED, by_severity, env_label, estimate_format, finite, fixed, \
-    host_envs, interval, seconds, severity, worst_verdict
+from .textfmt import (
+    FAIL,
+    INCONCLUSIVE,
+    PASS,
+    SKIPPED,
+    by_severity,
+    env_label,
+    estimate_format,
+    finite,
+    fixed,
+    host_envs,
+    interval,
+    seconds,
+    severity,
+    worst_verdict,
+)
 
 #: Test ids longer than this are shortened in the tables (characters).
 MAX_ID = 90

@@ -50,18 +50,20 @@ def max_retries(rounds: int) -> int:
     return max(2, rounds // 4)
 
 
-def deciding_bound(claim: Claim, ratio: float, ci: tuple[float, float]) -> float | None:
-    """The claim's bound that keeps the verdict open: of the bounds inside
-    the interval, the one nearest the estimate (the interval must shrink
-    past it, whichever way the verdict then goes)."""
-    lo, hi = ci
-    linear = claim.unit != RATIO  # seconds: distances on the linear scale, not the log
-    inside = [b for b in (claim.lower, claim.upper) if b is not None and (linear or b > 0) and lo <= b <= hi]
-    if not inside or not (math.isfinite(ratio) if linear else ratio > 0):
+def deciding_bound(claim: Claim, ratio: float, ci: tuple[float, float] | None = None) -> float | None:
+    """The claim's bound that keeps its verdict open, the one an interval
+    must shrink past to decide it either way: of the bounds (inside ``ci``
+    when given), the one nearest the estimate - on the log scale for a
+    ratio, the linear one for seconds."""
+    linear = claim.unit != RATIO
+    bounds = [b for b in (claim.lower, claim.upper) if b is not None and (linear or b > 0)
+              and (ci is None or ci[0] <= b <= ci[1])]
+    if not bounds or not (math.isfinite(ratio) if linear else ratio > 0):
         return None
     if linear:
-        return min(inside, key=lambda b: abs(b - ratio))
-    return min(inside, key=lambda b: abs(math.log(b) - math.log(ratio)))
+        return min(bounds, key=lambda b: abs(b - ratio))
+    return min(bounds, key=lambda b: abs(math.log(b) - math.log(ratio)))
+
 
 class Schedule:
     """Which worker process serves the next round: every process once per

@@ -18,6 +18,7 @@ from .envs import backend_class
 from .envs.base import EnvSpec, RunContext
 from .envs.errors import EnvError, EnvUnavailable
 from .envs.handle import Environment
+from .events import EnvsStarting, Listener, ignore
 
 #: Longest stop_all() waits for starts in progress (each gives up early
 #: when cancelled) before it stops what exists.
@@ -110,14 +111,19 @@ class EnvironmentPool:
         except EnvUnavailable as exc:
             return None, str(exc)
 
-    def start_all(self, names: Iterable[str]) -> dict[str, str]:
-        """Start several environments in parallel; return {name: reason} of failures.
+    def start_all(self, names: Iterable[str], progress: Listener = ignore) -> dict[str, str]:
+        """Start several environments in parallel; return {name: reason} of
+        failures. ``progress`` hears which are started (not those already
+        running).
 
         Each start runs in a daemon thread: an interrupt reaches the caller
         at once, and an interpreter leaving never waits for a VM to boot.
         """
         self._arm_sigterm()
         names = [n for n in names if n not in self._failed]
+        starting = tuple(n for n in names if n not in self.started())
+        if starting:
+            progress(EnvsStarting(starting))
         reasons: dict[str, str | None] = {}
 
         def start(name: str) -> None:

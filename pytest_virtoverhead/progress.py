@@ -1,4 +1,5 @@
-"""What the terminal shows while a compared test runs (VM boots, rounds).
+"""What the terminal shows while a compared test runs (VM boots, rounds):
+the pool's and the round runner's events (:mod:`.events`) as text.
 
 Three modes, from pytest's verbosity and the terminal:
 
@@ -20,6 +21,8 @@ import os
 import time
 from typing import Any, Callable
 
+from .events import EnvsStarting, Event, WorkerStarting
+
 OFF, STATUS, LINES = "off", "status", "lines"
 
 
@@ -31,8 +34,29 @@ def choose_mode(verbosity: int, isatty: bool, term: str | None) -> str:
     return STATUS
 
 
+def describe(event: Event, nodeid: str = "") -> str:
+    """An event as the terminal shows it: ``starting vm, container``,
+    ``[vm] starting worker process 2``, ``[vm] warm-up 1/1, process 2``,
+    ``[vm] round 3/10``, ``[vm] round 11 (adaptive, 2 claim(s) open)``;
+    prefixed by the event's test unless it is ``nodeid`` (shown already)."""
+    if isinstance(event, EnvsStarting):
+        return f"starting {', '.join(event.names)}"
+    if isinstance(event, WorkerStarting):
+        text = f"[{event.env}] starting worker process {event.process}"
+    else:
+        step = event.step
+        if step.warmup:
+            what = f"warm-up {step.index}/{step.total}, process {step.process}"
+        elif step.total is None:
+            what = f"round {step.index} (adaptive, {step.open_claims} claim(s) open)"
+        else:
+            what = f"round {step.index}/{step.total}"
+        text = f"[{event.env}] {what}"
+    return text if event.nodeid == nodeid else f"{event.nodeid} {text}"
+
+
 class Progress:
-    """The Comparator's ``progress`` callback, and notes from the plugin."""
+    """The listener of the pool's and the Comparator's events."""
 
     def __init__(self, reporter: Any | None, clock: Callable[[], float] = time.monotonic):
         self.tr = reporter
@@ -58,15 +82,8 @@ class Progress:
         self.nodeid = nodeid
         self.started = self.clock()
 
-    def note(self, text: str) -> None:
-        """A message that is not a round, e.g. ``starting vm``."""
-        self._emit(text)
-
-    def __call__(self, msg: str) -> None:
-        """The Comparator's callback: ``"<nodeid> [env] round 3/10"``."""
-        if self.nodeid and msg.startswith(self.nodeid + " "):
-            msg = msg[len(self.nodeid) + 1:]
-        self._emit(msg)
+    def __call__(self, event: Event) -> None:
+        self._emit(describe(event, self.nodeid))
 
     def end(self) -> None:
         """Erase the status before pytest reports the outcome."""

@@ -1,20 +1,15 @@
-"""What a comparison run shows: the terminal table and the JSON file."""
+"""What a comparison run shows in the terminal: the table, the claims,
+the environments and the footprint (the JSON file: :mod:`.results`)."""
 
 from __future__ import annotations
 
-import json
-from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from . import noise, stats, textfmt
-from .fsutil import atomic_write
 from .results import ItemResult
-from .textfmt import (FAIL, INCONCLUSIVE, PASS, SKIPPED, env_label, fixed, host_envs, interval, json_safe, text_table,
-                      worst_verdict)
+from .textfmt import env_label, fixed, host_envs, interval, text_table, worst_verdict
+from .verdict import FAIL, INCONCLUSIVE, PASS, SKIPPED
 
-JSON_VERSION = 2
-#: Raw samples kept per test and environment in the JSON (evenly spaced).
-RAW_SAMPLES_CAP = 1000
 _VERDICT_TEXT = {PASS: "pass", FAIL: "FAIL", INCONCLUSIVE: "inconclusive", SKIPPED: "skipped"}
 
 def host_line(metadata: dict[str, dict[str, Any]], host: dict[str, Any] | None = None) -> str | None:
@@ -171,99 +166,3 @@ def footprint_lines(data: dict[str, Any], metadata: dict[str, dict[str, Any]]) -
         out.append("footprint claims:")
         out.extend("  " + footprint.claim_line(c) for c in data["claims"])
     return out
-
-
-def _thin(xs: list[float], cap: int) -> list[float]:
-    if len(xs) <= cap:
-        return xs
-    step = len(xs) / cap
-    return [xs[int(i * step)] for i in range(cap)]
-
-
-def _processes(res: ItemResult, name: str) -> list[dict[str, Any]]:
-    out = []
-    for slot, pid in sorted(res.processes.get(name, {}).items()):
-        values = [r.values[name] for r in res.used_rounds if r.slot == slot and name in r.values]
-        out.append({"process": slot, "pid": pid, "hash_seed": res.hash_seeds.get(name, {}).get(slot),
-                    "rounds": len(values), "median": stats.median(values) if values else None})
-    return out
-
-
-def to_json(results: Iterable[ItemResult], metadata: dict[str, dict[str, Any]], *,
-            seed: int, baseline: str, rounds: int, extra: dict[str, Any] | None = None,
-            statistics: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The ``--virt-json`` document, version 2: every version-1 key, with
-    ``samples`` now one value per used round (the statistical unit), plus
-    per-round and per-process records, the noise record and the host's own
-    virtualization."""
-    results = list(results)
-    host = noise.host_virtualization()
-    data: dict[str, Any] = {
-        "version": JSON_VERSION,
-        # When the run ended (UTC): `history` orders saved runs by it.
-        "written": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-        "seed": seed,
-        "baseline": baseline,
-        "rounds": rounds,
-        "host": {**host, "label": noise.host_label(host)},
-        "statistics": {"unit": "round", "cluster": "worker process", "method": "t over processes",
-                       **(statistics or {})},
-        "noise": {"rule": {"steal_limit": noise.STEAL_LIMIT, "steal_min_ticks": noise.STEAL_MIN_TICKS,
-                           "nivcsw_per_s_limit": noise.NIVCSW_PER_S_LIMIT, "nivcsw_min": noise.NIVCSW_MIN,
-                           "offcpu_rise": noise.OFFCPU_RISE},
-                  "disturbed_rounds": sum(r.disturbed_rounds for r in results),
-                  "retried_rounds": sum(r.retries for r in results)},
-        "environments": metadata,
-        "results": [],
-        "claims": [],
-        "tests": [],
-    }
-    for res in results:
-        outcome = ("failed" if res.failure else "xfailed" if res.xfailed else "skipped" if res.skipped
-                   else "measured")
-        data["tests"].append({"test": res.nodeid, "envs": res.envs, "rounds": res.rounds, "order": res.order,
-                              "stopped_by": res.stopped_by, "calls": res.calls, "retries": res.retries,
-                              **({"pair_calls": {f"{e}/{r}": k for (e, r), k in res.pair_calls.items()}}
-                                 if res.pair_calls else {}),
-                              "disturbed": res.disturbed_rounds,
-                              "outcome": outcome, "unavailable": res.unavailable,
-                              **({"error": res.failure[1]} if res.failure else {}),
-                              **({"xfailed": res.xfailed[1]} if res.xfailed else {}),
-                              **({"xpassed": res.xpassed} if res.xpassed is not None else {}),
-                              **({"skipped": res.skipped[1]} if res.skipped else {})})
-        all_samples = res.samples
-        for name in res.envs:
-            samples = all_samples.get(name)
-            entry: dict[str, Any] = {"test": res.nodeid, "env": name}
-            if samples:
-                raw = [x for r in res.used_rounds for x in r.raw.get(name, [])]
-                entry.update({"samples": samples, "median": stats.median(samples),
-                              "source": res.source.get(name), "n_rounds": len(samples),
-                              "calls": res.calls.get(name, max(res.calls.values(), default=1)),
-                              "stats": stats.summarize(samples),
-                              "raw_samples": _thin(raw, RAW_SAMPLES_CAP),
-                              "rounds": [r.to_json(name) for r in res.round_log if name in r.values],
-                              "processes": _processes(res, name)})
-                rate = res.rate(name)
-                if rate:
-                    entry["rate"] = {"value": rate[0], "unit": rate[1], "work": res.work[name],
-                                     "kind": "workload's own" if res.own_rates.get(name) else "work over wall time"}
-                if name in res.ratios:
-                    r, ci = res.ratios[name]
-                    entry["ratio"], entry["ci"] = json_safe(r), json_safe(ci)
-            else:
-                entry.update({"samples": [], "median": None})
-                if name in res.unavailable:
-                    entry["unavailable"] = res.unavailable[name]
-            if res.failure and res.failure[0] == name:
-                entry["error"] = res.failure[1]
-            data["results"].append(entry)
-        data["claims"].extend(c.to_json() for c in res.claims)
-    if extra:
-        data.update(extra)
-    return data
-
-
-def write_json_atomic(path: str, data: dict[str, Any]) -> None:
-    """Write ``data`` to ``path`` so that readers never see half a file."""
-    atomic_write(path, json.dumps(data, indent=1, allow_nan=False, default=str) + "\n")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-
 #: Normal-consistent MAD: sigma = MAD_SCALE * median(|x - median|).
 MAD_SCALE = 1.4826
 #: Large-sample variance of a median over that of a mean (pi / 2) for

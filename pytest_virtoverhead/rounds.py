@@ -10,16 +10,18 @@ from __future__ import annotations
 import math
 import random
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from . import noise, stats
-from .claims import ABSOLUTE, FIXED, INCONCLUSIVE, RATIO, Claim
+from .claims import ABSOLUTE, FIXED, NOT_IN_RUN, RATIO, Claim
 from .config import Settings
 from .envs.errors import EnvError, RemoteError
 from .envs.handle import Environment
+from .events import Calling, Listener, Step, WorkerStarting, ignore
 from .planning import Schedule, auto_calls, deciding_bound, max_retries, stable_seed
 from .pool import EnvironmentPool
-from .results import SKIPPED, ClaimResult, ItemResult, RoundRecord
+from .results import ClaimResult, ItemResult, RoundRecord
+from .verdict import INCONCLUSIVE
 
 
 class Comparator:
@@ -27,12 +29,12 @@ class Comparator:
     rotated over each environment's worker processes."""
 
     def __init__(self, settings: Settings, pool: EnvironmentPool, nodeids: tuple[str, ...],
-                 pytest_args: tuple[str, ...] = (), progress: Callable[[str], None] | None = None):
+                 pytest_args: tuple[str, ...] = (), progress: Listener | None = None):
         self.settings = settings
         self.pool = pool
         self.nodeids = nodeids
         self.pytest_args = pytest_args
-        self.progress = progress or (lambda msg: None)
+        self.progress = progress or ignore
         #: The level adaptive sampling decides claims at (None:
         #: --virt-confidence); under --virt-correction=holm the plugin sets
         #: it from the planned family (:func:`bonferroni_confidence`).
@@ -63,7 +65,7 @@ class Comparator:
                 env = live[name]
                 try:
                     if slot not in env.processes:
-                        self.progress(f"{result.nodeid} [{name}] starting worker process {slot}")
+                        self.progress(WorkerStarting(result.nodeid, name, slot))
                         env.spawn(slot, {"PYTHONHASHSEED": str(self.hash_seed(slot, name))})
                     env.open_items(self.nodeids, self.pytest_args, proc=slot)
                 except (EnvError, RemoteError) as exc:
@@ -92,7 +94,7 @@ class Comparator:
         a time budget) more rounds while a claim is inconclusive."""
         s = self.settings
         result = ItemResult(nodeid=nodeid, envs=list(envs), baseline=s.baseline)
-        failures = self.pool.start_all(envs)
+        failures = self.pool.start_all(envs, self.progress)
         live: dict[str, Environment] = {}
         for name in envs:
             reason = failures.get(name) or self.pool.failure(name)
@@ -114,9 +116,9 @@ class Comparator:
         requests: dict[str, list[float]] = {}
         for w in range(s.warmup):
             for slot in slots:
-                label = f"warm-up {w + 1}/{s.warmup}, process {slot}"
+                step = Step(w + 1, s.warmup, warmup=True, process=slot)
                 here = [n for n in names if slot <= result.process_counts.get(n, 1)]
-                if here and not self._round(result, live, here, rng, label, slot=slot, calls=1, warm=warm,
+                if here and not self._round(result, live, here, rng, step, slot=slot, calls=1, warm=warm,
                                             requests=requests):
                     return result
         def block_calls(env: str, ref: str) -> int:
@@ -139,7 +141,7 @@ class Comparator:
         done = 0
         while done < rounds:
             slot = schedule.next()
-            rec = self._round(result, live, names, rng, f"round {done + 1}/{rounds}", slot=slot, calls=result.calls)
+            rec = self._round(result, live, names, rng, Step(done + 1, rounds), slot=slot, calls=result.calls)
             if rec is None:
                 return result
             if rec.disturbed and retries_left > 0:
@@ -192,13 +194,13 @@ class Comparator:
             needed = [n for n in names if any(n in c.claim.envs for c in open_claims)]
             for _ in range(min(len(schedule.slots), s.max_rounds - result.rounds)):
                 slot = schedule.next()
-                label = f"round {result.rounds + 1} (adaptive, {len(open_claims)} claim(s) open)"
-                if self._round(result, live, needed, rng, label, slot=slot, calls=result.calls) is None:
+                step = Step(result.rounds + 1, None, open_claims=len(open_claims))
+                if self._round(result, live, needed, rng, step, slot=slot, calls=result.calls) is None:
                     return
                 result.rounds = len(result.used_rounds)
 
     def _round(self, result: ItemResult, live: dict[str, Environment], names: list[str],
-               rng: random.Random, label: str, *, slot: int, calls: "int | dict[str, int]",
+               rng: random.Random, step: Step, *, slot: int, calls: "int | dict[str, int]",
                warm: dict[str, list[float]] | None = None,
                requests: dict[str, list[float]] | None = None) -> Any:
         """One round in worker process ``slot`` of every environment.
@@ -260,7 +262,7 @@ class Comparator:
                 rng.shuffle(order)
                 rec.order.extend(n for n in order if n not in rec.order)
                 for name in order:
-                    self.progress(f"{result.nodeid} [{name}] {label}")
+                    self.progress(Calling(result.nodeid, name, step))
                     sent = time.monotonic()
                     try:
                         out = live[name].run_item(result.nodeid, self.nodeids, self.pytest_args, proc=proc, gc=False)
@@ -383,8 +385,7 @@ class Comparator:
             missing = [n for n in claim.envs if n not in samples]
             if missing:
                 reasons = "; ".join(f"{n}: {result.unavailable.get(n) or _not_measured(n, s)}" for n in missing)
-                result.claims.append(ClaimResult(result.nodeid, claim, math.nan, (math.nan, math.nan),
-                                                 SKIPPED, reason=reasons))
+                result.claims.append(ClaimResult.skipped(result.nodeid, claim, reasons))
                 continue
             est = (self.claim_estimate(result, claim, confidence) if claim.kind != RATIO
                    else estimate(claim.env, claim.baseline))
@@ -412,9 +413,7 @@ def _add_noise(total: dict[str, float], one: dict[str, float]) -> None:
 
 
 def _not_measured(name: str, settings: Settings) -> str:
-    if settings.spec(name) is None:
-        return "not in this run"
-    return "not measured for this test"
+    return NOT_IN_RUN if settings.spec(name) is None else "not measured for this test"
 
 
 def add_skipped_claims(result: ItemResult, skipped: Iterable[tuple[Claim, str]]) -> None:
@@ -423,6 +422,5 @@ def add_skipped_claims(result: ItemResult, skipped: Iterable[tuple[Claim, str]])
     have = {c.claim.text for c in result.claims}
     for claim, reason in skipped:
         if claim.text not in have:
-            result.claims.append(ClaimResult(result.nodeid, claim, math.nan, (math.nan, math.nan), SKIPPED,
-                                             reason=reason))
+            result.claims.append(ClaimResult.skipped(result.nodeid, claim, reason))
             have.add(claim.text)

@@ -20,12 +20,11 @@ from . import benchjson, htmlreport
 from .config import Settings, build_settings
 from .envs.base import RunContext
 from .envs.errors import EnvUnavailable
-from .fsutil import default_cache_dir
 from .envvars import WORKER_ENV_VAR
+from .fsutil import default_cache_dir
 from .pool import EnvironmentPool
 from .progress import Progress
-from .report import JSON_VERSION
-from .results import ItemResult
+from .results import JSON_VERSION, ItemResult
 from .rounds import Comparator
 from .selection import compile_groups, compile_select
 from .stash import STATE_KEY

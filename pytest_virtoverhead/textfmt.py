@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Iterable, Sequence
 
-#: The verdicts a claim can have (the strings the JSON holds).
-PASS, FAIL, INCONCLUSIVE, SKIPPED = "pass", "fail", "inconclusive", "skipped"
+from .verdict import FAIL, INCONCLUSIVE, PASS, SKIPPED  # the verdicts (str-valued enum), re-exported
+
 #: How much a verdict needs attention: the worst of several is the one
 #: with the highest number. A verdict not listed (a later kind) ranks
 #: :data:`UNKNOWN_SEVERITY`: after ``fail``, before ``inconclusive``.

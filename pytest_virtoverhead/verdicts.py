@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from . import stats
-from .claims import FAIL, INCONCLUSIVE, PASS, RATIO, Claim
+from .planning import deciding_bound
 from .results import ClaimResult, ItemResult
+from .verdict import FAIL, INCONCLUSIVE, PASS
 
 #: The verdicts a family-wise correction acts on (a skipped claim has no estimate).
 JUDGED = (PASS, FAIL, INCONCLUSIVE)
@@ -73,24 +74,14 @@ def correct_verdicts(results: Iterable["ItemResult"], confidence: float, correct
         cr.rounds_needed = cr.seconds_needed = None
         est = cr.estimate
         if cr.verdict == INCONCLUSIVE and est is not None:
-            bound = _nearest_bound(cr.claim, cr.ratio)
+            # Holm may keep open a claim its own interval decides: the
+            # nearest bound, inside that interval or not.
+            bound = deciding_bound(cr.claim, cr.ratio)
             if bound is not None:
                 cr.rounds_needed = stats.rounds_needed(dataclasses.replace(est, confidence=level), bound)
                 if math.isfinite(cr.rounds_needed):
                     cr.seconds_needed = max(0.0, cr.rounds_needed - est.n) * per_round[id(cr)]
     return method
-
-def _nearest_bound(claim: Claim, ratio: float) -> float | None:
-    """The claim's bound nearest the estimate (on the log scale for a
-    ratio): the one an interval must clear to decide it either way."""
-    linear = claim.unit != RATIO
-    bounds = [b for b in (claim.lower, claim.upper) if b is not None and (linear or b > 0)]
-    if not bounds or not (math.isfinite(ratio) if linear else ratio > 0):
-        return None
-    if linear:
-        return min(bounds, key=lambda b: abs(b - ratio))
-    return min(bounds, key=lambda b: abs(math.log(b) - math.log(ratio)))
-
 
 
 @dataclass

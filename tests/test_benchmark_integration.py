@@ -11,7 +11,7 @@ import pytest
 
 from pytest_virtoverhead.benchjson import entry_names, extra_info, make_entries
 from pytest_virtoverhead.claims import parse_claim
-from pytest_virtoverhead.results import ClaimResult, ItemResult
+from pytest_virtoverhead.results import ClaimResult, ItemResult, record_of
 
 AA = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-rounds=3", "--virt-seed=3",
       "-p", "no:cacheprovider"]
@@ -58,7 +58,7 @@ def _result(**kw):
 
 def test_entries_use_pytest_benchmark_stats():
     meta = {"vm": {"kind": "vm", "accel": "tcg", "vcpus": 1, "memory_mb": 1024, "image": None}}
-    base, vm = make_entries(_result(), meta)
+    base, vm = make_entries(record_of(_result()), "baremetal", meta)
     d = vm.as_dict()
     assert (d["name"], d["fullname"], d["group"], d["param"]) == ("test_a[vm]", "t.py::test_a[vm]", "t.py::test_a",
                                                                  "vm")
@@ -79,11 +79,11 @@ def test_entries_use_pytest_benchmark_stats():
 
 def test_entries_of_a_failed_test_are_flagged():
     res = _result(failure=("vm", "boom"))
-    assert all(e.has_error for e in make_entries(res, {}))
+    assert all(e.has_error for e in make_entries(record_of(res), "baremetal", {}))
 
 
 def test_extra_info_without_metadata():
-    info = extra_info(_result(), "baremetal", {})
+    info = extra_info(record_of(_result()), "baremetal", "baremetal", {})
     assert info["virt_kind"] is None and info["virt_source"] == "call" and info["virt_rounds"] == 4
 
 

@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from pytest_virtoverhead.claims import FAIL, INCONCLUSIVE, PASS, ClaimError, check_envs, parse_claim
+from pytest_virtoverhead.claims import ClaimError, check_envs, parse_claim
+from pytest_virtoverhead.verdict import FAIL, INCONCLUSIVE, PASS
 
 
 @pytest.mark.parametrize("text, env, base, lower, upper", [

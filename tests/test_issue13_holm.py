@@ -12,7 +12,8 @@ from statistics import NormalDist
 import pytest
 
 from pytest_virtoverhead import markdown, stats, tdist
-from pytest_virtoverhead.claims import FAIL, INCONCLUSIVE, PASS, parse_claim
+from pytest_virtoverhead.claims import parse_claim
+from pytest_virtoverhead.verdict import FAIL, INCONCLUSIVE, PASS
 from pytest_virtoverhead.results import ClaimResult, ItemResult
 from pytest_virtoverhead.verdicts import correct_verdicts
 from pytest_virtoverhead.textfmt import method_line

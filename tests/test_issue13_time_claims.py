@@ -8,10 +8,11 @@ import math
 import pytest
 
 from pytest_virtoverhead import markdown
-from pytest_virtoverhead.claims import FAIL, INCONCLUSIVE, PASS, parse_claim
+from pytest_virtoverhead.claims import parse_claim
+from pytest_virtoverhead.verdict import FAIL, INCONCLUSIVE, PASS
 from pytest_virtoverhead.config import Settings
-from pytest_virtoverhead.report import claim_lines, to_json
-from pytest_virtoverhead.results import ItemResult
+from pytest_virtoverhead.report import claim_lines
+from pytest_virtoverhead.results import ItemResult, run_document
 from pytest_virtoverhead.rounds import Comparator
 
 MS = 1e-3
@@ -95,7 +96,7 @@ def test_terminal_json_and_markdown_show_seconds():
                         f"[1.701 ms, 4.299 ms], p={res.claims[0].p_value:.3g}")
     assert lines[1] == "pass          t.py::test_a: vm <= 20 ms  vm 18 ms [16.7 ms, 19.3 ms]"
     assert lines[2].startswith("pass          t.py::test_a: vm <= 2 * baremetal  ratio 1.799 [1.673, 1.933], p=")
-    data = json.loads(json.dumps(to_json([res], {}, seed=1, baseline="baremetal", rounds=4)))
+    data = json.loads(json.dumps(run_document([res], {}, seed=1, baseline="baremetal", rounds=4).to_json()))
     fixed, absolute, ratio = data["claims"]
     assert (fixed["kind"], fixed["unit"], fixed["quantity"]) == ("fixed", "s", "vm - 1.5 * baremetal")
     assert fixed["ratio"] == pytest.approx(0.003) and fixed["bounds"] == [None, 0.001]
@@ -114,7 +115,7 @@ def test_html_report_shows_time_claims_in_seconds():
     from pytest_virtoverhead.htmlreport import render_html
 
     res = evaluated(["vm <= 1.5 * baremetal + 1 ms", "vm <= 20 ms"], {"baremetal": BASE, "vm": VM})
-    page = render_html(to_json([res], {}, seed=1, baseline="baremetal", rounds=4))
+    page = render_html(run_document([res], {}, seed=1, baseline="baremetal", rounds=4).to_json())
     assert "<code>vm &lt;= 1.5 * baremetal + 1 ms</code>: vm - 1.5 * baremetal 3 ms [1.701 ms, 4.299 ms]" in page
     assert "<code>vm &lt;= 20 ms</code>: vm 18 ms [16.7 ms, 19.3 ms]" in page
 

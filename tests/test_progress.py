@@ -7,7 +7,8 @@ import select
 import subprocess
 import sys
 
-from pytest_virtoverhead.progress import LINES, OFF, STATUS, Progress, choose_mode
+from pytest_virtoverhead.events import Calling, EnvsStarting, Step, WorkerStarting
+from pytest_virtoverhead.progress import LINES, OFF, STATUS, Progress, choose_mode, describe
 
 
 def test_choose_mode():
@@ -52,8 +53,8 @@ def test_status_is_drawn_then_erased_and_pytest_line_kept(monkeypatch):
     p = Progress(tr, clock=lambda: next(ticks))
     assert p.mode == STATUS
     p.begin("t.py::test_a")
-    p("t.py::test_a [vm] round 1/10")
-    p("t.py::test_a [baremetal] round 1/10")
+    p(Calling("t.py::test_a", "vm", Step(1, 10)))
+    p(Calling("t.py::test_a", "baremetal", Step(1, 10)))
     p.end()
     first = " virt: [vm] round 1/10 (3s)"
     assert tr._tw.out == [first, f"\x1b[{len(first)}D\x1b[K virt: [baremetal] round 1/10 (4s)",
@@ -68,11 +69,11 @@ def test_status_is_clipped_to_the_room_left(monkeypatch):
     tr = FakeReporter(line="x" * 30, width=50)
     p = Progress(tr, clock=lambda: 0.0)
     p.begin("n")
-    p.note("starting vm, container and a very long list of other environments")
+    p(EnvsStarting(("vm", "container", "and a very long list of other environments")))
     assert len(tr._tw.out[0]) == 50 - 30 - 1 and tr._tw.out[0].endswith("…")
     narrow = FakeReporter(line="x" * 45, width=50)
     q = Progress(narrow, clock=lambda: 0.0)
-    q.note("starting vm")
+    q(EnvsStarting(("vm",)))
     assert narrow._tw.out == []  # no room: nothing rather than a wrapped line
 
 
@@ -80,16 +81,27 @@ def test_lines_with_vv_and_nothing_with_q(monkeypatch):
     tr = FakeReporter(verbosity=2)
     p = Progress(tr)
     p.begin("t.py::test_a")
-    p("t.py::test_a [vm] warm-up 1/1")
+    p(Calling("t.py::test_a", "vm", Step(1, 1, warmup=True, process=2)))
     p.end()
-    assert tr.lines == ["    virt: t.py::test_a [vm] warm-up 1/1"] and tr._tw.out == []
+    assert tr.lines == ["    virt: t.py::test_a [vm] warm-up 1/1, process 2"] and tr._tw.out == []
     quiet = FakeReporter(verbosity=-1)
     q = Progress(quiet)
     q.begin("t")
-    q("t [vm] round 1/1")
+    q(Calling("t", "vm", Step(1, 1)))
     q.end()
     assert quiet.lines == [] and quiet._tw.out == []
     assert Progress(None).mode == OFF
+
+
+def test_events_read_as_before():
+    """The text of each event, as the round runner's strings read."""
+    assert describe(EnvsStarting(("vm", "container")), "t") == "starting vm, container"
+    assert describe(WorkerStarting("t", "vm", 2), "t") == "[vm] starting worker process 2"
+    assert describe(Calling("t", "vm", Step(2, 3, warmup=True, process=4)), "t") == "[vm] warm-up 2/3, process 4"
+    assert describe(Calling("t", "vm", Step(3, 10)), "t") == "[vm] round 3/10"
+    assert describe(Calling("t", "vm", Step(11, None, open_claims=2)), "t") == \
+        "[vm] round 11 (adaptive, 2 claim(s) open)"
+    assert describe(Calling("u", "vm", Step(3, 10)), "t") == "u [vm] round 3/10"  # another test's: named
 
 
 TEST = """
@@ -140,3 +152,24 @@ def test_status_line_on_a_terminal(pytester):
     assert re.fullmatch(r"\. +\[100%\]", tail)
     # pytest's right-aligned progress lands where it would without the status
     assert len("test_p.py ") + len(tail) == 100 - 1  # pytest leaves the last column free
+
+
+def test_pool_announces_only_the_environments_it_starts(monkeypatch):
+    from types import SimpleNamespace
+
+    from pytest_virtoverhead.config import Settings
+    from pytest_virtoverhead.envs.base import RunContext
+    from pytest_virtoverhead.pool import EnvironmentPool
+
+    pool = EnvironmentPool(Settings(), RunContext(session_id="s", rootdir="."))
+    monkeypatch.setattr(pool, "try_get", lambda name: (None, f"{name}: no"))
+    monkeypatch.setattr(pool, "_arm_sigterm", lambda: None)
+    pool._failed["vm"] = "vm: no kvm"
+    pool._envs["c2"] = SimpleNamespace(start_time=1.0)  # running already
+    heard = []
+    assert pool.start_all(["baremetal", "c2", "vm", "container"], heard.append) == {
+        "baremetal": "baremetal: no", "c2": "c2: no", "container": "container: no"}
+    assert heard == [EnvsStarting(("baremetal", "container"))]
+    heard.clear()
+    pool.start_all(["vm"], heard.append)
+    assert heard == []

@@ -20,7 +20,13 @@ from typing import Any, Callable, Mapping
 from .. import footprint as footprint_mod
 from .base import Backend
 from .channel import Channel
-from .errors import EnvError, EnvUnavailable, RemoteError, SerializationError, WorkerDied
+from .errors import (
+    EnvError,
+    EnvUnavailable,
+    RemoteError,
+    SerializationError,
+    WorkerDied,
+)
 
 
 def function_ref(fn: Callable[..., Any]) -> dict[str, Any]:

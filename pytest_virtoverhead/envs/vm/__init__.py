@@ -31,7 +31,10 @@ from ..errors import EnvError, EnvUnavailable
 from . import accel as accel_mod
 from . import domain as domain_mod
 from . import footprint as vm_footprint
-from . import initramfs, kernel as kernel_mod, prestart as prestart_mod, snapshot as snapshot_mod
+from . import initramfs
+from . import kernel as kernel_mod
+from . import prestart as prestart_mod
+from . import snapshot as snapshot_mod
 from . import workdir as workdir_mod
 from .boot import Booter, BootFailed, BootLog, PrefixedSocketTransport
 from .connect import (

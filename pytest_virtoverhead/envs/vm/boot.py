@@ -20,7 +20,8 @@ from typing import Any, Callable
 from ...protocol import FrameDecoder
 from ..channel import SocketTransport
 from . import domain as domain_mod
-from . import initramfs, snapshot as snapshot_mod
+from . import initramfs
+from . import snapshot as snapshot_mod
 from . import workdir as workdir_mod
 from .connect import first_error
 

@@ -1,5 +1,7 @@
-"""The result model of a compared test: its rounds (RoundRecord), its
-claims' verdicts (ClaimResult) and the test as a whole (ItemResult).
+"""The result model of a compared test as the round runner builds it: its
+rounds (RoundRecord), its claims' verdicts (ClaimResult) and the test as a
+whole (ItemResult), each with the JSON object it becomes in the run
+document (:mod:`.document`).
 
 Nothing here imports pytest.
 """
@@ -10,10 +12,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import stats
-from .claims import FAIL, INCONCLUSIVE, PASS, RATIO, Claim
+from .. import stats
+from ..claims import RATIO, Claim
+from ..verdict import FAIL, INCONCLUSIVE, PASS, SKIPPED, Verdict
+from .document import json_safe
 
-SKIPPED = "skipped"
 
 @dataclass
 class ClaimResult:
@@ -21,7 +24,7 @@ class ClaimResult:
     claim: Claim
     ratio: float
     ci: tuple[float, float]
-    verdict: str
+    verdict: Verdict
     p_value: float | None = None
     reason: str = ""
     accel: str | None = None
@@ -41,9 +44,19 @@ class ClaimResult:
     #: Under --virt-correction=holm: the verdict of the claim's own
     #: interval, Holm's adjusted p-value of the claim's conclusion (the
     #: smaller of its two), and the family's size (None: no correction).
-    verdict_uncorrected: str | None = None
+    verdict_uncorrected: Verdict | None = None
     p_adjusted: float | None = None
     family_size: int | None = None
+
+    @classmethod
+    def skipped(cls, test: str, claim: Claim, reason: str) -> "ClaimResult":
+        """A claim that could not be judged (``reason``: an environment absent or not measured)."""
+        return cls(test, claim, math.nan, (math.nan, math.nan), SKIPPED, reason=reason)
+
+    @property
+    def level(self) -> str:
+        """The interval's confidence, ``95%``."""
+        return f"{self.estimate.confidence:.0%}" if self.estimate else "95%"
 
     @property
     def waived(self) -> bool:
@@ -56,9 +69,9 @@ class ClaimResult:
             "claim": self.claim.text,
             "env": self.claim.env,
             "baseline": self.claim.baseline,
-            "ratio": _num(self.ratio),
-            "ci": [_num(self.ci[0]), _num(self.ci[1])],
-            "verdict": self.verdict,
+            "ratio": json_safe(self.ratio),
+            "ci": [json_safe(self.ci[0]), json_safe(self.ci[1])],
+            "verdict": str(self.verdict),  # the word, as a file read back holds it
             "bounds": [self.claim.lower, self.claim.upper],
             # "ratio", "ci" and "bounds" are in this unit: "ratio", or "s"
             # (seconds) for a fixed-cost or absolute claim, whose estimate
@@ -66,20 +79,20 @@ class ClaimResult:
             "kind": self.claim.kind,
             "unit": self.claim.unit,
             "quantity": self.claim.quantity,
-            "p_value": _num(self.p_value),
+            "p_value": json_safe(self.p_value),
             **({"reason": self.reason} if self.reason else {}),
             **({"accel": self.accel} if self.accel else {}),
             **({"source": self.source} if self.source else {}),
             **({"group": self.group} if self.group is not None else {}),
-            **({"verdict_uncorrected": self.verdict_uncorrected, "p_adjusted": _num(self.p_adjusted)}
+            **({"verdict_uncorrected": str(self.verdict_uncorrected), "p_adjusted": json_safe(self.p_adjusted)}
                if self.verdict_uncorrected is not None else {}),
         }
         est = self.estimate
         if est is not None:
             out.update(confidence=est.confidence, method=est.method, processes=est.n_clusters, rounds=est.n,
-                       resolution=_num(est.half_width if est.scale == stats.LINEAR else _resolution(est)))
+                       resolution=json_safe(est.half_width if est.scale == stats.LINEAR else _resolution(est)))
         if self.verdict == INCONCLUSIVE:
-            out.update(rounds_needed=_num(self.rounds_needed), seconds_needed=_num(self.seconds_needed))
+            out.update(rounds_needed=json_safe(self.rounds_needed), seconds_needed=json_safe(self.seconds_needed))
         if self.waiver is not None:
             out["waiver"] = self.waiver.to_json(bool(self.waiver_expired))
             if self.waived:
@@ -89,8 +102,7 @@ class ClaimResult:
         return out
 
     def message(self) -> str:
-        level = f"{self.estimate.confidence:.0%}" if self.estimate else "95%"
-        text = (f"claim '{self.claim.text}' {self.verdict}: {self.estimate_text(level)} "
+        text = (f"claim '{self.claim.text}' {self.verdict}: {self.estimate_text(self.level)} "
                 f"(needs {self.claim.describe_bounds()})")
         if self.accel:
             text += f" [{self.claim.env}: {self.accel}]"
@@ -108,8 +120,7 @@ class ClaimResult:
         p = "-" if self.p_adjusted is None or math.isnan(self.p_adjusted) else f"{self.p_adjusted:.3g}"
         text = f"Holm over {self.family_size} claims: adjusted p={p}"
         if self.verdict == INCONCLUSIVE and self.verdict_uncorrected in (PASS, FAIL):
-            level = f"{self.estimate.confidence:.0%}" if self.estimate else "95%"
-            text += f", so not {self.verdict_uncorrected} as its own {level} interval alone says"
+            text += f", so not {self.verdict_uncorrected} as its own {self.level} interval alone says"
         return text
 
     def what_would_decide(self) -> str:
@@ -153,10 +164,6 @@ def _resolution(est: stats.Estimate) -> float:
     if not math.isfinite(est.half_width):
         return math.nan
     return math.expm1(est.half_width)
-
-
-def _num(x: float | None) -> float | None:
-    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
 
 
 @dataclass
