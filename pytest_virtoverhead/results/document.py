@@ -19,7 +19,6 @@ Nothing here imports pytest or numpy.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
