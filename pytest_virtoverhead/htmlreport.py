@@ -137,7 +137,7 @@ def figure_png(test: dict[str, Any], baseline: str, environments: dict[str, Any]
 
     # -- left: ratio to the baseline, its CI, claim thresholds
     xs: list[float] = [1.0]
-    shades: list[tuple[float, float, str, str]] = []  # (y, bound, "above"/"below", colour)
+    shades: list[tuple[int, float, str, str]] = []  # (y, bound, "above"/"below", colour)
     ax_r.axvline(1.0, color="#90a4ae", linestyle=":", linewidth=1)
     for e in envs:
         y = ys[e]

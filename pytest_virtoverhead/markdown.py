@@ -22,7 +22,7 @@ import hashlib
 import math
 import os
 import re
-from typing import Any, Callable, Iterable
+from typing import AbstractSet, Any, Callable, Iterable
 
 from . import textfmt
 from .fsutil import atomic_write
@@ -166,7 +166,7 @@ def _headline(claims: list[dict[str, Any]], n_tests: int) -> str:
     return f"## pytest-virtoverhead: {len(claims)} claim{'s' * (len(claims) != 1)}: " + ", ".join(parts)
 
 
-def table(head: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> list[str]:
+def table(head: list[str], rows: list[list[str]], right: AbstractSet[int] = frozenset()) -> list[str]:
     out = ["| " + " | ".join(head) + " |",
            "|" + "|".join("---:" if i in right else "---" for i in range(len(head))) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]

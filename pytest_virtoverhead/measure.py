@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from .clock import timer_resolution  # noqa: F401 - part of this module's API
+from .clock import timer_resolution  # part of this module's API
 
 TIMER = time.perf_counter
 #: No sample is asked to be shorter than this many timer resolutions.

@@ -13,15 +13,23 @@ import sys
 import time
 import uuid
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import pytest
 
 from .envvars import WORKER_ENV_VAR
 
-if TYPE_CHECKING:
-    from .config import ItemPlan, Settings
+if TYPE_CHECKING:  # what _load binds at run time, for ruff and mypy
+    from . import benchjson, htmlreport, waivers
+    from .config import ItemPlan, Settings, build_settings, plan_for_marker
+    from .envs.base import EnvUnavailable, RunContext
+    from .pool import EnvironmentPool
+    from .progress import Progress
+    from .report import JSON_VERSION, claim_lines, environment_lines, host_line, table_lines, to_json, write_json_atomic
     from .results import ItemResult
+    from .rounds import Comparator, add_skipped_claims
+    from .textfmt import method_line
+    from .verdicts import bonferroni_confidence, correct_verdicts, outcome_of
 
 #: For the help text: the environment kinds, the default of --virt-envs and
 #: the report's install hint, literal so that registering the options
@@ -44,17 +52,17 @@ def _load() -> None:
     """
     if "build_settings" in globals():
         return
-    from . import benchjson, htmlreport, waivers
-    from .config import DEFAULT_ENVS, ItemPlan, Settings, build_settings, plan_for_marker
-    from .envs import KINDS
-    from .envs.base import EnvUnavailable, RunContext
-    from .progress import Progress
-    from .report import JSON_VERSION, claim_lines, environment_lines, host_line, table_lines, to_json, write_json_atomic
-    from .pool import EnvironmentPool
-    from .results import ItemResult
-    from .rounds import Comparator, add_skipped_claims
-    from .verdicts import bonferroni_confidence, correct_verdicts, outcome_of
-    from .textfmt import method_line
+    # Each name is bound into the module's globals by the last line (hence noqa: F401).
+    from . import benchjson, htmlreport, waivers  # noqa: F401
+    from .config import ItemPlan, Settings, build_settings, plan_for_marker  # noqa: F401
+    from .envs.base import EnvUnavailable, RunContext  # noqa: F401
+    from .pool import EnvironmentPool  # noqa: F401
+    from .progress import Progress  # noqa: F401
+    from .report import JSON_VERSION, claim_lines, environment_lines, host_line, table_lines, to_json, write_json_atomic  # noqa: F401
+    from .results import ItemResult  # noqa: F401
+    from .rounds import Comparator, add_skipped_claims  # noqa: F401
+    from .textfmt import method_line  # noqa: F401
+    from .verdicts import bonferroni_confidence, correct_verdicts, outcome_of  # noqa: F401
     globals().update({k: v for k, v in locals().items() if not k.startswith("_")})
 
 
@@ -408,7 +416,7 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 # collection
 
 
-def _plan(item: pytest.Item, settings: Settings, groups: list[Any] = ()) -> ItemPlan | None:
+def _plan(item: pytest.Item, settings: Settings, groups: Sequence[Any] = ()) -> ItemPlan | None:
     marker = item.get_closest_marker(MARKER)
     if marker is None:
         return None
@@ -462,7 +470,7 @@ def _compile_expr(text: str) -> Any:
 
     try:
         return Expression.compile(text)
-    except Exception as exc:  # SyntaxError (pytest >= 8.3) or ParseError (older)
+    except Exception as exc:  # noqa: BLE001 - SyntaxError (pytest >= 8.3) or ParseError (older)
         column = getattr(exc, "offset", None) or getattr(exc, "column", None)
         message = getattr(exc, "msg", None) or getattr(exc, "message", None) or str(exc)
         raise _ExprError(column, message) from None
@@ -681,7 +689,7 @@ def _log_reports(item: pytest.Item, state: VirtState, result: ItemResult, start:
         longrepr = (str(item.location[0]), (item.location[1] or 0) + 1, end.text or "")
     elif end.wasxfail is not None:
         longrepr = None  # pytest shows XFAIL/XPASS with the marker's reason
-    keywords = {k: 1 for k in item.keywords}
+    keywords: dict[str, Any] = {k: 1 for k in item.keywords}
     for when in ("setup", "call", "teardown"):
         call = when == "call"
         rep = pytest.TestReport(
@@ -818,16 +826,16 @@ class _LazyEnvs(dict):
     def __len__(self) -> int:
         return len(self._names)
 
-    def keys(self):  # type: ignore[override]
+    def keys(self):
         return list(self._names)
 
-    def items(self):  # type: ignore[override]
+    def items(self):
         return [(n, self[n]) for n in self._names]
 
-    def values(self):  # type: ignore[override]
+    def values(self):
         return [self[n] for n in self._names]
 
-    def get(self, name, default=None):  # type: ignore[override]
+    def get(self, name, default=None):
         return self[name] if name in self._names else default
 
 

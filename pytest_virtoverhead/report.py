@@ -8,10 +8,10 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from . import noise, stats, textfmt
-from .fsutil import atomic_write
-from .textfmt import env_label, fixed
 from .claims import FAIL, INCONCLUSIVE, PASS
+from .fsutil import atomic_write
 from .results import SKIPPED, ItemResult
+from .textfmt import env_label, fixed
 
 JSON_VERSION = 2
 #: Raw samples kept per test and environment in the JSON (evenly spaced).

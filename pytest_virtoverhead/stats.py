@@ -25,7 +25,10 @@ import itertools
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    import numpy
 
 
 class _LazyNumpy:
@@ -46,7 +49,7 @@ DEFAULT_RESAMPLES = 5000
 DEFAULT_PERMUTATIONS = 10000
 
 
-def _array(samples: Sequence[float], what: str) -> np.ndarray:
+def _array(samples: Sequence[float], what: str) -> numpy.ndarray:
     arr = np.asarray(samples, dtype=float)
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"{what} needs at least one sample")
@@ -282,7 +285,7 @@ NAN_ESTIMATE_METHOD = "none"
 LINEAR = "linear"
 
 
-def paired_log_ratios(env_values: Sequence[float], base_values: Sequence[float]) -> np.ndarray:
+def paired_log_ratios(env_values: Sequence[float], base_values: Sequence[float]) -> numpy.ndarray:
     """log(env / base) per round, for rounds paired by position."""
     a = _array(env_values, "the environment's rounds")
     b = _array(base_values, "the baseline's rounds")
@@ -337,7 +340,7 @@ def trimmed_mean(values: Sequence[float], trim: float = TRIM) -> tuple[float, fl
     return float(kept.mean()), var, float(h - 1)
 
 
-def cluster_estimate(d: Sequence[float], clusters: Sequence[int] | None = None, *,
+def cluster_estimate(d: Sequence[float] | numpy.ndarray, clusters: Sequence[int] | None = None, *,
                      confidence: float = 0.95, scale: str = "log") -> Estimate:
     """Log ratio over clusters (worker processes) with a t interval.
 

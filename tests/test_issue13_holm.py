@@ -14,8 +14,8 @@ import pytest
 from pytest_virtoverhead import markdown, stats
 from pytest_virtoverhead.claims import FAIL, INCONCLUSIVE, PASS, parse_claim
 from pytest_virtoverhead.results import ClaimResult, ItemResult
-from pytest_virtoverhead.verdicts import correct_verdicts
 from pytest_virtoverhead.textfmt import method_line
+from pytest_virtoverhead.verdicts import correct_verdicts
 
 MS = 1e-3
 

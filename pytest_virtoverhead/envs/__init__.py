@@ -8,8 +8,8 @@ import importlib
 from .base import (
     Backend,
     EnvError,
-    EnvSpec,
     Environment,
+    EnvSpec,
     EnvUnavailable,
     JobTimeout,
     Measurement,

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import tempfile
 from typing import Any
-
-import shutil
 
 from .. import footprint
 from ..envvars import WATCH_PARENT_VAR
@@ -163,7 +162,7 @@ def reap_scratch(tmpdir: str, own_pid: int) -> list[str]:
     """Remove ``virt-scratch-<pid>-...`` directories under ``tmpdir`` whose
     pid no longer runs; return their paths. Best effort: a directory of
     another user that cannot be removed is left alone."""
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(tmpdir)
     except OSError:

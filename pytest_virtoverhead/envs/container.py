@@ -34,6 +34,7 @@ import threading
 import time
 from typing import Any
 
+from .. import footprint
 from .base import (
     LABEL_PREFIX,
     OWNER_LABEL,
@@ -47,7 +48,6 @@ from .base import (
     owner_alive,
 )
 from .container_stream import AttachTransport
-from .. import footprint
 
 IMAGE_REPO = "pytest-virtoverhead/mirror"
 IMAGE_LABEL = f"{LABEL_PREFIX}.image"
@@ -99,7 +99,7 @@ runpy.run_module("pytest_virtoverhead.worker", run_name="__main__", alter_sys=Tr
 
 def _docker():
     try:
-        import docker  # noqa: PLC0415 - imported lazily on purpose
+        import docker  # imported lazily on purpose
     except ImportError:
         raise EnvUnavailable(
             "the container environment needs the docker SDK: pip install docker "
@@ -121,7 +121,7 @@ def _short(exc: BaseException) -> str:
 def _gone_errors() -> tuple[type[BaseException], ...]:
     """What the SDK raises when the daemon is not there (any more): the
     connection is refused, reset or times out. Not API errors."""
-    import requests  # noqa: PLC0415 - a dependency of the docker SDK
+    import requests  # a dependency of the docker SDK
 
     return (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError)
 

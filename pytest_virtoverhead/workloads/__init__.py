@@ -19,7 +19,7 @@ and ``unit`` (a rate unit such as "events/s").
 Standard library only, except ``cpu.primes_numpy`` (numpy, imported lazily).
 """
 
-from . import cpu, fileio, loopback, memory, spawn, syscalls, sysbench
+from . import cpu, fileio, loopback, memory, spawn, sysbench, syscalls
 from ._common import SCRATCH_ENV, scratch_dir
 
 __all__ = ["cpu", "fileio", "loopback", "memory", "spawn", "syscalls", "sysbench", "SCRATCH_ENV", "scratch_dir"]

@@ -19,7 +19,7 @@ import uuid
 
 import pytest
 
-from pytest_virtoverhead.envs import EnvSpec, Environment, EnvUnavailable, RunContext, backend_class
+from pytest_virtoverhead.envs import Environment, EnvSpec, EnvUnavailable, RunContext, backend_class
 from pytest_virtoverhead.workloads import loopback
 
 ROOTDIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -26,7 +26,7 @@ import uuid
 
 import pytest
 
-from pytest_virtoverhead.envs import EnvSpec, Environment, EnvUnavailable, RemoteError, RunContext, backend_class
+from pytest_virtoverhead.envs import Environment, EnvSpec, EnvUnavailable, RemoteError, RunContext, backend_class
 from pytest_virtoverhead.envs.base import SCRATCH_ENV
 
 ROOTDIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -22,9 +22,14 @@ import time
 from typing import Any
 
 from ..base import SCRATCH_ENV, Backend, EnvError, EnvUnavailable, RunContext, SocketTransport, Transport, owner_alive
-from . import accel as accel_mod
-from . import domain as domain_mod
-from . import initramfs, kernel as kernel_mod, prestart as prestart_mod, snapshot as snapshot_mod
+from . import (
+    accel as accel_mod,
+    domain as domain_mod,
+    initramfs,
+    kernel as kernel_mod,
+    prestart as prestart_mod,
+    snapshot as snapshot_mod,
+)
 
 __all__ = ["VMBackend"]
 
@@ -40,7 +45,7 @@ PASS_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "P
 
 def _import_libvirt():
     try:
-        import libvirt  # noqa: PLC0415 - lazy on purpose
+        import libvirt  # lazy on purpose
     except ImportError:
         raise EnvUnavailable("libvirt-python is not installed: `pip install libvirt-python` "
                              "(needs libvirt-dev and pkg-config to build)") from None
@@ -514,8 +519,8 @@ class VMBackend(Backend):
         except libvirt.libvirtError as exc:
             self._attempts.append(label + "libvirt refused the domain")
             if restoring:
-                raise BootFailed("restore", f"libvirt could not create the domain: {exc.get_error_message()}")
-            raise BootFailed("died", f"libvirt could not create the domain: {exc.get_error_message()}")
+                raise BootFailed("restore", f"libvirt could not create the domain: {exc.get_error_message()}") from exc
+            raise BootFailed("died", f"libvirt could not create the domain: {exc.get_error_message()}") from exc
         self._phases = phases = {"created": round(time.monotonic() - t0, 3)}
         if restoring:
             try:
@@ -523,7 +528,7 @@ class VMBackend(Backend):
             except snapshot_mod.SnapshotError as exc:
                 self._destroy_domain(libvirt)
                 self._attempts.append(label + f"failed ({exc})")
-                raise BootFailed("restore", str(exc))
+                raise BootFailed("restore", str(exc)) from exc
             phases["restored"] = round(time.monotonic() - t0, 3)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -533,7 +538,7 @@ class VMBackend(Backend):
             sock.close()
             self._destroy_domain(libvirt)
             self._attempts.append(label + "no worker socket")
-            raise BootFailed("died", f"cannot connect to the guest's serial socket: {exc}")
+            raise BootFailed("died", f"cannot connect to the guest's serial socket: {exc}") from exc
         phases["resumed"] = round(time.monotonic() - t0, 3)
         decoder = FrameDecoder()
         received = bytearray()
