@@ -166,3 +166,21 @@ def test_comparator_marks_an_environment_that_cannot_start_unavailable(tmp_path,
         pool.stop_all()
     assert result.unavailable == {"b": "not here"}
     assert result.rounds == 2 and result.ratios == {}
+
+
+# -- through the plugin -----------------------------------------------------------
+
+
+def test_a_backend_that_crashes_at_start_is_reported_not_an_internal_error(pytester, fake_kind):
+    pytester.makeini("[pytest]\nvirt_env_options =\n    buggy: crash=backend-bug\n")
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.virt(claims=["buggy <= 2 * baremetal"])
+        def test_item():
+            pass
+    """)
+    result = pytester.runpytest("--virt-compare", "--virt-envs=baremetal,buggy=fake", "--virt-rounds=2")
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*buggy*could not start: RuntimeError: backend-bug*"])
