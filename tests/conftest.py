@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import types
 
 # Imported here, before any in-process pytester run: pytester drops the
 # modules a run imported when it ends, and numpy cannot be imported twice in
@@ -122,8 +123,12 @@ class SocketPairBackend(Backend):
 
 
 @pytest.fixture
-def fake_kind(monkeypatch):
-    """Register the ``fake`` environment kind (:class:`SocketPairBackend`)
-    for this test; its name."""
-    monkeypatch.setitem(KINDS, "fake", f"{SocketPairBackend.__module__}:{SocketPairBackend.__qualname__}")
-    return "fake"
+def fake_backend(monkeypatch):
+    """:class:`SocketPairBackend`, registered as the ``fake`` environment
+    kind for this test. (KINDS names a "module:class"; the module is one of
+    its own, since ``conftest`` may name another directory's conftest.py.)"""
+    module = types.ModuleType("virtoverhead_test_fake_backend")
+    module.SocketPairBackend = SocketPairBackend
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setitem(KINDS, "fake", f"{module.__name__}:SocketPairBackend")
+    return SocketPairBackend

@@ -6,7 +6,6 @@ import os
 import time
 
 import pytest
-from conftest import SocketPairBackend
 
 from pytest_virtoverhead.claims import parse_claim
 from pytest_virtoverhead.config import Settings
@@ -21,13 +20,13 @@ def context(tmp_path, **timeouts):
                       **{"startup_timeout": 30.0, "job_timeout": 30.0, **timeouts})
 
 
-def fake_env(tmp_path, name="a", options=None, **timeouts):
-    return Environment(SocketPairBackend(EnvSpec(name, "fake", options or {}), context(tmp_path, **timeouts)))
+def fake_env(backend, tmp_path, name="a", options=None, **timeouts):
+    return Environment(backend(EnvSpec(name, "fake", options or {}), context(tmp_path, **timeouts)))
 
 
 @pytest.fixture
-def env(tmp_path):
-    env = fake_env(tmp_path).start()
+def env(fake_backend, tmp_path):
+    env = fake_env(fake_backend, tmp_path).start()
     yield env
     env.stop(graceful=False)
 
@@ -35,8 +34,8 @@ def env(tmp_path):
 # -- Channel ------------------------------------------------------------------
 
 
-def test_channel_request_times_out_and_leaves_the_job_pending(tmp_path):
-    backend = SocketPairBackend(EnvSpec("a", "fake"), context(tmp_path))
+def test_channel_request_times_out_and_leaves_the_job_pending(fake_backend, tmp_path):
+    backend = fake_backend(EnvSpec("a", "fake"), context(tmp_path))
     channel = Channel(backend.start(), "a")
     try:
         channel.wait_event("ready", 30)
@@ -51,8 +50,8 @@ def test_channel_request_times_out_and_leaves_the_job_pending(tmp_path):
         backend.kill()
 
 
-def test_channel_wait_event_times_out_on_a_silent_worker(tmp_path):
-    backend = SocketPairBackend(EnvSpec("a", "fake", {"silent": "1"}), context(tmp_path))
+def test_channel_wait_event_times_out_on_a_silent_worker(fake_backend, tmp_path):
+    backend = fake_backend(EnvSpec("a", "fake", {"silent": "1"}), context(tmp_path))
     channel = Channel(backend.start(), "a")
     try:
         with pytest.raises(JobTimeout, match="did not say 'ready' within 0.3 s"):
@@ -62,15 +61,15 @@ def test_channel_wait_event_times_out_on_a_silent_worker(tmp_path):
         backend.kill()
 
 
-def test_a_silent_worker_makes_the_environment_unavailable(tmp_path):
-    env = fake_env(tmp_path, options={"silent": "1"}, startup_timeout=0.3)
+def test_a_silent_worker_makes_the_environment_unavailable(fake_backend, tmp_path):
+    env = fake_env(fake_backend, tmp_path, options={"silent": "1"}, startup_timeout=0.3)
     with pytest.raises(EnvUnavailable, match="started but its worker did not answer"):
         env.start()
     assert not env.running and env.backend.proc is None
 
 
-def test_a_timed_out_job_recycles_the_worker(tmp_path):
-    env = fake_env(tmp_path, job_timeout=0.3).start()
+def test_a_timed_out_job_recycles_the_worker(fake_backend, tmp_path):
+    env = fake_env(fake_backend, tmp_path, job_timeout=0.3).start()
     try:
         first = env.run(os.getpid)
         with pytest.raises(JobTimeout):
@@ -103,7 +102,7 @@ def settings_for(*specs, **fields):
     return Settings(specs=[EnvSpec(n, "fake", o) for n, o in specs], baseline=specs[0][0], **fields)
 
 
-def test_pool_starts_gets_and_stops_all(tmp_path, fake_kind):
+def test_pool_starts_gets_and_stops_all(tmp_path, fake_backend):
     pool = EnvironmentPool(settings_for(("a", {}), ("b", {})), context(tmp_path))
     assert pool.start_all(["a", "b"]) == {}
     a = pool.get("a")
@@ -117,7 +116,7 @@ def test_pool_starts_gets_and_stops_all(tmp_path, fake_kind):
         pool.get("a")
 
 
-def test_pool_reports_a_start_failure_instead_of_raising(tmp_path, fake_kind):
+def test_pool_reports_a_start_failure_instead_of_raising(tmp_path, fake_backend):
     pool = EnvironmentPool(settings_for(("a", {}), ("gone", {"unavailable": "no such thing here"}),
                                         ("buggy", {"crash": "backend bug"})), context(tmp_path))
     try:
@@ -136,7 +135,7 @@ def test_pool_reports_a_start_failure_instead_of_raising(tmp_path, fake_kind):
 # -- the round runner -----------------------------------------------------------
 
 
-def test_comparator_runs_rounds_in_two_environments_and_judges_the_claim(tmp_path, fake_kind):
+def test_comparator_runs_rounds_in_two_environments_and_judges_the_claim(tmp_path, fake_backend):
     (tmp_path / "test_item.py").write_text("import time\n\ndef test_sleep():\n    time.sleep(0.002)\n")
     settings = settings_for(("a", {}), ("b", {}), rounds=3, warmup=1, processes=1, calls=2, seed=5)
     pool = EnvironmentPool(settings, context(tmp_path))
@@ -154,7 +153,7 @@ def test_comparator_runs_rounds_in_two_environments_and_judges_the_claim(tmp_pat
     assert claim.verdict == "pass", claim
 
 
-def test_comparator_marks_an_environment_that_cannot_start_unavailable(tmp_path, fake_kind):
+def test_comparator_marks_an_environment_that_cannot_start_unavailable(tmp_path, fake_backend):
     (tmp_path / "test_item.py").write_text("def test_nothing():\n    pass\n")
     settings = settings_for(("a", {}), ("b", {"unavailable": "not here"}), rounds=2, warmup=0, processes=1,
                             calls=1)
@@ -171,7 +170,7 @@ def test_comparator_marks_an_environment_that_cannot_start_unavailable(tmp_path,
 # -- through the plugin -----------------------------------------------------------
 
 
-def test_a_backend_that_crashes_at_start_is_reported_not_an_internal_error(pytester, fake_kind):
+def test_a_backend_that_crashes_at_start_is_reported_not_an_internal_error(pytester, fake_backend):
     pytester.makeini("[pytest]\nvirt_env_options =\n    buggy: crash=backend-bug\n")
     pytester.makepyfile("""
         import pytest
