@@ -85,7 +85,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Callable
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -153,7 +153,7 @@ def host_virtualization() -> dict[str, Any]:
 
         info = noise.host_virtualization()
         info["label"] = noise.host_label(info)
-    except Exception as exc:  # the plugin itself may be mid-edit
+    except Exception as exc:  # noqa: BLE001 - the plugin itself may be mid-edit
         flags = next((ln for ln in _read("/proc/cpuinfo").splitlines() if ln.startswith("flags")), "")
         info = {"virtual": " hypervisor" in flags, "hypervisor": None,
                 "evidence": ["CPU flag 'hypervisor'"] if " hypervisor" in flags else [],
@@ -948,7 +948,7 @@ def table_rows(result: dict[str, Any]) -> list[list[str]]:
     if "floor" in parts and not parts["floor"].get("skipped"):
         f = parts["floor"]
         first = True
-        for key, s in f["summary"].items():
+        for s in f["summary"].values():
             hw = s["half_width"]
             met = "-" if not hw["n"] else ("yes" if hw["median"] <= FLOOR_TARGET else "NO")
             rows.append(["floor", f"{s['pair']}: CI half-width at {f['rounds']} rounds (covers 1.0: "
@@ -1053,7 +1053,7 @@ def anomalies(result: dict[str, Any]) -> list[str]:
         if part.get("skipped"):
             out.append(f"{name}: skipped ({part['skipped']})")
             continue
-        for key, s in (part.get("summary") or {}).items():
+        for s in (part.get("summary") or {}).values():
             if not isinstance(s, dict) or "excluding_1" not in s:
                 continue
             for e in s["excluding_1"]:
@@ -1292,7 +1292,7 @@ def main(argv: list[str] | None = None) -> int:
         first = len(cal.done)
         try:
             part = getattr(cal, "part_" + name.replace("-", "_"))()
-        except Exception as exc:  # one broken part must not lose the others' figures
+        except Exception as exc:  # noqa: BLE001 - one broken part must not lose the others' figures
             import traceback
             part = {"skipped": f"crashed: {exc!r}", "traceback": traceback.format_exc(),
                     "sessions": cal.done[first:]}
@@ -1300,7 +1300,7 @@ def main(argv: list[str] | None = None) -> int:
         if not part.get("skipped"):
             try:
                 part["summary"] = summarize(name, part)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - nor one broken summary
                 import traceback
                 part = {**part, "skipped": f"summary crashed: {exc!r}", "traceback": traceback.format_exc()}
                 log(f"{name}: summary crashed: {exc!r}")
@@ -1390,7 +1390,7 @@ def resummarize(args: argparse.Namespace) -> int:
     # after the other, so a part began with the previous one's end.
     # Parts merged from an earlier run chain from that run's own start.
     prev_up: dict[str, Any] = {"": result.get("uptime_before")}
-    for name, part in result["parts"].items():
+    for part in result["parts"].values():
         src = part.get("merged_from") or ""
         if src not in prev_up:
             try:

@@ -18,7 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import RunContext, measure_env, quantiles  # noqa: E402  (benchmarks/common.py)
+from common import RunContext, measure_env, quantiles  # benchmarks/common.py
 
 
 def measure(kind: str, options: dict[str, str], starts: int, calls: int, ctx: RunContext) -> dict[str, list[float]]:

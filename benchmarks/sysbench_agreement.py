@@ -79,7 +79,7 @@ def local(fn, *args, **kwargs):
 
 
 def environment(kind: str):
-    from pytest_virtoverhead.envs import EnvSpec, Environment, RunContext, backend_class
+    from pytest_virtoverhead.envs import Environment, EnvSpec, RunContext, backend_class
 
     ctx = RunContext(session_id=f"sysbench-agreement-{os.getpid()}", rootdir=os.path.dirname(HERE),
                      memory_mb=1024, job_timeout=600)

@@ -35,7 +35,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [p for p in (os.path.dirname(HERE), HERE) if p not in sys.path]
 
 import common  # noqa: E402  (as a module, so the worker can import its jobs)
-from pytest_virtoverhead.envs import EnvSpec, Environment, RunContext, backend_class  # noqa: E402
+
+from pytest_virtoverhead.envs import Environment, EnvSpec, RunContext, backend_class  # noqa: E402
 
 
 def noop():
@@ -98,7 +99,7 @@ def main() -> int:
         variants.append((v, {**base, **dict(o.split("=", 1) for o in v.split() if o)}))
     # Jobs name functions by module: run them from this file imported as a
     # module, not from __main__ (which the worker cannot import).
-    import vm_boot as jobs  # noqa: PLC0415
+    import vm_boot as jobs
     cpus = None if args.cpus == "none" else tuple(int(c) for c in args.cpus.split(","))
     res = {name: {"start": [], "returned": [], "boot": [], "first": [], "metas": [], "dispatch": [], "guest_python": {}}
            for name, _ in variants}

@@ -31,7 +31,7 @@ on CPU; see ../shared/FIGURES.md in the project's planning notes).
 
 import pytest
 
-from pytest_virtoverhead.workloads import cpu, fileio, loopback, memory, spawn, syscalls, sysbench
+from pytest_virtoverhead.workloads import cpu, fileio, loopback, memory, spawn, sysbench, syscalls
 
 NEAR_NATIVE = "container ~= baremetal +- 5%"
 NEAR_NATIVE_IO = "container ~= baremetal +- 10%"

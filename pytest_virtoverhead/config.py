@@ -337,6 +337,11 @@ class Settings:
     warmup: int = DEFAULT_WARMUP
     #: --virt-processes: worker processes per environment (0: auto, see processes_for).
     processes: int = 0
+    #: --virt-calls: calls per environment and round (0: auto, from the warm-up).
+    calls: int = 0
+    confidence: float = DEFAULT_CONFIDENCE
+    #: --virt-hash-seed: paired (a slot's processes share PYTHONHASHSEED across environments) or random.
+    hash_seed: str = "paired"
     seed: int = 0
     timeout: float = DEFAULT_TIMEOUT
     #: Seconds of extra rounds per test while a claim is inconclusive (0: off).

@@ -51,7 +51,7 @@ def _benchmark_samples(item: pytest.Item) -> list[float] | None:
 #: raw runs and, saved after the host's, become the "latest" run that
 #: ``--benchmark-compare`` reads. Timing options (``--benchmark-min-rounds``,
 #: ``--benchmark-disable-gc``...) stay: they shape the worker's measurement.
-BENCHMARK_HOST_ONLY = {
+BENCHMARK_HOST_ONLY: dict[str, Any] = {
     "benchmark_autosave": None,       # --benchmark-autosave
     "benchmark_save": None,           # --benchmark-save=NAME
     "benchmark_json": None,           # --benchmark-json=PATH

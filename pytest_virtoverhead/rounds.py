@@ -131,11 +131,11 @@ class Comparator:
             if name != s.baseline:
                 result.calls[name] = block_calls(name, s.baseline)
         for claim in claims:
-            env, ref = claim.env, claim.baseline
-            if s.baseline in (env, ref) or env not in live or ref not in live or env == ref:
+            other, ref = claim.env, claim.baseline
+            if s.baseline in (other, ref) or other not in live or ref not in live or other == ref:
                 continue
-            if (env, ref) not in result.pair_calls and (ref, env) not in result.pair_calls:
-                result.pair_calls[env, ref] = block_calls(env, ref)
+            if (other, ref) not in result.pair_calls and (ref, other) not in result.pair_calls:
+                result.pair_calls[other, ref] = block_calls(other, ref)
         schedule = Schedule(slots, rng)
         retries_left = max_retries(rounds)
         done = 0
@@ -227,18 +227,18 @@ class Comparator:
         others = [n for n in names if n != base]
         rng.shuffle(others)
         if warm is not None or not others:
-            blocks = [(None, slot, [names[:]])]
+            blocks: list[tuple[Any, int, list[list[str]]]] = [(None, slot, [names[:]])]
         else:
             # One block per environment: its calls alternate with the
             # baseline's, in a new random order each pass, so each side of a
             # ratio sits next to the other (a slow VM's call never falls
             # between a container's and the baseline's).
             blocks = []
-            for other in others:
-                k = calls.get(other, 1) if isinstance(calls, dict) else calls
-                proc = self.block_slot(result, slot, other, base if base in names else None)
-                rec.slots[other] = proc
-                blocks.append((other, proc, [[base, other] for _ in range(k)] if base in names else [[other]] * k))
+            for env in others:
+                k = calls.get(env, 1) if isinstance(calls, dict) else calls
+                proc = self.block_slot(result, slot, env, base if base in names else None)
+                rec.slots[env] = proc
+                blocks.append((env, proc, [[base, env] for _ in range(k)] if base in names else [[env]] * k))
             if base in names:
                 rec.slots[base] = slot
             for (env, ref), k in result.pair_calls.items():
@@ -317,7 +317,7 @@ class Comparator:
             return True
         rec.values = {name: stats.median(values) for name, values in calls_of.items()}
         rec.paired_baseline = {name: stats.median(values) for name, values in block_base.items()}
-        for other, proc, passes in blocks:
+        for other, proc, _passes in blocks:
             if isinstance(other, tuple) and (other, other[0]) in pair_calls and (other, other[1]) in pair_calls:
                 rec.pair_values[other] = (stats.median(pair_calls[other, other[0]]),
                                           stats.median(pair_calls[other, other[1]]), proc)

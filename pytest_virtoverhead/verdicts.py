@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal
 
 from . import stats
 from .planning import deciding_bound
@@ -89,7 +89,7 @@ class Outcome:
     """How a compared test ends: ``passed``, ``failed`` or ``skipped``, the
     text pytest shows, and extra report sections."""
 
-    outcome: str
+    outcome: Literal["passed", "failed", "skipped"]
     text: str | None = None
     sections: list[tuple[str, str]] = field(default_factory=list)
     #: pytest's xfail marker reason when the test xfailed or xpassed:

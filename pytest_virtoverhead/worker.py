@@ -167,7 +167,7 @@ class Worker:
                 continue
             try:
                 result = handler(msg)
-            except BaseException as exc:  # noqa: BLE001 - everything goes back to the host
+            except BaseException as exc:  # everything goes back to the host
                 if isinstance(exc, KeyboardInterrupt):
                     raise
                 self.reply_error(msg.get("id"), exc)
@@ -244,7 +244,7 @@ def _stdio_transport() -> tuple[Callable[[int], bytes], Callable[[bytes], Any]]:
     return proto_in.read, _writer(proto_out.write)
 
 
-def _writer(write: Callable[[bytes], Any]) -> Callable[[bytes], None]:
+def _writer(write: Callable[[memoryview], Any]) -> Callable[[bytes], None]:
     def write_all(data: bytes) -> None:
         view = memoryview(data)
         while view:

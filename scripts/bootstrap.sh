@@ -15,7 +15,7 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 stamp=.venv/.virtoverhead-installed
 if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
-    extras="test,container,docs"
+    extras="test,container,docs,lint"
     if pkg-config --exists libvirt 2>/dev/null; then extras="$extras,vm"; fi
     .venv/bin/python -m pip install -q --upgrade pip >/dev/null
     .venv/bin/python -m pip install -q -e ".[${extras}]"

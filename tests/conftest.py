@@ -8,9 +8,13 @@ cleared it) so the command line of a test still wins; tests of the rotation
 pass ``--virt-processes`` explicitly.
 """
 
+import os
 import shutil
+import socket
 import subprocess
+import sys
 import tempfile
+import types
 
 # Imported here, before any in-process pytester run: pytester drops the
 # modules a run imported when it ends, and numpy cannot be imported twice in
@@ -21,6 +25,10 @@ try:
 except ImportError:  # the test extra brings it (through matplotlib)
     pass
 import pytest
+
+from pytest_virtoverhead.envs import KINDS, Backend, EnvUnavailable
+from pytest_virtoverhead.envs.base import SocketTransport
+from pytest_virtoverhead.envvars import WATCH_PARENT_VAR
 
 
 @pytest.fixture(autouse=True)
@@ -51,3 +59,76 @@ def chromium():
     if CHROMIUM is None:
         pytest.skip("no chromium: apt-get install -y --no-install-recommends chromium")
     return run_chromium
+
+
+# -- a fake environment kind: the real worker over a socket pair ------------
+
+
+class SocketPairBackend(Backend):
+    """The ``fake`` kind, for tests only: the real worker
+    (``python -m pytest_virtoverhead.worker``) in a subprocess whose stdin
+    and stdout are one end of a socket pair; the host talks over the other
+    end. No image, no guest, no scratch directory: it starts in ~0.1 s, and
+    dies, hangs and fails to start on request (its options)."""
+
+    kind = "fake"
+    option_help = {
+        "unavailable": "start() raises EnvUnavailable with this reason",
+        "crash": "start() raises RuntimeError with this message (a backend's bug)",
+        "silent": "the worker never says it is ready (nor answers)",
+    }
+
+    def __init__(self, spec, ctx):
+        super().__init__(spec, ctx)
+        self.proc = None
+        self.starts = 0
+        self.exitcode = None
+
+    def start(self):
+        options = self.spec.options
+        if options.get("unavailable"):
+            raise EnvUnavailable(options["unavailable"])
+        if options.get("crash"):
+            raise RuntimeError(options["crash"])
+        host, worker = socket.socketpair()
+        # A silent worker ends at the first byte the host sends.
+        command = ([sys.executable, "-c", "import sys; sys.stdin.buffer.read(1)"] if options.get("silent")
+                   else self.worker_command())
+        try:
+            self.proc = subprocess.Popen(command, stdin=worker, stdout=worker, cwd=self.ctx.rootdir,
+                                         env={**os.environ, WATCH_PARENT_VAR: str(os.getpid())})
+        finally:
+            worker.close()
+        self.starts += 1
+        return SocketTransport(host)
+
+    def stop(self):
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            self.exitcode = proc.returncode
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+        self.stop()
+
+    def diagnostics(self):
+        code = self.proc.poll() if self.proc is not None else self.exitcode
+        return f"fake worker exit code: {code}" if code is not None else ""
+
+
+@pytest.fixture
+def fake_backend(monkeypatch):
+    """:class:`SocketPairBackend`, registered as the ``fake`` environment
+    kind for this test. (KINDS names a "module:class"; the module is one of
+    its own, since ``conftest`` may name another directory's conftest.py.)"""
+    module = types.ModuleType("virtoverhead_test_fake_backend")
+    module.SocketPairBackend = SocketPairBackend
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setitem(KINDS, "fake", f"{module.__name__}:SocketPairBackend")
+    return SocketPairBackend

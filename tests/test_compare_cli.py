@@ -13,8 +13,17 @@ import pytest
 
 from pytest_virtoverhead import cli, stats
 from pytest_virtoverhead.runcompare import (
-    FAIL, INCONCLUSIVE, PASS, RunFileError, check_run, compare_runs, load_run, not_worse_claim,
-    parse_tolerance, run_estimate)
+    FAIL,
+    INCONCLUSIVE,
+    PASS,
+    RunFileError,
+    check_run,
+    compare_runs,
+    load_run,
+    not_worse_claim,
+    parse_tolerance,
+    run_estimate,
+)
 
 T = "tests/x.py::test_a"
 

@@ -182,7 +182,7 @@ def test_rate_column_when_a_test_recorded_its_work():
     data, _ = document()
     data["results"][0]["rate"] = {"value": 1234.5, "unit": "docs/s", "kind": "work over wall time"}
     [_, per_test] = tables(md.render(data))
-    assert per_test[0][4] == "rate" and per_test[1][4] == "1,234 docs/s wall"  # noqa: RUF001
+    assert per_test[0][4] == "rate" and per_test[1][4] == "1,234 docs/s wall"
 
 
 # -- through pytest ------------------------------------------------------------

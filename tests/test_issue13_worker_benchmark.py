@@ -7,8 +7,6 @@ left one file per worker process besides the host's, saved after it (so
 import json
 from types import SimpleNamespace
 
-import pytest
-
 from pytest_virtoverhead.itemrunner import BENCHMARK_HOST_ONLY, host_only_benchmark_options
 
 AA = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-rounds=2", "--virt-seed=6",

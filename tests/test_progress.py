@@ -1,8 +1,8 @@
 """What the terminal shows while compared tests run."""
 
 import os
-import re
 import pty
+import re
 import select
 import subprocess
 import sys

@@ -14,7 +14,7 @@ import textwrap
 import pytest
 
 from pytest_virtoverhead.work import take_work
-from pytest_virtoverhead.workloads import cpu, fileio, memory, spawn, syscalls, sysbench
+from pytest_virtoverhead.workloads import cpu, fileio, memory, spawn, sysbench, syscalls
 
 MiB = 1024 * 1024
 KiB = 1024

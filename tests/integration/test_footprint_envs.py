@@ -18,8 +18,9 @@ import os
 import uuid
 
 import pytest
+from envrequire import required as _required
 
-from pytest_virtoverhead.envs import EnvSpec, Environment, EnvUnavailable, RunContext, backend_class
+from pytest_virtoverhead.envs import Environment, EnvSpec, EnvUnavailable, RunContext, backend_class
 from pytest_virtoverhead.workloads import loopback
 
 ROOTDIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -36,16 +37,6 @@ def hold(mb: int) -> int:
 
 def release() -> None:
     _HELD.clear()
-
-
-def _required(config, kind: str) -> bool:
-    wanted = os.environ.get("VIRTOVERHEAD_REQUIRE", "") + "," + os.environ.get("VIRT_REQUIRE", "")
-    try:
-        opt = config.getoption("virt_require") or ""
-    except ValueError:
-        opt = ""
-    wanted += "," + (",".join(opt) if isinstance(opt, (list, tuple)) else str(opt))
-    return kind in {w.strip() for w in wanted.split(",")} or "all" in wanted
 
 
 def _start(config, kind: str, options: dict | None = None) -> Environment:

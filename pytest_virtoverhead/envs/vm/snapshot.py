@@ -76,7 +76,7 @@ def path_for(cache_dir: str, dcfg: DomainConfig, accel: str, qemu_version: str, 
 
 
 def _qmp(dom: Any, command: str, arguments: dict[str, Any] | None = None, files: list[int] | None = None) -> Any:
-    import libvirt_qemu  # noqa: PLC0415 - lazy: part of libvirt-python
+    import libvirt_qemu  # lazy: part of libvirt-python
 
     message = json.dumps({"execute": command, **({"arguments": arguments} if arguments else {})})
     try:

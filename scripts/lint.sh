@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The lint gate, one command for .ci/run, tox -e lint and a developer:
+# ruff (rules in pyproject.toml [tool.ruff]), mypy ([tool.mypy]) and the
+# import contracts ([tool.importlinter]). Uses .venv's tools when there is a
+# .venv (scripts/bootstrap.sh installs the lint extra), else those on PATH.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=""
+if [[ -z ${VIRTUAL_ENV:-} && -x .venv/bin/ruff ]]; then bin=.venv/bin/; fi
+status=0
+echo "lint: ruff" >&2
+"${bin}ruff" check pytest_virtoverhead tests benchmarks examples || status=1
+echo "lint: mypy" >&2
+"${bin}mypy" || status=1
+echo "lint: import contracts" >&2
+"${bin}lint-imports" || status=1
+exit $status
