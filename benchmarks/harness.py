@@ -40,10 +40,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -51,6 +49,7 @@ ROOT = os.path.dirname(HERE)
 sys.path[:0] = [p for p in (HERE, ROOT) if p not in sys.path]
 
 import common  # noqa: E402  (as a module, so the worker can import its jobs)
+
 from pytest_virtoverhead import stats  # noqa: E402
 from pytest_virtoverhead.config import build_settings  # noqa: E402
 from pytest_virtoverhead.envs import RunContext  # noqa: E402
@@ -141,9 +140,8 @@ def kvm_status(ctx: RunContext) -> tuple[bool, str]:
     """(KVM guests boot here, why), from the VM backend's own accel choice:
     the cached verdict, else a probe (accel=auto: a guest that must reach
     user space within a few seconds)."""
-    from pytest_virtoverhead.envs.vm import VMBackend
+    from pytest_virtoverhead.envs.vm import VMBackend, accel as accel_mod
     from pytest_virtoverhead.envs.vm.connect import import_libvirt, version_string
-    from pytest_virtoverhead.envs.vm import accel as accel_mod
 
     ok, why = accel_mod.kvm_device_usable()
     if not ok:

@@ -33,7 +33,7 @@ from typing import Callable, Sequence, TextIO
 from . import history, historymd, htmlreport, runcompare, templating
 from .textfmt import FAIL, INCONCLUSIVE, PASS, change, fixed, interval, text_table
 
-_ROW_VERDICT = {PASS: "ok", FAIL: "WORSE", INCONCLUSIVE: "inconclusive"}
+_ROW_VERDICT: dict[str, str] = {PASS: "ok", FAIL: "WORSE", INCONCLUSIVE: "inconclusive"}
 
 
 def format_comparison(cmp: runcompare.RunComparison, name_a: str = "A", name_b: str = "B") -> list[str]:

@@ -188,7 +188,7 @@ def _log_reports(item: pytest.Item, state: VirtState, result: ItemResult, start:
         longrepr = (str(item.location[0]), (item.location[1] or 0) + 1, end.text or "")
     elif end.wasxfail is not None:
         longrepr = None  # pytest shows XFAIL/XPASS with the marker's reason
-    keywords = {k: 1 for k in item.keywords}
+    keywords: dict[str, Any] = {k: 1 for k in item.keywords}
     for when in ("setup", "call", "teardown"):
         call = when == "call"
         rep = pytest.TestReport(

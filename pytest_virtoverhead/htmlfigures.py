@@ -123,9 +123,9 @@ def figure_png(test: dict[str, Any], baseline: str, environments: dict[str, Any]
         pad = max((hi - lo) * 0.12, 0.02)
         ax_r.set_xlim(lo - pad, hi + pad)
     left, right = ax_r.get_xlim()
-    for y, bound, side, ccolor in shades:  # the side of a threshold that violates the claim
+    for shade_y, bound, side, ccolor in shades:  # the side of a threshold that violates the claim
         a, b = (bound, right) if side == "above" else (left, bound)
-        ax_r.fill_betweenx([y - 0.38, y + 0.38], a, b, color=ccolor, alpha=0.08, linewidth=0)
+        ax_r.fill_betweenx([shade_y - 0.38, shade_y + 0.38], a, b, color=ccolor, alpha=0.08, linewidth=0)
     ax_r.set_xlim(left, right)
     ax_r.set_ylim(-0.7, n - 0.3)
     ax_r.set_yticks([ys[e] for e in envs], labels=labels)

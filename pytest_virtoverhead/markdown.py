@@ -22,7 +22,7 @@ import hashlib
 import math
 import os
 import re
-from typing import Any, Callable, Iterable
+from typing import AbstractSet, Any, Callable, Iterable
 
 from . import textfmt
 from .fsutil import atomic_write
@@ -50,8 +50,8 @@ MAX_ID = 90
 #: are cut short, saying how many rows were left out).
 SUMMARY_MAX_BYTES = 1000 * 1000
 
-BADGE = {FAIL: "❌ fail", INCONCLUSIVE: "⚠️ inconclusive", PASS: "✅ pass", SKIPPED: "⏭️ skipped"}
-_HEAD_WORD = {FAIL: "failed", INCONCLUSIVE: "inconclusive", PASS: "passed", SKIPPED: "skipped"}
+BADGE: dict[str, str] = {FAIL: "❌ fail", INCONCLUSIVE: "⚠️ inconclusive", PASS: "✅ pass", SKIPPED: "⏭️ skipped"}
+_HEAD_WORD: dict[str, str] = {FAIL: "failed", INCONCLUSIVE: "inconclusive", PASS: "passed", SKIPPED: "skipped"}
 
 
 # -- cells -------------------------------------------------------------------
@@ -171,7 +171,7 @@ def _headline(claims: list[dict[str, Any]], n_tests: int) -> str:
     return f"## pytest-virtoverhead: {len(claims)} claim{'s' * (len(claims) != 1)}: " + ", ".join(parts)
 
 
-def table(head: list[str], rows: list[list[str]], right: set[int] = frozenset(), *,
+def table(head: list[str], rows: list[list[str]], right: AbstractSet[int] = frozenset(), *,
           keep: int | None = None, left_out: str = "") -> list[str]:
     """A GFM table (columns in ``right`` right-aligned). With ``keep``, its
     first ``keep`` rows, then, when some are left out, an italic line:

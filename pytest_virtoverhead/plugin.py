@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from .envvars import WORKER_ENV_VAR
-from .stash import MARKER
+from .stash import MARKER, STATE_KEY
 
 #: For the help text: the environment kinds, the default of --virt-envs and
 #: the report's install hint, literal so that registering the options
@@ -146,9 +146,26 @@ def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get(WORKER_ENV_VAR):
         return  # inside an environment's worker: tests just run; the host compares
     if _wanted(config):
-        from .state import activate
+        _activate(config)
 
-        activate(config)
+
+def _activate(config: pytest.Config) -> None:
+    """Build the session state (:func:`.state.activate`) and register the
+    session's hooks (:mod:`.hooks`): only now, so a run that does not use
+    the plugin pays for none of its per-test hooks."""
+    from . import hooks
+    from .state import activate
+
+    activate(config)
+    if not config.pluginmanager.is_registered(hooks):
+        config.pluginmanager.register(hooks, "virtoverhead-session")
+
+
+def _on_first_use(config: pytest.Config) -> None:
+    """A run without --virt-* options activates on its first environment
+    fixture (not inside a worker: environments do not nest)."""
+    if STATE_KEY not in config.stash and not os.environ.get(WORKER_ENV_VAR):
+        _activate(config)
 
 
 def _make_env_fixture(kind: str) -> Any:
@@ -156,6 +173,7 @@ def _make_env_fixture(kind: str) -> Any:
     def env_fixture(pytestconfig: pytest.Config) -> Any:
         from .state import get_environment
 
+        _on_first_use(pytestconfig)
         return get_environment(pytestconfig, kind)
 
     env_fixture.__doc__ = (f"The ``{kind}`` environment handle (started once per session). A fixture of the "
@@ -173,4 +191,5 @@ def virt_envs(pytestconfig: pytest.Config) -> Any:
     """Every environment of the run (``--virt-envs``) by name, started on first use."""
     from .state import LazyEnvs
 
+    _on_first_use(pytestconfig)
     return LazyEnvs(pytestconfig)

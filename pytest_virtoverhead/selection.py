@@ -6,7 +6,7 @@ environment fixtures a project's own fixtures shadow.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import pytest
 
@@ -15,7 +15,7 @@ from .config import ItemPlan, Settings, plan_for_marker
 from .stash import ENV_FIXTURES, ITEM_KEY, MARKER
 
 
-def plan(item: pytest.Item, settings: Settings, groups: list[Any] = ()) -> ItemPlan | None:
+def plan(item: pytest.Item, settings: Settings, groups: Sequence[Any] = ()) -> ItemPlan | None:
     marker = item.get_closest_marker(MARKER)
     if marker is None:
         return None
@@ -69,7 +69,7 @@ def _compile_expr(text: str) -> Any:
 
     try:
         return Expression.compile(text)
-    except Exception as exc:  # SyntaxError (pytest >= 8.3) or ParseError (older)
+    except Exception as exc:  # noqa: BLE001 - SyntaxError (pytest >= 8.3) or ParseError (older)
         column = getattr(exc, "offset", None) or getattr(exc, "column", None)
         message = getattr(exc, "msg", None) or getattr(exc, "message", None) or str(exc)
         raise _ExprError(column, message) from None

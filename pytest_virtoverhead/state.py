@@ -20,7 +20,6 @@ from . import benchjson, htmlreport
 from .config import Settings, build_settings
 from .envs.base import RunContext
 from .envs.errors import EnvUnavailable
-from .envvars import WORKER_ENV_VAR
 from .fsutil import default_cache_dir
 from .pool import EnvironmentPool
 from .progress import Progress
@@ -198,10 +197,6 @@ def activate(config: pytest.Config) -> None:
     config.stash[STATE_KEY] = state
     atexit.register(stop_quietly, state)
     benchjson.register(config, lambda: benchmark_summary(state))
-    from . import hooks
-
-    if not config.pluginmanager.is_registered(hooks):
-        config.pluginmanager.register(hooks, "virtoverhead-session")
 
 
 def output_paths(config: pytest.Config, settings: Settings) -> dict[str, str | None]:
@@ -231,10 +226,9 @@ def stop_quietly(state: VirtState) -> None:
 
 
 def state_of(config: pytest.Config) -> VirtState:
+    """The session state (built by the entry module's activation: at
+    configure, or on a fixture's first use); inside a worker there is none."""
     state = config.stash.get(STATE_KEY, None)
-    if state is None and not os.environ.get(WORKER_ENV_VAR):
-        activate(config)  # a run without --virt-* options: built on first use
-        state = config.stash.get(STATE_KEY, None)
     if state is None:
         pytest.skip("environments do not nest: this test already runs inside a pytest-virtoverhead worker")
     return state

@@ -30,7 +30,10 @@ import itertools
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    import numpy
 
 from .robust import MAD_SCALE, TRIM, median_variance, trimmed_mean
 from .tdist import t_quantile, t_sf, t_sf2
@@ -54,7 +57,7 @@ DEFAULT_RESAMPLES = 5000
 DEFAULT_PERMUTATIONS = 10000
 
 
-def _array(samples: Sequence[float], what: str) -> np.ndarray:
+def _array(samples: Sequence[float], what: str) -> numpy.ndarray:
     arr = np.asarray(samples, dtype=float)
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"{what} needs at least one sample")
@@ -213,7 +216,7 @@ NAN_ESTIMATE_METHOD = "none"
 LINEAR = "linear"
 
 
-def paired_log_ratios(env_values: Sequence[float], base_values: Sequence[float]) -> np.ndarray:
+def paired_log_ratios(env_values: Sequence[float], base_values: Sequence[float]) -> numpy.ndarray:
     """log(env / base) per round, for rounds paired by position."""
     a = _array(env_values, "the environment's rounds")
     b = _array(base_values, "the baseline's rounds")
@@ -224,7 +227,7 @@ def paired_log_ratios(env_values: Sequence[float], base_values: Sequence[float])
     return np.log(a) - np.log(b)
 
 
-def cluster_estimate(d: Sequence[float], clusters: Sequence[int] | None = None, *,
+def cluster_estimate(d: "Sequence[float] | numpy.ndarray", clusters: Sequence[int] | None = None, *,
                      confidence: float = 0.95, scale: str = "log") -> Estimate:
     """Log ratio over clusters (worker processes) with a t interval.
 

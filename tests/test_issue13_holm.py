@@ -13,9 +13,9 @@ import pytest
 
 from pytest_virtoverhead import markdown, stats, tdist
 from pytest_virtoverhead.claims import parse_claim
-from pytest_virtoverhead.verdict import FAIL, INCONCLUSIVE, PASS
 from pytest_virtoverhead.results import ClaimResult, ItemResult
 from pytest_virtoverhead.textfmt import method_line
+from pytest_virtoverhead.verdict import FAIL, INCONCLUSIVE, PASS
 from pytest_virtoverhead.verdicts import correct_verdicts
 
 MS = 1e-3

@@ -9,11 +9,11 @@ import pytest
 
 from pytest_virtoverhead import markdown
 from pytest_virtoverhead.claims import parse_claim
-from pytest_virtoverhead.verdict import FAIL, INCONCLUSIVE, PASS
 from pytest_virtoverhead.config import Settings
 from pytest_virtoverhead.report import claim_lines
 from pytest_virtoverhead.results import ItemResult, run_document
 from pytest_virtoverhead.rounds import Comparator
+from pytest_virtoverhead.verdict import FAIL, INCONCLUSIVE, PASS
 
 MS = 1e-3
 

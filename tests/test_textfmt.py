@@ -7,7 +7,17 @@ import subprocess
 import sys
 
 from pytest_virtoverhead.textfmt import (
-    by_severity, change, env_label, host_envs, interval, json_safe, seconds, seconds_scale, text_table, worst_verdict)
+    by_severity,
+    change,
+    env_label,
+    host_envs,
+    interval,
+    json_safe,
+    seconds,
+    seconds_scale,
+    text_table,
+    worst_verdict,
+)
 
 
 def test_json_safe_replaces_every_non_finite_float():

@@ -418,8 +418,8 @@ def test_init_script_mounts_everything_with_one_mount_after_the_start_point():
 
 
 def test_init_script_prestarts_the_worker_before_the_start_point():
-    from pytest_virtoverhead.envs.vm import prestart
     from pytest_virtoverhead import worker
+    from pytest_virtoverhead.envs.vm import prestart
 
     assert worker.PRESTART_VAR == initramfs.PRESTART_VAR
     script = initramfs.init_script(["virtio_pci"], initramfs.InitConfig(python="/usr/bin/python3", cwd="/w",
@@ -455,6 +455,7 @@ def test_prestart_tree_mirrors_symlinks_and_refuses_the_initramfs_own_paths(tmp_
 
 def test_prestart_copies_the_loaded_part_of_an_elf():
     import struct
+
     from pytest_virtoverhead.envs.vm import prestart
 
     data = open(os.path.realpath(sys.executable), "rb").read()
@@ -512,6 +513,7 @@ def test_prestart_discovery_covers_what_the_prestarted_worker_imports(tmp_path):
     falls back to starting the worker after the mounts (slow, silently)."""
     import ast
     import inspect
+
     from pytest_virtoverhead import vmguest
     from pytest_virtoverhead.envs.vm import prestart
 

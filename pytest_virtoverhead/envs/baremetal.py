@@ -164,7 +164,7 @@ def reap_scratch(tmpdir: str, own_pid: int) -> list[str]:
     """Remove ``virt-scratch-<pid>-...`` directories under ``tmpdir`` whose
     pid no longer runs; return their paths. Best effort: a directory of
     another user that cannot be removed is left alone."""
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(tmpdir)
     except OSError:

@@ -22,8 +22,8 @@ import uuid
 import pytest
 
 from pytest_virtoverhead.envs import (
-    EnvSpec,
     Environment,
+    EnvSpec,
     EnvUnavailable,
     RemoteError,
     RunContext,

@@ -37,7 +37,7 @@ import uuid
 
 import pytest
 
-from pytest_virtoverhead.envs import EnvSpec, Environment, EnvUnavailable, RunContext, WorkerDied, backend_class
+from pytest_virtoverhead.envs import Environment, EnvSpec, EnvUnavailable, RunContext, WorkerDied, backend_class
 from pytest_virtoverhead.envs.base import OWNER_LABEL, SESSION_LABEL
 
 ROOTDIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -107,8 +107,8 @@ def docker_client(pytestconfig):
 def libvirt_conn(pytestconfig):
     """A libvirt connection, once libvirt and a guest kernel are known to be
     there (no guest is booted to find out)."""
-    from pytest_virtoverhead.envs.vm.connect import default_uri, import_libvirt
     from pytest_virtoverhead.envs.vm import kernel as kernel_mod
+    from pytest_virtoverhead.envs.vm.connect import default_uri, import_libvirt
 
     try:
         libvirt = import_libvirt()

@@ -26,7 +26,7 @@ import uuid
 
 import pytest
 
-from pytest_virtoverhead.envs import EnvSpec, Environment, EnvUnavailable, RemoteError, RunContext, backend_class
+from pytest_virtoverhead.envs import Environment, EnvSpec, EnvUnavailable, RemoteError, RunContext, backend_class
 from pytest_virtoverhead.envvars import SCRATCH_ENV
 from pytest_virtoverhead.fsutil import default_cache_dir
 

@@ -23,7 +23,7 @@ HOW_TO_START = "start one with `sudo dockerd --bridge=none --iptables=false` or 
 def docker_sdk():
     """The docker SDK module, or EnvUnavailable saying how to install it."""
     try:
-        import docker  # noqa: PLC0415 - imported lazily on purpose
+        import docker
     except ImportError:
         raise EnvUnavailable(
             "the container environment needs the docker SDK: pip install docker "
@@ -50,7 +50,7 @@ def short_error(exc: BaseException) -> str:
 def gone_errors() -> tuple[type[BaseException], ...]:
     """What the SDK raises when the daemon is not there (any more): the
     connection is refused, reset or times out. Not API errors."""
-    import requests  # noqa: PLC0415 - a dependency of the docker SDK
+    import requests
 
     return (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError)
 

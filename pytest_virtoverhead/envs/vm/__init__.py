@@ -28,14 +28,16 @@ from ...fsutil import default_cache_dir
 from ..base import OWNER_LABEL, Backend, RunContext, host_env
 from ..channel import Transport
 from ..errors import EnvError, EnvUnavailable
-from . import accel as accel_mod
-from . import domain as domain_mod
-from . import footprint as vm_footprint
-from . import initramfs
-from . import kernel as kernel_mod
-from . import prestart as prestart_mod
-from . import snapshot as snapshot_mod
-from . import workdir as workdir_mod
+from . import (
+    accel as accel_mod,
+    domain as domain_mod,
+    footprint as vm_footprint,
+    initramfs,
+    kernel as kernel_mod,
+    prestart as prestart_mod,
+    snapshot as snapshot_mod,
+    workdir as workdir_mod,
+)
 from .boot import Booter, BootFailed, BootLog, PrefixedSocketTransport
 from .connect import (
     default_uri,

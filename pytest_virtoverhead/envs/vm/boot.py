@@ -19,10 +19,7 @@ from typing import Any, Callable
 
 from ...protocol import FrameDecoder
 from ..channel import SocketTransport
-from . import domain as domain_mod
-from . import initramfs
-from . import snapshot as snapshot_mod
-from . import workdir as workdir_mod
+from . import domain as domain_mod, initramfs, snapshot as snapshot_mod, workdir as workdir_mod
 from .connect import first_error
 
 #: Console text that means the boot cannot succeed (no point waiting longer).
@@ -165,8 +162,8 @@ class Booter:
         except libvirt.libvirtError as exc:
             self.log.attempts.append(label + "libvirt refused the domain")
             if restoring:
-                raise BootFailed("restore", f"libvirt could not create the domain: {exc.get_error_message()}")
-            raise BootFailed("died", f"libvirt could not create the domain: {exc.get_error_message()}")
+                raise BootFailed("restore", f"libvirt could not create the domain: {exc.get_error_message()}") from exc
+            raise BootFailed("died", f"libvirt could not create the domain: {exc.get_error_message()}") from exc
         self.log.phases = phases = {"created": round(time.monotonic() - t0, 3)}
         if restoring:
             try:
@@ -174,7 +171,7 @@ class Booter:
             except snapshot_mod.SnapshotError as exc:
                 self.destroy()
                 self.log.attempts.append(label + f"failed ({exc})")
-                raise BootFailed("restore", str(exc))
+                raise BootFailed("restore", str(exc)) from exc
             phases["restored"] = round(time.monotonic() - t0, 3)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -184,7 +181,7 @@ class Booter:
             sock.close()
             self.destroy()
             self.log.attempts.append(label + "no worker socket")
-            raise BootFailed("died", f"cannot connect to the guest's serial socket: {exc}")
+            raise BootFailed("died", f"cannot connect to the guest's serial socket: {exc}") from exc
         phases["resumed"] = round(time.monotonic() - t0, 3)
         decoder = FrameDecoder()
         received = bytearray()

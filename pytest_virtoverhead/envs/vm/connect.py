@@ -20,7 +20,7 @@ from . import domain as domain_mod
 def import_libvirt():
     """The libvirt module (its error printer silenced), or EnvUnavailable."""
     try:
-        import libvirt  # noqa: PLC0415 - lazy on purpose
+        import libvirt
     except ImportError:
         raise EnvUnavailable("libvirt-python is not installed: `pip install libvirt-python` "
                              "(needs libvirt-dev and pkg-config to build)") from None

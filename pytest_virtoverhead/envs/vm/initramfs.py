@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 
 from ...fsutil import atomic_write, prune
 from ..errors import EnvUnavailable
-from . import elf
-from . import prestart as ps
+from . import elf, prestart as ps
 
 #: What the guest needs, by module name: virtio PCI transport, the 9p root,
 #: the scratch disk and its ext4 file system. Dependencies are added from
