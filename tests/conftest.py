@@ -27,7 +27,7 @@ except ImportError:  # the test extra brings it (through matplotlib)
 import pytest
 
 from pytest_virtoverhead.envs import KINDS, Backend, EnvUnavailable
-from pytest_virtoverhead.envs.base import SocketTransport
+from pytest_virtoverhead.envs.channel import SocketTransport
 from pytest_virtoverhead.envvars import WATCH_PARENT_VAR
 
 

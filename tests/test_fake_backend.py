@@ -10,7 +10,8 @@ import pytest
 from pytest_virtoverhead.claims import parse_claim
 from pytest_virtoverhead.config import Settings
 from pytest_virtoverhead.envs import Environment, EnvSpec, EnvUnavailable, JobTimeout, RunContext, WorkerDied
-from pytest_virtoverhead.envs.base import Channel, call_fields
+from pytest_virtoverhead.envs.channel import Channel
+from pytest_virtoverhead.envs.handle import call_fields
 from pytest_virtoverhead.pool import EnvironmentPool
 from pytest_virtoverhead.rounds import Comparator
 
