@@ -10,7 +10,7 @@ from pytest_virtoverhead.envs import EnvUnavailable
 def docker_client(pytestconfig):
     """A docker SDK client to the local daemon; skips (fails when the run
     requires containers) without one."""
-    from pytest_virtoverhead.envs.container import connect
+    from pytest_virtoverhead.envs.container.client import connect
 
     try:
         client = connect()

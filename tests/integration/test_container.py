@@ -20,6 +20,7 @@ import tarfile
 import uuid
 
 import pytest
+from envrequire import unavailable
 
 from pytest_virtoverhead.envs import (
     Environment,
@@ -127,31 +128,8 @@ def seccomp_mode() -> str:
 # fixtures
 
 
-def _required(config: pytest.Config) -> bool:
-    wanted = os.environ.get("VIRTOVERHEAD_REQUIRE", "")
-    try:
-        wanted += "," + ",".join(config.getoption("virt_require") or [])
-    except ValueError:
-        pass
-    return "container" in {w.strip() for w in wanted.split(",")} or "all" in wanted
-
-
 def _unavailable(config: pytest.Config, reason: str):
-    if _required(config):
-        pytest.fail(f"container environment required but unavailable: {reason}", pytrace=False)
-    pytest.skip(reason.splitlines()[0])
-
-
-@pytest.fixture(scope="module")
-def docker_client(pytestconfig):
-    from pytest_virtoverhead.envs.container.client import connect
-
-    try:
-        client = connect()
-    except EnvUnavailable as exc:
-        _unavailable(pytestconfig, str(exc))
-    yield client
-    client.close()
+    unavailable(config, "container", reason)
 
 
 @pytest.fixture

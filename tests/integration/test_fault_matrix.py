@@ -36,6 +36,7 @@ import time
 import uuid
 
 import pytest
+from envrequire import unavailable as _unavailable
 
 from pytest_virtoverhead.envs import Environment, EnvSpec, EnvUnavailable, RunContext, WorkerDied, backend_class
 from pytest_virtoverhead.envs.base import OWNER_LABEL, SESSION_LABEL
@@ -69,38 +70,7 @@ def sleep_a_little() -> int:
 
 
 # --------------------------------------------------------------------------
-# availability: the helpers of test_container.py and test_vm.py
-
-
-def _container_required(config) -> bool:
-    from test_container import _required
-
-    return _required(config)
-
-
-def _vm_required(config) -> bool:
-    from test_vm import _required
-
-    return _required(config)
-
-
-def _unavailable(config, kind: str, reason: str):
-    required = _container_required(config) if kind == "container" else _vm_required(config)
-    if required:
-        pytest.fail(f"{kind} environment required but unavailable: {reason}", pytrace=False)
-    pytest.skip(f"{kind}: {reason.splitlines()[0]}")
-
-
-@pytest.fixture(scope="module")
-def docker_client(pytestconfig):
-    from pytest_virtoverhead.envs.container.client import connect
-
-    try:
-        client = connect()
-    except EnvUnavailable as exc:
-        _unavailable(pytestconfig, "container", str(exc))
-    yield client
-    client.close()
+# availability (envrequire.py, and docker_client in conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ import sys
 import uuid
 
 import pytest
+from envrequire import required
 
 from pytest_virtoverhead.envs import Environment, EnvSpec, EnvUnavailable, RemoteError, RunContext, backend_class
 from pytest_virtoverhead.envvars import SCRATCH_ENV
@@ -99,17 +100,7 @@ def use_scratch(data):
 
 
 def _required(config) -> bool:
-    words = set()
-    for value in (os.environ.get("VIRT_REQUIRE", ""), os.environ.get("VIRTOVERHEAD_REQUIRE", "")):
-        words.update(w.strip() for w in value.split(","))
-    try:
-        opt = config.getoption("virt_require") or ""
-    except ValueError:
-        opt = ""
-    if isinstance(opt, (list, tuple)):
-        opt = ",".join(opt)
-    words.update(w.strip() for w in str(opt).split(","))
-    return "vm" in words
+    return required(config, "vm")
 
 
 def _context(tmp_root: str) -> RunContext:
