@@ -147,7 +147,9 @@ class Environment:
             facts = channel.request("hello", timeout=self.ctx.startup_timeout, env=self.name)
         except (EnvError, RemoteError) as exc:
             diag = self._diagnostics()
-            self.stop()
+            # A worker that did not say hello will not answer a shutdown
+            # request either: waiting for one cost 5-10 s per failed start.
+            self.stop(graceful=False)
             raise EnvUnavailable(f"environment {self.name!r} ({self.kind}) started but its worker "
                                  f"did not answer: {exc}\n{diag}".rstrip()) from None
         self.start_time = time.monotonic() - t0
