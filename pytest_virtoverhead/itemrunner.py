@@ -13,16 +13,24 @@ from __future__ import annotations
 
 import gc
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable, Protocol
 
 import pytest
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .worker import Worker
-
-from . import noise
+from . import noise, testreports
+from .protocol import NO_REPLY
 from .work import take_work
-from .worker import NO_REPLY
+
+
+class Worker(Protocol):
+    """What the item server needs of :class:`.worker.Worker`."""
+
+    end_loop: bool
+
+    def reply(self, msg_id: Any, result: Any) -> None: ...
+
+    def serve(self, extra: dict[str, Callable[[dict], Any]] | None = None,
+              until: str = "shutdown") -> dict | None: ...
 
 
 def _longrepr_text(report: Any) -> str:
@@ -74,7 +82,7 @@ def host_only_benchmark_options(option: Any) -> list[str]:
 
 
 class ItemServer:
-    def __init__(self, worker: "Worker", session_msg_id: Any):
+    def __init__(self, worker: Worker, session_msg_id: Any):
         self.worker = worker
         self.session_msg_id = session_msg_id
         self.items: dict[str, pytest.Item] = {}
@@ -83,6 +91,9 @@ class ItemServer:
         self.end_msg: dict | None = None
         self._reports: list[Any] = []
         self._bench: list[float] | None = None
+        #: Node ids whose passing reports were sent already: once per
+        #: process is enough (a failing run's are always sent).
+        self._reported: set[str] = set()
 
     # -- pytest hooks -------------------------------------------------------
 
@@ -178,7 +189,8 @@ class ItemServer:
                                     + " (this worker process was ended; the next test gets a new one)"}
             outcome, longrepr, duration = self._outcome()
             if outcome not in ("passed", "xpassed"):
-                return {"outcome": outcome, "longrepr": longrepr, "pid": os.getpid()}
+                return {"outcome": outcome, "longrepr": longrepr, "pid": os.getpid(),
+                        "reports": testreports.dump(item.config, self._reports)}
             call_seconds += duration or 0.0
             work = take_work() or work
             if self._bench:
@@ -195,6 +207,9 @@ class ItemServer:
             out.update(source="call", value=_median_sorted(sorted(durations)) if durations else None,
                        n_samples=len(durations), raw=durations)
         out["duration"] = out["value"]
+        if nodeid not in self._reported:
+            self._reported.add(nodeid)
+            out["reports"] = testreports.dump(item.config, self._reports)
         return out
 
 
@@ -215,7 +230,7 @@ def _thin(xs: list[float], cap: int) -> list[float]:
     return [xs[int(i * step)] for i in range(cap)]
 
 
-def run_session(worker: "Worker", msg: dict) -> Any:
+def run_session(worker: Worker, msg: dict) -> Any:
     """Handle ``session``: collect, then serve items until ``end_session``."""
     rootdir = msg.get("rootdir")
     if rootdir:
