@@ -90,6 +90,7 @@ class ItemServer:
         self.started = False
         self.end_msg: dict | None = None
         self._reports: list[Any] = []
+        self._warnings: list[Any] = []
         self._bench: list[float] | None = None
         #: Node ids whose passing reports were sent already: once per
         #: process is enough (a failing run's are always sent).
@@ -123,6 +124,10 @@ class ItemServer:
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         self._reports.append(report)
+
+    def pytest_warning_recorded(self, warning_message: Any, when: str) -> None:
+        if when == "runtest":
+            self._warnings.append(warning_message)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item):
@@ -172,7 +177,7 @@ class ItemServer:
         call_seconds = 0.0
         before = noise.snapshot()
         for _ in range(calls):
-            self._reports = []
+            self._reports, self._warnings = [], []
             self._bench = None
             take_work()
             if msg.get("gc", True):
@@ -190,7 +195,7 @@ class ItemServer:
             outcome, longrepr, duration = self._outcome()
             if outcome not in ("passed", "xpassed"):
                 return {"outcome": outcome, "longrepr": longrepr, "pid": os.getpid(),
-                        "reports": testreports.dump(item.config, self._reports)}
+                        "reports": testreports.dump(item.config, self._reports, self._warnings)}
             call_seconds += duration or 0.0
             work = take_work() or work
             if self._bench:
@@ -209,7 +214,7 @@ class ItemServer:
         out["duration"] = out["value"]
         if nodeid not in self._reported:
             self._reported.add(nodeid)
-            out["reports"] = testreports.dump(item.config, self._reports)
+            out["reports"] = testreports.dump(item.config, self._reports, self._warnings)
         return out
 
 

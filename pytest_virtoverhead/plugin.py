@@ -44,7 +44,7 @@ def _load() -> None:
     """
     if "build_settings" in globals():
         return
-    from . import benchjson, htmlreport, waivers
+    from . import benchjson, htmlreport, testreports, waivers
     from .config import DEFAULT_ENVS, ItemPlan, Settings, build_settings, plan_for_marker
     from .envs import KINDS
     from .envs.base import EnvUnavailable, RunContext
@@ -54,7 +54,6 @@ def _load() -> None:
     from .results import ItemResult
     from .rounds import Comparator, add_skipped_claims
     from .verdicts import bonferroni_confidence, correct_verdicts, outcome_of
-    from .testreports import host_reports, worker_args
     from .textfmt import method_line
     globals().update({k: v for k, v in locals().items() if not k.startswith("_")})
 
@@ -577,7 +576,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         args += ["-c", str(session.config.inipath)]
     args += ["--rootdir", str(session.config.rootpath),
              f"--import-mode={session.config.option.importmode}"]
-    args += worker_args(session.config)
+    args += testreports.worker_args(session.config)
     state.progress = Progress(session.config.pluginmanager.get_plugin("terminalreporter"))
     state.comparator = Comparator(state.settings, state.pool, state.compared, tuple(args), state.progress)
     if state.settings.correction == "holm":
@@ -679,8 +678,7 @@ def _log_reports(item: pytest.Item, state: VirtState, result: ItemResult, start:
         item.user_properties.append((f"virt_ratio_{name}", f"{ratio:.4f} [{ci[0]:.4f}, {ci[1]:.4f}]"))
     end = outcome_of(result, strict=state.settings.strict, gate=state.settings.gate,
                      required_missing=_required_missing(state, result))
-    for rep in host_reports(item, end, result.reports, start, stop):
-        item.ihook.pytest_runtest_logreport(report=rep)
+    testreports.log(item, end, result.reports, start, stop)
 
 
 # --------------------------------------------------------------------------

@@ -7,7 +7,8 @@ hook (:func:`dump`); the host turns them back with
 them (:func:`host_reports`), so captured output sections, the structured
 traceback, xfail, user properties and the report's other fields reach the
 host's terminal, junitxml and every other reporting plugin as pytest made
-them. :func:`worker_args` hands the environments the options that shape
+them, and the run's warnings to the host's warnings summary
+(:func:`log`). :func:`worker_args` hands the environments the options that shape
 a report.
 
 Imported by the worker: nothing from the host side, no numpy.
@@ -15,8 +16,10 @@ Imported by the worker: nothing from the host side, no numpy.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -40,12 +43,28 @@ def worker_args(config: pytest.Config) -> list[str]:
     return args + ([f"--verbosity={verbose}"] if verbose > 0 else [])
 
 
-def dump(config: pytest.Config, reports: list[pytest.TestReport]) -> list[dict[str, Any]]:
-    """The reports as JSON-ready dicts (the protocol's frames carry JSON
-    only): a value JSON cannot carry, such as an object a test put in its
+def dump(config: pytest.Config, reports: list[pytest.TestReport], warnings: list[Any]) -> dict[str, Any]:
+    """The reports and the warnings (``warnings.WarningMessage``) of a run
+    as JSON-ready dicts (the protocol's frames carry JSON only): a value
+    JSON cannot carry, such as an object a test put in its
     ``user_properties``, crosses as its ``repr``."""
-    data = [config.hook.pytest_report_to_serializable(config=config, report=rep) for rep in reports]
+    data = {
+        "reports": [config.hook.pytest_report_to_serializable(config=config, report=rep) for rep in reports],
+        "warnings": [{"message": str(w.message), "category": f"{w.category.__module__}:{w.category.__qualname__}",
+                      "filename": str(w.filename), "lineno": w.lineno} for w in warnings],
+    }
     return json.loads(json.dumps(data, default=repr))
+
+
+def _warning(data: dict[str, Any]) -> warnings.WarningMessage:
+    """A warning back from its dict: its category where the host can import
+    it (else UserWarning), its message as text."""
+    module, _, name = data["category"].partition(":")
+    try:
+        category = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        category = UserWarning
+    return warnings.WarningMessage(data["message"], category, data["filename"], data["lineno"])
 
 
 def _load(config: pytest.Config, item: pytest.Item, data: dict[str, Any]) -> pytest.TestReport:
@@ -104,10 +123,21 @@ def _longrepr(item: pytest.Item, end: Outcome) -> Any:
     return end.text
 
 
-def host_reports(item: pytest.Item, end: Outcome, worker: tuple[str, list[dict[str, Any]]] | None,
+def log(item: pytest.Item, end: Outcome, worker: tuple[str, dict[str, Any]] | None, start: float,
+        stop: float) -> None:
+    """Log a compared test's reports (:func:`host_reports`) and the warnings
+    its run in an environment raised, as pytest would have here."""
+    for rep in host_reports(item, end, worker, start, stop):
+        item.ihook.pytest_runtest_logreport(report=rep)
+    for data in (worker[1].get("warnings") or []) if worker else []:
+        item.ihook.pytest_warning_recorded.call_historic(kwargs=dict(
+            warning_message=_warning(data), when="runtest", nodeid=item.nodeid, location=None))
+
+
+def host_reports(item: pytest.Item, end: Outcome, worker: tuple[str, dict[str, Any]] | None,
                  start: float, stop: float) -> list[pytest.TestReport]:
     """The reports the host logs for a compared test: ``worker`` (env,
-    serialized reports) of a run in an environment, else blank ones.
+    :func:`dump` of a run in an environment), else blank ones.
 
     When the outcome is the environment's own (the test failed, skipped or
     xfailed there: ``end.env``), its reports are logged as they are, the
@@ -116,8 +146,8 @@ def host_reports(item: pytest.Item, end: Outcome, worker: tuple[str, list[dict[s
     the plugin's outcome. The call report (else the deciding one) also
     takes the plugin's sections and the comparison's time on the host;
     every report the host item's user properties (the ratios)."""
-    env, data = worker or ("", [])
-    reports = [_load(item.config, item, d) for d in data] or _blank(item, start, stop)
+    env, data = worker or ("", {})
+    reports = [_load(item.config, item, d) for d in data.get("reports") or []] or _blank(item, start, stop)
     decider = next((r for r in reports if not r.passed), None) if end.env and end.env == env else None
     call = next((r for r in reports if r.when == "call"), None)
     if decider is not None:

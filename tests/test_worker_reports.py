@@ -1,7 +1,8 @@
 """A compared test's own pytest reports reach the host whole (pytest-xdist's
 way): a test that prints and then fails in an environment shows, in the
 host's terminal report, its captured output and its structured traceback,
-drawn with the host's --tb as pytest would draw them without the plugin.
+drawn with the host's --tb as pytest would draw them without the plugin;
+its warnings reach the warnings summary, its user properties junitxml.
 
 The container case skips without Docker, unless the run requires the
 container kind (--virt-require, VIRTOVERHEAD_REQUIRE) or runs in CI.
@@ -13,6 +14,7 @@ import pytest
 
 FAILING = """
 import os
+import warnings
 import pytest
 
 @pytest.mark.virt
@@ -32,6 +34,7 @@ def test_xfails():
 def test_passes(record_property):
     record_property("seen", "passed")
     print("all good")
+    warnings.warn("careful inside", UserWarning)
 """
 
 
@@ -89,6 +92,8 @@ def test_captured_output_and_traceback_of_a_test_failing_in_an_environment(pytes
     assert [_here(line, pytester) for line in got[:at - 1] + got[at + 1:]] == expected
     compared.stdout.fnmatch_lines(["*Captured stdout call*", "all good"])  # -rA: the passing test's output
     compared.stdout.fnmatch_lines(["XFAIL test_inside.py::test_xfails - known bug 7"])
+    compared.stdout.fnmatch_lines(["*warnings summary*", "test_inside.py::test_passes",
+                                   "*test_inside.py:*: UserWarning: careful inside"])
     junit = (pytester.path / "junit.xml").read_text()
     assert '<property name="seen" value="inside" />' in junit
     assert '<property name="seen" value="passed" />' in junit and 'name="virt_ratio_inside"' in junit
