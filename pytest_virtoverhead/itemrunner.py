@@ -6,7 +6,8 @@ pytest's run-test loop (as pytest-xdist's workers do) and runs an item each
 time the host sends ``item``, so a test module is imported and collected once
 however many rounds follow. The sample of a round is the call phase's wall
 time, or the samples of pytest-benchmark's ``benchmark`` fixture when the
-test used it.
+test used it. The reply carries pytest's own reports of the run that
+failed (or of a first passing run), serialized (:mod:`.testreports`).
 """
 
 from __future__ import annotations

@@ -7,9 +7,8 @@ hook (:func:`dump`); the host turns them back with
 them (:func:`host_reports`), so captured output sections, the structured
 traceback, xfail, user properties and the report's other fields reach the
 host's terminal, junitxml and every other reporting plugin as pytest made
-them, and the run's warnings to the host's warnings summary
-(:func:`log`). :func:`worker_args` hands the environments the options that shape
-a report.
+them; the run's warnings reach the host's warnings summary (:func:`log`).
+:func:`worker_args` hands the environments the options that shape a report.
 
 Imported by the worker: nothing from the host side, no numpy.
 """
@@ -27,7 +26,8 @@ import pytest
 if TYPE_CHECKING:  # pragma: no cover
     from .verdicts import Outcome
 
-#: The title of the longrepr section naming the environment a test failed in.
+#: The title of the longrepr section naming the environment a test failed
+#: in, for a longrepr without a chain to put the note before (--tb=native).
 SECTION = "virtoverhead"
 
 
@@ -43,7 +43,7 @@ def worker_args(config: pytest.Config) -> list[str]:
     return args + ([f"--verbosity={verbose}"] if verbose > 0 else [])
 
 
-def dump(config: pytest.Config, reports: list[pytest.TestReport], warnings: list[Any]) -> dict[str, Any]:
+def dump(config: pytest.Config, reports: list[pytest.TestReport], recorded: list[Any]) -> dict[str, Any]:
     """The reports and the warnings (``warnings.WarningMessage``) of a run
     as JSON-ready dicts (the protocol's frames carry JSON only): a value
     JSON cannot carry, such as an object a test put in its
@@ -51,7 +51,7 @@ def dump(config: pytest.Config, reports: list[pytest.TestReport], warnings: list
     data = {
         "reports": [config.hook.pytest_report_to_serializable(config=config, report=rep) for rep in reports],
         "warnings": [{"message": str(w.message), "category": f"{w.category.__module__}:{w.category.__qualname__}",
-                      "filename": str(w.filename), "lineno": w.lineno} for w in warnings],
+                      "filename": str(w.filename), "lineno": w.lineno} for w in recorded],
     }
     return json.loads(json.dumps(data, default=repr))
 
@@ -100,7 +100,8 @@ def _name_environment(item: pytest.Item, rep: pytest.TestReport, env: str) -> No
         path, line, reason = longrepr
         if not os.path.exists(path):
             path, line = str(item.path), (item.location[1] or 0) + 1
-        rep.longrepr = (path, line, f"skipped in environment {env!r}: {reason}")
+        head = "Skipped: " if reason.startswith("Skipped: ") else ""  # pytest's -rs drops it
+        rep.longrepr = (path, line, f"{head}skipped in environment {env!r}: {reason[len(head):]}")
     elif isinstance(longrepr, str):
         rep.longrepr = f"the test failed in environment {env!r}:\n{longrepr}"
 

@@ -31,6 +31,11 @@ def test_xfails():
     assert False
 
 @pytest.mark.virt
+def test_skips():
+    if os.environ.get("VIRTOVERHEAD_ENV") == "inside":
+        pytest.skip("not here")
+
+@pytest.mark.virt
 def test_passes(record_property):
     record_property("seen", "passed")
     print("all good")
@@ -73,7 +78,7 @@ def test_captured_output_and_traceback_of_a_test_failing_in_an_environment(pytes
     out = compared.stdout.str()
     if kind != "baremetal" and "no environment to compare with: inside" in out and not _required(pytestconfig):
         pytest.skip(next(line for line in out.splitlines() if "no environment to compare with" in line))
-    compared.assert_outcomes(failed=1, xfailed=1, passed=1)
+    compared.assert_outcomes(failed=1, xfailed=1, passed=1, skipped=1)
     expected = _failures(plain.stdout.str())
     got = _failures(out)
     # Which environment: a line before the traceback.
@@ -92,8 +97,17 @@ def test_captured_output_and_traceback_of_a_test_failing_in_an_environment(pytes
     assert [_here(line, pytester) for line in got[:at - 1] + got[at + 1:]] == expected
     compared.stdout.fnmatch_lines(["*Captured stdout call*", "all good"])  # -rA: the passing test's output
     compared.stdout.fnmatch_lines(["XFAIL test_inside.py::test_xfails - known bug 7"])
+    compared.stdout.fnmatch_lines(["SKIPPED [[]1[]] test_inside.py:*: skipped in environment 'inside': not here"])
     compared.stdout.fnmatch_lines(["*warnings summary*", "test_inside.py::test_passes",
                                    "*test_inside.py:*: UserWarning: careful inside"])
     junit = (pytester.path / "junit.xml").read_text()
     assert '<property name="seen" value="inside" />' in junit
     assert '<property name="seen" value="passed" />' in junit and 'name="virt_ratio_inside"' in junit
+
+
+def test_worker_args_carry_what_shapes_a_report(pytester):
+    from pytest_virtoverhead.testreports import worker_args
+
+    config = pytester.parseconfig("--tb=short", "-l", "-vv")
+    assert worker_args(config) == ["--tb=short", "--showlocals", "--verbosity=2"]
+    assert worker_args(pytester.parseconfig()) == ["--tb=auto"]
