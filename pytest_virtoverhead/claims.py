@@ -377,15 +377,32 @@ class _Parser:
         return Claim(self.text, env_tok.text, None, op, lower, upper, kind=ABSOLUTE, env_col=env_tok.col)
 
 
+#: ``ENV.METRIC`` at the start of a claim: a footprint claim (footprint/claims.py).
+_FOOTPRINT_REF_RE = re.compile(r"\s*[A-Za-z_][A-Za-z0-9_]*\s*\.\s*[A-Za-z_]")
+
+
+def is_footprint_claim(text: str) -> bool:
+    """Does ``text`` start with ``ENV.METRIC`` (a footprint claim)?"""
+    return isinstance(text, str) and bool(_FOOTPRINT_REF_RE.match(text))
+
+
+def reject_here(text: str) -> None:
+    """Raise ClaimError for a footprint claim given where a test's time
+    claims go (a marker, ``virt_claims``, ``--virt-claim``): a footprint is
+    the environment's over the session, not a test's."""
+    if is_footprint_claim(text):
+        raise ClaimError(text, text.index(".") + 1,
+                     "a footprint claim (ENV.METRIC) is about the environments of the session, not a test's "
+                     "time: list it in the ini key virt_footprint_claims or pass --virt-footprint-claim")
+
+
 def parse_claim(text: str) -> Claim:
     """Parse one claim; raise :class:`ClaimError` naming the column."""
     if not isinstance(text, str):
         raise ClaimError(repr(text), 1, f"a claim must be a string, not {type(text).__name__}")
     stripped = text.strip()
     if "." in stripped:  # ENV.METRIC: a footprint claim, which has a list of its own (issue 16)
-        from . import footprint
-
-        footprint.reject_here(stripped)
+        reject_here(stripped)
     return _Parser(stripped).parse()
 
 

@@ -1,4 +1,7 @@
-"""Parsing of the plugin's option values into settings.
+"""The plugin's options into settings: the run's environments and their
+options (:class:`Settings`), and each compared test's plan from its marker
+(:class:`ItemPlan`). Single values are read by :mod:`.optionvalues`, claim
+entries by :mod:`.runclaims`.
 
 Pure functions raising ``ValueError`` with the message a user should see;
 the plugin turns them into ``pytest.UsageError``. Imports no pytest.
@@ -7,16 +10,23 @@ the plugin turns them into ``pytest.UsageError``. Imports no pytest.
 from __future__ import annotations
 
 import numbers
-import os
 import random
-import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from . import waivers
-from .claims import Claim, ClaimError, absent_reason, check_envs, parse_claim
+from .claims import Claim
 from .envs import KINDS
 from .envs.base import NAME_RE, EnvSpec
+from .optionvalues import (
+    DEFAULT_CONFIDENCE,
+    parse_confidence,
+    parse_cpus,
+    parse_memory,
+    positive_float,
+    positive_int,
+)
+from .runclaims import RunClaim, parse_claims, parse_run_claims, split_absent
 
 DEFAULT_ENVS = "baremetal,container,vm"
 DEFAULT_ROUNDS = 12
@@ -33,7 +43,6 @@ DEFAULT_MAX_ROUNDS = 200
 #: AUTO_PROCESSES_VM.
 AUTO_PROCESSES_MAX = 20
 AUTO_PROCESSES_VM = 4
-DEFAULT_CONFIDENCE = 0.95
 #: --virt-correction: none (each claim at --virt-confidence) or holm
 #: (family-wise over the run's claims; see docs/verdicts.md).
 CORRECTIONS = ("none", "holm")
@@ -84,186 +93,6 @@ def parse_env_options(lines: Iterable[str]) -> dict[str, dict[str, str]]:
                 raise ValueError(f"virt_env_options: expected key=value for {name!r}, got {pair!r}")
             opts[key] = value
     return out
-
-
-def parse_cpus(text: str, available: Iterable[int] | None = None) -> tuple[int, ...] | None:
-    """``auto`` (one CPU: the host's last), ``all`` (no pinning) or a list
-    such as ``1`` or ``0-1,3``."""
-    avail = sorted(available if available is not None else os.sched_getaffinity(0))
-    text = text.strip().lower()
-    if text == "all":
-        return None
-    if text == "auto":
-        return (avail[-1],)
-    cpus: set[int] = set()
-    for part in text.split(","):
-        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
-        if not m:
-            raise ValueError(f"--virt-cpus: cannot read {text!r}; use auto, all, or a list like 1 or 0-1,3")
-        lo = int(m.group(1))
-        hi = int(m.group(2) or lo)
-        if hi < lo:
-            raise ValueError(f"--virt-cpus: range {part.strip()!r} runs backwards")
-        cpus.update(range(lo, hi + 1))
-    missing = sorted(cpus - set(avail))
-    if missing:
-        raise ValueError(f"--virt-cpus: CPU(s) {missing} not available here; available: {avail}")
-    return tuple(sorted(cpus))
-
-
-def host_memory_mb() -> int | None:
-    """This host's physical memory in MiB (None where it cannot be read)."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // (1024 * 1024)
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def parse_memory(text: str, host_mb: int | None = None) -> int:
-    """``1024``, ``512m``, ``2g`` -> MiB, at most the host's memory."""
-    m = re.fullmatch(r"\s*(\d+)\s*([mMgG]?)(?:i?[bB])?\s*", text)
-    if not m:
-        raise ValueError(f"--virt-memory: cannot read {text!r}; use e.g. 1024, 512m or 2g")
-    value = int(m.group(1)) * (1024 if m.group(2).lower() == "g" else 1)
-    if value < 128:
-        raise ValueError(f"--virt-memory: {value} MiB is too little for a worker (at least 128)")
-    host_mb = host_memory_mb() if host_mb is None else host_mb
-    if host_mb and value > host_mb:
-        raise ValueError(f"--virt-memory: {value} MiB is more than this host's memory ({host_mb} MiB); "
-                         f"a container or VM cannot have more (e.g. --virt-memory={min(1024, host_mb // 2)}m)")
-    return value
-
-
-def positive_int(text: Any, what: str) -> int:
-    try:
-        value = int(text)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what}: expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise ValueError(f"{what}: must be at least 1, got {value}")
-    return value
-
-
-def positive_float(text: Any, what: str) -> float:
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what}: expected a number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise ValueError(f"{what}: must be positive, got {text!r}")
-    return value
-
-
-def parse_confidence(text: Any, what: str = "--virt-confidence") -> float:
-    """``0.95``, ``95%`` or ``95`` -> 0.95 (between 0.5 and 1); errors name ``what``."""
-    if text in (None, ""):
-        return DEFAULT_CONFIDENCE
-    raw = str(text).strip()
-    try:
-        value = float(raw.rstrip("%"))
-    except ValueError:
-        raise ValueError(f"{what}: expected a level such as 0.95 or 95%, got {text!r}") from None
-    if raw.endswith("%") or value >= 1:
-        value /= 100
-    if not 0.5 <= value < 1:
-        raise ValueError(f"{what}: the level must lie between 0.5 and 1 (50% and 100%), got {text!r}")
-    return value
-
-
-def parse_claims(texts: Iterable[str], source: str, env_names: list[str],
-                 elsewhere: Iterable[str] = ()) -> list[Claim]:
-    """Parse claims; a claim may name an environment known ``elsewhere``
-    (a kind, a name declared for other runs) that is not in this run: it
-    is kept, and :func:`split_absent` sets it aside as skipped."""
-    claims = []
-    elsewhere = set(elsewhere)
-    for text in texts:
-        try:
-            claim = parse_claim(text)
-            check_envs(claim, env_names, elsewhere)
-        except ClaimError as exc:
-            raise ValueError(f"{source}: {exc}") from None
-        claims.append(claim)
-    return claims
-
-
-@dataclass(frozen=True)
-class RunClaim:
-    """A run-wide claim (ini ``virt_claims``, ``--virt-claim``) and where
-    it was written. ``expr`` is the ``-k`` expression of a group entry
-    (``EXPR: CLAIM``): the claim applies only to the compared tests it
-    matches (the plugin compiles and evaluates it with pytest's matcher);
-    None: every compared test."""
-
-    claim: Claim
-    #: ``virt_claims (ini) entry 2``, ``--virt-claim 1``.
-    source: str
-    expr: str | None = None
-    #: The entry as written, and the 1-based column of ``expr`` in it.
-    entry: str = ""
-    expr_col: int = 1
-    #: ``virt_claims (ini)`` or ``--virt-claim``, and the entry's number (from 1).
-    origin: str = ""
-    n: int = 0
-
-    def error(self, column: int, reason: str) -> str:
-        """A usage error at ``column`` of the expression (1-based)."""
-        return entry_error(self.origin, self.n, self.entry, self.expr_col + column - 1, reason)
-
-
-def entry_error(source: str, n: int, entry: str, column: int, reason: str) -> str:
-    """``virt_claims (ini), entry 2, column 5: REASON`` with the entry and a caret."""
-    pointer = " " * (column - 1) + "^"
-    return f"{source}, entry {n}, column {column}: {reason}\n    {entry}\n    {pointer}"
-
-
-def parse_run_claims(texts: Iterable[str], source: str, env_names: list[str],
-                     elsewhere: Iterable[str] = ()) -> list[RunClaim]:
-    """Run-wide claims, one per entry: ``CLAIM`` (every compared test) or
-    ``EXPR: CLAIM`` (the compared tests matching the ``-k`` expression
-    EXPR). A claim never contains ':' (the grammar has no such token), so
-    the last ':' of an entry ends EXPR, whose test ids may hold '::'. A
-    plain entry's error reads as before (``SOURCE: invalid claim at
-    column ...``); a group entry's names the entry and its column."""
-    out: list[RunClaim] = []
-    elsewhere = set(elsewhere)
-    label = "virt_claims (ini) entry" if source.startswith("virt_claims") else source
-    for n, raw in enumerate(texts, 1):
-        if not isinstance(raw, str) or ":" not in raw:
-            (claim,) = parse_claims([raw], source, env_names, elsewhere)
-            out.append(RunClaim(claim, f"{label} {n}", origin=source, n=n))
-            continue
-        entry = raw.strip()
-        head, _, claim_text = entry.rpartition(":")
-        expr = head.strip()
-        if not expr:
-            raise ValueError(entry_error(source, n, entry, 1, "expected a -k expression before ':' (a group "
-                                         "of tests, e.g. 'io and not slow: vm <= 2 * baremetal')"))
-        claim_col = len(head) + 2
-        lead = len(claim_text) - len(claim_text.lstrip())
-        try:
-            claim = parse_claim(claim_text)
-            check_envs(claim, env_names, elsewhere)
-        except ClaimError as exc:
-            raise ValueError(entry_error(source, n, entry, claim_col + lead + exc.column - 1,
-                                         f"invalid claim: {exc.reason}")) from None
-        out.append(RunClaim(claim, f"{label} {n}", expr, entry, len(head) - len(head.lstrip()) + 1, source, n))
-    return out
-
-
-def split_absent(claims: Iterable[Claim], env_names: Iterable[str]) -> tuple[list[Claim], list[tuple[Claim, str]]]:
-    """(claims whose environments are all in this run, [(claim, reason)]
-    for the others, the reason being e.g. ``vm: not in this run``)."""
-    names = set(env_names)
-    present: list[Claim] = []
-    absent: list[tuple[Claim, str]] = []
-    for claim in claims:
-        missing = [n for n in dict.fromkeys(claim.envs) if n not in names]
-        if missing:
-            absent.append((claim, absent_reason(missing)))
-        else:
-            present.append(claim)
-    return present, absent
 
 
 def declared_names(text: str | None) -> set[str]:

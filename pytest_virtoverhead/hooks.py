@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from . import benchjson, waivers
+from . import benchjson, testreports, waivers
 from .config import ItemPlan, plan_for_marker
 from .finish import finish_footprint, verdict_method, write_outputs
 from .progress import Progress
@@ -99,6 +99,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         args += ["-c", str(session.config.inipath)]
     args += ["--rootdir", str(session.config.rootpath),
              f"--import-mode={session.config.option.importmode}"]
+    args += testreports.worker_args(session.config)
     state.progress = Progress(session.config.pluginmanager.get_plugin("terminalreporter"))
     state.comparator = Comparator(state.settings, state.pool, state.compared, tuple(args), state.progress)
     if state.settings.correction == "holm":
@@ -178,28 +179,13 @@ def _required_missing(state: VirtState, result: ItemResult) -> list[str]:
 
 
 def _log_reports(item: pytest.Item, state: VirtState, result: ItemResult, start: float, stop: float) -> None:
-    """Report a compared test to pytest (terminal, junitxml...) as if it had run here."""
+    """Report a compared test to pytest (terminal, junitxml...): the reports
+    of its run in an environment, with the plugin's outcome settled on them."""
     for name, (ratio, ci) in result.ratios.items():
         item.user_properties.append((f"virt_ratio_{name}", f"{ratio:.4f} [{ci[0]:.4f}, {ci[1]:.4f}]"))
     end = outcome_of(result, strict=state.settings.strict, gate=state.settings.gate,
                      required_missing=_required_missing(state, result))
-    longrepr: Any = end.text
-    if end.outcome == "skipped" and end.wasxfail is None:
-        longrepr = (str(item.location[0]), (item.location[1] or 0) + 1, end.text or "")
-    elif end.wasxfail is not None:
-        longrepr = None  # pytest shows XFAIL/XPASS with the marker's reason
-    keywords: dict[str, Any] = {k: 1 for k in item.keywords}
-    for when in ("setup", "call", "teardown"):
-        call = when == "call"
-        rep = pytest.TestReport(
-            nodeid=item.nodeid, location=item.location, keywords=keywords,
-            outcome=end.outcome if call else "passed", longrepr=longrepr if call else None, when=when,
-            sections=end.sections if call else (), duration=(stop - start) if call else 0.0,
-            start=start, stop=stop, user_properties=item.user_properties,
-        )
-        if call and end.wasxfail is not None:
-            rep.wasxfail = end.wasxfail
-        item.ihook.pytest_runtest_logreport(report=rep)
+    testreports.log(item, end, result.reports, start, stop)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -6,23 +6,32 @@ pytest's run-test loop (as pytest-xdist's workers do) and runs an item each
 time the host sends ``item``, so a test module is imported and collected once
 however many rounds follow. The sample of a round is the call phase's wall
 time, or the samples of pytest-benchmark's ``benchmark`` fixture when the
-test used it.
+test used it. The reply carries pytest's own reports of the run that
+failed (or of a first passing run), serialized (:mod:`.testreports`).
 """
 
 from __future__ import annotations
 
 import gc
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable, Protocol
 
 import pytest
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .worker import Worker
-
-from . import noise
+from . import noise, testreports
+from .protocol import NO_REPLY
 from .work import take_work
-from .worker import NO_REPLY
+
+
+class Worker(Protocol):
+    """What the item server needs of :class:`.worker.Worker`."""
+
+    end_loop: bool
+
+    def reply(self, msg_id: Any, result: Any) -> None: ...
+
+    def serve(self, extra: dict[str, Callable[[dict], Any]] | None = None,
+              until: str = "shutdown") -> dict | None: ...
 
 
 def _longrepr_text(report: Any) -> str:
@@ -74,7 +83,7 @@ def host_only_benchmark_options(option: Any) -> list[str]:
 
 
 class ItemServer:
-    def __init__(self, worker: "Worker", session_msg_id: Any):
+    def __init__(self, worker: Worker, session_msg_id: Any):
         self.worker = worker
         self.session_msg_id = session_msg_id
         self.items: dict[str, pytest.Item] = {}
@@ -82,7 +91,11 @@ class ItemServer:
         self.started = False
         self.end_msg: dict | None = None
         self._reports: list[Any] = []
+        self._warnings: list[Any] = []
         self._bench: list[float] | None = None
+        #: Node ids whose passing reports were sent already: once per
+        #: process is enough (a failing run's are always sent).
+        self._reported: set[str] = set()
 
     # -- pytest hooks -------------------------------------------------------
 
@@ -112,6 +125,10 @@ class ItemServer:
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         self._reports.append(report)
+
+    def pytest_warning_recorded(self, warning_message: Any, when: str) -> None:
+        if when == "runtest":
+            self._warnings.append(warning_message)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item):
@@ -161,7 +178,7 @@ class ItemServer:
         call_seconds = 0.0
         before = noise.snapshot()
         for _ in range(calls):
-            self._reports = []
+            self._reports, self._warnings = [], []
             self._bench = None
             take_work()
             if msg.get("gc", True):
@@ -178,7 +195,8 @@ class ItemServer:
                                     + " (this worker process was ended; the next test gets a new one)"}
             outcome, longrepr, duration = self._outcome()
             if outcome not in ("passed", "xpassed"):
-                return {"outcome": outcome, "longrepr": longrepr, "pid": os.getpid()}
+                return {"outcome": outcome, "longrepr": longrepr, "pid": os.getpid(),
+                        "reports": testreports.dump(item.config, self._reports, self._warnings)}
             call_seconds += duration or 0.0
             work = take_work() or work
             if self._bench:
@@ -195,6 +213,9 @@ class ItemServer:
             out.update(source="call", value=_median_sorted(sorted(durations)) if durations else None,
                        n_samples=len(durations), raw=durations)
         out["duration"] = out["value"]
+        if nodeid not in self._reported:
+            self._reported.add(nodeid)
+            out["reports"] = testreports.dump(item.config, self._reports, self._warnings)
         return out
 
 
@@ -215,7 +236,7 @@ def _thin(xs: list[float], cap: int) -> list[float]:
     return [xs[int(i * step)] for i in range(cap)]
 
 
-def run_session(worker: "Worker", msg: dict) -> Any:
+def run_session(worker: Worker, msg: dict) -> Any:
     """Handle ``session``: collect, then serve items until ``end_session``."""
     rootdir = msg.get("rootdir")
     if rootdir:

@@ -27,6 +27,11 @@ HEADER_SIZE = len(MAGIC) + _HEADER.size
 MAX_FRAME = 64 * 1024 * 1024
 
 
+#: What a request's handler returns when it answers by itself (or not at
+#: all): the worker's loop then sends no reply for it.
+NO_REPLY = object()
+
+
 class ProtocolError(Exception):
     """The stream carried something that is not a valid frame."""
 

@@ -270,6 +270,8 @@ class Comparator:
                         result.failure = (name, f"environment {name!r} failed while running the test: {exc}")
                         return None
                     outcome = out["outcome"]
+                    if out.get("reports") and (result.reports is None or outcome not in ("passed", "xpassed")):
+                        result.reports = (name, out["reports"])
                     if outcome == "failed":
                         result.failure = (name, f"the test failed in environment {name!r}:\n{out['longrepr']}")
                         return None

@@ -173,7 +173,7 @@ def parse_tolerance(text: str) -> float:
 def parse_confidence(text: str) -> float:
     """``0.95``, ``95%`` or ``95`` -> 0.95 (between 0.5 and 1): the plugin's
     own --virt-confidence parser."""
-    from .config import parse_confidence as parse_level
+    from .optionvalues import parse_confidence as parse_level
 
     if not str(text).strip():
         raise ValueError(f"confidence: expected a level such as 0.95 or 95%, got {text!r}")

@@ -95,6 +95,9 @@ class Outcome:
     #: pytest's xfail marker reason when the test xfailed or xpassed:
     #: the report carries it as ``wasxfail`` (shown XFAIL / XPASS).
     wasxfail: str | None = None
+    #: The environment where the test itself failed, skipped or xfailed:
+    #: its own reports of that run say so (:func:`.testreports.host_reports`).
+    env: str | None = None
 
 
 def outcome_of(result: ItemResult, *, strict: bool, gate: bool, required_missing: list[str]) -> Outcome:
@@ -104,12 +107,12 @@ def outcome_of(result: ItemResult, *, strict: bool, gate: bool, required_missing
         out.outcome = "failed"
         out.text = "required environment(s) could not start (--virt-require):\n" + "\n".join(required_missing)
     elif result.failure:
-        out.outcome, out.text = "failed", result.failure[1]
+        out.outcome, out.text, out.env = "failed", result.failure[1], result.failure[0]
     elif result.xfailed:
-        out.outcome, out.wasxfail = "skipped", result.xfailed[1]
+        out.outcome, out.wasxfail, out.env = "skipped", result.xfailed[1], result.xfailed[0]
         out.text = f"xfailed in environment {result.xfailed[0]!r}: {result.xfailed[1]}"
     elif result.skipped:
-        out.outcome, out.text = "skipped", result.skipped[1].splitlines()[0]
+        out.outcome, out.text, out.env = "skipped", result.skipped[1].splitlines()[0], result.skipped[0]
     else:
         if result.xpassed is not None:
             out.wasxfail = result.xpassed

@@ -28,13 +28,11 @@ import sys
 
 from .envfacts import facts
 from .envvars import ENV_NAME_VAR, WATCH_PARENT_VAR, WORKER_ENV_VAR
-from .protocol import FrameDecoder, encode, read_message
+from .protocol import NO_REPLY, FrameDecoder, encode, read_message
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable
-
-NO_REPLY = object()
 
 
 # --------------------------------------------------------------------------

@@ -2,13 +2,8 @@
 
 import pytest
 
-from pytest_virtoverhead.config import (
-    build_settings,
-    parse_cpus,
-    parse_env_options,
-    parse_envs,
-    parse_memory,
-)
+from pytest_virtoverhead.config import build_settings, parse_env_options, parse_envs
+from pytest_virtoverhead.optionvalues import parse_cpus, parse_memory
 
 
 def test_parse_envs_kinds_and_names():
@@ -128,7 +123,7 @@ def test_plan_for_marker():
 
 @pytest.mark.parametrize("raw, value", [("0.9", 0.9), ("99%", 0.99), ("95", 0.95), (None, 0.95)])
 def test_confidence_levels(raw, value):
-    from pytest_virtoverhead.config import parse_confidence
+    from pytest_virtoverhead.optionvalues import parse_confidence
 
     assert parse_confidence(raw) == pytest.approx(value)
 

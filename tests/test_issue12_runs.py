@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from pytest_virtoverhead.config import build_settings, parse_memory, plan_for_marker
+from pytest_virtoverhead.config import build_settings, plan_for_marker
+from pytest_virtoverhead.optionvalues import parse_memory
 
 AA = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-rounds=2", "--virt-seed=3",
       "-p", "no:cacheprovider"]

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from pytest_virtoverhead.config import build_settings, parse_run_claims, plan_for_marker
+from pytest_virtoverhead.config import build_settings, plan_for_marker
+from pytest_virtoverhead.runclaims import parse_run_claims
 
 AA = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-rounds=2", "--virt-seed=5",
       "-p", "no:cacheprovider", "--virt-json=v.json"]

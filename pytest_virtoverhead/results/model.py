@@ -228,6 +228,10 @@ class ItemResult:
     xfailed: tuple[str, str] | None = None
     #: The xfail reason of a test that passed although marked xfail.
     xpassed: str | None = None
+    #: (env, pytest's reports and warnings of a run there, serialized): the
+    #: run that failed, skipped or xfailed, else a passing one
+    #: (:func:`.testreports.dump`).
+    reports: tuple[str, dict[str, Any]] | None = None
     rounds: int = 0
     #: Why measuring stopped: "rounds" (the fixed count), "conclusive",
     #: "time budget" or "max rounds" (adaptive sampling).
