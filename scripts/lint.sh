@@ -14,4 +14,7 @@ echo "lint: mypy" >&2
 "${bin}mypy" || status=1
 echo "lint: import contracts" >&2
 "${bin}lint-imports" || status=1
+echo "lint: module size (450 lines at most)" >&2
+long=$(find pytest_virtoverhead -name '*.py' -exec awk 'END { if (NR > 450) print FILENAME ": " NR " lines" }' {} \;)
+if [[ -n $long ]]; then echo "$long" >&2; status=1; fi
 exit $status
