@@ -173,7 +173,7 @@ class Environment:
         try:
             return self.backend.footprint_sample()
         except Exception as exc:  # noqa: BLE001 - a footprint never fails a run
-            self.footprint._note_error("sample", exc)
+            self.footprint.note_error("sample", exc)
             return {}
 
     def _fp_guest(self, phase: str) -> None:
@@ -187,7 +187,7 @@ class Environment:
             view = self._request("call", timeout=5, **call_fields(footprint_mod.guest_memory, (), {}))
             self.footprint.on_guest(view, phase)
         except Exception as exc:  # noqa: BLE001
-            self.footprint._note_error("guest view", exc)
+            self.footprint.note_error("guest view", exc)
 
     def _footprint_start(self) -> None:
         if not self.footprint_on:
@@ -196,7 +196,7 @@ class Environment:
         try:
             storage = self.backend.footprint_storage()
         except Exception as exc:  # noqa: BLE001
-            self.footprint._note_error("storage", exc)
+            self.footprint.note_error("storage", exc)
             storage = {}
         self.footprint.on_start(self.start_time or 0.0, sample, storage)
         self._fp_guest("idle")
@@ -213,7 +213,7 @@ class Environment:
             if storage:
                 self.footprint.storage = dict(storage)
         except Exception as exc:  # noqa: BLE001
-            self.footprint._note_error("storage", exc)
+            self.footprint.note_error("storage", exc)
         self.footprint.on_end(self._fp_sample())
 
     def _diagnostics(self) -> str:

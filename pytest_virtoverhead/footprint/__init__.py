@@ -34,7 +34,6 @@ from .claims import (
     reject_here,
 )
 from .procfs import (
-    _read,
     cgroup_cpu_seconds,
     cgroup_dirs,
     cgroup_memory,
@@ -45,6 +44,7 @@ from .procfs import (
     path_bytes,
     proc_cpu_seconds,
     proc_status,
+    read_text,
     tree_cpu_seconds,
     tree_memory,
 )
@@ -54,8 +54,8 @@ from .tracker import CPU, MEMORY, MEMORY_PEAK, Reading, Tracker
 __all__ = [
     "FAIL", "INCONCLUSIVE", "METRICS", "PASS", "SKIPPED", "FootprintClaim", "Ref", "check_envs", "claim_line",
     "evaluate", "is_footprint_claim", "parse_claim", "parse_claims", "reject_here",
-    "_read", "cgroup_cpu_seconds", "cgroup_dirs", "cgroup_memory", "descendants", "find_pid", "guest_memory",
-    "meminfo", "path_bytes", "proc_cpu_seconds", "proc_status", "tree_cpu_seconds", "tree_memory",
+    "cgroup_cpu_seconds", "cgroup_dirs", "cgroup_memory", "descendants", "find_pid", "guest_memory",
+    "meminfo", "path_bytes", "proc_cpu_seconds", "proc_status", "read_text", "tree_cpu_seconds", "tree_memory",
     "ROWS", "format_bytes", "format_value", "section_lines",
     "CPU", "MEMORY", "MEMORY_PEAK", "Reading", "Tracker",
 ]

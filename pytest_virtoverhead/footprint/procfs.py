@@ -13,7 +13,7 @@ from typing import Any, Mapping
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _read(path: str) -> str:
+def read_text(path: str) -> str:
     with open(path, encoding="utf-8", errors="replace") as f:
         return f.read()
 
@@ -21,7 +21,7 @@ def _read(path: str) -> str:
 def proc_status(pid: int) -> dict[str, int]:
     """``/proc/<pid>/status`` memory fields in bytes (VmRSS, VmHWM, ...)."""
     out: dict[str, int] = {}
-    for line in _read(f"/proc/{pid}/status").splitlines():
+    for line in read_text(f"/proc/{pid}/status").splitlines():
         key, _, rest = line.partition(":")
         parts = rest.split()
         if len(parts) == 2 and parts[1] == "kB" and parts[0].isdigit():
@@ -32,7 +32,7 @@ def proc_status(pid: int) -> dict[str, int]:
 def proc_cpu_seconds(pid: int, children: bool = True) -> float:
     """User + system CPU seconds of ``pid`` (all its threads), plus those of
     its children it has waited for when ``children``: ``/proc/<pid>/stat``."""
-    text = _read(f"/proc/{pid}/stat")
+    text = read_text(f"/proc/{pid}/stat")
     fields = text[text.rindex(")") + 2:].split()
     # fields[0] is field 3 (state): utime is field 14, cstime field 17.
     ticks = int(fields[11]) + int(fields[12])
@@ -53,7 +53,7 @@ def descendants(pid: int) -> list[int]:
             continue
         for task in tasks:
             try:
-                kids = [int(x) for x in _read(f"/proc/{parent}/task/{task}/children").split()]
+                kids = [int(x) for x in read_text(f"/proc/{parent}/task/{task}/children").split()]
             except (OSError, ValueError):
                 continue
             for kid in kids:
@@ -98,7 +98,7 @@ def cgroup_dirs(pid: int, root: str = CGROUP_ROOT) -> dict[str, str]:
     """{controller: directory} of ``pid``'s cgroups from ``/proc/<pid>/cgroup``:
     v1 hierarchies by controller (``memory``, ``cpuacct``), the v2 one as ``""``."""
     out: dict[str, str] = {}
-    for line in _read(f"/proc/{pid}/cgroup").splitlines():
+    for line in read_text(f"/proc/{pid}/cgroup").splitlines():
         parts = line.split(":", 2)
         if len(parts) != 3:
             continue
@@ -121,7 +121,7 @@ def cgroup_dirs(pid: int, root: str = CGROUP_ROOT) -> dict[str, str]:
 
 def _int_file(path: str) -> int | None:
     try:
-        text = _read(path).strip()
+        text = read_text(path).strip()
     except OSError:
         return None
     return int(text) if text.isdigit() else None
@@ -130,7 +130,7 @@ def _int_file(path: str) -> int | None:
 def _stat_file(path: str) -> dict[str, int]:
     out = {}
     try:
-        for line in _read(path).splitlines():
+        for line in read_text(path).splitlines():
             key, _, value = line.partition(" ")
             if value.strip().isdigit():
                 out[key] = int(value)
@@ -183,7 +183,7 @@ def cgroup_cpu_seconds(dirs: Mapping[str, str]) -> tuple[float, str] | None:
 def meminfo(path: str = "/proc/meminfo") -> dict[str, int]:
     """``/proc/meminfo`` in bytes."""
     out: dict[str, int] = {}
-    for line in _read(path).splitlines():
+    for line in read_text(path).splitlines():
         key, _, rest = line.partition(":")
         parts = rest.split()
         if parts and parts[0].isdigit():

@@ -57,7 +57,7 @@ class Tracker:
     ended: bool = False
     end_parts: dict[str, Reading] = field(default_factory=dict)
 
-    def _note_error(self, what: str, exc: BaseException) -> None:
+    def note_error(self, what: str, exc: BaseException) -> None:
         text = f"{what}: {type(exc).__name__}: {exc}"
         if text not in self.errors and len(self.errors) < 10:
             self.errors.append(text)

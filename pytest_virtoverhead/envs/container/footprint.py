@@ -22,8 +22,8 @@ def target(client, cid: str) -> tuple[dict[str, str], int | None] | None:
     dirs = footprint.cgroup_dirs(pid)
     shim = None
     try:
-        ppid = int(footprint._read(f"/proc/{pid}/stat").rsplit(")", 1)[1].split()[1])
-        if "shim" in footprint._read(f"/proc/{ppid}/comm"):
+        ppid = int(footprint.read_text(f"/proc/{pid}/stat").rsplit(")", 1)[1].split()[1])
+        if "shim" in footprint.read_text(f"/proc/{ppid}/comm"):
             shim = ppid
     except (OSError, ValueError, IndexError):
         pass
