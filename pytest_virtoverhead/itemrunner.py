@@ -6,8 +6,10 @@ pytest's run-test loop (as pytest-xdist's workers do) and runs an item each
 time the host sends ``item``, so a test module is imported and collected once
 however many rounds follow. The sample of a round is the call phase's wall
 time, or the samples of pytest-benchmark's ``benchmark`` fixture when the
-test used it. The reply carries pytest's own reports of the run that
-failed (or of a first passing run), serialized (:mod:`.testreports`).
+test used it. The reply carries pytest's own reports of a run that
+failed, serialized (:mod:`.testreports`), and of a passing run only when the
+host asks (``reports``: once per test, after its measured rounds, so that
+serializing them never sits between a process's warm-up and its rounds).
 """
 
 from __future__ import annotations
@@ -93,9 +95,6 @@ class ItemServer:
         self._reports: list[Any] = []
         self._warnings: list[Any] = []
         self._bench: list[float] | None = None
-        #: Node ids whose passing reports were sent already: once per
-        #: process is enough (a failing run's are always sent).
-        self._reported: set[str] = set()
 
     # -- pytest hooks -------------------------------------------------------
 
@@ -213,8 +212,7 @@ class ItemServer:
             out.update(source="call", value=_median_sorted(sorted(durations)) if durations else None,
                        n_samples=len(durations), raw=durations)
         out["duration"] = out["value"]
-        if nodeid not in self._reported:
-            self._reported.add(nodeid)
+        if msg.get("reports"):
             out["reports"] = testreports.dump(item.config, self._reports, self._warnings)
         return out
 

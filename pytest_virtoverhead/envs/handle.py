@@ -350,19 +350,22 @@ class Environment:
         self._proc_seconds[proc] = self._proc_seconds.get(proc, 0.0) + time.monotonic() - t0
 
     def run_item(self, nodeid: str, nodeids: tuple[str, ...], args: tuple[str, ...] = (), *,
-                 proc: int = 0, calls: int = 1, gc: bool = True) -> dict[str, Any]:
+                 proc: int = 0, calls: int = 1, gc: bool = True, reports: bool = False) -> dict[str, Any]:
         """Run a collected test item ``calls`` times inside the environment's
         pytest session in worker process ``proc`` (0: the environment's own
         worker; K: the process started by ``spawn(K)``).
 
         The session (collecting ``nodeids`` with pytest ``args``) is opened on
-        first use in that process and reopened after a worker restart.
+        first use in that process and reopened after a worker restart. With
+        ``reports``, a passing run's serialized pytest reports come back too
+        (a failing run's always do).
         """
         self.open_items(nodeids, args, proc=proc)
         before = self._fp_sample().get(footprint_mod.CPU)
         t0 = time.monotonic()
         try:
-            out = self._request("item", nodeid=nodeid, calls=calls, proc=proc, gc=gc)
+            extra = {"reports": True} if reports else {}
+            out = self._request("item", nodeid=nodeid, calls=calls, proc=proc, gc=gc, **extra)
             wall = time.monotonic() - t0
             after = self._fp_sample()
             cpu = after.get(footprint_mod.CPU)
