@@ -160,12 +160,10 @@ class Comparator:
         return result
 
     def _passing_reports(self, result: ItemResult, live: dict[str, Environment]) -> None:
-        """pytest's reports of a passing run (captured output, warnings,
-        user properties) for the host's report: one more, unmeasured run in
-        the baseline's process of the last round, after the measured rounds
-        (serializing them during the warm-up disturbed the rounds after it:
-        A/A coverage 67/80 against 75/80 without). Best effort: without
-        them the host reports the test as before."""
+        """A passing run's pytest reports (output, warnings, properties) for
+        the host: one unmeasured run in the baseline's last process, after
+        the rounds (serialized in the warm-up, they disturbed the rounds:
+        A/A coverage 67/80, 75/80 without). Best effort."""
         used = result.used_rounds
         if result.reports is not None or not used:
             return
