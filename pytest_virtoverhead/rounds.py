@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from . import noise, stats
@@ -66,8 +67,10 @@ class Comparator:
                 try:
                     if slot not in env.processes:
                         self.progress(WorkerStarting(result.nodeid, name, slot))
-                        env.spawn(slot, {"PYTHONHASHSEED": str(self.hash_seed(slot, name))})
-                    env.open_items(self.nodeids, self.pytest_args, proc=slot)
+                        with result.phases.phase("process_start"):
+                            env.spawn(slot, {"PYTHONHASHSEED": str(self.hash_seed(slot, name))})
+                    with result.phases.phase("collection"):
+                        env.open_items(self.nodeids, self.pytest_args, proc=slot)
                 except (EnvError, RemoteError) as exc:
                     result.unavailable[name] = f"environment {name!r} could not start its worker processes: {exc}"
                     del live[name]
@@ -94,7 +97,16 @@ class Comparator:
         a time budget) more rounds while a claim is inconclusive."""
         s = self.settings
         result = ItemResult(nodeid=nodeid, envs=list(envs), baseline=s.baseline)
-        failures = self.pool.start_all(envs, self.progress)
+        try:
+            return self._run(result, envs, claims, rounds)
+        finally:
+            result.phases.stop()
+
+    def _run(self, result: ItemResult, envs: list[str], claims: list[Claim], rounds: int) -> ItemResult:
+        s = self.settings
+        nodeid = result.nodeid
+        with result.phases.phase("env_start"):
+            failures = self.pool.start_all(envs, self.progress)
         live: dict[str, Environment] = {}
         for name in envs:
             reason = failures.get(name) or self.pool.failure(name)
@@ -114,6 +126,7 @@ class Comparator:
         slots = list(range(1, max(result.process_counts.values(), default=1) + 1))
         warm: dict[str, list[float]] = {}
         requests: dict[str, list[float]] = {}
+        t_warm = time.monotonic()
         for w in range(s.warmup):
             for slot in slots:
                 step = Step(w + 1, s.warmup, warmup=True, process=slot)
@@ -121,6 +134,7 @@ class Comparator:
                 if here and not self._round(result, live, here, rng, step, slot=slot, calls=1, warm=warm,
                                             requests=requests):
                     return result
+        result.phases.add("warmup", time.monotonic() - t_warm, s.warmup * len(slots))
         def block_calls(env: str, ref: str) -> int:
             """Calls per round of a block of env against ref, from the warm-up."""
             pair = {n: warm[n] for n in (ref, env) if n in warm}
@@ -155,8 +169,10 @@ class Comparator:
         result.stopped_by = "rounds"
         if s.time_budget and claims:
             self._adaptive(result, live, names, rng, claims, schedule)
-        self._passing_reports(result, live)
-        self.evaluate(result, claims)
+        with result.phases.phase("reporting"):
+            self._passing_reports(result, live)
+        with result.phases.phase("statistics"):
+            self.evaluate(result, claims)
         return result
 
     def _passing_reports(self, result: ItemResult, live: dict[str, Environment]) -> None:
@@ -241,9 +257,8 @@ class Comparator:
         rec.load1 = noise.load1()
         ticks0 = noise.cpu_ticks(cpus)
         t0 = time.monotonic()
-        calls_of: dict[str, list[float]] = {}
-        block_base: dict[str, list[float]] = {}
-        pair_calls: dict[tuple[Any, str], list[float]] = {}
+        acc = _RoundAcc(rec, step, rng, warm, requests)
+        calls_of, block_base, pair_calls = acc.calls_of, acc.block_base, acc.pair_calls
         base = result.baseline
         others = [n for n in names if n != base]
         rng.shuffle(others)
@@ -269,6 +284,7 @@ class Comparator:
         # Garbage collection first, in every process of the round, so its
         # calls then follow each other closely (a burst of noise between
         # two environments' calls is what pairing must not miss).
+        t_gc = time.monotonic()
         for name, proc in sorted({(n, p) for _, p, passes in blocks for order in passes for n in order}):
             try:
                 live[name].collect_garbage(proc=proc)
@@ -277,65 +293,18 @@ class Comparator:
             except EnvError as exc:
                 result.failure = (name, f"environment {name!r} failed while running the test: {exc}")
                 return None
+        if warm is None:
+            result.phases.add("gc", time.monotonic() - t_gc)
         for other, proc, passes in blocks:
-            for order in passes:
-                order = order[:]
-                rng.shuffle(order)
-                rec.order.extend(n for n in order if n not in rec.order)
-                for name in order:
-                    self.progress(Calling(result.nodeid, name, step))
-                    sent = time.monotonic()
-                    try:
-                        out = live[name].run_item(result.nodeid, self.nodeids, self.pytest_args, proc=proc, gc=False)
-                    except (EnvError, RemoteError) as exc:
-                        result.failure = (name, f"environment {name!r} failed while running the test: {exc}")
-                        return None
-                    outcome = out["outcome"]
-                    if out.get("reports") and (result.reports is None or outcome not in ("passed", "xpassed")):
-                        result.reports = (name, out["reports"])
-                    if outcome == "failed":
-                        result.failure = (name, f"the test failed in environment {name!r}:\n{out['longrepr']}")
-                        return None
-                    if outcome == "skipped":
-                        result.skipped = (name, f"skipped in environment {name!r}: {out['longrepr']}")
-                        return None
-                    if outcome == "xfailed":
-                        result.xfailed = (name, out["longrepr"])
-                        return None
-                    if outcome == "xpassed":
-                        result.xpassed = out["longrepr"]
-                    value = out.get("value")
-                    if value is None:
-                        result.failure = (name, f"environment {name!r} returned no timing for the test")
-                        return None
-                    if warm is not None:
-                        # Calls per round follow the call's wall time; a
-                        # pytest-benchmark test repeats its function itself.
-                        seconds = math.inf if out.get("source") == "benchmark" else out.get("call_seconds") or value
-                        warm.setdefault(name, []).append(float(seconds))
-                        if requests is not None:
-                            requests.setdefault(name, []).append(time.monotonic() - sent)
-                        continue
-                    if isinstance(other, tuple):
-                        # a block between two environments that are not the baseline
-                        pair_calls.setdefault((other, name), []).append(float(value))
-                    else:
-                        calls_of.setdefault(name, []).append(float(value))
-                    if name == base and isinstance(other, str):
-                        block_base.setdefault(other, []).append(float(value))
-                    result.source[name] = out.get("source", "call")
-                    if out.get("source") == "benchmark":
-                        rec.raw.setdefault(name, []).extend(float(x) for x in out.get("raw") or [])
-                    else:
-                        rec.raw.setdefault(name, []).append(float(value))
-                    rec.n_samples[name] = rec.n_samples.get(name, 0) + int(out.get("n_samples") or 0)
-                    rec.pids[name] = out.get("pid")
-                    _add_noise(rec.worker_noise.setdefault(name, {}), out.get("noise") or {})
-                    work = out.get("work")
-                    if work:
-                        result.work[name] = work
-                        if work.get("seconds"):
-                            result.own_rates.setdefault(name, []).append(work["amount"] / work["seconds"])
+            block_envs = {n for order in passes for n in order}
+            for name in block_envs:
+                live[name].begin_calls()
+            try:
+                if not self._block(result, live, acc, other, proc, passes):
+                    return None
+            finally:
+                for name in block_envs:
+                    live[name].end_calls()
         if warm is not None:
             return True
         rec.values = {name: stats.median(values) for name, values in calls_of.items()}
@@ -354,6 +323,78 @@ class Comparator:
         rec.disturbed = noise.disturbed(rec.steal, rec.steal_ticks, readings)
         result.round_log.append(rec)
         return rec
+
+    def _block(self, result: ItemResult, live: dict[str, Environment], acc: "_RoundAcc", other: Any, proc: int,
+               passes: list[list[str]]) -> bool:
+        """The passes of one block of a round (:meth:`_round`), its values
+        into ``acc``; False when the test cannot go on."""
+        base = result.baseline
+        rec, step, rng, warm, requests = acc.rec, acc.step, acc.rng, acc.warm, acc.requests
+        calls_of, block_base, pair_calls = acc.calls_of, acc.block_base, acc.pair_calls
+        for order in passes:
+            order = order[:]
+            rng.shuffle(order)
+            rec.order.extend(n for n in order if n not in rec.order)
+            for name in order:
+                self.progress(Calling(result.nodeid, name, step))
+                sent = time.monotonic()
+                try:
+                    out = live[name].run_item(result.nodeid, self.nodeids, self.pytest_args, proc=proc, gc=False)
+                except (EnvError, RemoteError) as exc:
+                    result.failure = (name, f"environment {name!r} failed while running the test: {exc}")
+                    return False
+                outcome = out["outcome"]
+                if out.get("reports") and (result.reports is None or outcome not in ("passed", "xpassed")):
+                    result.reports = (name, out["reports"])
+                if outcome == "failed":
+                    result.failure = (name, f"the test failed in environment {name!r}:\n{out['longrepr']}")
+                    return False
+                if outcome == "skipped":
+                    result.skipped = (name, f"skipped in environment {name!r}: {out['longrepr']}")
+                    return False
+                if outcome == "xfailed":
+                    result.xfailed = (name, out["longrepr"])
+                    return False
+                if outcome == "xpassed":
+                    result.xpassed = out["longrepr"]
+                if warm is None:
+                    spent = time.monotonic() - sent
+                    timed = min(spent, float(out.get("timed_seconds") or out.get("call_seconds") or 0.0))
+                    result.phases.add("measured", timed)
+                    result.phases.add("requests", spent - timed)
+                value = out.get("value")
+                if value is None:
+                    result.failure = (name, f"environment {name!r} returned no timing for the test")
+                    return False
+                if warm is not None:
+                    # Calls per round follow the call's wall time; a
+                    # pytest-benchmark test repeats its function itself.
+                    seconds = math.inf if out.get("source") == "benchmark" else out.get("call_seconds") or value
+                    warm.setdefault(name, []).append(float(seconds))
+                    if requests is not None:
+                        requests.setdefault(name, []).append(time.monotonic() - sent)
+                    continue
+                if isinstance(other, tuple):
+                    # a block between two environments that are not the baseline
+                    pair_calls.setdefault((other, name), []).append(float(value))
+                else:
+                    calls_of.setdefault(name, []).append(float(value))
+                if name == base and isinstance(other, str):
+                    block_base.setdefault(other, []).append(float(value))
+                result.source[name] = out.get("source", "call")
+                if out.get("source") == "benchmark":
+                    rec.raw.setdefault(name, []).extend(float(x) for x in out.get("raw") or [])
+                else:
+                    rec.raw.setdefault(name, []).append(float(value))
+                rec.n_samples[name] = rec.n_samples.get(name, 0) + int(out.get("n_samples") or 0)
+                rec.pids[name] = out.get("pid")
+                _add_noise(rec.worker_noise.setdefault(name, {}), out.get("noise") or {})
+                work = out.get("work")
+                if work:
+                    result.work[name] = work
+                    if work.get("seconds"):
+                        result.own_rates.setdefault(name, []).append(work["amount"] / work["seconds"])
+        return True
 
     # -- verdicts -----------------------------------------------------------
 
@@ -427,6 +468,22 @@ class Comparator:
                     if cr.rounds_needed is not None and math.isfinite(cr.rounds_needed):
                         cr.seconds_needed = max(0.0, cr.rounds_needed - est.n) * per_round
             result.claims.append(cr)
+
+
+@dataclass
+class _RoundAcc:
+    """What one round's blocks fill in: its record, the calls' values per
+    environment, the baseline's per block, a pair block's; in a warm-up
+    round the call times (``warm``) and request times instead."""
+
+    rec: RoundRecord
+    step: Step
+    rng: random.Random
+    warm: dict[str, list[float]] | None
+    requests: dict[str, list[float]] | None
+    calls_of: dict[str, list[float]] = field(default_factory=dict)
+    block_base: dict[str, list[float]] = field(default_factory=dict)
+    pair_calls: dict[tuple[Any, str], list[float]] = field(default_factory=dict)
 
 
 def _add_noise(total: dict[str, float], one: dict[str, float]) -> None:
