@@ -102,6 +102,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     args += testreports.worker_args(session.config)
     state.progress = Progress(session.config.pluginmanager.get_plugin("terminalreporter"))
     state.comparator = Comparator(state.settings, state.pool, state.compared, tuple(args), state.progress)
+    state.comparator.start_cpus = state.start_cpus
     if state.settings.correction == "holm":
         planned = sum(len(item.stash[ITEM_KEY].claims) for item in session.items if ITEM_KEY in item.stash)
         state.comparator.adaptive_confidence = bonferroni_confidence(state.settings.confidence, planned)

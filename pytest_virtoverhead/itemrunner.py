@@ -85,9 +85,11 @@ def host_only_benchmark_options(option: Any) -> list[str]:
 
 
 class ItemServer:
-    def __init__(self, worker: Worker, session_msg_id: Any):
+    def __init__(self, worker: Worker, session_msg_id: Any, pin: list[int] | None = None):
         self.worker = worker
         self.session_msg_id = session_msg_id
+        #: CPUs to move onto once collected (a process started elsewhere).
+        self.pin = pin
         self.items: dict[str, pytest.Item] = {}
         self.collect_errors: list[dict[str, str]] = []
         self.started = False
@@ -114,6 +116,11 @@ class ItemServer:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> bool:
+        if self.pin:
+            try:
+                os.sched_setaffinity(0, self.pin)
+            except OSError as exc:
+                raise RuntimeError(f"cannot move onto the measuring CPUs {self.pin}: {exc}") from None
         self.started = True
         self.worker.reply(self.session_msg_id, {
             "collected": list(self.items),
@@ -239,7 +246,7 @@ def run_session(worker: Worker, msg: dict) -> Any:
     rootdir = msg.get("rootdir")
     if rootdir:
         os.chdir(rootdir)
-    server = ItemServer(worker, msg.get("id"))
+    server = ItemServer(worker, msg.get("id"), pin=msg.get("pin"))
     args = ["-q", "-p", "no:cacheprovider", *msg.get("args", []), *msg["nodeids"]]
     exitcode = pytest.main(args, plugins=[server])
     if not server.started:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from . import noise, stats
 from .claims import ABSOLUTE, FIXED, NOT_IN_RUN, RATIO, Claim
@@ -36,6 +37,9 @@ class Comparator:
         self.nodeids = nodeids
         self.pytest_args = pytest_args
         self.progress = progress or ignore
+        #: Where worker processes may start (:meth:`_prepare`): a callable
+        #: the session sets from its CPU locks; None: where the environment runs.
+        self.start_cpus: Callable[[], tuple[int, ...] | None] = lambda: None
         #: The level adaptive sampling decides claims at (None:
         #: --virt-confidence); under --virt-correction=holm the plugin sets
         #: it from the planned family (:func:`bonferroni_confidence`).
@@ -51,28 +55,46 @@ class Comparator:
 
     def _prepare(self, result: ItemResult, live: dict[str, Environment], rounds: int) -> None:
         """Start the worker processes each environment lacks (they serve
-        every later test too); an environment that cannot is unavailable
-        for this test.
+        every later test too) and open their pytest sessions; an
+        environment that cannot is unavailable for this test.
 
-        Slot by slot across the environments (process 1 of each, then
-        process 2 of each...), not environment by environment: processes
-        started back to back share the machine's state of the moment (free
-        memory, caches, a burst of noise while they import), and a pair
-        should share it rather than one environment taking all of one
-        moment's."""
+        Every environment's missing processes start at once, side by side
+        (:meth:`.Environment.prepare`), on the spare CPUs of the host where
+        there are any (``start_cpus``: CPUs no measuring session holds),
+        each moving onto the environment's measuring CPUs once collected:
+        interpreters and collection cost ~0.2 s a process natively, and a
+        test of 12 rounds wants 12 processes per environment. Nothing is
+        measured while they start."""
         counts = {name: self.settings.processes_for(name, rounds) for name in live}
-        for slot in range(1, max(counts.values(), default=0) + 1):
-            for name in [n for n in list(live) if slot <= counts[n]]:
-                env = live[name]
+        key = (tuple(self.nodeids), tuple(self.pytest_args))
+        wanted: dict[str, dict[int, dict[str, str]]] = {}
+        for name, env in live.items():
+            have = env.processes
+            missing = {slot: {"PYTHONHASHSEED": str(self.hash_seed(slot, name))}
+                       for slot in range(1, counts[name] + 1)
+                       if slot not in have or env.session_key(slot) != key}
+            if missing:
+                wanted[name] = missing
+                for slot in missing:
+                    self.progress(WorkerStarting(result.nodeid, name, slot))
+        if wanted:
+            start = self.start_cpus()
+
+            def prepare(name: str) -> tuple[str, dict[int, str] | str]:
                 try:
-                    if slot not in env.processes:
-                        self.progress(WorkerStarting(result.nodeid, name, slot))
-                        with result.phases.phase("process_start"):
-                            env.spawn(slot, {"PYTHONHASHSEED": str(self.hash_seed(slot, name))})
-                    with result.phases.phase("collection"):
-                        env.open_items(self.nodeids, self.pytest_args, proc=slot)
+                    return name, live[name].prepare(wanted[name], self.nodeids, self.pytest_args, start)
                 except (EnvError, RemoteError) as exc:
-                    result.unavailable[name] = f"environment {name!r} could not start its worker processes: {exc}"
+                    return name, str(exc)
+
+            t0 = time.monotonic()
+            with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
+                outcomes = dict(pool.map(prepare, list(wanted)))
+            result.phases.add("process_start", time.monotonic() - t0, sum(len(w) for w in wanted.values()))
+            for name, failed in outcomes.items():
+                if failed:
+                    why = failed if isinstance(failed, str) else "; ".join(
+                        f"process {slot}: {text}" for slot, text in sorted(failed.items()))
+                    result.unavailable[name] = f"environment {name!r} could not start its worker processes: {why}"
                     del live[name]
         for name in live:
             count = counts[name]

@@ -8,7 +8,9 @@ runs them and writes one reply per request. Every reply is JSON (see
 Requests (``op``): ``hello`` (facts about the environment), ``call`` (run a
 function once), ``bench`` (time a function), ``session`` (start a pytest
 session that collects the given node ids and then serves ``item`` requests
-until ``end_session``), ``shutdown``.
+until ``end_session``), ``spawn`` (start a child worker process),
+``prepare`` (start several children side by side and open a session in
+each), ``collect`` (garbage collection), ``shutdown``.
 
 The worker writes protocol frames on a private copy of its standard output
 and points file descriptor 1 at standard error, so a ``print`` in user code
@@ -108,6 +110,7 @@ class Worker:
             "bench": self.handle_bench,
             "session": self.handle_session,
             "spawn": self.handle_spawn,
+            "prepare": self.handle_prepare,
             "collect": self.handle_collect,
         }
 
@@ -216,6 +219,13 @@ class Worker:
 
             self.children = Children()
         return self.children.spawn(msg)
+
+    def handle_prepare(self, msg: dict) -> Any:
+        if self.children is None:
+            from .children import Children
+
+            self.children = Children()
+        return self.children.prepare(msg)
 
     def close_children(self) -> None:
         if self.children is not None:

@@ -344,6 +344,43 @@ class Environment:
         self._proc_seconds[slot] = time.monotonic() - t0
         return self._procs[slot]
 
+    def prepare(self, slots: Mapping[int, Mapping[str, str]], nodeids: tuple[str, ...],
+                args: tuple[str, ...] = (), start_cpus: tuple[int, ...] | None = None) -> dict[int, str]:
+        """Start worker processes ``slots`` ({slot: extra environment
+        variables}) side by side and open in each the pytest session that
+        collects ``nodeids``: what :meth:`spawn` and :meth:`open_items` do
+        one process at a time, here at once (on ``start_cpus`` where given,
+        each process moving onto the environment's own CPUs when ready).
+        Returns {slot: why it failed} for the processes that could not."""
+        if not slots:
+            return {}
+        key = (tuple(nodeids), tuple(args))
+        for slot in slots:
+            if self._items.get(slot) is not None and self.running:
+                self._request("end_session", proc=slot)
+            self._items.pop(slot, None)
+        session = {"nodeids": list(nodeids), "args": list(args), "rootdir": self.ctx.rootdir}
+        timeout = self.ctx.startup_timeout + self.ctx.job_timeout
+        widened = bool(start_cpus) and self.backend.allow_cpus(start_cpus)
+        try:
+            out = self._request("prepare", slots={str(k): dict(v) for k, v in slots.items()}, session=session,
+                                start_cpus=list(start_cpus) if widened and start_cpus else None,
+                                pin_cpus=list(self.ctx.cpus) if self.ctx.cpus else None, timeout=timeout)
+        finally:
+            if widened:
+                self.backend.allow_cpus(None)
+        failed: dict[int, str] = {}
+        for key_slot, info in (out.get("slots") or {}).items():
+            slot = int(key_slot)
+            if "error" in info:
+                self._procs.pop(slot, None)
+                failed[slot] = str(info["error"])
+                continue
+            self._procs[slot] = int(info["pid"])
+            self._items[slot] = key
+            self._proc_seconds[slot] = float(info.get("seconds") or 0.0)
+        return failed
+
     def collect_garbage(self, proc: int = 0) -> None:
         """Run the garbage collector in worker process ``proc`` (a full
         collection costs ~10-40 ms in a process that loaded pytest: done
@@ -354,6 +391,10 @@ class Environment:
     def processes(self) -> dict[int, int]:
         """{slot: pid} of the worker processes started by :meth:`spawn`."""
         return dict(self._procs) if self.running else {}
+
+    def session_key(self, proc: int) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        """(nodeids, args) of the pytest session open in process ``proc``, if any."""
+        return self._items.get(proc) if self.running else None
 
     def open_items(self, nodeids: tuple[str, ...], args: tuple[str, ...] = (), *, proc: int = 0) -> None:
         """Open (once) the pytest session of worker process ``proc`` that

@@ -112,6 +112,9 @@ class VMBackend(Backend):
                     "mount (saved by the first start of each configuration); 0: boot every time",
     }
 
+    def allow_cpus(self, cpus: tuple[int, ...] | None) -> bool:
+        return False  # the guest's processes run on its vCPUs, pinned where they are
+
     def __init__(self, spec, ctx):
         super().__init__(spec, ctx)
         self.conn = None
