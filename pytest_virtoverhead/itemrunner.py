@@ -190,7 +190,8 @@ class ItemServer:
             if msg.get("gc", True):
                 gc.collect()
             try:
-                item.config.hook.pytest_runtest_protocol(item=item, nextitem=None)
+                _leave_others(item)
+                item.config.hook.pytest_runtest_protocol(item=item, nextitem=item.parent)
             except (KeyboardInterrupt, pytest.exit.Exception) as exc:
                 # pytest lets these end the session; here they end this
                 # worker process's session only, answered at once.
@@ -222,6 +223,22 @@ class ItemServer:
         if msg.get("reports"):
             out["reports"] = testreports.dump(item.config, self._reports, self._warnings)
         return out
+
+
+def _leave_others(item: pytest.Item) -> None:
+    """Tear down what the item's chain does not share with the last one run
+    here (another module's, another class's fixtures), as pytest's own loop
+    does with ``nextitem`` at the end of the previous item.
+
+    Each call runs the item with ``nextitem=item.parent``: its function
+    fixtures end after the call, while session, package, module and class
+    fixtures stay set up for the next call, the next round and the next
+    test in this worker process, as in a plain pytest run of the same
+    tests (a session fixture is set up once per worker process); pytest
+    ends them when the process's session ends."""
+    state = getattr(item.session, "_setupstate", None)
+    if state is not None:
+        state.teardown_exact(item)
 
 
 #: Raw samples sent back per round at most (evenly spaced in time order).
