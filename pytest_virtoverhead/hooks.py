@@ -6,13 +6,15 @@ use, so a run without it pays for none of them.
 
 from __future__ import annotations
 
+import os
+import shlex
 import time
 import warnings
 from typing import Any
 
 import pytest
 
-from . import benchjson, testreports, waivers
+from . import benchargs, benchjson, testreports, waivers
 from .config import ItemPlan, plan_for_marker
 from .finish import finish_footprint, verdict_method, write_outputs
 from .progress import Progress
@@ -100,6 +102,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     args += ["--rootdir", str(session.config.rootpath),
              f"--import-mode={session.config.option.importmode}"]
     args += testreports.worker_args(session.config)
+    # PYTEST_ADDOPTS first, then the command line, as pytest reads them.
+    addopts = shlex.split(os.environ.get("PYTEST_ADDOPTS", ""))
+    args += benchargs.timing_args([*addopts, *session.config.invocation_params.args])
     state.progress = Progress(session.config.pluginmanager.get_plugin("terminalreporter"))
     state.comparator = Comparator(state.settings, state.pool, state.compared, tuple(args), state.progress)
     state.comparator.start_cpus = state.start_cpus

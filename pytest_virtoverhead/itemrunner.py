@@ -178,6 +178,22 @@ class ItemServer:
                 f"{[e['nodeid'] for e in self.collect_errors]})"
             )
         calls = max(1, int(msg.get("calls") or 1))
+        bench_session = getattr(item.config, "_benchmarksession", None)
+        untimed = bool(msg.get("untimed")) and bench_session is not None and _uses_benchmark(item)
+        if untimed:
+            # A warm-up or reporting run of a pytest-benchmark test: its
+            # function runs once (the fixture's own "disabled" mode), not a
+            # whole calibrated benchmark whose samples nobody reads.
+            was, bench_session.disabled = bench_session.disabled, True
+            try:
+                out = self._run_calls(item, msg, calls)
+            finally:
+                bench_session.disabled = was
+            out["source"] = "benchmark"
+            return out
+        return self._run_calls(item, msg, calls)
+
+    def _run_calls(self, item: pytest.Item, msg: dict, calls: int) -> dict[str, Any]:
         durations: list[float] = []
         bench: list[float] = []
         work = None
@@ -223,6 +239,10 @@ class ItemServer:
         if msg.get("reports"):
             out["reports"] = testreports.dump(item.config, self._reports, self._warnings)
         return out
+
+
+def _uses_benchmark(item: pytest.Item) -> bool:
+    return "benchmark" in getattr(item, "fixturenames", ())
 
 
 def _leave_others(item: pytest.Item) -> None:

@@ -211,7 +211,7 @@ class Comparator:
             return
         try:
             out = live[name].run_item(result.nodeid, self.nodeids, self.pytest_args,
-                                      proc=rec.slots.get(name, rec.slot), reports=True)
+                                      proc=rec.slots.get(name, rec.slot), reports=True, untimed=True)
         except (EnvError, RemoteError):
             return
         if out.get("reports") and out.get("outcome") in ("passed", "xpassed"):
@@ -361,7 +361,8 @@ class Comparator:
                 self.progress(Calling(result.nodeid, name, step))
                 sent = time.monotonic()
                 try:
-                    out = live[name].run_item(result.nodeid, self.nodeids, self.pytest_args, proc=proc, gc=False)
+                    out = live[name].run_item(result.nodeid, self.nodeids, self.pytest_args, proc=proc, gc=False,
+                                              untimed=warm is not None)
                 except (EnvError, RemoteError) as exc:
                     result.failure = (name, f"environment {name!r} failed while running the test: {exc}")
                     return False

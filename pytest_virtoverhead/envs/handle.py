@@ -419,7 +419,8 @@ class Environment:
         self._proc_seconds[proc] = self._proc_seconds.get(proc, 0.0) + time.monotonic() - t0
 
     def run_item(self, nodeid: str, nodeids: tuple[str, ...], args: tuple[str, ...] = (), *,
-                 proc: int = 0, calls: int = 1, gc: bool = True, reports: bool = False) -> dict[str, Any]:
+                 proc: int = 0, calls: int = 1, gc: bool = True, reports: bool = False,
+                 untimed: bool = False) -> dict[str, Any]:
         """Run a collected test item ``calls`` times inside the environment's
         pytest session in worker process ``proc`` (0: the environment's own
         worker; K: the process started by ``spawn(K)``).
@@ -427,14 +428,18 @@ class Environment:
         The session (collecting ``nodeids`` with pytest ``args``) is opened on
         first use in that process and reopened after a worker restart. With
         ``reports``, a passing run's serialized pytest reports come back too
-        (a failing run's always do).
+        (a failing run's always do). ``untimed``: a run whose timing nobody
+        reads (warm-up, reporting): a pytest-benchmark test calls its
+        function once instead of benchmarking it.
         """
         self.open_items(nodeids, args, proc=proc)
         window = self._window
         before = None if window is not None else self._fp_sample().get(footprint_mod.CPU)
         t0 = time.monotonic()
         try:
-            extra = {"reports": True} if reports else {}
+            extra: dict[str, Any] = {"reports": True} if reports else {}
+            if untimed:
+                extra["untimed"] = True
             out = self._request("item", nodeid=nodeid, calls=calls, proc=proc, gc=gc, **extra)
             wall = time.monotonic() - t0
             if window is not None:
