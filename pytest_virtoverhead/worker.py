@@ -297,6 +297,7 @@ def _argparser():
     where.add_argument("--device", help="talk over this character device (a serial port)")
     where.add_argument("--connect", help="talk over this unix socket")
     parser.add_argument("--cwd", help="change to this directory first")
+    parser.add_argument("--cwd-hex", help="the same, hex-encoded (a VM guest's /init passes the host's)")
     parser.add_argument("--ready", default="", help="write this line to stderr when serving")
     return parser
 
@@ -311,11 +312,11 @@ def parse_args(argv: list[str]) -> Any:
     (``--name value``, ``--name=value``) are read here without importing
     argparse (~0.2 s under TCG); anything else (``--help``, abbreviations,
     mistakes) goes to argparse, which answers or explains."""
-    values: dict[str, Any] = {"device": None, "connect": None, "cwd": None, "ready": ""}
+    values: dict[str, Any] = {"device": None, "connect": None, "cwd": None, "cwd_hex": None, "ready": ""}
     i = 0
     while i < len(argv):
         name, eq, value = argv[i].partition("=")
-        key = name[2:] if name.startswith("--") else ""
+        key = name[2:].replace("-", "_") if name.startswith("--") else ""
         if key not in values:
             return _argparser().parse_args(argv)
         if not eq:
@@ -363,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         read, write = _device_transport(args.device)
         from .vmguest import prestart as guest_prestart
 
-        guest_prestart(prestart, read, write)
+        args.cwd = guest_prestart(prestart, read, write) or args.cwd
     from .children import PARENT_DEATH_VAR, die_with_parent
 
     parent = os.environ.pop(PARENT_DEATH_VAR, "")
@@ -372,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     watch = os.environ.pop(WATCH_PARENT_VAR, None)
     if watch and watch.isdigit():
         _watch_parent(int(watch))
+    if args.cwd_hex:
+        args.cwd = bytes.fromhex(args.cwd_hex).decode()
     if args.cwd:
         os.chdir(args.cwd)
     if "" not in sys.path and os.getcwd() not in sys.path:

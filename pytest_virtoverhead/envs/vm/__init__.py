@@ -188,7 +188,7 @@ class VMBackend(Backend):
         env.update({"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1", "TERM": "dumb"})
         env.setdefault("HOME", "/root")
         env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
-        st.init = cfg = initramfs.InitConfig(python=python, cwd=self.ctx.rootdir, env=env,
+        st.init = cfg = initramfs.InitConfig(python=python, env=env,
                                              cache9p=self._opt("cache9p", "loose"), scratch_env=SCRATCH_ENV)
         st.bytecode = prestart_mod.precompile_package()  # before the prestart's files are listed and copied
         tree, ps_config, st.prestart_note = None, None, "disabled (vm option prestart=0)"
@@ -266,7 +266,7 @@ class VMBackend(Backend):
         use_snapshot = _enabled(self._opt("snapshot", "1"))
         self.log.snapshot = "disabled (vm option snapshot=0)" if not use_snapshot else ""
         booter = Booter(libvirt, self.conn, self.log, self._console, lambda: self._destroy_domain(libvirt),
-                        self.cancelled)
+                        self.cancelled, cwd=self.ctx.rootdir)
         try:
             if choice.probe:
                 probe_timeout = min(self._float("kvm_probe_timeout", accel_mod.PROBE_TIMEOUT), boot_timeout)
