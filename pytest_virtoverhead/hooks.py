@@ -17,10 +17,11 @@ import pytest
 from . import benchargs, benchjson, testreports, waivers
 from .config import ItemPlan, plan_for_marker
 from .finish import finish_footprint, verdict_method, write_outputs
+from .judging import add_skipped_claims
 from .progress import Progress
 from .report import claim_lines, environment_lines, host_line, table_lines
 from .results import ItemResult, record_of
-from .rounds import Comparator, add_skipped_claims
+from .rounds import Comparator
 from .selection import check_waivers, groups_of, plan, selected, shadowed_fixtures
 from .stash import ENV_FIXTURES, ITEM_KEY, MARKER, STATE_KEY
 from .state import VirtState, lock_cpus, lock_cpus_or_skip, stop_quietly

@@ -12,17 +12,17 @@ import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
-from . import noise, stats
-from .claims import ABSOLUTE, FIXED, NOT_IN_RUN, RATIO, Claim
+from . import judging, noise, stats
+from .claims import Claim
 from .config import Settings
 from .envs.errors import EnvError, RemoteError
 from .envs.handle import Environment
 from .events import Calling, Listener, Step, WorkerStarting, ignore
-from .planning import Schedule, auto_calls, deciding_bound, max_retries, stable_seed
+from .planning import Schedule, auto_calls, max_retries, stable_seed
 from .pool import EnvironmentPool
-from .results import ClaimResult, ItemResult, RoundRecord
+from .results import ItemResult, RoundRecord
 from .verdict import INCONCLUSIVE
 
 
@@ -421,76 +421,11 @@ class Comparator:
 
     # -- verdicts -----------------------------------------------------------
 
-    def estimate(self, result: ItemResult, env: str, base: str, confidence: float | None = None) -> stats.Estimate:
-        confidence = self.settings.confidence if confidence is None else confidence
-        a, b, slots = result.paired(env, base)
-        if not a:
-            return stats.cluster_estimate([], confidence=confidence)
-        d = stats.paired_log_ratios(a, b)
-        return stats.cluster_estimate(d, slots, confidence=confidence)
-
-    def claim_estimate(self, result: ItemResult, claim: Claim, confidence: float | None = None) -> stats.Estimate:
-        """The estimate a fixed-cost or absolute claim is judged on, in
-        seconds (``scale="linear"``): per round ``env - factor * base`` of
-        the paired round values (clustered by process, as a ratio's), or
-        env's own round values in its process slots."""
-        if claim.kind == FIXED:
-            a, b, slots = result.paired(claim.env, claim.baseline)  # type: ignore[arg-type]
-            d = [x - claim.factor * y for x, y in zip(a, b)]
-        elif claim.kind == ABSOLUTE:
-            recs = [r for r in result.used_rounds if claim.env in r.values]
-            d = [r.values[claim.env] for r in recs]
-            slots = [r.slots.get(claim.env, r.slot) for r in recs]
-        else:
-            raise ValueError(f"claim_estimate: a {claim.kind} claim is a ratio's (Comparator.estimate)")
-        confidence = self.settings.confidence if confidence is None else confidence
-        return stats.cluster_estimate(d, slots, confidence=confidence, scale=stats.LINEAR)
-
     def evaluate(self, result: ItemResult, claims: list[Claim], with_p: bool = True,
                  confidence: float | None = None) -> None:
         """Ratios against the baseline and verdicts on every claim (at
-        ``confidence``, by default --virt-confidence)."""
-        s = self.settings
-        result.claims = []
-        pairs: dict[tuple[str, str], stats.Estimate] = {}
-
-        def estimate(env: str, base: str) -> stats.Estimate:
-            if (env, base) not in pairs:
-                pairs[env, base] = self.estimate(result, env, base, confidence)
-            return pairs[env, base]
-
-        samples = result.samples
-        if s.baseline in samples:
-            for name in samples:
-                if name != s.baseline:
-                    est = estimate(name, s.baseline)
-                    result.estimates[name] = est
-                    result.ratios[name] = (est.ratio, est.ci)
-        metadata = self.pool.metadata()
-        per_round = result.seconds_per_round()
-        for claim in claims:
-            missing = [n for n in claim.envs if n not in samples]
-            if missing:
-                reasons = "; ".join(f"{n}: {result.unavailable.get(n) or _not_measured(n, s)}" for n in missing)
-                result.claims.append(ClaimResult.skipped(result.nodeid, claim, reasons))
-                continue
-            est = (self.claim_estimate(result, claim, confidence) if claim.kind != RATIO
-                   else estimate(claim.env, claim.baseline))
-            ratio, ci = est.ratio, est.ci
-            verdict = claim.verdict(ratio, ci)
-            accel = metadata.get(claim.env, {}).get("accel")
-            # The p-value is always that of "the ratio is 1" (none without a baseline).
-            p_value = None
-            if with_p and claim.baseline is not None:
-                p_value = (est if claim.kind == RATIO else estimate(claim.env, claim.baseline)).p_value
-            cr = ClaimResult(result.nodeid, claim, ratio, ci, verdict, p_value=p_value, accel=accel, estimate=est)
-            if verdict == INCONCLUSIVE:
-                bound = deciding_bound(claim, ratio, ci)
-                if bound is not None:
-                    cr.rounds_needed = stats.rounds_needed(est, bound)
-                    if cr.rounds_needed is not None and math.isfinite(cr.rounds_needed):
-                        cr.seconds_needed = max(0.0, cr.rounds_needed - est.n) * per_round
-            result.claims.append(cr)
+        ``confidence``, by default --virt-confidence): :func:`.judging.evaluate`."""
+        judging.evaluate(result, claims, self.settings, self.pool.metadata(), with_p=with_p, confidence=confidence)
 
 
 @dataclass
@@ -513,17 +448,3 @@ def _add_noise(total: dict[str, float], one: dict[str, float]) -> None:
     for key, value in one.items():
         if isinstance(value, (int, float)):
             total[key] = total.get(key, 0) + value
-
-
-def _not_measured(name: str, settings: Settings) -> str:
-    return NOT_IN_RUN if settings.spec(name) is None else "not measured for this test"
-
-
-def add_skipped_claims(result: ItemResult, skipped: Iterable[tuple[Claim, str]]) -> None:
-    """Claims about a known environment this run does not have: verdict
-    ``skipped`` with the reason (``vm: not in this run``), once each."""
-    have = {c.claim.text for c in result.claims}
-    for claim, reason in skipped:
-        if claim.text not in have:
-            result.claims.append(ClaimResult.skipped(result.nodeid, claim, reason))
-            have.add(claim.text)

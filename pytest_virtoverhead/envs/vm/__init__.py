@@ -113,8 +113,7 @@ class VMBackend(Backend):
     }
 
     def allow_cpus(self, cpus: tuple[int, ...] | None) -> bool:
-        return False  # the guest's processes run on its vCPUs, pinned where they are
-
+        return False  # the guest's processes run on its vCPUs
     def __init__(self, spec, ctx):
         super().__init__(spec, ctx)
         self.conn = None
