@@ -200,11 +200,13 @@ class Children:
         ``start_cpus`` when given (spare CPUs of the host: see
         docs/performance.md); each child moves onto ``pin_cpus`` (the
         measuring ones; default this worker's own) before it answers that
-        its session is open.
+        its session is open; without ``start_cpus``, where this worker runs.
 
         Returns {"slots": {slot: {"pid", "seconds"} or {"error", "type"}}}."""
-        pin = msg.get("pin_cpus") or (sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None)
         start = msg.get("start_cpus") or None
+        # Without CPUs to start on, a child starts where this worker runs
+        # (it inherits its CPUs) and stays there.
+        pin = (msg.get("pin_cpus") or sorted(os.sched_getaffinity(0))) if start else None
         session = msg.get("session")
         slots = [(int(k), {str(a): str(b) for a, b in (v or {}).items()}) for k, v in (msg.get("slots") or {}).items()]
         # As many starting at once as there are CPUs to start on: more would

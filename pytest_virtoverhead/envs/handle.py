@@ -299,7 +299,8 @@ class Environment:
         try:
             out = self._request("prepare", slots={str(k): dict(v) for k, v in slots.items()}, session=session,
                                 start_cpus=list(start_cpus) if widened and start_cpus else None,
-                                pin_cpus=list(self.ctx.cpus) if self.ctx.cpus else None, timeout=timeout)
+                                pin_cpus=list(self.ctx.cpus) if widened and self.ctx.cpus else None,
+                                timeout=timeout)
         finally:
             if widened:
                 self.backend.allow_cpus(None)
