@@ -30,6 +30,7 @@ from .textfmt import (
     estimate_format,
     host_envs,
     interval,
+    level_text,
     method_line,
     worst_verdict,
 )
@@ -221,7 +222,7 @@ def _history_context(hist: Any) -> dict[str, Any]:
     from . import history
 
     runs = hist.runs
-    level = f"{hist.confidence:.0%}"
+    level = level_text(hist.confidence)
     run_views = []
     for r in runs:
         counts = by_severity(r.verdict_counts())

@@ -369,7 +369,7 @@ class Comparator:
         """The estimate a fixed-cost or absolute claim is judged on, in
         seconds (``scale="linear"``): per round ``env - factor * base`` of
         the paired round values (clustered by process, as a ratio's), or
-        env's own round values in its process slots."""
+        env's own round values in its process slots (log scale: above 0)."""
         if claim.kind == FIXED:
             a, b, slots = result.paired(claim.env, claim.baseline)  # type: ignore[arg-type]
             d = [x - claim.factor * y for x, y in zip(a, b)]
@@ -380,7 +380,8 @@ class Comparator:
         else:
             raise ValueError(f"claim_estimate: a {claim.kind} claim is a ratio's (Comparator.estimate)")
         confidence = self.settings.confidence if confidence is None else confidence
-        return stats.cluster_estimate(d, slots, confidence=confidence, scale=stats.LINEAR)
+        scale = stats.TIME if claim.kind == ABSOLUTE else stats.LINEAR
+        return stats.cluster_estimate(d, slots, confidence=confidence, scale=scale)
 
     def evaluate(self, result: ItemResult, claims: list[Claim], with_p: bool = True,
                  confidence: float | None = None) -> None:

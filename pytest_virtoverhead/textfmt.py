@@ -104,7 +104,7 @@ def method_line(method: Any) -> str:
     (terminal summary and HTML report); "" when the run has none."""
     if not isinstance(method, dict) or not finite(method.get("confidence")):
         return ""
-    level, m = f"{method['confidence']:.0%}", method.get("family_size", 0)
+    level, m = level_text(method["confidence"]), method.get("family_size", 0)
     if method.get("correction") == "holm":
         return f"verdicts: Holm's correction over {m} claims, family-wise {level} (--virt-correction=holm)"
     return f"verdicts: each claim at {level}, no correction over the run's {m} claims (--virt-correction=none)"
@@ -138,6 +138,13 @@ def text_table(head: Sequence[str], rows: Sequence[Sequence[str]], right: Iterab
                          for i, c in enumerate(cells)).rstrip()
 
     return [line(head), line(["-" * w for w in widths])] + [line(r) for r in rows]
+
+
+def level_text(confidence: float) -> str:
+    """A confidence level as a percentage with the digits it has:
+    ``0.95`` -> ``95%``, ``0.999`` -> ``99.9%`` (``{:.0%}`` would say
+    ``100%``), ``0.9999`` -> ``99.99%``."""
+    return f"{round(confidence * 100, 6):g}%"
 
 
 def json_safe(value: Any) -> Any:
