@@ -99,6 +99,18 @@ def _check_output(path: str | None, option: str) -> None:
             raise UsageProblem(f"{option}: cannot write {path}: {problem}")
 
 
+def _check_shared(outputs: dict[str, str | None], inputs: dict[str, str]) -> None:
+    """Two outputs at one file, or an output at an input's, is bad usage
+    before any work (issue 25): one would replace the other, or the input."""
+    from .outputs import shared_paths
+
+    summary = os.environ.get("GITHUB_STEP_SUMMARY") or None
+    problems = shared_paths({**outputs, "GITHUB_STEP_SUMMARY": summary}, inputs,
+                            appended=frozenset({"GITHUB_STEP_SUMMARY"}))
+    if problems:
+        raise UsageProblem("; ".join(problems))
+
+
 def _parsed(parse: Callable[[str], float], text: str) -> float:
     """``parse(text)``; its ValueError is bad usage."""
     try:
@@ -111,6 +123,7 @@ def _cmd_compare(args: argparse.Namespace, stdout: TextIO) -> int:
     tolerance = _parsed(runcompare.parse_tolerance, args.tolerance)
     confidence = _parsed(runcompare.parse_confidence, args.confidence)
     _check_output(args.json, "--json")
+    _check_shared({"--json": args.json}, {"A.json": args.a, "B.json": args.b})
     a = runcompare.load_run(args.a)
     b = runcompare.load_run(args.b)
     cmp = runcompare.compare_runs(a, b, tolerance=tolerance, confidence=confidence)
@@ -131,6 +144,7 @@ def _cmd_compare(args: argparse.Namespace, stdout: TextIO) -> int:
 
 def _cmd_report(args: argparse.Namespace, stdout: TextIO) -> int:
     _check_output(args.output, "-o/--output")
+    _check_shared({"-o/--output": args.output}, {"RUN.json": args.run})
     data = runcompare.load_run(args.run)
     htmlreport.write_report(args.output, data)
     stdout.write(f"report written to {args.output}\n")
@@ -141,6 +155,12 @@ def _cmd_history(args: argparse.Namespace, stdout: TextIO) -> int:
     tolerance = _parsed(runcompare.parse_tolerance, args.tolerance)
     _check_output(args.output, "-o/--output")
     _check_output(args.markdown, "--markdown")
+    try:
+        inputs = history.expand_paths(args.runs)
+    except history.HistoryError:
+        inputs = []  # history_of says what is wrong with them
+    _check_shared({"-o/--output": args.output, "--markdown": args.markdown},
+                  {f"input {path}": path for path in inputs})
     htmlreport.require_matplotlib("history")
     hist = history.history_of(args.runs, tolerance=tolerance)
     htmlreport.write_history(args.output, hist)
