@@ -28,7 +28,7 @@ import sys
 
 from .envfacts import facts
 from .envvars import ENV_NAME_VAR, WATCH_PARENT_VAR, WORKER_ENV_VAR
-from .protocol import NO_REPLY, FrameDecoder, encode, read_message
+from .protocol import MAX_FRAME, NO_REPLY, FrameDecoder, FrameTooLarge, encode, read_message
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -120,6 +120,13 @@ class Worker:
     def send(self, message: dict) -> None:
         try:
             frame = encode(message)
+        except FrameTooLarge as exc:
+            # Never leave the host waiting for a reply that cannot be sent.
+            frame = encode({"id": message.get("id"), "ok": False, "error": {
+                "type": "FrameTooLarge", "traceback": "",
+                "message": f"the reply cannot be sent back to the host: its {exc.size:,} bytes of JSON exceed "
+                           f"the protocol's frame limit of {MAX_FRAME:,} bytes (a result is never cut to fit; "
+                           f"captured output is)"}})
         except (TypeError, ValueError) as exc:
             frame = encode({
                 "id": message.get("id"),
