@@ -404,7 +404,9 @@ class ContainerBackend(Backend):
                             "kernel's OOM killer ended the worker")
         if state:
             parts.append("container state: " + ", ".join(
-                f"{k}={state.get(k)}" for k in ("Status", "ExitCode", "OOMKilled", "Error") if k in state))
+                f"{k}={state.get(k)}" for k in ("Status", "ExitCode", "OOMKilled", "Error") if k in state)
+                + (" (OOMKilled is Docker's flag for the container's first process, the environment's worker; "
+                   "an OOM kill of a worker process is named above)" if state.get("OOMKilled") is False else ""))
         stderr = self._transport.stderr if self._transport is not None else self._last_stderr
         if stderr.strip():
             parts.append("worker stderr (tail):\n" + stderr[-4000:])
