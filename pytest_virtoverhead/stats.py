@@ -198,11 +198,9 @@ class Estimate:
 
     @property
     def p_value(self) -> float:
-        """Two-sided p-value of "the ratio is 1" from the same t statistic;
-        NaN when there is no standard error (one round: no interval, so no
-        test either, never 0)."""
+        """Two-sided p-value of "the ratio is 1" from the same t statistic."""
         if math.isnan(self.se) or math.isnan(self.theta):
-            return math.nan
+            return math.nan  # one round: no interval, so no test either (never 0)
         if not (self.se > 0):
             return 1.0 if self.theta == 0 else 0.0
         return t_sf2(self.theta / self.se, self.df)
@@ -218,12 +216,7 @@ def _exp(x: float) -> float:
 NAN_ESTIMATE_METHOD = "none"
 #: Estimate.scale of an estimate of a time (seconds), not of a log ratio.
 LINEAR = "linear"
-#: cluster_estimate's scale for times that are positive by nature (an
-#: absolute claim's round values): estimated on the log scale, so that the
-#: estimate and its interval (exponentiated back to seconds) cannot go
-#: below zero. The Estimate's own scale is then "log", with ``theta`` the
-#: log of seconds.
-TIME = "time"
+TIME = "time"  # cluster_estimate of positive times: on the log scale, never below 0 (Estimate.scale "log")
 
 
 def paired_log_ratios(env_values: Sequence[float], base_values: Sequence[float]) -> numpy.ndarray:
@@ -278,15 +271,9 @@ def cluster_estimate(d: "Sequence[float] | numpy.ndarray", clusters: Sequence[in
     if not 0 < confidence < 1:
         raise ValueError("confidence must be between 0 and 1")
     arr = np.asarray(d, dtype=float)
-    if scale == TIME:
-        # Times are positive: their log is estimated, a multiplicative
-        # spread, so [exp(lo), exp(hi)] stays above zero (a linear t
-        # interval of two processes' medians went to -0.57 ms for values of
-        # 1.8 ms). A value that is not positive keeps the linear scale.
-        if arr.size and np.all(arr[np.isfinite(arr)] > 0):
-            arr, scale = np.log(arr), "log"
-        else:
-            scale = LINEAR
+    if scale == TIME:  # a linear interval of 2 processes went to -0.57 ms for values all near 1.8 ms
+        positive = bool(arr.size) and bool(np.all(arr[np.isfinite(arr)] > 0))
+        arr, scale = (np.log(arr), "log") if positive else (arr, LINEAR)
     if arr.ndim != 1:
         raise ValueError("cluster_estimate needs a flat list of log ratios")
     labels = np.zeros(arr.size, dtype=int) if clusters is None else np.asarray(clusters)
