@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import sys
 
+from . import proctree
 from .protocol import FrameDecoder, encode
 
 TYPE_CHECKING = False
@@ -127,7 +128,8 @@ class Child:
         self._oom_start: int | None = oom_kills()
         cmd = [sys.executable, "-m", "pytest_virtoverhead.worker", "--cwd", os.getcwd()]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     env={**os.environ, **env, PARENT_DEATH_VAR: str(os.getpid())})
+                                     env={**os.environ, **env, PARENT_DEATH_VAR: str(os.getpid()),
+                                          proctree.TAG_VAR: str(slot)})
         self._decoder = FrameDecoder()
         self._pending: list[Any] = []
         ready = self._next("while it started")
@@ -196,11 +198,20 @@ class Children:
     def notice_deaths(self, when: str) -> None:
         """Record the processes that ended meanwhile (``when``: during
         which request), so the next request for them says why."""
+        died = False
         for slot, child in list(self.by_slot.items()):
             code = child.proc.poll()
             if code is not None:
                 self.gone[slot] = child.death(code, when)
                 del self.by_slot[slot]
+                died = True
+        if died:
+            self.end_orphans()
+
+    def end_orphans(self) -> None:
+        """End what the worker processes that ended left behind (their
+        daemons, re-parented to this worker: a subreaper)."""
+        proctree.end_orphans(child.proc.pid for child in self.by_slot.values())
 
     def spawn(self, msg: dict) -> dict[str, Any]:
         """``spawn``: start (or restart) child ``slot`` with extra environment
@@ -211,6 +222,7 @@ class Children:
         old = self.by_slot.pop(slot, None)
         if old is not None:
             old.close()
+            self.end_orphans()
         env = {str(k): str(v) for k, v in (msg.get("env") or {}).items()}
         self.gone.pop(slot, None)
         try:
@@ -236,6 +248,7 @@ class Children:
         except (ChildDied, OSError) as exc:
             self.by_slot.pop(slot, None)
             self.gone[slot] = str(exc)
+            self.end_orphans()
             return {"id": msg.get("id"), "ok": False, "error": {
                 "type": "ChildDied", "traceback": "", "message": str(exc)}}
         finally:
@@ -246,3 +259,4 @@ class Children:
         for child in self.by_slot.values():
             child.close()
         self.by_slot.clear()
+        self.end_orphans()

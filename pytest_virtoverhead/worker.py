@@ -28,6 +28,7 @@ import sys
 
 from .envfacts import facts
 from .envvars import ENV_NAME_VAR, WATCH_PARENT_VAR, WORKER_ENV_VAR
+from .proctree import become_subreaper, descendants, end_descendants, end_new
 from .protocol import MAX_FRAME, NO_REPLY, FrameDecoder, FrameTooLarge, encode, read_message
 
 TYPE_CHECKING = False
@@ -102,6 +103,9 @@ class Worker:
         #: the current loop (a test raised KeyboardInterrupt or pytest.exit).
         self.end_loop = False
         self.children: Any = None  # children.Children, on the first spawn
+        #: Whether this process is a child subreaper (ensure_subreaper).
+        self.subreaper = False
+        self._items_run: set[Any] = set()
         self.handlers: dict[str, Callable[[dict], Any]] = {
             "hello": self.handle_hello,
             "call": self.handle_call,
@@ -170,6 +174,7 @@ class Worker:
                     "type": "ProtocolError", "traceback": "",
                     "message": f"unknown op {op!r} here; known: {sorted(handlers) + [until]}"}})
                 continue
+            before = self._before_item(msg) if op == "item" else None
             try:
                 result = handler(msg)
             except BaseException as exc:  # everything goes back to the host
@@ -179,11 +184,36 @@ class Worker:
             else:
                 if result is not NO_REPLY:
                     self.reply(msg.get("id"), result)
+            if before is not None:
+                end_new(before)
             if self.eof:
                 return None
             if self.end_loop:
                 self.end_loop = False
                 return None
+
+    def _before_item(self, msg: dict) -> list[int] | None:
+        """The processes below this one before an ``item`` request, when
+        what the test leaves running is to be ended after it (None: not).
+        Not after a test's first request in this process: module- and
+        session-scoped fixtures may start servers there that later calls
+        use (they end with the process). Later requests run the test and
+        its function-scoped fixtures, whose processes are the test's
+        leftovers: a daemon per call would otherwise pile up for the whole
+        session (issue 25: 51 of them filled a 256 MiB container)."""
+        nodeid = msg.get("nodeid")
+        first = nodeid not in self._items_run
+        self._items_run.add(nodeid)
+        return None if first or not self.subreaper else descendants(os.getpid())
+
+    def ensure_subreaper(self) -> None:
+        """Before anything runs user code here: whatever it starts (a
+        double-forked daemon included) is re-parented to this process, not
+        to init, and ended when the worker exits. (Not at start: ctypes
+        costs an environment's worker start ~10 ms natively, more in a TCG
+        guest; a worker process pays it anyway for its parent-death signal.)"""
+        if not self.subreaper:
+            self.subreaper = become_subreaper()
 
     # -- handlers -----------------------------------------------------------
 
@@ -193,10 +223,12 @@ class Worker:
         return facts()
 
     def handle_call(self, msg: dict) -> Any:
+        self.ensure_subreaper()
         fn = resolve_function(msg["fn"])
         return fn(*msg.get("args", []), **msg.get("kwargs", {}))
 
     def handle_bench(self, msg: dict) -> Any:
+        self.ensure_subreaper()
         from . import measure
 
         fn = resolve_function(msg["fn"])
@@ -218,6 +250,7 @@ class Worker:
         return found
 
     def handle_spawn(self, msg: dict) -> Any:
+        self.ensure_subreaper()
         if self.children is None:
             from .children import Children
 
@@ -229,6 +262,7 @@ class Worker:
             self.children.close()
 
     def handle_session(self, msg: dict) -> Any:
+        self.ensure_subreaper()
         from .itemrunner import run_session
 
         return run_session(self, msg)
@@ -339,6 +373,9 @@ def _watch_parent(pid: int) -> None:
     def watch() -> None:
         while os.getppid() == pid:
             time.sleep(0.5)
+        from .proctree import end_descendants
+
+        end_descendants()
         os._exit(1)
 
     threading.Thread(target=watch, name="virt-parent-watch", daemon=True).start()
@@ -382,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         read, write = _stdio_transport()
     worker = Worker(read, write)
+    if parent.isdigit():
+        worker.ensure_subreaper()  # a worker process: ctypes is loaded already
     if args.ready:
         sys.stderr.write(args.ready + "\n")
         sys.stderr.flush()
@@ -395,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
         last = worker.serve()
     finally:
         worker.close_children()
+        if worker.subreaper:
+            end_descendants()
     if last is not None:
         worker.reply(last.get("id"), None)
     return 0
