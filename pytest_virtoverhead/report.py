@@ -93,7 +93,7 @@ def claim_lines(results: Iterable[ItemResult], strict: bool) -> list[str]:
             if c.waived and c.verdict in (FAIL, INCONCLUSIVE):
                 tag += " (waived)"
             if c.verdict == SKIPPED:
-                out.append(f"{tag:<13} {res.nodeid}: {c.claim.text} ({c.reason.splitlines()[0] if c.reason else ''})")
+                out.append(f"{tag:<13} {textfmt.one_line(res.nodeid)}: {c.claim.text} ({c.reason.splitlines()[0] if c.reason else ''})")
                 continue
             extra = ""
             if c.verdict == INCONCLUSIVE:
@@ -106,7 +106,7 @@ def claim_lines(results: Iterable[ItemResult], strict: bool) -> list[str]:
             elif c.waiver_expired:
                 extra += f"\n{'':<13} WAIVER EXPIRED: {c.waiver.text} ({c.waiver.source})"
             p = f", p={c.p_value:.3g}" if textfmt.finite(c.p_value) else ""
-            out.append(f"{tag:<13} {res.nodeid}: {c.claim.text}  {c.estimate_text()}{p}{extra}")
+            out.append(f"{tag:<13} {textfmt.one_line(res.nodeid)}: {c.claim.text}  {c.estimate_text()}{p}{extra}")
     return out
 
 

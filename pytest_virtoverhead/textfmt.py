@@ -131,6 +131,8 @@ def text_table(head: Sequence[str], rows: Sequence[Sequence[str]], right: Iterab
     """A plain-text table: the head, a rule of dashes, the rows; columns
     two spaces apart, those in ``right`` right-aligned, trailing spaces cut."""
     right = set(right)
+    # A cell is one line: a newline (a parametrize id may hold one) would break the table.
+    rows = [[one_line(c) for c in r] for r in rows]
     widths = [max([len(head[i])] + [len(r[i]) for r in rows]) for i in range(len(head))]
 
     def line(cells: Sequence[str]) -> str:
@@ -138,6 +140,11 @@ def text_table(head: Sequence[str], rows: Sequence[Sequence[str]], right: Iterab
                          for i, c in enumerate(cells)).rstrip()
 
     return [line(head), line(["-" * w for w in widths])] + [line(r) for r in rows]
+
+
+def one_line(text: str) -> str:
+    """``text`` with its line breaks and tabs written as escapes (``\\n``)."""
+    return text.replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t")
 
 
 def level_text(confidence: float) -> str:
