@@ -283,7 +283,12 @@ def _context(data: dict[str, Any]) -> list[str]:
                      "claims (Holm's correction)")
     elif isinstance(method, dict) and method.get("correction"):
         parts.append("each claim on its own interval (no correction)")
-    if finite(data.get("rounds")):
+    # The tests' own counts where markers (rounds=) or a time budget set others (issue 25).
+    counts = sorted({t["rounds"] for t in data.get("tests") or [] if isinstance(t, dict) and finite(t.get("rounds"))})
+    if counts:
+        parts.append(f"{counts[0]} rounds per test" if len(counts) == 1 else
+                     f"{counts[0]} to {counts[-1]} rounds per test")
+    elif finite(data.get("rounds")):
         parts.append(f"{data['rounds']} rounds per test")
     if data.get("seed") is not None:
         parts.append(f"seed {cell(data['seed'])}")
