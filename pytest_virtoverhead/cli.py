@@ -31,7 +31,7 @@ import sys
 from typing import Callable, Sequence, TextIO
 
 from . import history, historymd, htmlreport, runcompare, templating
-from .textfmt import FAIL, INCONCLUSIVE, PASS, change, fixed, interval, text_table
+from .textfmt import FAIL, INCONCLUSIVE, PASS, change, fixed, interval, seconds, text_table
 
 _ROW_VERDICT: dict[str, str] = {PASS: "ok", FAIL: "WORSE", INCONCLUSIVE: "inconclusive"}
 
@@ -64,7 +64,8 @@ def format_comparison(cmp: runcompare.RunComparison, name_a: str = "A", name_b: 
         out += ["", "claims whose verdict changed:"]
         for c in cmp.claims:
             tag = "REGRESSION  " if c.regression else ""
-            ratios = f"  (ratio {fixed(c.ratio_a)} -> {fixed(c.ratio_b)})"
+            ratios = (f"  (estimate {seconds(c.ratio_a)} -> {seconds(c.ratio_b)})" if c.unit == "s" else
+                      f"  (ratio {fixed(c.ratio_a)} -> {fixed(c.ratio_b)})")
             out.append(f"  {tag}{c.test}: {c.claim}: {c.verdict_a or 'absent'} -> {c.verdict_b or 'absent'}{ratios}")
     for label, items in (("measured only in A", cmp.only_in_a), ("measured only in B", cmp.only_in_b)):
         if items:
@@ -145,9 +146,14 @@ def _cmd_compare(args: argparse.Namespace, stdout: TextIO) -> int:
 def _cmd_report(args: argparse.Namespace, stdout: TextIO) -> int:
     _check_output(args.output, "-o/--output")
     _check_shared({"-o/--output": args.output}, {"RUN.json": args.run})
-    data = runcompare.load_run(args.run)
+    # An aborted run is drawn as what it is (partial, marked so); only
+    # compare, a gate, refuses it.
+    data = runcompare.read_json(args.run)
+    runcompare.check_run(data, args.run, allow_aborted=True)
     htmlreport.write_report(args.output, data)
-    stdout.write(f"report written to {args.output}\n")
+    partial = " (the run did not finish: its results are partial, and the report says so)" \
+        if data.get("aborted") is True else ""
+    stdout.write(f"report written to {args.output}{partial}\n")
     return 0
 
 

@@ -174,7 +174,7 @@ def _meta(data: dict[str, Any], baseline: str, environments: dict[str, Any]) -> 
     if noise.get("disturbed_rounds"):
         meta.append({"kind": "text", "text": f"noise: {noise['disturbed_rounds']} disturbed round(s), "
                                              f"{noise.get('retried_rounds')} retried"})
-    if data.get("interrupted"):
+    if data.get("interrupted") or data.get("aborted") is True:
         meta.append({"kind": "interrupted"})
     host = data.get("host") or {}
     if host.get("virtual"):
