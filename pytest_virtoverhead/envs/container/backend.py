@@ -40,6 +40,11 @@ from .stream import AttachTransport
 ENV_LABEL = f"{LABEL_PREFIX}.env"
 
 
+#: The container's pids cgroup limit unless the pids_limit option says
+#: other: a test's fork bomb must not take the host's PIDs (issue 25).
+DEFAULT_PIDS_LIMIT = 4096
+
+
 class ContainerBackend(Backend):
     kind = "container"
     option_help = {
@@ -54,7 +59,18 @@ class ContainerBackend(Backend):
         "user": "uid[:gid] the worker runs as (default: the host's uid:gid in mirror mode, the image's user "
                 "in image mode)",
         "seccomp": "default (Docker's profile) or unconfined, to measure what seccomp filtering costs",
+        "pids_limit": f"most processes the container may hold (default {DEFAULT_PIDS_LIMIT}: a fork bomb in a "
+                      "test stays inside it), or 'none'",
     }
+
+    def pids_limit(self) -> int | None:
+        value = str(self.spec.options.get("pids_limit") or DEFAULT_PIDS_LIMIT).strip().lower()
+        if value in ("none", "unlimited", "-1"):
+            return None
+        if not value.isdigit() or int(value) < 16:
+            raise EnvUnavailable(f"container option pids_limit: expected a whole number of at least 16, or "
+                                 f"'none', got {value!r}")
+        return int(value)
 
     def __init__(self, spec, ctx):
         super().__init__(spec, ctx)
@@ -216,6 +232,7 @@ class ContainerBackend(Backend):
             privileged=False,
             cpuset_cpus=",".join(map(str, self.ctx.cpus)) if self.ctx.cpus else None,
             mem_limit=f"{int(self.ctx.memory_mb)}m" if self.ctx.memory_mb else None,
+            pids_limit=self.pids_limit() or -1,
             auto_remove=True,
             runtime=runtime,
             security_opt=["seccomp=unconfined"] if self.spec.options.get("seccomp") == "unconfined" else None,
@@ -313,6 +330,7 @@ class ContainerBackend(Backend):
             "cpuset_cpus": ",".join(map(str, self.ctx.cpus)) if self.ctx.cpus else None,
             "mem_limit_mb": int(self.ctx.memory_mb) if self.ctx.memory_mb else None,
             "network": "none",
+            "pids_limit": self.pids_limit(),
             "seccomp": self.spec.options.get("seccomp") or "default",
             "scratch": self.scratch_kind,
             "scratch_path": SCRATCH_PATH,
