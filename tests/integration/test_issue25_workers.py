@@ -157,3 +157,27 @@ def test_a_killed_worker_takes_its_daemons_with_it(pytester):
     finally:
         for pid in _host_daemons(mark):
             os.kill(pid, 9)
+
+
+PIDS = """
+def read_pids_max():
+    for path in ("/sys/fs/cgroup/pids.max", "/sys/fs/cgroup/pids/pids.max"):
+        try:
+            with open(path) as f:
+                return f.read().strip()
+        except OSError:
+            pass
+    return None
+
+
+def test_limit(container):
+    assert container.run(read_pids_max) == "4096"
+    assert container.metadata["pids_limit"] == 4096
+"""
+
+
+def test_containers_have_a_pids_limit(pytester):
+    """A fork bomb in a test stays inside its container (rough edge of issue 25)."""
+    pytester.makepyfile(test_pids=PIDS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--virt-envs=baremetal,container")
+    result.assert_outcomes(passed=1)
