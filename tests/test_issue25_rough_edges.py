@@ -62,3 +62,33 @@ def test_report_draws_an_aborted_run_and_says_it_is_partial(tmp_path, capsys):
     assert cli.main(["report", write(tmp_path, "b.json", doc), "-o", str(out_path)]) == 0
     assert "the run did not finish: its results are partial" in capsys.readouterr().out
     assert "interrupted" in out_path.read_text()
+
+
+WARNED = """
+import pytest
+
+@pytest.mark.virt(claims=["control <= 100 * baremetal"],
+                  waive={"control <= 100 * baremetal": ("2027-01-31", "the marker's reason")})
+def test_a():
+    pass
+
+def test_plain():
+    pass
+"""
+
+
+def test_what_matches_nothing_and_duplicate_waivers_are_warned(pytester):
+    pytester.makepyfile(test_warned=WARNED)
+    pytester.makeini("[pytest]\nvirt_waivers =\n"
+                     "    control <= 100 * baremetal until 2027-02-28: the ini's reason\n")
+    result = pytester.runpytest_subprocess(
+        "--virt-compare", "--virt-envs=baremetal,control=baremetal", "--collect-only", "-p", "no:cacheprovider",
+        "--virt-select=nomatch", "--virt-claim=test_warned.py::test_a: control <= 2 * baremetal")
+    result.stdout.fnmatch_lines_random([
+        "*PytestConfigWarning: --virt-select 'nomatch' matches no unmarked test of this run*",
+        "*PytestConfigWarning: --virt-claim 1: the group 'test_warned.py::test_a' matches no compared test of "
+        "this run*(-k expressions match test names and keywords, not node ids*",
+        "*PytestConfigWarning: 2 waivers of claim 'control <= 100 * baremetal' (first for "
+        "test_warned.py::test_a): marker of test_warned.py::test_a, virt_waivers (ini) entry 1; only the first "
+        "applies (waived until 2027-01-31: the marker's reason): remove the others",
+    ])
