@@ -19,6 +19,7 @@ import os
 import sys
 import time
 
+from . import proctree
 from .protocol import FrameDecoder, encode
 
 TYPE_CHECKING = False
@@ -75,16 +76,38 @@ def oom_kills() -> int | None:
     return None
 
 
-def memory_limit_mb() -> int | None:
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+def _cgroup_bytes(*paths: str) -> int | None:
+    for path in paths:
         try:
             with open(path) as f:
                 text = f.read().strip()
         except OSError:
             continue
         if text.isdigit() and int(text) < 1 << 60:
-            return int(text) // (1024 * 1024)
+            return int(text)
     return None
+
+
+def memory_limit_mb() -> int | None:
+    limit = _cgroup_bytes("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+    return None if limit is None else limit // (1024 * 1024)
+
+
+def memory_peak_at_limit() -> bool:
+    """Whether the memory cgroup's high-water mark reached its limit (within
+    1 MiB): evidence of an OOM where the kill count cannot be read."""
+    limit = _cgroup_bytes("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+    peak = _cgroup_bytes("/sys/fs/cgroup/memory.peak", "/sys/fs/cgroup/memory/memory.max_usage_in_bytes")
+    return limit is not None and peak is not None and peak >= limit - (1 << 20)
+
+
+def oom_killed(before: int | None) -> bool:
+    """Whether the kernel's OOM killer struck since its count was ``before``
+    (or, without a count, the cgroup's peak reached its limit)."""
+    kills = oom_kills()
+    if kills is not None and before is not None:
+        return kills > before
+    return memory_peak_at_limit()
 
 
 class ChildDied(Exception):
@@ -101,9 +124,14 @@ class Child:
 
         self.slot = slot
         self.started = time.monotonic()
+        #: The OOM count when this process started: an OOM kill at any time
+        #: of its life counts (the killer picks the largest process, often
+        #: another one than the one starting or running a job).
+        self._oom_start: int | None = oom_kills()
         cmd = [sys.executable, "-m", "pytest_virtoverhead.worker", "--cwd", os.getcwd()]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     env={**os.environ, **env, PARENT_DEATH_VAR: str(os.getpid())})
+                                     env={**os.environ, **env, PARENT_DEATH_VAR: str(os.getpid()),
+                                          proctree.TAG_VAR: str(slot)})
         self.pid = self.proc.pid
         if cpus:
             # Start elsewhere than the measuring CPUs where the host has
@@ -114,31 +142,33 @@ class Child:
                 pass  # outside this environment's CPU set: start where the parent runs
         self._decoder = FrameDecoder()
         self._pending: list[Any] = []
-        self._oom_before: int | None = oom_kills()
         if wait:
             self.wait_ready()
 
     def wait_ready(self) -> None:
-        ready = self._next()
+        ready = self._next("while it started")
         if ready.get("event") != "ready":
             raise ChildDied(f"worker process {self.slot} did not say ready: {ready!r}")
         self.pid = int(ready.get("pid") or self.proc.pid)
 
-    def _next(self) -> dict:
+    def death(self, code: int, when: str = "") -> str:
+        """Why this process ended with status ``code`` (``when``: while it
+        started, ...): an OOM kill named with the memory limit."""
+        when = f" {when}" if when else ""
+        if code == -9 and oom_killed(self._oom_start):
+            limit = memory_limit_mb()
+            where = f" ({limit} MiB, --virt-memory)" if limit else ""
+            return (f"OOM-killed: the environment hit its memory limit{where} and the kernel's OOM killer ended "
+                    f"worker process {self.slot} (pid {self.proc.pid}){when}; every worker process holds its own "
+                    f"copy of the tests' modules: raise --virt-memory or lower --virt-processes")
+        how = f"killed by {signal_name(-code)}" if code < 0 else f"exit status {code}"
+        return f"worker process {self.slot} (pid {self.proc.pid}) exited ({how}){when}"
+
+    def _next(self, when: str = "") -> dict:
         while not self._pending:
             data = os.read(self.proc.stdout.fileno(), 65536)
             if not data:
-                code = self.proc.wait()
-                how = f"killed by {signal_name(-code)}" if code < 0 else f"exit status {code}"
-                kills = oom_kills()
-                if code == -9 and kills is not None and self._oom_before is not None and kills > self._oom_before:
-                    limit = memory_limit_mb()
-                    where = f" ({limit} MiB, --virt-memory)" if limit else ""
-                    raise ChildDied(f"OOM-killed: the environment hit its memory limit{where} and the kernel's "
-                                    f"OOM killer ended worker process {self.slot} (pid {self.proc.pid}); "
-                                    f"every worker process holds its own copy of the tests' modules: "
-                                    f"raise --virt-memory or lower --virt-processes")
-                raise ChildDied(f"worker process {self.slot} (pid {self.proc.pid}) exited ({how})")
+                raise ChildDied(self.death(self.proc.wait(), when))
             self._pending.extend(self._decoder.feed(data))
         return self._pending.pop(0)
 
@@ -148,9 +178,14 @@ class Child:
         return self.reply_to(msg)
 
     def send(self, msg: dict) -> None:
-        self._oom_before = oom_kills()
-        self.proc.stdin.write(encode(msg))
-        self.proc.stdin.flush()
+        code = self.proc.poll()
+        if code is not None:  # ended before this request (another process's OOM, ...)
+            raise ChildDied(self.death(code, "before this request"))
+        try:
+            self.proc.stdin.write(encode(msg))
+            self.proc.stdin.flush()
+        except OSError:
+            raise ChildDied(self.death(self.proc.wait(), "before this request")) from None
 
     def reply_to(self, msg: dict) -> dict:
         while True:
@@ -177,6 +212,26 @@ class Children:
 
     def __init__(self) -> None:
         self.by_slot: dict[int, Child] = {}
+        #: Why each slot's process ended, for the requests that follow.
+        self.gone: dict[int, str] = {}
+
+    def notice_deaths(self, when: str) -> None:
+        """Record the processes that ended meanwhile (``when``: during
+        which request), so the next request for them says why."""
+        died = False
+        for slot, child in list(self.by_slot.items()):
+            code = child.proc.poll()
+            if code is not None:
+                self.gone[slot] = child.death(code, when)
+                del self.by_slot[slot]
+                died = True
+        if died:
+            self.end_orphans()
+
+    def end_orphans(self) -> None:
+        """End what the worker processes that ended left behind (their
+        daemons, re-parented to this worker: a subreaper)."""
+        proctree.end_orphans(child.proc.pid for child in self.by_slot.values())
 
     def spawn(self, msg: dict) -> dict[str, Any]:
         """``spawn``: start (or restart) child ``slot`` with extra environment
@@ -187,8 +242,13 @@ class Children:
         old = self.by_slot.pop(slot, None)
         if old is not None:
             old.close()
+            self.end_orphans()
         env = {str(k): str(v) for k, v in (msg.get("env") or {}).items()}
-        child = Child(slot, env)
+        self.gone.pop(slot, None)
+        try:
+            child = Child(slot, env)
+        finally:
+            self.notice_deaths(f"while worker process {slot} started")
         self.by_slot[slot] = child
         return {"slot": slot, "pid": child.pid}
 
@@ -220,6 +280,8 @@ class Children:
                 old = self.by_slot.pop(slot, None)
                 if old is not None:
                     old.close()
+                    self.end_orphans()
+                self.gone.pop(slot, None)
                 try:
                     child = Child(slot, env, cpus=start, wait=False)
                     child.wait_ready()
@@ -234,6 +296,7 @@ class Children:
             if flight:
                 child, ask = flight.pop(0)
                 out[str(child.slot)] = self._opened(child, ask)
+        self.notice_deaths("while worker processes started")
         return {"slots": out}
 
     def _opened(self, child: Child, ask: dict | None) -> dict[str, Any]:
@@ -242,6 +305,7 @@ class Children:
             try:
                 reply = child.reply_to(ask)
             except (ChildDied, OSError) as exc:
+                self.gone[child.slot] = str(exc)
                 return {"error": str(exc), "type": "ChildDied"}
             if not reply.get("ok", True):
                 error = reply.get("error") or {}
@@ -257,17 +321,25 @@ class Children:
         child = self.by_slot.get(slot)
         inner = {k: v for k, v in msg.items() if k != "proc"}
         if child is None:
+            gone = self.gone.get(slot)
             return {"id": msg.get("id"), "ok": False, "error": {
                 "type": "ChildDied", "traceback": "",
-                "message": f"no worker process {slot} here (not started, or it exited)"}}
+                "message": f"worker process {slot} is gone: {gone}" if gone else
+                           f"no worker process {slot} here (not started)"}}
         try:
             return child.request(inner)
         except (ChildDied, OSError) as exc:
             self.by_slot.pop(slot, None)
+            self.gone[slot] = str(exc)
+            self.end_orphans()
             return {"id": msg.get("id"), "ok": False, "error": {
                 "type": "ChildDied", "traceback": "", "message": str(exc)}}
+        finally:
+            what = {"session": "collected the tests", "item": "ran the test"}.get(str(inner.get("op")))
+            self.notice_deaths(f"while worker process {slot} {what or 'served ' + repr(inner.get('op'))}")
 
     def close(self) -> None:
         for child in self.by_slot.values():
             child.close()
         self.by_slot.clear()
+        self.end_orphans()

@@ -263,6 +263,9 @@ class _Parser:
         ``time_centre``). Returns (lower, upper, the tolerance was a time)."""
         tok = self.tok
         value = self.number("a tolerance such as 3% or 2 ms")
+        if not value > 0:
+            raise self.error("a tolerance of 0 can never be met (an interval always has some width); "
+                             "give the width you accept, e.g. '+- 1%'", tok)
         if self.is_op("%"):
             self.i += 1
             if value >= 100:
@@ -362,7 +365,11 @@ class _Parser:
             if not self.is_op("+-", "±"):
                 raise self.error(f"'~=' needs a tolerance: expected '+- P%' or '+- TIME', found {self.found()}")
             self.i += 1
+            tol_tok = self.tok
             lower, upper, _ = self.tolerance(seconds, seconds)
+            if lower <= 0:
+                raise self.error(f"a tolerance as large as the time itself leaves no lower bound; write "
+                                 f"'{env_tok.text} <= {format_time(upper)}' instead", tol_tok)
         elif self.is_op("+-", "±"):
             raise self.error(f"'+-' tolerances go with '~=' (e.g. '{env_tok.text} ~= 20 ms +- 10%')")
         elif op in ("<=", "<"):

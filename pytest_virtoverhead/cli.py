@@ -31,7 +31,7 @@ import sys
 from typing import Callable, Sequence, TextIO
 
 from . import history, historymd, htmlreport, runcompare, templating
-from .textfmt import FAIL, INCONCLUSIVE, PASS, change, fixed, interval, text_table
+from .textfmt import FAIL, INCONCLUSIVE, PASS, change, fixed, interval, seconds, text_table
 
 _ROW_VERDICT: dict[str, str] = {PASS: "ok", FAIL: "WORSE", INCONCLUSIVE: "inconclusive"}
 
@@ -64,7 +64,8 @@ def format_comparison(cmp: runcompare.RunComparison, name_a: str = "A", name_b: 
         out += ["", "claims whose verdict changed:"]
         for c in cmp.claims:
             tag = "REGRESSION  " if c.regression else ""
-            ratios = f"  (ratio {fixed(c.ratio_a)} -> {fixed(c.ratio_b)})"
+            ratios = (f"  (estimate {seconds(c.ratio_a)} -> {seconds(c.ratio_b)})" if c.unit == "s" else
+                      f"  (ratio {fixed(c.ratio_a)} -> {fixed(c.ratio_b)})")
             out.append(f"  {tag}{c.test}: {c.claim}: {c.verdict_a or 'absent'} -> {c.verdict_b or 'absent'}{ratios}")
     for label, items in (("measured only in A", cmp.only_in_a), ("measured only in B", cmp.only_in_b)):
         if items:
@@ -99,6 +100,18 @@ def _check_output(path: str | None, option: str) -> None:
             raise UsageProblem(f"{option}: cannot write {path}: {problem}")
 
 
+def _check_shared(outputs: dict[str, str | None], inputs: dict[str, str]) -> None:
+    """Two outputs at one file, or an output at an input's, is bad usage
+    before any work (issue 25): one would replace the other, or the input."""
+    from .outputs import shared_paths
+
+    summary = os.environ.get("GITHUB_STEP_SUMMARY") or None
+    problems = shared_paths({**outputs, "GITHUB_STEP_SUMMARY": summary}, inputs,
+                            appended=frozenset({"GITHUB_STEP_SUMMARY"}))
+    if problems:
+        raise UsageProblem("; ".join(problems))
+
+
 def _parsed(parse: Callable[[str], float], text: str) -> float:
     """``parse(text)``; its ValueError is bad usage."""
     try:
@@ -111,6 +124,7 @@ def _cmd_compare(args: argparse.Namespace, stdout: TextIO) -> int:
     tolerance = _parsed(runcompare.parse_tolerance, args.tolerance)
     confidence = _parsed(runcompare.parse_confidence, args.confidence)
     _check_output(args.json, "--json")
+    _check_shared({"--json": args.json}, {"A.json": args.a, "B.json": args.b})
     a = runcompare.load_run(args.a)
     b = runcompare.load_run(args.b)
     cmp = runcompare.compare_runs(a, b, tolerance=tolerance, confidence=confidence)
@@ -131,9 +145,15 @@ def _cmd_compare(args: argparse.Namespace, stdout: TextIO) -> int:
 
 def _cmd_report(args: argparse.Namespace, stdout: TextIO) -> int:
     _check_output(args.output, "-o/--output")
-    data = runcompare.load_run(args.run)
+    _check_shared({"-o/--output": args.output}, {"RUN.json": args.run})
+    # An aborted run is drawn as what it is (partial, marked so); only
+    # compare, a gate, refuses it.
+    data = runcompare.read_json(args.run)
+    runcompare.check_run(data, args.run, allow_aborted=True)
     htmlreport.write_report(args.output, data)
-    stdout.write(f"report written to {args.output}\n")
+    partial = " (the run did not finish: its results are partial, and the report says so)" \
+        if data.get("aborted") is True else ""
+    stdout.write(f"report written to {args.output}{partial}\n")
     return 0
 
 
@@ -141,6 +161,12 @@ def _cmd_history(args: argparse.Namespace, stdout: TextIO) -> int:
     tolerance = _parsed(runcompare.parse_tolerance, args.tolerance)
     _check_output(args.output, "-o/--output")
     _check_output(args.markdown, "--markdown")
+    try:
+        inputs = history.expand_paths(args.runs)
+    except history.HistoryError:
+        inputs = []  # history_of says what is wrong with them
+    _check_shared({"-o/--output": args.output, "--markdown": args.markdown},
+                  {f"input {path}": path for path in inputs})
     htmlreport.require_matplotlib("history")
     hist = history.history_of(args.runs, tolerance=tolerance)
     htmlreport.write_history(args.output, hist)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from . import markdown
 from .fsutil import atomic_write
 from .history import DOWN, UP, History, Point, Run, Series, change_text, estimate_text
+from .textfmt import level_text
 
 _ICON = {UP: "🔺", DOWN: "🔻"}
 
@@ -38,7 +39,7 @@ def render_markdown(hist: History, *, max_bytes: int | None = None, limit: int =
     runs = hist.runs
     series = hist.series
     shown = markdown.short_ids([s.test for s in series], limit)
-    level = f"{hist.confidence:.0%}"
+    level = level_text(hist.confidence)
     head = ["change", "test", "claim", "previous", "latest", "change %", "verdict"]
     if len(runs) < 2:
         only = runs[0]

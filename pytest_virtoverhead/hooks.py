@@ -22,7 +22,7 @@ from .progress import Progress
 from .report import claim_lines, environment_lines, host_line, table_lines
 from .results import ItemResult, record_of
 from .rounds import Comparator
-from .selection import check_waivers, groups_of, plan, selected, shadowed_fixtures
+from .selection import check_waivers, duplicate_waivers, groups_of, plan, selected, shadowed_fixtures
 from .stash import ENV_FIXTURES, ITEM_KEY, MARKER, STATE_KEY
 from .state import VirtState, lock_cpus, lock_cpus_or_skip, stop_quietly
 from .textfmt import method_line
@@ -62,6 +62,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if state is None:
         return
     used: set[Any] = set()
+    picked = 0
     for item in items:
         if item.get_closest_marker(MARKER) is not None:
             groups = groups_of(item, state.groups)
@@ -76,14 +77,23 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             except ValueError as exc:
                 raise pytest.UsageError(str(exc)) from None
             used.update(groups)
+            picked += 1
     check_waivers(state, items)
+    for message in duplicate_waivers(items):
+        warnings.warn(pytest.PytestConfigWarning(message), stacklevel=1)
     if state.settings.compare:
         for rc, _ in state.groups:
             if rc not in used:
+                hint = ("-k expressions match test names and keywords, not node ids: write the test's name "
+                        "or its file's stem, e.g. 'test_x and test_a'; " if "::" in rc.expr or "/" in rc.expr else "")
                 warnings.warn(pytest.PytestConfigWarning(
                     f"{rc.source}: the group '{rc.expr}' matches no compared test of this run, so its claim "
-                    f"'{rc.claim.text}' is not checked (a group chooses among the compared tests: those "
+                    f"'{rc.claim.text}' is not checked ({hint}a group chooses among the compared tests: those "
                     "marked @pytest.mark.virt and those --virt-select picks)"), stacklevel=1)
+        if state.select is not None and not picked and items:
+            warnings.warn(pytest.PytestConfigWarning(
+                f"--virt-select {state.settings.select!r} matches no unmarked test of this run, so it compares "
+                "nothing more (it is a -k expression over the collected tests' names and keywords)"), stacklevel=1)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

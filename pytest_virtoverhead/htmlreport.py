@@ -30,6 +30,7 @@ from .textfmt import (
     estimate_format,
     host_envs,
     interval,
+    level_text,
     method_line,
     worst_verdict,
 )
@@ -173,7 +174,7 @@ def _meta(data: dict[str, Any], baseline: str, environments: dict[str, Any]) -> 
     if noise.get("disturbed_rounds"):
         meta.append({"kind": "text", "text": f"noise: {noise['disturbed_rounds']} disturbed round(s), "
                                              f"{noise.get('retried_rounds')} retried"})
-    if data.get("interrupted"):
+    if data.get("interrupted") or data.get("aborted") is True:
         meta.append({"kind": "interrupted"})
     host = data.get("host") or {}
     if host.get("virtual"):
@@ -221,7 +222,7 @@ def _history_context(hist: Any) -> dict[str, Any]:
     from . import history
 
     runs = hist.runs
-    level = f"{hist.confidence:.0%}"
+    level = level_text(hist.confidence)
     run_views = []
     for r in runs:
         counts = by_severity(r.verdict_counts())

@@ -218,7 +218,7 @@ class ItemServer:
                                     + " (this worker process was ended; the next test gets a new one)"}
             outcome, longrepr, duration = self._outcome()
             if outcome not in ("passed", "xpassed"):
-                return {"outcome": outcome, "longrepr": longrepr, "pid": os.getpid(),
+                return {"outcome": outcome, "longrepr": testreports.bound_text(longrepr), "pid": os.getpid(),
                         "reports": testreports.dump(item.config, self._reports, self._warnings)}
             call_seconds += duration or 0.0
             work = take_work() or work

@@ -32,7 +32,7 @@ def claim_estimate(result: ItemResult, claim: Claim, confidence: float) -> stats
     """The estimate a fixed-cost or absolute claim is judged on, in
     seconds (``scale="linear"``): per round ``env - factor * base`` of
     the paired round values (clustered by process, as a ratio's), or
-    env's own round values in its process slots."""
+    env's own round values in its process slots (log scale: above 0)."""
     if claim.kind == FIXED:
         a, b, slots = result.paired(claim.env, claim.baseline)  # type: ignore[arg-type]
         d = [x - claim.factor * y for x, y in zip(a, b)]
@@ -42,7 +42,8 @@ def claim_estimate(result: ItemResult, claim: Claim, confidence: float) -> stats
         slots = [r.slots.get(claim.env, r.slot) for r in recs]
     else:
         raise ValueError(f"claim_estimate: a {claim.kind} claim is a ratio's (estimate)")
-    return stats.cluster_estimate(d, slots, confidence=confidence, scale=stats.LINEAR)
+    scale = stats.TIME if claim.kind == ABSOLUTE else stats.LINEAR
+    return stats.cluster_estimate(d, slots, confidence=confidence, scale=scale)
 
 
 def evaluate(result: ItemResult, claims: list[Claim], s: Settings, metadata: dict[str, dict[str, Any]], *,

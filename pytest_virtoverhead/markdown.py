@@ -38,6 +38,7 @@ from .textfmt import (
     fixed,
     host_envs,
     interval,
+    level_text,
     seconds,
     severity,
     worst_verdict,
@@ -192,7 +193,7 @@ def _claim_rows(data: dict[str, Any], shown: dict[str, str]) -> tuple[list[str],
     notes = any(_note(c) for _, c in claims)
     times = any(c.get("unit", "ratio") != "ratio" for _, c in claims)
     # Fixed-cost and absolute claims estimate a time (seconds), not a ratio.
-    head = ["verdict", "test", "claim", "estimate" if times else "ratio", f"{level:.0%} CI"] + \
+    head = ["verdict", "test", "claim", "estimate" if times else "ratio", f"{level_text(level)} CI"] + \
         (["note"] if notes else [])
     rows = []
     for _, c in claims:
@@ -234,7 +235,7 @@ def _result_rows(data: dict[str, Any], shown: dict[str, str]) -> tuple[list[str]
         claims_of.setdefault((str(c.get("test", "")), str(c.get("env", ""))), []).append(str(c.get("verdict")))
     show_rate = any(_rate(r.get("rate")) for rs in by_test.values() for r in rs)
     head = ["test", "env", "rounds", "median"] + (["rate"] if show_rate else []) + \
-        ["ratio", f"{level:.0%} CI", "verdict"]
+        ["ratio", f"{level_text(level)} CI", "verdict"]
     rows: list[list[str]] = []
     for test in list(dict.fromkeys([*by_test, *tests])):
         results = by_test.get(test, [])
@@ -275,14 +276,19 @@ def _context(data: dict[str, Any]) -> list[str]:
     parts = []
     if data.get("baseline"):
         parts.append(f"baseline {code(data['baseline'])}")
-    parts.append(f"{_confidence(data):.0%} intervals")
+    parts.append(f"{level_text(_confidence(data))} intervals")
     method = data.get("verdict_method") or {}
     if isinstance(method, dict) and method.get("correction") == "holm":
-        parts.append(f"verdicts family-wise at {_confidence(data):.0%} over {cell(method.get('family_size'))} "
+        parts.append(f"verdicts family-wise at {level_text(_confidence(data))} over {cell(method.get('family_size'))} "
                      "claims (Holm's correction)")
     elif isinstance(method, dict) and method.get("correction"):
         parts.append("each claim on its own interval (no correction)")
-    if finite(data.get("rounds")):
+    # The tests' own counts where markers (rounds=) or a time budget set others (issue 25).
+    counts = sorted({t["rounds"] for t in data.get("tests") or [] if isinstance(t, dict) and finite(t.get("rounds"))})
+    if counts:
+        parts.append(f"{counts[0]} rounds per test" if len(counts) == 1 else
+                     f"{counts[0]} to {counts[-1]} rounds per test")
+    elif finite(data.get("rounds")):
         parts.append(f"{data['rounds']} rounds per test")
     if data.get("seed") is not None:
         parts.append(f"seed {cell(data['seed'])}")

@@ -72,3 +72,49 @@ def check_outputs(paths: dict[str, str | None]) -> list[str]:
         if problem:
             out.append(f"{option}: cannot write {path}: {problem}")
     return out
+
+
+def _identity(path: str) -> tuple[object, ...]:
+    """What makes two paths one file: the device and inode of a file that
+    exists (a hard link, a symlink, ``./x`` and ``x``), else the real path
+    (symlinks of its directories resolved)."""
+    full = os.path.realpath(os.path.expanduser(str(path)))
+    try:
+        st = os.stat(full)
+    except OSError:
+        return ("path", full)
+    return ("inode", st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else ("path", full)
+
+
+def shared_paths(outputs: dict[str, str | None], inputs: dict[str, str] | None = None,
+                 appended: frozenset[str] = frozenset()) -> list[str]:
+    """Messages for outputs that would land on one file: two outputs at one
+    path (the last written would replace the other, each said "written"),
+    or an output at an input's path (the input overwritten). ``outputs`` and
+    ``inputs`` map an option (or a variable) to its path; the options in
+    ``appended`` are appended to rather than replaced (``GITHUB_STEP_SUMMARY``).
+    Paths are compared as files, symlinks and hard links resolved."""
+    seen: dict[tuple[object, ...], str] = {}
+    for option, path in (inputs or {}).items():
+        seen.setdefault(_identity(path), option)
+    out = []
+    for option, path in outputs.items():
+        if not path:
+            continue
+        key = _identity(path)
+        other = seen.get(key)
+        if other is None:
+            seen[key] = option
+            continue
+        if other in (inputs or {}):
+            out.append(f"{option}: {path} is also an input ({other}): writing it would destroy what is read; "
+                       "name another output file")
+        elif option in appended or other in appended:
+            summary, named = (option, other) if option in appended else (other, option)
+            out.append(f"{named}: {path} is {summary}, where the same summary is appended already: {named} "
+                       f"would first replace what earlier steps wrote there, then the summary would be appended "
+                       f"a second time; drop {named}, or name another file")
+        else:
+            out.append(f"{option}: {path} is also the path of {other}: one output would replace the other; "
+                       "give each its own file")
+    return out

@@ -36,11 +36,42 @@ class ProtocolError(Exception):
     """The stream carried something that is not a valid frame."""
 
 
+class FrameTooLarge(ProtocolError):
+    """A message to send would exceed :data:`MAX_FRAME`."""
+
+    def __init__(self, size: int):
+        super().__init__(f"message of {size} bytes exceeds {MAX_FRAME}")
+        self.size = size
+
+
+def bound_text(text: str, limit: int, what: str = "text") -> str:
+    """``text`` kept to about ``limit`` characters: its first and last
+    halves, with a line between them saying how much was cut and why."""
+    if len(text) <= limit:
+        return text
+    half = max(limit // 2, 1)
+    cut = len(text) - 2 * half
+    return (f"{text[:half]}\n[... pytest-virtoverhead: {cut:,} characters of this {what} cut here; its first and "
+            f"last {half:,} are kept: what crosses from an environment to the host is bounded ...]\n{text[-half:]}")
+
+
+def bound_strings(value: Any, limit: int, what: str = "text") -> Any:
+    """``value`` (JSON data) with every string longer than ``limit``
+    shortened by :func:`bound_text`."""
+    if isinstance(value, str):
+        return bound_text(value, limit, what)
+    if isinstance(value, list):
+        return [bound_strings(x, limit, what) for x in value]
+    if isinstance(value, dict):
+        return {k: bound_strings(x, limit, what) for k, x in value.items()}
+    return value
+
+
 def encode(message: Any) -> bytes:
     """Return one frame carrying ``message`` (JSON-serialisable)."""
     payload = json.dumps(message, separators=(",", ":"), allow_nan=True).encode()
     if len(payload) > MAX_FRAME:
-        raise ProtocolError(f"message of {len(payload)} bytes exceeds {MAX_FRAME}")
+        raise FrameTooLarge(len(payload))
     return MAGIC + _HEADER.pack(len(payload)) + payload
 
 

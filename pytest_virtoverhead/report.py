@@ -7,7 +7,7 @@ from typing import Any, Iterable
 
 from . import noise, stats, textfmt
 from .results import ItemResult
-from .textfmt import env_label, fixed, host_envs, interval, text_table, worst_verdict
+from .textfmt import env_label, fixed, host_envs, interval, level_text, text_table, worst_verdict
 from .verdict import FAIL, INCONCLUSIVE, PASS, SKIPPED
 
 _VERDICT_TEXT = {PASS: "pass", FAIL: "FAIL", INCONCLUSIVE: "inconclusive", SKIPPED: "skipped"}
@@ -28,7 +28,7 @@ def table_lines(results: Iterable[ItemResult], metadata: dict[str, dict[str, Any
     the median is that of the rounds' values."""
     results = list(results)
     show_rate = any(res.work for res in results)
-    head = ["test", "env", "n", "median", "rate", "ratio", f"{confidence:.0%} CI", "verdict"]
+    head = ["test", "env", "n", "median", "rate", "ratio", f"{level_text(confidence)} CI", "verdict"]
     rows: list[list[str]] = []
     for res in results:
         first = True
@@ -93,7 +93,7 @@ def claim_lines(results: Iterable[ItemResult], strict: bool) -> list[str]:
             if c.waived and c.verdict in (FAIL, INCONCLUSIVE):
                 tag += " (waived)"
             if c.verdict == SKIPPED:
-                out.append(f"{tag:<13} {res.nodeid}: {c.claim.text} ({c.reason.splitlines()[0] if c.reason else ''})")
+                out.append(f"{tag:<13} {textfmt.one_line(res.nodeid)}: {c.claim.text} ({c.reason.splitlines()[0] if c.reason else ''})")
                 continue
             extra = ""
             if c.verdict == INCONCLUSIVE:
@@ -105,8 +105,8 @@ def claim_lines(results: Iterable[ItemResult], strict: bool) -> list[str]:
                 extra += f"\n{'':<13} {c.waiver.text}" + ("" if needed else " (not needed: the claim does not fail)")
             elif c.waiver_expired:
                 extra += f"\n{'':<13} WAIVER EXPIRED: {c.waiver.text} ({c.waiver.source})"
-            p = f", p={c.p_value:.3g}" if c.p_value is not None else ""
-            out.append(f"{tag:<13} {res.nodeid}: {c.claim.text}  {c.estimate_text()}{p}{extra}")
+            p = f", p={c.p_value:.3g}" if textfmt.finite(c.p_value) else ""
+            out.append(f"{tag:<13} {textfmt.one_line(res.nodeid)}: {c.claim.text}  {c.estimate_text()}{p}{extra}")
     return out
 
 

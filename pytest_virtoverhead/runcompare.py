@@ -234,6 +234,7 @@ class ClaimChange:
     verdict_b: str | None
     ratio_a: float | None = None
     ratio_b: float | None = None
+    unit: str = "ratio"  # "s": ratio_a and ratio_b are seconds (fixed-cost and absolute claims)
 
     @property
     def regression(self) -> bool:
@@ -392,7 +393,8 @@ def compare_runs(a: dict[str, Any], b: dict[str, Any], *, tolerance: float = DEF
         if va != vb:
             out.claims.append(ClaimChange(key[0], key[1], va, vb,
                                           ca[key].get("ratio") if key in ca else None,
-                                          cb[key].get("ratio") if key in cb else None))
+                                          cb[key].get("ratio") if key in cb else None,
+                                          str((cb.get(key) or ca.get(key) or {}).get("unit") or "ratio")))
     return out
 
 

@@ -157,3 +157,25 @@ def shadowed_fixtures(items: list[pytest.Item]) -> list[str]:
             f"{count} test(s): they get that fixture, not an environment; "
             + (f"virt_envs['{name}'] is the environment" if name != "virt_envs" else "rename one of them")
             for name, (where, count) in sorted(found.items())]
+
+
+def duplicate_waivers(items: list[pytest.Item]) -> list[str]:
+    """One message per set of waivers that name the same claim of a test
+    (only the first applies, which a reader of the others would not
+    guess): the claim, the sources, the one that wins."""
+    out: dict[tuple[str, ...], str] = {}
+    for item in items:
+        plan_ = item.stash.get(ITEM_KEY, None)
+        if plan_ is None or len(plan_.waivers) < 2:
+            continue
+        by_claim: dict[tuple, list[Any]] = {}
+        for w in plan_.waivers:
+            by_claim.setdefault(waivers.claim_key(w.claim), []).append(w)
+        for same in by_claim.values():
+            sources = tuple(w.source for w in same)
+            if len(same) > 1 and sources not in out:
+                first = same[0]
+                out[sources] = (f"{len(same)} waivers of claim '{first.claim.text}' (first for {item.nodeid}): "
+                                f"{', '.join(sources)}; only the first applies ({first.text}): remove the others")
+    return list(out.values())
+

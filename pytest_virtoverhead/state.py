@@ -194,9 +194,11 @@ def activate(config: pytest.Config) -> None:
     if settings.compare:
         # An output that cannot be written is a usage error now, not a
         # traceback after the measurements (issue 12, point 3).
-        from .outputs import check_outputs
+        from .outputs import check_outputs, shared_paths
 
-        problems = check_outputs(output_paths(config, settings))
+        paths = output_paths(config, settings)
+        problems = check_outputs(paths) or shared_paths(
+            {**paths, **other_outputs(config)}, appended=frozenset({"GITHUB_STEP_SUMMARY"}))
         if problems:
             raise pytest.UsageError("\n".join(problems))
     state = VirtState(config, settings)
@@ -213,6 +215,17 @@ def output_paths(config: pytest.Config, settings: Settings) -> dict[str, str | N
     return {"--virt-json": settings.json_path,
             "--virt-report": config.option.virt_report or None,
             "--virt-markdown": settings.markdown_path}
+
+
+def other_outputs(config: pytest.Config) -> dict[str, str | None]:
+    """Files other writers of the session fill, which a run's output must
+    not share (issue 25): the GitHub job summary, --junitxml,
+    --benchmark-json."""
+    bench = getattr(config.option, "benchmark_json", None)
+    bench = getattr(bench, "name", bench)  # pytest-benchmark opens the file (argparse.FileType)
+    return {"GITHUB_STEP_SUMMARY": os.environ.get("GITHUB_STEP_SUMMARY") or None,
+            "--junitxml": getattr(config.option, "xmlpath", None) or None,
+            "--benchmark-json": bench if isinstance(bench, str) else None}
 
 
 def benchmark_summary(state: VirtState) -> dict[str, Any] | None:

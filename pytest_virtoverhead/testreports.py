@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .protocol import bound_strings
+
 if TYPE_CHECKING:  # pragma: no cover
     from .verdicts import Outcome
 
@@ -43,17 +45,39 @@ def worker_args(config: pytest.Config) -> list[str]:
     return args + ([f"--verbosity={verbose}"] if verbose > 0 else [])
 
 
+#: Captured output (and any other text) of a test's reports crosses to the
+#: host kept to its first and last half MiB per section: a test that prints
+#: 150 MB would otherwise make a message over the protocol's frame limit
+#: (64 MiB), and even below it crawl over a VM's serial line.
+TEXT_LIMIT = 1024 * 1024
+#: The reports of one run in all: past this, every text is cut to 64 KiB.
+REPORTS_LIMIT = 8 * 1024 * 1024
+
+
+def bound_text(text: str) -> str:
+    """A report's text (a failure's message) within :data:`TEXT_LIMIT`."""
+    return bound_strings(text, TEXT_LIMIT, "output")
+
+
 def dump(config: pytest.Config, reports: list[pytest.TestReport], recorded: list[Any]) -> dict[str, Any]:
     """The reports and the warnings (``warnings.WarningMessage``) of a run
     as JSON-ready dicts (the protocol's frames carry JSON only): a value
     JSON cannot carry, such as an object a test put in its
-    ``user_properties``, crosses as its ``repr``."""
+    ``user_properties``, crosses as its ``repr``. Texts (captured output
+    sections, a failure's lines) are kept within :data:`TEXT_LIMIT`, the
+    whole within about :data:`REPORTS_LIMIT`, the cut said in the text."""
     data = {
         "reports": [config.hook.pytest_report_to_serializable(config=config, report=rep) for rep in reports],
         "warnings": [{"message": str(w.message), "category": f"{w.category.__module__}:{w.category.__qualname__}",
                       "filename": str(w.filename), "lineno": w.lineno} for w in recorded],
     }
-    return json.loads(json.dumps(data, default=repr))
+    text = json.dumps(data, default=repr)
+    if len(text) <= TEXT_LIMIT:
+        return json.loads(text)
+    data = bound_strings(json.loads(text), TEXT_LIMIT, "output")
+    if len(json.dumps(data)) > REPORTS_LIMIT:
+        data = bound_strings(data, 64 * 1024, "output")
+    return data
 
 
 def _warning(data: dict[str, Any]) -> warnings.WarningMessage:

@@ -104,7 +104,7 @@ def method_line(method: Any) -> str:
     (terminal summary and HTML report); "" when the run has none."""
     if not isinstance(method, dict) or not finite(method.get("confidence")):
         return ""
-    level, m = f"{method['confidence']:.0%}", method.get("family_size", 0)
+    level, m = level_text(method["confidence"]), method.get("family_size", 0)
     if method.get("correction") == "holm":
         return f"verdicts: Holm's correction over {m} claims, family-wise {level} (--virt-correction=holm)"
     return f"verdicts: each claim at {level}, no correction over the run's {m} claims (--virt-correction=none)"
@@ -131,6 +131,8 @@ def text_table(head: Sequence[str], rows: Sequence[Sequence[str]], right: Iterab
     """A plain-text table: the head, a rule of dashes, the rows; columns
     two spaces apart, those in ``right`` right-aligned, trailing spaces cut."""
     right = set(right)
+    # A cell is one line: a newline (a parametrize id may hold one) would break the table.
+    rows = [[one_line(c) for c in r] for r in rows]
     widths = [max([len(head[i])] + [len(r[i]) for r in rows]) for i in range(len(head))]
 
     def line(cells: Sequence[str]) -> str:
@@ -138,6 +140,18 @@ def text_table(head: Sequence[str], rows: Sequence[Sequence[str]], right: Iterab
                          for i, c in enumerate(cells)).rstrip()
 
     return [line(head), line(["-" * w for w in widths])] + [line(r) for r in rows]
+
+
+def one_line(text: str) -> str:
+    """``text`` with its line breaks and tabs written as escapes (``\\n``)."""
+    return text.replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t")
+
+
+def level_text(confidence: float) -> str:
+    """A confidence level as a percentage with the digits it has:
+    ``0.95`` -> ``95%``, ``0.999`` -> ``99.9%`` (``{:.0%}`` would say
+    ``100%``), ``0.9999`` -> ``99.99%``."""
+    return f"{round(confidence * 100, 6):g}%"
 
 
 def json_safe(value: Any) -> Any:

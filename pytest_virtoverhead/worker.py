@@ -30,7 +30,8 @@ import sys
 
 from .envfacts import facts
 from .envvars import ENV_NAME_VAR, WATCH_PARENT_VAR, WORKER_ENV_VAR
-from .protocol import NO_REPLY, FrameDecoder, encode, read_message
+from .proctree import become_subreaper, descendants, end_descendants, end_new
+from .protocol import MAX_FRAME, NO_REPLY, FrameDecoder, FrameTooLarge, encode, read_message
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -104,6 +105,9 @@ class Worker:
         #: the current loop (a test raised KeyboardInterrupt or pytest.exit).
         self.end_loop = False
         self.children: Any = None  # children.Children, on the first spawn
+        #: Whether this process is a child subreaper (ensure_subreaper).
+        self.subreaper = False
+        self._items_run: set[Any] = set()
         self.handlers: dict[str, Callable[[dict], Any]] = {
             "hello": self.handle_hello,
             "call": self.handle_call,
@@ -123,6 +127,13 @@ class Worker:
     def send(self, message: dict) -> None:
         try:
             frame = encode(message)
+        except FrameTooLarge as exc:
+            # Never leave the host waiting for a reply that cannot be sent.
+            frame = encode({"id": message.get("id"), "ok": False, "error": {
+                "type": "FrameTooLarge", "traceback": "",
+                "message": f"the reply cannot be sent back to the host: its {exc.size:,} bytes of JSON exceed "
+                           f"the protocol's frame limit of {MAX_FRAME:,} bytes (a result is never cut to fit; "
+                           f"captured output is)"}})
         except (TypeError, ValueError) as exc:
             frame = encode({
                 "id": message.get("id"),
@@ -151,11 +162,7 @@ class Worker:
                 return None
             if msg.get("proc"):
                 # For a child worker process of this one: relay it.
-                if self.children is None:
-                    from .children import Children
-
-                    self.children = Children()
-                self.send(self.children.forward(msg))
+                self.send(self._children().forward(msg))
                 continue
             op = msg.get("op")
             if op == until:
@@ -166,6 +173,7 @@ class Worker:
                     "type": "ProtocolError", "traceback": "",
                     "message": f"unknown op {op!r} here; known: {sorted(handlers) + [until]}"}})
                 continue
+            before = self._before_item(msg) if op == "item" else None
             try:
                 result = handler(msg)
             except BaseException as exc:  # everything goes back to the host
@@ -175,11 +183,33 @@ class Worker:
             else:
                 if result is not NO_REPLY:
                     self.reply(msg.get("id"), result)
+            if before is not None:
+                end_new(before)
             if self.eof:
                 return None
             if self.end_loop:
                 self.end_loop = False
                 return None
+
+    def _before_item(self, msg: dict) -> list[int] | None:
+        """The processes below this one before an ``item`` request whose
+        leftovers are to be ended after it (None: not). Not after a test's
+        first request here: its module and session fixtures may start
+        servers that later calls use (they end with the process); later
+        requests' daemons would pile up (51 filled a 256 MiB container)."""
+        nodeid = msg.get("nodeid")
+        first = nodeid not in self._items_run
+        self._items_run.add(nodeid)
+        return None if first or not self.subreaper else descendants(os.getpid())
+
+    def ensure_subreaper(self) -> None:
+        """Before anything runs user code here: whatever it starts (a
+        double-forked daemon included) is re-parented to this process, not
+        to init, and ended when the worker exits. (Not at start: ctypes
+        costs an environment's worker start ~10 ms natively, more in a TCG
+        guest; a worker process pays it anyway for its parent-death signal.)"""
+        if not self.subreaper:
+            self.subreaper = become_subreaper()
 
     # -- handlers -----------------------------------------------------------
 
@@ -189,10 +219,12 @@ class Worker:
         return facts()
 
     def handle_call(self, msg: dict) -> Any:
+        self.ensure_subreaper()
         fn = resolve_function(msg["fn"])
         return fn(*msg.get("args", []), **msg.get("kwargs", {}))
 
     def handle_bench(self, msg: dict) -> Any:
+        self.ensure_subreaper()
         from . import measure
 
         fn = resolve_function(msg["fn"])
@@ -201,37 +233,36 @@ class Worker:
         return result.to_dict()
 
     def handle_collect(self, msg: dict) -> Any:
-        """Run the garbage collector now (before a round, outside any
-        timing), then freeze what survives (gc.freeze): pytest's and the
-        collected modules' objects are long-lived, and a full collection
-        that walks them costs 36 ms natively and about half a second in a
-        TCG guest, before every round. Frozen objects are never walked
-        again, so the next collection costs what was created since."""
+        """Collect garbage now (before a round, untimed), then gc.freeze()
+        the survivors (pytest's, the modules'): a full collection over them
+        cost 36 ms natively, ~0.5 s under TCG; frozen ones are not walked again."""
         import gc
 
         found = gc.collect()
         gc.freeze()
         return found
 
-    def handle_spawn(self, msg: dict) -> Any:
+    def _children(self) -> Any:
+        """The worker processes this one starts (children.Children), made on first use."""
+        self.ensure_subreaper()
         if self.children is None:
             from .children import Children
 
             self.children = Children()
-        return self.children.spawn(msg)
+        return self.children
+
+    def handle_spawn(self, msg: dict) -> Any:
+        return self._children().spawn(msg)
 
     def handle_prepare(self, msg: dict) -> Any:
-        if self.children is None:
-            from .children import Children
-
-            self.children = Children()
-        return self.children.prepare(msg)
+        return self._children().prepare(msg)
 
     def close_children(self) -> None:
         if self.children is not None:
             self.children.close()
 
     def handle_session(self, msg: dict) -> Any:
+        self.ensure_subreaper()
         from .itemrunner import run_session
 
         return run_session(self, msg)
@@ -343,6 +374,9 @@ def _watch_parent(pid: int) -> None:
     def watch() -> None:
         while os.getppid() == pid:
             time.sleep(0.5)
+        from .proctree import end_descendants
+
+        end_descendants()
         os._exit(1)
 
     threading.Thread(target=watch, name="virt-parent-watch", daemon=True).start()
@@ -388,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         read, write = _stdio_transport()
     worker = Worker(read, write)
+    if parent.isdigit():
+        worker.ensure_subreaper()  # a worker process: ctypes is loaded already
     if args.ready:
         sys.stderr.write(args.ready + "\n")
         sys.stderr.flush()
@@ -401,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
         last = worker.serve()
     finally:
         worker.close_children()
+        if worker.subreaper:
+            end_descendants()
     if last is not None:
         worker.reply(last.get("id"), None)
     return 0

@@ -70,9 +70,16 @@ def test_fixed_cost_estimate_is_the_paired_difference_in_seconds(claim, verdict)
 def test_absolute_estimate_is_the_environments_own_values(claim, verdict):
     res = evaluated([claim], {"baremetal": [10 * MS, 11 * MS, 12 * MS, 11 * MS], "vm": VM})
     (c,) = res.claims
-    mid = 11 * MS if claim.startswith("baremetal") else 18 * MS
-    assert c.ratio == pytest.approx(mid)
-    assert c.ci == pytest.approx((mid - HALF, mid + HALF), rel=1e-5)
+    # On the log scale (issue 25: an interval of times never goes below 0):
+    # baremetal's logs (ms) 2.302585, 2.397895, 2.484907, 2.397895: mean
+    # 2.395821 (geometric mean 10.977 ms), s = 0.074472, se = s / 2, half
+    # width 3.182446 * 0.037236 = 0.118501: [9.750, 12.358] ms. vm's: mean
+    # 2.889599 (17.986 ms), s = 0.045417, half width 0.072269: [16.732,
+    # 19.334] ms.
+    mid, lo, hi = ((10.977, 9.750, 12.358) if claim.startswith("baremetal") else (17.986, 16.732, 19.334))
+    assert c.ratio == pytest.approx(mid * MS, abs=0.001 * MS)
+    assert c.ci == pytest.approx((lo * MS, hi * MS), abs=0.001 * MS)
+    assert c.estimate.scale == "log"
     assert c.verdict == verdict
     assert c.p_value is None  # no baseline: no "ratio is 1"
 
@@ -94,7 +101,7 @@ def test_terminal_json_and_markdown_show_seconds():
     lines = claim_lines([res], strict=False)
     assert lines[0] == ("FAIL          t.py::test_a: vm <= 1.5 * baremetal + 1 ms  vm - 1.5 * baremetal 3 ms "
                         f"[1.701 ms, 4.299 ms], p={res.claims[0].p_value:.3g}")
-    assert lines[1] == "pass          t.py::test_a: vm <= 20 ms  vm 18 ms [16.7 ms, 19.3 ms]"
+    assert lines[1] == "pass          t.py::test_a: vm <= 20 ms  vm 17.99 ms [16.73 ms, 19.33 ms]"  # log scale
     assert lines[2].startswith("pass          t.py::test_a: vm <= 2 * baremetal  ratio 1.799 [1.673, 1.933], p=")
     data = json.loads(json.dumps(run_document([res], {}, seed=1, baseline="baremetal", rounds=4).to_json()))
     fixed, absolute, ratio = data["claims"]
@@ -117,7 +124,7 @@ def test_html_report_shows_time_claims_in_seconds():
     res = evaluated(["vm <= 1.5 * baremetal + 1 ms", "vm <= 20 ms"], {"baremetal": BASE, "vm": VM})
     page = render_html(run_document([res], {}, seed=1, baseline="baremetal", rounds=4).to_json())
     assert "<code>vm &lt;= 1.5 * baremetal + 1 ms</code>: vm - 1.5 * baremetal 3 ms [1.701 ms, 4.299 ms]" in page
-    assert "<code>vm &lt;= 20 ms</code>: vm 18 ms [16.7 ms, 19.3 ms]" in page
+    assert "<code>vm &lt;= 20 ms</code>: vm 17.99 ms [16.73 ms, 19.33 ms]" in page
 
 
 AA = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-rounds=3", "--virt-seed=4",

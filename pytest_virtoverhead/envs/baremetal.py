@@ -12,6 +12,7 @@ from typing import Any
 from .. import footprint
 from ..children import signal_name
 from ..envvars import SCRATCH_ENV, WATCH_PARENT_VAR
+from ..proctree import kill_tree
 from .base import Backend
 from .channel import PipeTransport, Transport
 from .errors import EnvUnavailable
@@ -78,7 +79,7 @@ class BaremetalBackend(Backend):
             try:
                 proc.wait(timeout=3)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                kill_tree(proc.pid)
                 proc.wait()
         if proc is not None:
             self._exitcode = proc.returncode
@@ -89,7 +90,9 @@ class BaremetalBackend(Backend):
     def kill(self) -> None:
         proc = self.proc
         if proc is not None and proc.poll() is None:
-            proc.kill()
+            # The worker, its worker processes and whatever they started
+            # (a killed worker cannot end them itself; issue 25).
+            kill_tree(proc.pid)
         self.stop()
 
     @classmethod

@@ -15,6 +15,7 @@ from typing import Any
 from .. import stats
 from ..claims import RATIO, Claim
 from ..phases import PhaseClock
+from ..textfmt import level_text
 from ..verdict import FAIL, INCONCLUSIVE, PASS, SKIPPED, Verdict
 from .document import json_safe
 
@@ -57,7 +58,7 @@ class ClaimResult:
     @property
     def level(self) -> str:
         """The interval's confidence, ``95%``."""
-        return f"{self.estimate.confidence:.0%}" if self.estimate else "95%"
+        return level_text(self.estimate.confidence) if self.estimate else "95%"
 
     @property
     def waived(self) -> bool:

@@ -34,6 +34,7 @@ from .client import (
     short_error,
 )
 from .image import image_setup, missing
+from .limits import DEFAULT_PIDS_LIMIT, pids_limit
 from .mirror import PASS_ENV_EXTRA, SCRATCH_PATH, ensure_mirror_image, mirror_binds
 from .stream import AttachTransport
 
@@ -54,7 +55,12 @@ class ContainerBackend(Backend):
         "user": "uid[:gid] the worker runs as (default: the host's uid:gid in mirror mode, the image's user "
                 "in image mode)",
         "seccomp": "default (Docker's profile) or unconfined, to measure what seccomp filtering costs",
+        "pids_limit": f"most processes the container may hold (default {DEFAULT_PIDS_LIMIT}: a fork bomb in a "
+                      "test stays inside it), or 'none'",
     }
+
+    def pids_limit(self) -> int | None:
+        return pids_limit(self.spec.options)
 
     def __init__(self, spec, ctx):
         super().__init__(spec, ctx)
@@ -216,6 +222,7 @@ class ContainerBackend(Backend):
             privileged=False,
             cpuset_cpus=",".join(map(str, self.ctx.cpus)) if self.ctx.cpus else None,
             mem_limit=f"{int(self.ctx.memory_mb)}m" if self.ctx.memory_mb else None,
+            pids_limit=self.pids_limit() or -1,
             auto_remove=True,
             runtime=runtime,
             security_opt=["seccomp=unconfined"] if self.spec.options.get("seccomp") == "unconfined" else None,
@@ -298,16 +305,15 @@ class ContainerBackend(Backend):
                 + (f"; its stderr:\n{tail}" if tail else ""))
 
     def allow_cpus(self, cpus: tuple[int, ...] | None) -> bool:
-        """Widen the container's cpuset to ``cpus`` (its processes start
-        there side by side), or narrow it back to the session's CPUs: the
-        kernel then moves every process of the container onto them, so
-        measuring always runs under the cpuset the session asked for."""
+        """Widen the cpuset to ``cpus`` while worker processes start, or narrow
+        it back (None): the kernel then moves every process onto the
+        session's CPUs, so measuring runs under the cpuset asked for."""
         target = cpus or self.ctx.cpus
         if not target or self._container_id is None or self._client is None:
             return False
         try:
             self._client.api.update_container(self._container_id, cpuset_cpus=",".join(map(str, target)))
-        except Exception:  # noqa: BLE001 - a daemon that refuses: start on the session's CPUs
+        except Exception:  # noqa: BLE001 - the daemon refused: start on the session's CPUs
             return False
         return True
 
@@ -327,6 +333,7 @@ class ContainerBackend(Backend):
             "cpuset_cpus": ",".join(map(str, self.ctx.cpus)) if self.ctx.cpus else None,
             "mem_limit_mb": int(self.ctx.memory_mb) if self.ctx.memory_mb else None,
             "network": "none",
+            "pids_limit": self.pids_limit(),
             "seccomp": self.spec.options.get("seccomp") or "default",
             "scratch": self.scratch_kind,
             "scratch_path": SCRATCH_PATH,
@@ -418,7 +425,9 @@ class ContainerBackend(Backend):
                             "kernel's OOM killer ended the worker")
         if state:
             parts.append("container state: " + ", ".join(
-                f"{k}={state.get(k)}" for k in ("Status", "ExitCode", "OOMKilled", "Error") if k in state))
+                f"{k}={state.get(k)}" for k in ("Status", "ExitCode", "OOMKilled", "Error") if k in state)
+                + (" (OOMKilled is Docker's flag for the container's first process, the environment's worker; "
+                   "an OOM kill of a worker process is named above)" if state.get("OOMKilled") is False else ""))
         stderr = self._transport.stderr if self._transport is not None else self._last_stderr
         if stderr.strip():
             parts.append("worker stderr (tail):\n" + stderr[-4000:])
