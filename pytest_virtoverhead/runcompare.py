@@ -1,4 +1,4 @@
-"""Comparing two saved runs (``--virt-json`` files, version 2): did
+"""Comparing two saved runs (``--virt-json`` files, version 2 or 3): did
 overheads change?
 
 The statistics are the run's own (docs/verdicts.md): the unit is the round,
@@ -44,7 +44,7 @@ from .textfmt import change, finite, interval, json_safe
 DEFAULT_TOLERANCE = 0.05
 DEFAULT_CONFIDENCE = 0.95
 #: The --virt-json versions this module reads.
-VERSIONS = (2,)
+VERSIONS = (2, 3)
 
 
 class RunFileError(ValueError):
@@ -86,7 +86,7 @@ def read_json(path: str, error: type[ValueError] = RunFileError) -> Any:
 
 
 def check_run(data: Any, name: str = "run", *, allow_aborted: bool = False) -> None:
-    """Raise RunFileError unless ``data`` is a complete version-2 run whose
+    """Raise RunFileError unless ``data`` is a complete version-2 or -3 run whose
     results hold numbers where numbers belong."""
     if not isinstance(data, dict) or "results" not in data:
         hint = ""
@@ -344,7 +344,7 @@ def _why_missing(data: dict[str, Any], entries: dict[tuple[str, str], dict[str, 
 
 def compare_runs(a: dict[str, Any], b: dict[str, Any], *, tolerance: float = DEFAULT_TOLERANCE,
                  confidence: float = DEFAULT_CONFIDENCE) -> RunComparison:
-    """Compare run B with run A (both ``--virt-json`` documents, version 2)."""
+    """Compare run B with run A (both ``--virt-json`` documents, version 2 or 3)."""
     check_run(a, "A")
     check_run(b, "B")
     claim = not_worse_claim(tolerance)
