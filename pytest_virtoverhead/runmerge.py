@@ -235,6 +235,9 @@ def merge_runs(inputs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     if not inputs:
         raise MergeError("no run to merge")
     for path, data in inputs:
+        if isinstance(data, dict) and data.get("version") == 1:
+            raise MergeError(f"{path}: a version-1 --virt-json file (no rounds, no machine): merge reads versions "
+                             "2 and 3; write the run again with this version")
         try:
             runcompare.check_run(data, path)
         except runcompare.RunFileError as exc:

@@ -8,11 +8,10 @@ import subprocess
 import pytest
 
 from pytest_virtoverhead import cli, runcompare, runmerge
-from pytest_virtoverhead.results import JSON_VERSION, RunDocument, run_document
-from pytest_virtoverhead.results import machine as machine_mod
+from pytest_virtoverhead.results import JSON_VERSION, RunDocument, machine as machine_mod, run_document
 from pytest_virtoverhead.results.model import ItemResult
 
-A, B, C = "tests/x.py::test_a", "tests/x.py::test_b", "tests/x.py::test_c"
+A, B = "tests/x.py::test_a", "tests/x.py::test_b"
 
 
 # -- the machine block --------------------------------------------------------
@@ -173,6 +172,8 @@ def test_different_claims_for_one_test_are_refused_naming_both():
 
 @pytest.mark.parametrize("second, words", [
     (run("m2", {B: []}, version=99), "run2.json: unsupported --virt-json version 99"),
+    (run("m2", {B: []}, version=1), "run2.json: a version-1 --virt-json file (no rounds, no machine): merge reads "
+                                    "versions 2 and 3"),
     (run("m2", {B: []}, version=2), "different document versions (write every shard with the same "
                                     "pytest-virtoverhead): run1.json has 3, run2.json has 2"),
     (run("m2", {B: []}, baseline="control"), "different baselines: run1.json has 'baremetal', run2.json has "
