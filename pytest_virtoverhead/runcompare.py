@@ -322,6 +322,12 @@ def _accel(data: dict[str, Any], env: str) -> str | None:
     return meta.get("accel") if isinstance(meta, dict) else None
 
 
+def _machine(data: dict[str, Any], entry: dict[str, Any]) -> str | None:
+    """The machine that measured ``entry``: its own (a merged run) or the run's."""
+    block = data.get("machine")
+    return entry.get("machine") or (block.get("name") if isinstance(block, dict) else None)
+
+
 def _why_missing(data: dict[str, Any], entries: dict[tuple[str, str], dict[str, Any]], test: str, env: str) -> str:
     """Why ``test [env]`` has no rounds in this run (for the missing list)."""
     entry = entries.get((test, env))
@@ -375,6 +381,9 @@ def compare_runs(a: dict[str, Any], b: dict[str, Any], *, tolerance: float = DEF
         if not (math.isfinite(ci[0]) and math.isfinite(ci[1])):
             ci = (math.nan, math.nan)
             notes.append("too few rounds for an interval")
+        machine_a, machine_b = _machine(a, ea[key]), _machine(b, eb[key])
+        if machine_a and machine_b and machine_a != machine_b:
+            notes.append(f"machine changed: {machine_a} -> {machine_b}")
         accel_a, accel_b = _accel(a, env), _accel(b, env)
         if accel_a != accel_b and (accel_a or accel_b):
             notes.append(f"acceleration changed: {accel_a} -> {accel_b}")

@@ -200,6 +200,13 @@ def test_holm_families_stay_per_run():
     assert merged(a, b)["verdict_method"]["family_size"] == "1 + 1 (each run its own family)"
 
 
+def test_compare_notes_a_change_of_machine():
+    a, b = run("m1", {A: []}), merged(run("m2", {A: []}), run("m3", {B: []}))
+    notes = {row.test: row.note for row in runcompare.compare_runs(a, b).rows}
+    assert notes == {A: "machine changed: m1 -> m2"}
+    assert runcompare.compare_runs(a, a).rows[0].note == ""
+
+
 # -- the command ----------------------------------------------------------------
 
 
