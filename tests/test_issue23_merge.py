@@ -227,6 +227,22 @@ def test_merge_command_writes_the_document_and_markdown(tmp_path, capsys):
     text = open(md).read()
     assert "2 claims" in text and "Merged from 2 machines: `m1`, `m2`" in text
     assert cli.main(["compare", out, out]) == 0
+    pytest.importorskip("matplotlib")
+    html = str(tmp_path / "all.html")
+    assert cli.main(["merge", a, b, "-o", str(tmp_path / "again.json"), "--report", html]) == 0
+    assert "merged from 2 machines: m1, m2" in open(html).read()
+
+
+def test_history_follows_claims_over_merged_runs(tmp_path):
+    from pytest_virtoverhead import history
+
+    first = merged(run("m1", {A: ["vm <= 3 * baremetal"]}), run("m2", {B: ["vm <= 3 * baremetal"]}))
+    later = merged(run("m3", {A: ["vm <= 3 * baremetal"], B: ["vm <= 3 * baremetal"]},
+                       written="2026-12-08T10:00:00+00:00"))
+    paths = [write(tmp_path, "1.json", first), write(tmp_path, "2.json", later)]
+    hist = history.history_of(paths)
+    assert len(hist.runs) == 2 and {(s.test, s.claim) for s in hist.series} == {
+        (A, "vm <= 3 * baremetal"), (B, "vm <= 3 * baremetal")}
 
 
 @pytest.mark.parametrize("case", ["output is input", "given twice", "missing", "not json", "conflict"])
