@@ -33,7 +33,7 @@ from __future__ import annotations
 import os
 from typing import Any, Iterable
 
-from . import runcompare
+from . import phases, runcompare
 from .results import JSON_VERSION, DocumentError, RunDocument
 
 #: The name of a machine a version-2 run (no machine block) ran on.
@@ -312,6 +312,10 @@ def merge_runs(inputs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         "session": None, "interrupted": False, "aborted": False,
         "exitstatus": max(statuses) if statuses else 0,
     })
+    costs = [t["cost"] for t in tests if isinstance(t.get("cost"), dict)]
+    if costs:
+        # As a run's: its tests' accounts summed (tests[].cost).
+        head["cost"] = phases.total(costs)
     footprint = _footprint(inputs)
     if footprint is not None:
         head["footprint"] = footprint

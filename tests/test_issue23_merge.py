@@ -127,6 +127,7 @@ def test_disjoint_shards_of_two_machines_keep_plain_ids_and_read_as_a_run():
     assert out["written"] == "2026-12-07T11:00:00+00:00" and out["exitstatus"] == 1
     assert out["noise"]["disturbed_rounds"] == 2
     assert out["verdict_method"]["family_size"] == 2
+    assert "cost" not in out  # no test had an account
     assert [r["machine"] for r in out["merged"]["runs"]] == ["m1", "m2"]
     assert out["merged"]["runs"][1]["ci"] == {"GITHUB_JOB": "m2"}
     runcompare.check_run(out)  # compare reads it

@@ -61,6 +61,8 @@ def test_two_shards_merge_and_compare_reads_the_merged_run(pytester, monkeypatch
     assert {(r["test"], r["machine"]) for r in data["results"]} == {
         ("test_s.py::test_a", "runner-1"), ("test_s.py::test_b", "runner-2")}
     assert len(data["claims"]) == 2 and all(c["verdict"] == "pass" for c in data["claims"])
+    walls = [json.loads((pytester.path / f).read_text())["cost"]["wall"] for f in ("s1.json", "s2.json")]
+    assert data["cost"]["wall"] == pytest.approx(sum(walls))
     assert "2 claims" in (pytester.path / "all.md").read_text()
 
     # compare reads the merged run, against itself and against a shard.
