@@ -2,7 +2,7 @@
 
     pytest-virtoverhead compare A.json B.json [--tolerance 5%] [--confidence 0.95] [--json OUT]
         How overheads changed from run A to run B (both --virt-json files,
-        version 2). Exit 0: no regression; 1: a regression (an overhead
+        version 2 or 3). Exit 0: no regression; 1: a regression (an overhead
         ratio that grew beyond the tolerance over its whole confidence
         interval, or a claim that passed in A and fails in B); 2: unreadable
         or incomplete input (an aborted run), bad usage, or nothing measured
@@ -18,8 +18,17 @@
         $GITHUB_STEP_SUMMARY when that is set). Exit 0 when written, 2 on
         unreadable input or runs with no claim in common.
 
+    pytest-virtoverhead merge RUN.json... -o OUT.json [--markdown PATH] [--report PATH]
+        Join runs (CI shards) into one run document that compare, history
+        and report read. Tests measured on different machines stay apart
+        (times are never pooled across hosts). Exit 0 when merged, 2 when
+        the runs cannot be merged (the same test with different claims, or
+        twice on one machine; different document versions, baselines or
+        confidence levels; unreadable or aborted input), with a message
+        naming both sides.
+
 The comparison itself is :mod:`.runcompare`, the history
-:mod:`.history` (pure functions).
+:mod:`.history`, the merge :mod:`.runmerge` (pure functions).
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ import os
 import sys
 from typing import Callable, Sequence, TextIO
 
-from . import history, historymd, htmlreport, runcompare, templating
+from . import history, historymd, htmlreport, runcompare, runmerge, templating
 from .textfmt import FAIL, INCONCLUSIVE, PASS, change, fixed, interval, seconds, text_table
 
 _ROW_VERDICT: dict[str, str] = {PASS: "ok", FAIL: "WORSE", INCONCLUSIVE: "inconclusive"}
@@ -100,12 +109,13 @@ def _check_output(path: str | None, option: str) -> None:
             raise UsageProblem(f"{option}: cannot write {path}: {problem}")
 
 
-def _check_shared(outputs: dict[str, str | None], inputs: dict[str, str]) -> None:
+def _check_shared(outputs: dict[str, str | None], inputs: dict[str, str], summary_too: bool = True) -> None:
     """Two outputs at one file, or an output at an input's, is bad usage
-    before any work (issue 25): one would replace the other, or the input."""
+    before any work (issue 25): one would replace the other, or the input.
+    ``summary_too``: the command also appends to $GITHUB_STEP_SUMMARY."""
     from .outputs import shared_paths
 
-    summary = os.environ.get("GITHUB_STEP_SUMMARY") or None
+    summary = (os.environ.get("GITHUB_STEP_SUMMARY") or None) if summary_too else None
     problems = shared_paths({**outputs, "GITHUB_STEP_SUMMARY": summary}, inputs,
                             appended=frozenset({"GITHUB_STEP_SUMMARY"}))
     if problems:
@@ -189,6 +199,31 @@ def _cmd_history(args: argparse.Namespace, stdout: TextIO) -> int:
     return 0
 
 
+def _cmd_merge(args: argparse.Namespace, stdout: TextIO) -> int:
+    from . import markdown
+    from .results import write_json_atomic
+
+    for path, option in ((args.output, "-o/--output"), (args.markdown, "--markdown"), (args.report, "--report")):
+        if path:
+            _check_output(path, option)
+            runmerge.check_output(path, args.runs, option)
+    # merge appends to no job summary itself: --markdown may name it.
+    _check_shared({"-o/--output": args.output, "--markdown": args.markdown, "--report": args.report},
+                  {f"RUN.json {i}": run for i, run in enumerate(args.runs, 1)}, summary_too=False)
+    if args.report:
+        htmlreport.require_matplotlib("merge --report")
+    merged = runmerge.merge_runs(runmerge.load_inputs(args.runs))
+    write_json_atomic(args.output, merged)
+    stdout.write(f"{runmerge.summary(merged)}; written to {args.output}\n")
+    if args.markdown:
+        markdown.write_markdown(args.markdown, merged)
+        stdout.write(f"Markdown summary written to {args.markdown}\n")
+    if args.report:
+        htmlreport.write_report(args.report, merged)
+        stdout.write(f"report written to {args.report}\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pytest-virtoverhead",
                                      description="Work with saved pytest-virtoverhead runs (--virt-json files).")
@@ -222,6 +257,18 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--tolerance", default="5%", metavar="P%",
                    help="the smallest change of an estimate marked as a step (default 5%%)")
     h.set_defaults(func=_cmd_history)
+    m = sub.add_parser("merge", help="join runs (CI shards) into one run document; exit 2 when they cannot be "
+                                     "merged",
+                       description="Join saved --virt-json runs (CI shards) into one run document that compare, "
+                                   "history and report read. Tests measured on different machines stay apart; "
+                                   "never are times pooled across hosts. Exit 0 when merged, 2 when the runs "
+                                   "cannot be merged (the message names both sides).")
+    m.add_argument("runs", nargs="+", metavar="RUN.json", help="--virt-json files (merged ones too)")
+    m.add_argument("-o", "--output", required=True, metavar="OUT.json", help="where to write the merged run")
+    m.add_argument("--markdown", metavar="PATH",
+                   help="also write its Markdown summary (e.g. to $GITHUB_STEP_SUMMARY)")
+    m.add_argument("--report", metavar="PATH", help="also write its HTML report (needs matplotlib)")
+    m.set_defaults(func=_cmd_merge)
     return parser
 
 
@@ -230,7 +277,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
     stdout = stdout or sys.stdout
     try:
         return args.func(args, stdout)
-    except (runcompare.RunFileError, history.HistoryError, htmlreport.ReportUnavailable,
+    except (runcompare.RunFileError, runmerge.MergeError, history.HistoryError, htmlreport.ReportUnavailable,
             templating.TemplatesUnavailable, UsageProblem, OSError) as exc:
         sys.stderr.write(f"pytest-virtoverhead {args.command}: {exc}\n")
         return 2

@@ -36,6 +36,12 @@ def statistics(s: Settings) -> dict[str, Any]:
             "warmup": s.warmup, "hash_seed": s.hash_seed}
 
 
+def machine_inputs(config: pytest.Config) -> dict[str, Any]:
+    """What the run document's ``machine`` block needs from pytest: the
+    ini key ``virt_machine`` and the rootdir (where the commit is read)."""
+    return {"machine_name": config.getini("virt_machine") or None, "rootdir": str(config.rootpath)}
+
+
 def write_outputs(session: pytest.Session, state: Any, exitstatus: int) -> None:
     """Write --virt-json, --virt-report, --virt-markdown and the GitHub job
     summary ($GITHUB_STEP_SUMMARY, appended), each on its own: one that
@@ -67,7 +73,7 @@ def write_outputs(session: pytest.Session, state: Any, exitstatus: int) -> None:
                 "not written" + (f"; the earlier {', '.join(kept)} kept" if kept else ""))
         data = empty_document(seed=s.seed, baseline=s.baseline, rounds=s.rounds, statistics=statistics(s),
                               aborted=aborted, exitstatus=int(exitstatus),
-                              verdict_method=verdict_method(state)).to_json()
+                              verdict_method=verdict_method(state), **machine_inputs(config)).to_json()
         _write_each(session, state, summary, data, aborted)
         return
     try:
@@ -75,7 +81,7 @@ def write_outputs(session: pytest.Session, state: Any, exitstatus: int) -> None:
                             rounds=s.rounds, statistics=statistics(s), session=state.ctx.session_id,
                             interrupted=exitstatus == pytest.ExitCode.INTERRUPTED, aborted=aborted,
                             exitstatus=int(exitstatus), footprint=state.footprint,
-                            verdict_method=verdict_method(state)).to_json()
+                            verdict_method=verdict_method(state), **machine_inputs(config)).to_json()
     except Exception as exc:  # noqa: BLE001 - the table is still shown
         state.output_failures.append(f"virtoverhead: could not assemble the results for "
                                      f"{', '.join(p for _, p, _, _ in writers)}: {type(exc).__name__}: {exc}")

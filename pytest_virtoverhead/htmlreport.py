@@ -166,6 +166,11 @@ def _meta(data: dict[str, Any], baseline: str, environments: dict[str, Any]) -> 
         if data.get(key) is not None:
             meta.append({"kind": "text", "text": f"{key} {data[key]}"})
     meta.append({"kind": "text", "text": f"written {data.get('written') or time.strftime('%Y-%m-%d %H:%M:%S')}"})
+    machines = data.get("machines")
+    if isinstance(machines, dict) and len(machines) > 1:
+        meta.append({"kind": "text", "text": f"merged from {len(machines)} machines: {', '.join(machines)}"})
+    elif isinstance(data.get("machine"), dict) and data["machine"].get("name"):
+        meta.append({"kind": "text", "text": f"machine {data['machine']['name']}"})
     stat = data.get("statistics") or {}
     if stat.get("processes"):
         meta.append({"kind": "text", "text": f"{stat['processes']} worker processes per environment, calls per "

@@ -295,6 +295,10 @@ def _context(data: dict[str, Any]) -> list[str]:
     if envs:
         parts.append("environments: " + ", ".join(code(env_label(n, m)) for n, m in envs.items()))
     lines = [" · ".join(parts)]
+    machines = data.get("machines")
+    if isinstance(machines, dict) and len(machines) > 1:
+        lines.append(f"Merged from {len(machines)} machines: {', '.join(map(code, machines))} (each test's times "
+                     "are from one machine; a test measured on several reads `TEST @ MACHINE`).")
     host = data.get("host") or {}
     if isinstance(host, dict) and host.get("virtual") and host.get("label"):
         lines.append(f"{', '.join(map(code, host_envs(envs)))}: {cell(host['label'])}.")

@@ -135,6 +135,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("virt_cpus", "default for --virt-cpus", default=None)
     parser.addini("virt_memory", "default for --virt-memory", default=None)
     parser.addini("virt_cache_dir", "where built images, kernels and initramfs are cached", default=None)
+    parser.addini("virt_machine", "this host's name in the run document's machine block (the variable "
+                  "VIRTOVERHEAD_MACHINE wins; default: the hostname)", default=None)
 
 
 def pytest_configure(config: pytest.Config) -> None:

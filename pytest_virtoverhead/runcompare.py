@@ -1,4 +1,4 @@
-"""Comparing two saved runs (``--virt-json`` files, version 2): did
+"""Comparing two saved runs (``--virt-json`` files, version 2 or 3): did
 overheads change?
 
 The statistics are the run's own (docs/verdicts.md): the unit is the round,
@@ -44,7 +44,7 @@ from .textfmt import change, finite, interval, json_safe
 DEFAULT_TOLERANCE = 0.05
 DEFAULT_CONFIDENCE = 0.95
 #: The --virt-json versions this module reads.
-VERSIONS = (2,)
+VERSIONS = (2, 3)
 
 
 class RunFileError(ValueError):
@@ -86,7 +86,7 @@ def read_json(path: str, error: type[ValueError] = RunFileError) -> Any:
 
 
 def check_run(data: Any, name: str = "run", *, allow_aborted: bool = False) -> None:
-    """Raise RunFileError unless ``data`` is a complete version-2 run whose
+    """Raise RunFileError unless ``data`` is a complete version-2 or -3 run whose
     results hold numbers where numbers belong."""
     if not isinstance(data, dict) or "results" not in data:
         hint = ""
@@ -323,6 +323,12 @@ def _accel(data: dict[str, Any], env: str) -> str | None:
     return meta.get("accel") if isinstance(meta, dict) else None
 
 
+def _machine(data: dict[str, Any], entry: dict[str, Any]) -> str | None:
+    """The machine that measured ``entry``: its own (a merged run) or the run's."""
+    block = data.get("machine")
+    return entry.get("machine") or (block.get("name") if isinstance(block, dict) else None)
+
+
 def _why_missing(data: dict[str, Any], entries: dict[tuple[str, str], dict[str, Any]], test: str, env: str) -> str:
     """Why ``test [env]`` has no rounds in this run (for the missing list)."""
     entry = entries.get((test, env))
@@ -345,7 +351,7 @@ def _why_missing(data: dict[str, Any], entries: dict[tuple[str, str], dict[str, 
 
 def compare_runs(a: dict[str, Any], b: dict[str, Any], *, tolerance: float = DEFAULT_TOLERANCE,
                  confidence: float = DEFAULT_CONFIDENCE) -> RunComparison:
-    """Compare run B with run A (both ``--virt-json`` documents, version 2)."""
+    """Compare run B with run A (both ``--virt-json`` documents, version 2 or 3)."""
     check_run(a, "A")
     check_run(b, "B")
     claim = not_worse_claim(tolerance)
@@ -376,6 +382,9 @@ def compare_runs(a: dict[str, Any], b: dict[str, Any], *, tolerance: float = DEF
         if not (math.isfinite(ci[0]) and math.isfinite(ci[1])):
             ci = (math.nan, math.nan)
             notes.append("too few rounds for an interval")
+        machine_a, machine_b = _machine(a, ea[key]), _machine(b, eb[key])
+        if machine_a and machine_b and machine_a != machine_b:
+            notes.append(f"machine changed: {machine_a} -> {machine_b}")
         accel_a, accel_b = _accel(a, env), _accel(b, env)
         if accel_a != accel_b and (accel_a or accel_b):
             notes.append(f"acceleration changed: {accel_a} -> {accel_b}")

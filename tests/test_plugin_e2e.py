@@ -105,7 +105,7 @@ def test_json_schema(pytester):
     write_sleepy(pytester, 1, ["control <= 1.5 * baremetal"])
     pytester.runpytest_subprocess(*AA, "--virt-processes=4", "--virt-json=sub/out.json")
     data = json.loads((pytester.path / "sub" / "out.json").read_text())
-    assert data["version"] == 2
+    assert data["version"] == 3 and data["machine"]["name"]
     assert set(data["environments"]) == {"baremetal", "control"}
     assert data["environments"]["control"]["kind"] == "baremetal"
     results = {r["env"]: r for r in data["results"]}

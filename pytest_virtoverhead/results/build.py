@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from .. import noise, phases, stats
+from . import machine as machine_mod
 from .document import (
     JSON_VERSION,
     ClaimEntry,
@@ -93,9 +94,12 @@ def record_of(res: ItemResult) -> ItemRecord:
 
 def run_document(results: Iterable[ItemResult], metadata: dict[str, dict[str, Any]], *, seed: int,
                  baseline: str, rounds: int, statistics: dict[str, Any] | None = None,
-                 verdict_method: dict[str, Any] | None = None, **extra: Any) -> RunDocument:
+                 verdict_method: dict[str, Any] | None = None, machine_name: str | None = None,
+                 rootdir: str | None = None, **extra: Any) -> RunDocument:
     """The ``--virt-json`` document of a session's results, version
-    :data:`.JSON_VERSION`: the host's own virtualization, the statistics'
+    :data:`.JSON_VERSION`: the host's own virtualization, the machine
+    (:func:`.machine.describe`: ``machine_name`` is the ini's
+    ``virt_machine``, ``rootdir`` where the commit is read), the statistics'
     settings, the noise rule and counts, the environments' metadata, a
     record per test; then ``extra`` (``session``, ``interrupted``,
     ``aborted``, ``exitstatus``, ``footprint``) and ``verdict_method``."""
@@ -109,6 +113,7 @@ def run_document(results: Iterable[ItemResult], metadata: dict[str, dict[str, An
         "baseline": baseline,
         "rounds": rounds,
         "host": {**host, "label": noise.host_label(host)},
+        "machine": machine_mod.describe(metadata, host, ini_name=machine_name, rootdir=rootdir),
         "statistics": {"unit": "round", "cluster": "worker process", "method": "t over processes",
                        **(statistics or {})},
         "noise": {"rule": {"steal_limit": noise.STEAL_LIMIT, "steal_min_ticks": noise.STEAL_MIN_TICKS,
@@ -128,10 +133,13 @@ def run_document(results: Iterable[ItemResult], metadata: dict[str, dict[str, An
 
 
 def empty_document(*, seed: int, baseline: str, rounds: int, statistics: dict[str, Any],
-                   verdict_method: dict[str, Any], aborted: bool, exitstatus: int) -> RunDocument:
+                   verdict_method: dict[str, Any], aborted: bool, exitstatus: int,
+                   machine_name: str | None = None, rootdir: str | None = None) -> RunDocument:
     """The document of a run that measured nothing (for the job summary,
-    which says so): the head's settings, no environments, no tests."""
+    which says so): the head's settings and machine, no environments, no tests."""
+    machine = machine_mod.describe({}, noise.host_virtualization(), ini_name=machine_name, rootdir=rootdir)
     return RunDocument({"version": JSON_VERSION, "seed": seed, "baseline": baseline, "rounds": rounds,
+                        "machine": machine,
                         "statistics": statistics, "environments": {}, "results": None, "claims": None,
                         "tests": None, "aborted": aborted, "exitstatus": exitstatus,
                         "verdict_method": verdict_method})

@@ -27,10 +27,11 @@ from ..textfmt import json_safe
 from ..verdict import Verdict
 
 #: The version this package writes. Version 2: ``samples`` are one value
-#: per used round, with per-round and per-process records; version 1 (no
-#: rounds) is still read.
-JSON_VERSION = 2
-READ_VERSIONS = (1, 2)
+#: per used round, with per-round and per-process records; version 3 adds
+#: the ``machine`` block (and, in a merged document, ``machines`` and each
+#: entry's ``machine``). Versions 1 (no rounds) and 2 are still read.
+JSON_VERSION = 3
+READ_VERSIONS = (1, 2, 3)
 
 
 class DocumentError(ValueError):
@@ -242,6 +243,12 @@ class RunDocument:
     def written(self) -> str | None:
         """When the run ended (ISO 8601, UTC); absent in a run that measured nothing."""
         return self.head.get("written")
+
+    @property
+    def machine(self) -> dict[str, Any] | None:
+        """The host that measured the run (version 3; absent in a merged
+        document of several machines: see ``machines``)."""
+        return self.head.get("machine")
 
     @property
     def environments(self) -> dict[str, dict[str, Any]]:
