@@ -88,9 +88,12 @@ def assign(text: str, workers: int, how: str, available: Sequence[int],
         return [(cpu,) for cpu in cpus[:workers]]
     word = text.strip().lower()
     if word == "auto":
-        left = sorted(set(avail) - set(cpus))
-        kept = (f" (CPU {_span(left)} kept for the host's housekeeping, one CPU per core)" if left else "")
-        offer = f"--virt-cpus=auto offers {len(cpus)} measuring CPU(s) here: {_span(cpus)}{kept}"
+        house = [c for c in avail if core(c) == core(avail[0])] if len(avail) > len(cpus) else []
+        siblings = sorted(set(avail) - set(cpus) - set(house))
+        why_not = ([f"CPU {_span(house)} kept for the host's housekeeping"] if house else []) + (
+            [f"CPU {_span(siblings)} SMT sibling(s) of a measuring CPU"] if siblings else [])
+        offer = (f"--virt-cpus=auto offers {len(cpus)} measuring CPU(s) here: {_span(cpus)}"
+                 + (f" ({'; '.join(why_not)})" if why_not else ""))
     else:
         offer = f"--virt-cpus={text.strip()} names {len(cpus)} CPU(s): {_span(cpus)}"
     fix = [f"-n {len(cpus)}" + (" (or -n auto)" if word == "auto" else "")]
