@@ -124,7 +124,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     try:
         if progress is not None:
             progress.begin(item.nodeid)
-        if plan.absent_envs and plan.envs == [state.settings.baseline]:
+        if state.cpu_refusal:
+            result = ItemResult(nodeid=item.nodeid, envs=list(plan.envs), baseline=state.settings.baseline)
+            result.failure = ("host", f"not measured: {state.cpu_refusal}")
+        elif plan.absent_envs and plan.envs == [state.settings.baseline]:
             # Every environment the marker asks for is absent from this run.
             result = ItemResult(nodeid=item.nodeid, envs=list(plan.envs), baseline=state.settings.baseline)
             result.skipped = (plan.absent_envs[0], "no environment to compare with: "

@@ -28,6 +28,7 @@ import contextlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from typing import Any, Iterator
@@ -93,9 +94,47 @@ def configure(config: pytest.Config, state: Any) -> None:
         cpus = assign(_cpus_text(config), workers, how, sorted(os.sched_getaffinity(0)))
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
+    cpus = _prefer_free(config, state, cpus)
     controller = Controller(state, cpus)
     state.controller = controller
     config.pluginmanager.register(controller, "virtoverhead-xdist")
+
+
+def _prefer_free(config: pytest.Config, state: Any, cpus: list[tuple[int, ...] | None]) -> list[tuple[int, ...] | None]:
+    """Another measuring session on the host may hold some of the CPUs
+    (:mod:`.hostlock`). Under ``auto`` the workers take free ones where
+    there are enough; otherwise say now which worker will wait for whom (a
+    worker's own terminal is not shown), or refuse under --virt-cpu-wait=0."""
+    from . import hostlock
+
+    locks = hostlock.CpuLocks()
+    info = hostlock.session_info(state.ctx.session_id, state.ctx.rootdir)
+
+    def holder(cpu: tuple[int, ...] | None) -> dict | None:
+        if cpu is None:
+            return None
+        busy = locks.try_lock(cpu, info)
+        locks.release()
+        return busy[cpu[0]] if busy else None
+
+    held = {cpu: holder(cpu) for cpu in cpus}
+    if state.settings.cpus_auto and any(h is not None for h in held.values()):
+        spare = [(c,) for c in offered("auto", os.sched_getaffinity(0)) if (c,) not in held]
+        free = [c for c in cpus if held[c] is None] + [c for c in spare if holder(c) is None]
+        if len(free) >= len(cpus):
+            return free[:len(cpus)]
+    busy = {cpu: h for cpu, h in held.items() if h is not None}
+    if not busy:
+        return cpus
+    lines = [f"CPU {','.join(map(str, cpu))} is in use by {hostlock.describe(h)}" for cpu, h in busy.items()]
+    if state.settings.cpu_wait <= 0:
+        raise pytest.UsageError("--virt-cpus: " + "; ".join(lines) + ": two sessions measuring on one CPU would "
+                                "each time the other's work. Let that session finish, pass --virt-cpu-wait=SECONDS "
+                                "to wait for it, or --virt-cpus=LIST to measure on other CPUs")
+    for line in lines:
+        sys.stderr.write(f"virtoverhead: {line}: the xdist worker given it waits for it, up to "
+                         f"{state.settings.cpu_wait:g} s (--virt-cpu-wait)\n")
+    return cpus
 
 
 def _configure_worker(state: Any, win: dict[str, Any]) -> None:
@@ -176,7 +215,7 @@ class Controller:
             if name not in self.metadata or ("unavailable" in self.metadata[name] and "unavailable" not in meta):
                 self.metadata[name] = dict(meta)
             if "unavailable" not in meta:
-                cpus[wid] = meta.get("cpus_pinned") or meta.get("cpuset") or out["cpus"]
+                cpus[wid] = meta.get("cpus_pinned") or meta.get("cpuset") or out["cpus"] or "all"
             self.metadata[name]["xdist_cpus"] = dict(sorted(cpus.items()))
         if out.get("footprint"):
             self.footprints[wid] = out["footprint"]
@@ -234,8 +273,11 @@ def send(config: pytest.Config, state: Any) -> None:
         plain = to_plain(res)
         plain["fields"]["reports"] = None  # its reports reached the controller through xdist already
         results.append(plain)
+    started = state.pool.started()
     config.workeroutput[KEY] = {  # type: ignore[attr-defined]
-        "results": results, "metadata": json.loads(json.dumps(state.pool.metadata(), default=str)),
+        # The environments it started, or could not start (not those it never needed).
+        "results": results, "metadata": json.loads(json.dumps(
+            {n: m for n, m in state.pool.metadata().items() if n in started or "unavailable" in m}, default=str)),
         "footprint": json.loads(json.dumps(state.footprint, default=str)) if state.footprint else None,
         "failures": list(state.output_failures), "cpus": list(state.settings.cpus or []),
         "session": state.ctx.session_id, "reaped": list(state.pool.reaped)}

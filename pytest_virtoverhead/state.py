@@ -78,6 +78,8 @@ class VirtState:
         #: and on a worker under holm, the other workers' claims' p-values.
         self.controller: Any = None
         self.peers: Any = None
+        #: On an xdist worker whose CPU stayed taken: why its tests fail.
+        self.cpu_refusal: str | None = None
 
     def metadata(self) -> dict[str, dict[str, Any]]:
         """The environments' metadata: the pool's, or on an xdist
@@ -260,6 +262,12 @@ def lock_cpus(config: pytest.Config, state: VirtState) -> None:
     try:
         state.lock_cpus(say)
     except CpuBusy as exc:
+        if state.controller is None and hasattr(config, "workerinput"):
+            # An xdist worker: a usage error here would stall the controller
+            # (it waits for this worker's collection); each compared test
+            # fails with the reason instead.
+            state.cpu_refusal = str(exc)
+            return
         raise pytest.UsageError(str(exc)) from None
 
 

@@ -260,3 +260,37 @@ def test_auto_asks_for_one_worker_per_measuring_cpu(pytester):
     n = len(auto_cpus(os.sched_getaffinity(0)))
     result.stdout.fnmatch_lines([f"*created: {n}/{n} worker*"])
     result.assert_outcomes(passed=2)
+
+
+HOLD = (
+    "import sys, time\n"
+    "from pytest_virtoverhead import hostlock\n"
+    "locks = hostlock.CpuLocks(sys.argv[1])\n"
+    "assert not locks.try_lock([int(c) for c in sys.argv[2].split(',')], hostlock.session_info('h', '/h'))\n"
+    "print('locked', flush=True)\n"
+    "time.sleep(60)\n"
+)
+
+
+@needs_two
+def test_a_cpu_another_session_holds_is_named_on_the_controller(pytester, tmp_path):
+    """Never a worker waiting in silence: the controller names the holder
+    (and refuses at once under --virt-cpu-wait=0)."""
+    cpu = sorted(os.sched_getaffinity(0))[0]
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, os.environ[hostlock.LOCK_DIR_ENV], two_cpus()],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        pytester.makepyfile(test_suite=SUITE.format(n=1))
+        result = pytester.runpytest_subprocess(*AA, "-n", "2", f"--virt-cpus={two_cpus()}", "--virt-cpu-wait=0")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([f"*CPU {cpu} is in use by the pytest-virtoverhead session of pid {proc.pid}*"])
+        # Waiting: said at once on the controller; when the wait ends, the
+        # workers' tests fail with the reason (no hang).
+        waited = pytester.runpytest_subprocess(*AA, "-n", "2", f"--virt-cpus={two_cpus()}", "--virt-cpu-wait=1")
+        waited.stderr.fnmatch_lines([f"*CPU {cpu} is in use by *: the xdist worker given it waits for it, up to 1 s*"])
+        waited.assert_outcomes(failed=2)
+        waited.stdout.fnmatch_lines(["*not measured: --virt-cpus: CPU * is in use by*"])
+    finally:
+        proc.kill()
+        proc.wait()
