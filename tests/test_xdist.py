@@ -294,3 +294,23 @@ def test_a_cpu_another_session_holds_is_named_on_the_controller(pytester, tmp_pa
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_benchmark_fixture_still_times_under_xdist(pytester):
+    """The environments' pytest sessions are not xdist workers: the
+    ``benchmark`` fixture times there (pytest-benchmark turns itself off in
+    a session that sees PYTEST_XDIST_WORKER)."""
+    pytest.importorskip("pytest_benchmark")
+    pytester.makepyfile("""
+        import pytest
+
+        def work():
+            return sum(i * i for i in range(500))
+
+        @pytest.mark.virt(claims=["control ~= baremetal +- 60%"])
+        def test_bench(benchmark):
+            benchmark.pedantic(work, rounds=5, iterations=10)
+    """)
+    result = pytester.runpytest_subprocess(*AA, "-n", "1", "--virt-rounds=2", "--virt-json=out.json")
+    result.assert_outcomes(passed=1)
+    assert {r["source"] for r in _document(pytester)["results"]} == {"benchmark"}
