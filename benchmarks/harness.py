@@ -19,7 +19,10 @@ Measures, on the machine it runs on:
 5. the noise floor (A/A): ``--virt-envs=baremetal,control=baremetal`` on a
    50 ms CPU test, the half-width of the ratio's 95% CI after 5, 10 and 20
    rounds (and container vs a second container);
-6. the wall time of ``pytest examples --virt-compare`` (minutes under TCG;
+6. the session cost (benchmarks/sessioncost.py: the call path, the
+   pytest-benchmark path and the VM, each session's wall time with the
+   plugin's per-phase account; ``--skip-cost`` leaves it out);
+7. the wall time of ``pytest examples --virt-compare`` (minutes under TCG;
    ``--skip-examples`` leaves it out).
 
 Prints the machine (CPU model, cores, kernel, load average at start) and a
@@ -49,6 +52,7 @@ ROOT = os.path.dirname(HERE)
 sys.path[:0] = [p for p in (HERE, ROOT) if p not in sys.path]
 
 import common  # noqa: E402  (as a module, so the worker can import its jobs)
+import sessioncost  # noqa: E402
 
 from pytest_virtoverhead import stats  # noqa: E402
 from pytest_virtoverhead.config import build_settings  # noqa: E402
@@ -98,7 +102,7 @@ class Table:
     def _met(row: dict[str, Any]) -> str:
         return {True: "yes", False: "NO", None: ""}[row["met"]]
 
-    ORDER = ["start", "dispatch", "plugin cost", "noise floor (A/A)", "example suite"]
+    ORDER = ["start", "dispatch", "plugin cost", "noise floor (A/A)", "session cost", "example suite"]
 
     def sorted_rows(self) -> list[dict[str, Any]]:
         rank = {s: i for i, s in enumerate(self.ORDER)}
@@ -590,24 +594,33 @@ def main() -> int:
     parser.add_argument("--import-reps", type=int, default=10)
     parser.add_argument("--aa-reps", type=int, default=3, help="A/A runs per round count")
     parser.add_argument("--render", metavar="JSON", help="measure nothing: show the table of an earlier run")
+    parser.add_argument("--skip-cost", action="store_true", help="leave out the session cost (minutes)")
+    sessioncost.add_arguments(parser)
     args = parser.parse_args()
     if args.render:
         return render(args.render, args.markdown)
     if args.quick:
         args.starts, args.calls, args.vm_boots, args.vm_calls, args.vm_cold_boots = 3, 300, 1, 50, 0
-        args.parallel_reps, args.suite_reps, args.import_reps, args.aa_reps = 1, 4, 3, 1
+        args.parallel_reps, args.suite_reps, args.import_reps, args.aa_reps, args.reps = 1, 4, 3, 1, 1
+    sections = [("start", starts_and_dispatch), ("start", parallel_start), ("plugin cost", plugin_cost),
+                ("noise floor (A/A)", noise_floor)]
+    if not args.skip_cost:
+        sections += sessioncost.sections(args)
+    if not args.skip_examples:
+        sections.append(("example suite", example_suite))
+    return run_sections(args, sections, command="benchmarks/harness.py")
+
+
+def run_sections(args: argparse.Namespace, sections: list[tuple[str, Any]], command: str) -> int:
+    """Measure ``sections`` ((name, function(table, data, args))), then print
+    the machine header and the table, write the JSON and the Markdown."""
     random.seed(0)
     mach = common.machine()
-    data: dict[str, Any] = {"version": 1, "machine": mach, "command": " ".join([".venv/bin/python",
-                                                                                 "benchmarks/harness.py",
+    data: dict[str, Any] = {"version": 1, "machine": mach, "command": " ".join([".venv/bin/python", command,
                                                                                  *sys.argv[1:]])}
     t_all = time.perf_counter()
     ticks0 = common.cpu_ticks()
     table = Table()
-    sections = [("start", starts_and_dispatch), ("start", parallel_start), ("plugin cost", plugin_cost),
-                ("noise floor (A/A)", noise_floor)]
-    if not args.skip_examples:
-        sections.append(("example suite", example_suite))
     for section, measure in sections:
         # One section's failure (an environment, a broken run) is a row of
         # the table; the other sections are still measured and written.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 from .protocol import FrameDecoder, encode
 
@@ -91,7 +92,7 @@ class ChildDied(Exception):
 
 
 class Child:
-    def __init__(self, slot: int, env: dict[str, str]):
+    def __init__(self, slot: int, env: dict[str, str], cpus: "list[int] | None" = None, wait: bool = True):
         # Here, not at module level: the worker imports this module at every
         # start (die_with_parent), and subprocess (selectors, threading,
         # signal, locale) costs ~0.15-0.25 s of a TCG guest's worker start;
@@ -99,15 +100,28 @@ class Child:
         import subprocess
 
         self.slot = slot
+        self.started = time.monotonic()
         cmd = [sys.executable, "-m", "pytest_virtoverhead.worker", "--cwd", os.getcwd()]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      env={**os.environ, **env, PARENT_DEATH_VAR: str(os.getpid())})
+        self.pid = self.proc.pid
+        if cpus:
+            # Start elsewhere than the measuring CPUs where the host has
+            # spare ones; the child moves onto them once its session is open.
+            try:
+                os.sched_setaffinity(self.proc.pid, cpus)
+            except OSError:
+                pass  # outside this environment's CPU set: start where the parent runs
         self._decoder = FrameDecoder()
         self._pending: list[Any] = []
         self._oom_before: int | None = oom_kills()
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
         ready = self._next()
         if ready.get("event") != "ready":
-            raise ChildDied(f"worker process {slot} did not say ready: {ready!r}")
+            raise ChildDied(f"worker process {self.slot} did not say ready: {ready!r}")
         self.pid = int(ready.get("pid") or self.proc.pid)
 
     def _next(self) -> dict:
@@ -130,9 +144,15 @@ class Child:
 
     def request(self, msg: dict) -> dict:
         """Send ``msg`` to the child and return its reply frame (events skipped)."""
+        self.send(msg)
+        return self.reply_to(msg)
+
+    def send(self, msg: dict) -> None:
         self._oom_before = oom_kills()
         self.proc.stdin.write(encode(msg))
         self.proc.stdin.flush()
+
+    def reply_to(self, msg: dict) -> dict:
         while True:
             reply = self._next()
             if reply.get("id") == msg.get("id") and "event" not in reply:
@@ -171,6 +191,63 @@ class Children:
         child = Child(slot, env)
         self.by_slot[slot] = child
         return {"slot": slot, "pid": child.pid}
+
+    def prepare(self, msg: dict) -> dict[str, Any]:
+        """``prepare``: start the children of ``slots`` ({slot: extra
+        environment variables}) all at once and open in each the pytest
+        session ``session`` asks for ({"nodeids", "args", "rootdir"}), so
+        their interpreters start and collect side by side, on the CPUs of
+        ``start_cpus`` when given (spare CPUs of the host: see
+        docs/performance.md); each child moves onto ``pin_cpus`` (the
+        measuring ones; default this worker's own) before it answers that
+        its session is open.
+
+        Returns {"slots": {slot: {"pid", "seconds"} or {"error", "type"}}}."""
+        pin = msg.get("pin_cpus") or (sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None)
+        start = msg.get("start_cpus") or None
+        session = msg.get("session")
+        slots = [(int(k), {str(a): str(b) for a, b in (v or {}).items()}) for k, v in (msg.get("slots") or {}).items()]
+        # As many starting at once as there are CPUs to start on: more would
+        # only share them (and thrash their caches) for no gain.
+        width = max(1, len(start or pin or [0]))
+        out: dict[str, Any] = {}
+        flight: list[tuple[Child, dict | None]] = []
+        while slots or flight:
+            while slots and len(flight) < width:
+                slot, env = slots.pop(0)
+                old = self.by_slot.pop(slot, None)
+                if old is not None:
+                    old.close()
+                try:
+                    child = Child(slot, env, cpus=start, wait=False)
+                    child.wait_ready()
+                    ask = None
+                    if session is not None:
+                        ask = {**session, "op": "session", "id": f"prepare-{slot}", "pin": pin}
+                        child.send(ask)
+                except (ChildDied, OSError) as exc:
+                    out[str(slot)] = {"error": f"worker process {slot} could not start: {exc}", "type": "ChildDied"}
+                    continue
+                flight.append((child, ask))
+            if flight:
+                child, ask = flight.pop(0)
+                out[str(child.slot)] = self._opened(child, ask)
+        return {"slots": out}
+
+    def _opened(self, child: Child, ask: dict | None) -> dict[str, Any]:
+        """Wait for ``child``'s answer to the session request ``ask``."""
+        if ask is not None:
+            try:
+                reply = child.reply_to(ask)
+            except (ChildDied, OSError) as exc:
+                return {"error": str(exc), "type": "ChildDied"}
+            if not reply.get("ok", True):
+                error = reply.get("error") or {}
+                self.by_slot[child.slot] = child
+                return {"error": error.get("message", "pytest could not start"),
+                        "type": error.get("type", "RuntimeError"), "pid": child.pid}
+        self.by_slot[child.slot] = child
+        return {"pid": child.pid, "seconds": round(time.monotonic() - child.started, 6)}
 
     def forward(self, msg: dict) -> dict:
         """Relay a request for ``proc`` and return the reply to send back."""

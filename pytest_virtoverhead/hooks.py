@@ -6,19 +6,22 @@ use, so a run without it pays for none of them.
 
 from __future__ import annotations
 
+import os
+import shlex
 import time
 import warnings
 from typing import Any
 
 import pytest
 
-from . import benchjson, testreports, waivers
+from . import benchargs, benchjson, testreports, waivers
 from .config import ItemPlan, plan_for_marker
 from .finish import finish_footprint, verdict_method, write_outputs
+from .judging import add_skipped_claims
 from .progress import Progress
 from .report import claim_lines, environment_lines, host_line, table_lines
 from .results import ItemResult, record_of
-from .rounds import Comparator, add_skipped_claims
+from .rounds import Comparator
 from .selection import check_waivers, groups_of, plan, selected, shadowed_fixtures
 from .stash import ENV_FIXTURES, ITEM_KEY, MARKER, STATE_KEY
 from .state import VirtState, lock_cpus, lock_cpus_or_skip, stop_quietly
@@ -102,8 +105,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     args += ["--rootdir", str(session.config.rootpath),
              f"--import-mode={session.config.option.importmode}"]
     args += testreports.worker_args(session.config)
+    # PYTEST_ADDOPTS first, then the command line, as pytest reads them.
+    addopts = shlex.split(os.environ.get("PYTEST_ADDOPTS", ""))
+    args += benchargs.timing_args([*addopts, *session.config.invocation_params.args])
     state.progress = Progress(session.config.pluginmanager.get_plugin("terminalreporter"))
     state.comparator = Comparator(state.settings, state.pool, state.compared, tuple(args), state.progress)
+    state.comparator.start_cpus = state.start_cpus
     if state.settings.correction == "holm":
         planned = sum(len(item.stash[ITEM_KEY].claims) for item in session.items if ITEM_KEY in item.stash)
         state.comparator.adaptive_confidence = bonferroni_confidence(state.settings.confidence, planned)

@@ -114,6 +114,28 @@ class CpuLocks:
                 pass
             os.close(fd)  # closing drops the flock
 
+    def held_elsewhere(self, cpu: int) -> bool:
+        """Whether another session holds ``cpu``'s lock now (a glance: a
+        shared non-blocking flock, dropped at once)."""
+        if cpu in self.fds:
+            return False
+        try:
+            fd = os.open(self.path(cpu), os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return False  # no lock file: nobody ever measured there
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)  # closing drops the shared lock
+        return False
+
+    def spare(self, available: Iterable[int]) -> tuple[int, ...]:
+        """The CPUs of ``available`` where this session may start worker
+        processes: its own and those no other measuring session holds."""
+        return tuple(sorted(c for c in set(available) if c in self.fds or not self.held_elsewhere(c)))
+
     def release(self) -> None:
         for cpu in list(self.fds):
             self._unlock(cpu)

@@ -85,9 +85,11 @@ def host_only_benchmark_options(option: Any) -> list[str]:
 
 
 class ItemServer:
-    def __init__(self, worker: Worker, session_msg_id: Any):
+    def __init__(self, worker: Worker, session_msg_id: Any, pin: list[int] | None = None):
         self.worker = worker
         self.session_msg_id = session_msg_id
+        #: CPUs to move onto once collected (a process started elsewhere).
+        self.pin = pin
         self.items: dict[str, pytest.Item] = {}
         self.collect_errors: list[dict[str, str]] = []
         self.started = False
@@ -114,6 +116,11 @@ class ItemServer:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> bool:
+        if self.pin:
+            try:
+                os.sched_setaffinity(0, self.pin)
+            except OSError as exc:
+                raise RuntimeError(f"cannot move onto the measuring CPUs {self.pin}: {exc}") from None
         self.started = True
         self.worker.reply(self.session_msg_id, {
             "collected": list(self.items),
@@ -171,6 +178,22 @@ class ItemServer:
                 f"{[e['nodeid'] for e in self.collect_errors]})"
             )
         calls = max(1, int(msg.get("calls") or 1))
+        bench_session = getattr(item.config, "_benchmarksession", None)
+        untimed = bool(msg.get("untimed")) and bench_session is not None and _uses_benchmark(item)
+        if untimed:
+            # A warm-up or reporting run of a pytest-benchmark test: its
+            # function runs once (the fixture's own "disabled" mode), not a
+            # whole calibrated benchmark whose samples nobody reads.
+            was, bench_session.disabled = bench_session.disabled, True
+            try:
+                out = self._run_calls(item, msg, calls)
+            finally:
+                bench_session.disabled = was
+            out["source"] = "benchmark"
+            return out
+        return self._run_calls(item, msg, calls)
+
+    def _run_calls(self, item: pytest.Item, msg: dict, calls: int) -> dict[str, Any]:
         durations: list[float] = []
         bench: list[float] = []
         work = None
@@ -183,7 +206,8 @@ class ItemServer:
             if msg.get("gc", True):
                 gc.collect()
             try:
-                item.config.hook.pytest_runtest_protocol(item=item, nextitem=None)
+                _leave_others(item)
+                item.config.hook.pytest_runtest_protocol(item=item, nextitem=item.parent)
             except (KeyboardInterrupt, pytest.exit.Exception) as exc:
                 # pytest lets these end the session; here they end this
                 # worker process's session only, answered at once.
@@ -217,6 +241,26 @@ class ItemServer:
         return out
 
 
+def _uses_benchmark(item: pytest.Item) -> bool:
+    return "benchmark" in getattr(item, "fixturenames", ())
+
+
+def _leave_others(item: pytest.Item) -> None:
+    """Tear down what the item's chain does not share with the last one run
+    here (another module's, another class's fixtures), as pytest's own loop
+    does with ``nextitem`` at the end of the previous item.
+
+    Each call runs the item with ``nextitem=item.parent``: its function
+    fixtures end after the call, while session, package, module and class
+    fixtures stay set up for the next call, the next round and the next
+    test in this worker process, as in a plain pytest run of the same
+    tests (a session fixture is set up once per worker process); pytest
+    ends them when the process's session ends."""
+    state = getattr(item.session, "_setupstate", None)
+    if state is not None:
+        state.teardown_exact(item)
+
+
 #: Raw samples sent back per round at most (evenly spaced in time order).
 RAW_CAP = 200
 
@@ -239,7 +283,7 @@ def run_session(worker: Worker, msg: dict) -> Any:
     rootdir = msg.get("rootdir")
     if rootdir:
         os.chdir(rootdir)
-    server = ItemServer(worker, msg.get("id"))
+    server = ItemServer(worker, msg.get("id"), pin=msg.get("pin"))
     args = ["-q", "-p", "no:cacheprovider", *msg.get("args", []), *msg["nodeids"]]
     exitcode = pytest.main(args, plugins=[server])
     if not server.started:

@@ -10,17 +10,19 @@ from __future__ import annotations
 import math
 import random
 import time
-from typing import Any, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
-from . import noise, stats
-from .claims import ABSOLUTE, FIXED, NOT_IN_RUN, RATIO, Claim
+from . import judging, noise, stats
+from .claims import Claim
 from .config import Settings
 from .envs.errors import EnvError, RemoteError
 from .envs.handle import Environment
 from .events import Calling, Listener, Step, WorkerStarting, ignore
-from .planning import Schedule, auto_calls, deciding_bound, max_retries, stable_seed
+from .planning import Schedule, auto_calls, max_retries, stable_seed
 from .pool import EnvironmentPool
-from .results import ClaimResult, ItemResult, RoundRecord
+from .results import ItemResult, RoundRecord
 from .verdict import INCONCLUSIVE
 
 
@@ -35,6 +37,9 @@ class Comparator:
         self.nodeids = nodeids
         self.pytest_args = pytest_args
         self.progress = progress or ignore
+        #: Where worker processes may start (:meth:`_prepare`): a callable
+        #: the session sets from its CPU locks; None: where the environment runs.
+        self.start_cpus: Callable[[], tuple[int, ...] | None] = lambda: None
         #: The level adaptive sampling decides claims at (None:
         #: --virt-confidence); under --virt-correction=holm the plugin sets
         #: it from the planned family (:func:`bonferroni_confidence`).
@@ -50,26 +55,46 @@ class Comparator:
 
     def _prepare(self, result: ItemResult, live: dict[str, Environment], rounds: int) -> None:
         """Start the worker processes each environment lacks (they serve
-        every later test too); an environment that cannot is unavailable
-        for this test.
+        every later test too) and open their pytest sessions; an
+        environment that cannot is unavailable for this test.
 
-        Slot by slot across the environments (process 1 of each, then
-        process 2 of each...), not environment by environment: processes
-        started back to back share the machine's state of the moment (free
-        memory, caches, a burst of noise while they import), and a pair
-        should share it rather than one environment taking all of one
-        moment's."""
+        Every environment's missing processes start at once, side by side
+        (:meth:`.Environment.prepare`), on the spare CPUs of the host where
+        there are any (``start_cpus``: CPUs no measuring session holds),
+        each moving onto the environment's measuring CPUs once collected:
+        interpreters and collection cost ~0.2 s a process natively, and a
+        test of 12 rounds wants 12 processes per environment. Nothing is
+        measured while they start."""
         counts = {name: self.settings.processes_for(name, rounds) for name in live}
-        for slot in range(1, max(counts.values(), default=0) + 1):
-            for name in [n for n in list(live) if slot <= counts[n]]:
-                env = live[name]
+        key = (tuple(self.nodeids), tuple(self.pytest_args))
+        wanted: dict[str, dict[int, dict[str, str]]] = {}
+        for name, env in live.items():
+            have = env.processes
+            missing = {slot: {"PYTHONHASHSEED": str(self.hash_seed(slot, name))}
+                       for slot in range(1, counts[name] + 1)
+                       if slot not in have or env.session_key(slot) != key}
+            if missing:
+                wanted[name] = missing
+                for slot in missing:
+                    self.progress(WorkerStarting(result.nodeid, name, slot))
+        if wanted:
+            start = self.start_cpus()
+
+            def prepare(name: str) -> tuple[str, dict[int, str] | str]:
                 try:
-                    if slot not in env.processes:
-                        self.progress(WorkerStarting(result.nodeid, name, slot))
-                        env.spawn(slot, {"PYTHONHASHSEED": str(self.hash_seed(slot, name))})
-                    env.open_items(self.nodeids, self.pytest_args, proc=slot)
+                    return name, live[name].prepare(wanted[name], self.nodeids, self.pytest_args, start)
                 except (EnvError, RemoteError) as exc:
-                    result.unavailable[name] = f"environment {name!r} could not start its worker processes: {exc}"
+                    return name, str(exc)
+
+            t0 = time.monotonic()
+            with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
+                outcomes = dict(pool.map(prepare, list(wanted)))
+            result.phases.add("process_start", time.monotonic() - t0, sum(len(w) for w in wanted.values()))
+            for name, failed in outcomes.items():
+                if failed:
+                    why = failed if isinstance(failed, str) else "; ".join(
+                        f"process {slot}: {text}" for slot, text in sorted(failed.items()))
+                    result.unavailable[name] = f"environment {name!r} could not start its worker processes: {why}"
                     del live[name]
         for name in live:
             count = counts[name]
@@ -94,7 +119,16 @@ class Comparator:
         a time budget) more rounds while a claim is inconclusive."""
         s = self.settings
         result = ItemResult(nodeid=nodeid, envs=list(envs), baseline=s.baseline)
-        failures = self.pool.start_all(envs, self.progress)
+        try:
+            return self._run(result, envs, claims, rounds)
+        finally:
+            result.phases.stop()
+
+    def _run(self, result: ItemResult, envs: list[str], claims: list[Claim], rounds: int) -> ItemResult:
+        s = self.settings
+        nodeid = result.nodeid
+        with result.phases.phase("env_start"):
+            failures = self.pool.start_all(envs, self.progress)
         live: dict[str, Environment] = {}
         for name in envs:
             reason = failures.get(name) or self.pool.failure(name)
@@ -114,6 +148,7 @@ class Comparator:
         slots = list(range(1, max(result.process_counts.values(), default=1) + 1))
         warm: dict[str, list[float]] = {}
         requests: dict[str, list[float]] = {}
+        t_warm = time.monotonic()
         for w in range(s.warmup):
             for slot in slots:
                 step = Step(w + 1, s.warmup, warmup=True, process=slot)
@@ -121,6 +156,7 @@ class Comparator:
                 if here and not self._round(result, live, here, rng, step, slot=slot, calls=1, warm=warm,
                                             requests=requests):
                     return result
+        result.phases.add("warmup", time.monotonic() - t_warm, s.warmup * len(slots))
         def block_calls(env: str, ref: str) -> int:
             """Calls per round of a block of env against ref, from the warm-up."""
             pair = {n: warm[n] for n in (ref, env) if n in warm}
@@ -155,8 +191,10 @@ class Comparator:
         result.stopped_by = "rounds"
         if s.time_budget and claims:
             self._adaptive(result, live, names, rng, claims, schedule)
-        self._passing_reports(result, live)
-        self.evaluate(result, claims)
+        with result.phases.phase("reporting"):
+            self._passing_reports(result, live)
+        with result.phases.phase("statistics"):
+            self.evaluate(result, claims)
         return result
 
     def _passing_reports(self, result: ItemResult, live: dict[str, Environment]) -> None:
@@ -173,7 +211,7 @@ class Comparator:
             return
         try:
             out = live[name].run_item(result.nodeid, self.nodeids, self.pytest_args,
-                                      proc=rec.slots.get(name, rec.slot), reports=True)
+                                      proc=rec.slots.get(name, rec.slot), reports=True, untimed=True)
         except (EnvError, RemoteError):
             return
         if out.get("reports") and out.get("outcome") in ("passed", "xpassed"):
@@ -241,9 +279,8 @@ class Comparator:
         rec.load1 = noise.load1()
         ticks0 = noise.cpu_ticks(cpus)
         t0 = time.monotonic()
-        calls_of: dict[str, list[float]] = {}
-        block_base: dict[str, list[float]] = {}
-        pair_calls: dict[tuple[Any, str], list[float]] = {}
+        acc = _RoundAcc(rec, step, rng, warm, requests)
+        calls_of, block_base, pair_calls = acc.calls_of, acc.block_base, acc.pair_calls
         base = result.baseline
         others = [n for n in names if n != base]
         rng.shuffle(others)
@@ -269,6 +306,7 @@ class Comparator:
         # Garbage collection first, in every process of the round, so its
         # calls then follow each other closely (a burst of noise between
         # two environments' calls is what pairing must not miss).
+        t_gc = time.monotonic()
         for name, proc in sorted({(n, p) for _, p, passes in blocks for order in passes for n in order}):
             try:
                 live[name].collect_garbage(proc=proc)
@@ -277,65 +315,18 @@ class Comparator:
             except EnvError as exc:
                 result.failure = (name, f"environment {name!r} failed while running the test: {exc}")
                 return None
+        if warm is None:
+            result.phases.add("gc", time.monotonic() - t_gc)
         for other, proc, passes in blocks:
-            for order in passes:
-                order = order[:]
-                rng.shuffle(order)
-                rec.order.extend(n for n in order if n not in rec.order)
-                for name in order:
-                    self.progress(Calling(result.nodeid, name, step))
-                    sent = time.monotonic()
-                    try:
-                        out = live[name].run_item(result.nodeid, self.nodeids, self.pytest_args, proc=proc, gc=False)
-                    except (EnvError, RemoteError) as exc:
-                        result.failure = (name, f"environment {name!r} failed while running the test: {exc}")
-                        return None
-                    outcome = out["outcome"]
-                    if out.get("reports") and (result.reports is None or outcome not in ("passed", "xpassed")):
-                        result.reports = (name, out["reports"])
-                    if outcome == "failed":
-                        result.failure = (name, f"the test failed in environment {name!r}:\n{out['longrepr']}")
-                        return None
-                    if outcome == "skipped":
-                        result.skipped = (name, f"skipped in environment {name!r}: {out['longrepr']}")
-                        return None
-                    if outcome == "xfailed":
-                        result.xfailed = (name, out["longrepr"])
-                        return None
-                    if outcome == "xpassed":
-                        result.xpassed = out["longrepr"]
-                    value = out.get("value")
-                    if value is None:
-                        result.failure = (name, f"environment {name!r} returned no timing for the test")
-                        return None
-                    if warm is not None:
-                        # Calls per round follow the call's wall time; a
-                        # pytest-benchmark test repeats its function itself.
-                        seconds = math.inf if out.get("source") == "benchmark" else out.get("call_seconds") or value
-                        warm.setdefault(name, []).append(float(seconds))
-                        if requests is not None:
-                            requests.setdefault(name, []).append(time.monotonic() - sent)
-                        continue
-                    if isinstance(other, tuple):
-                        # a block between two environments that are not the baseline
-                        pair_calls.setdefault((other, name), []).append(float(value))
-                    else:
-                        calls_of.setdefault(name, []).append(float(value))
-                    if name == base and isinstance(other, str):
-                        block_base.setdefault(other, []).append(float(value))
-                    result.source[name] = out.get("source", "call")
-                    if out.get("source") == "benchmark":
-                        rec.raw.setdefault(name, []).extend(float(x) for x in out.get("raw") or [])
-                    else:
-                        rec.raw.setdefault(name, []).append(float(value))
-                    rec.n_samples[name] = rec.n_samples.get(name, 0) + int(out.get("n_samples") or 0)
-                    rec.pids[name] = out.get("pid")
-                    _add_noise(rec.worker_noise.setdefault(name, {}), out.get("noise") or {})
-                    work = out.get("work")
-                    if work:
-                        result.work[name] = work
-                        if work.get("seconds"):
-                            result.own_rates.setdefault(name, []).append(work["amount"] / work["seconds"])
+            block_envs = {n for order in passes for n in order}
+            for name in block_envs:
+                live[name].begin_calls()
+            try:
+                if not self._block(result, live, acc, other, proc, passes):
+                    return None
+            finally:
+                for name in block_envs:
+                    live[name].end_calls()
         if warm is not None:
             return True
         rec.values = {name: stats.median(values) for name, values in calls_of.items()}
@@ -355,95 +346,105 @@ class Comparator:
         result.round_log.append(rec)
         return rec
 
+    def _block(self, result: ItemResult, live: dict[str, Environment], acc: "_RoundAcc", other: Any, proc: int,
+               passes: list[list[str]]) -> bool:
+        """The passes of one block of a round (:meth:`_round`), its values
+        into ``acc``; False when the test cannot go on."""
+        base = result.baseline
+        rec, step, rng, warm, requests = acc.rec, acc.step, acc.rng, acc.warm, acc.requests
+        calls_of, block_base, pair_calls = acc.calls_of, acc.block_base, acc.pair_calls
+        for order in passes:
+            order = order[:]
+            rng.shuffle(order)
+            rec.order.extend(n for n in order if n not in rec.order)
+            for name in order:
+                self.progress(Calling(result.nodeid, name, step))
+                sent = time.monotonic()
+                try:
+                    out = live[name].run_item(result.nodeid, self.nodeids, self.pytest_args, proc=proc, gc=False,
+                                              untimed=warm is not None)
+                except (EnvError, RemoteError) as exc:
+                    result.failure = (name, f"environment {name!r} failed while running the test: {exc}")
+                    return False
+                outcome = out["outcome"]
+                if out.get("reports") and (result.reports is None or outcome not in ("passed", "xpassed")):
+                    result.reports = (name, out["reports"])
+                if outcome == "failed":
+                    result.failure = (name, f"the test failed in environment {name!r}:\n{out['longrepr']}")
+                    return False
+                if outcome == "skipped":
+                    result.skipped = (name, f"skipped in environment {name!r}: {out['longrepr']}")
+                    return False
+                if outcome == "xfailed":
+                    result.xfailed = (name, out["longrepr"])
+                    return False
+                if outcome == "xpassed":
+                    result.xpassed = out["longrepr"]
+                if warm is None:
+                    spent = time.monotonic() - sent
+                    timed = min(spent, float(out.get("timed_seconds") or out.get("call_seconds") or 0.0))
+                    result.phases.add("measured", timed)
+                    result.phases.add("requests", spent - timed)
+                value = out.get("value")
+                if value is None:
+                    result.failure = (name, f"environment {name!r} returned no timing for the test")
+                    return False
+                if warm is not None:
+                    # Calls per round follow the call's wall time; a
+                    # pytest-benchmark test repeats its function itself.
+                    seconds = math.inf if out.get("source") == "benchmark" else out.get("call_seconds") or value
+                    warm.setdefault(name, []).append(float(seconds))
+                    if requests is not None:
+                        requests.setdefault(name, []).append(time.monotonic() - sent)
+                    continue
+                if isinstance(other, tuple):
+                    # a block between two environments that are not the baseline
+                    pair_calls.setdefault((other, name), []).append(float(value))
+                else:
+                    calls_of.setdefault(name, []).append(float(value))
+                if name == base and isinstance(other, str):
+                    block_base.setdefault(other, []).append(float(value))
+                result.source[name] = out.get("source", "call")
+                if out.get("source") == "benchmark":
+                    rec.raw.setdefault(name, []).extend(float(x) for x in out.get("raw") or [])
+                else:
+                    rec.raw.setdefault(name, []).append(float(value))
+                rec.n_samples[name] = rec.n_samples.get(name, 0) + int(out.get("n_samples") or 0)
+                rec.pids[name] = out.get("pid")
+                _add_noise(rec.worker_noise.setdefault(name, {}), out.get("noise") or {})
+                work = out.get("work")
+                if work:
+                    result.work[name] = work
+                    if work.get("seconds"):
+                        result.own_rates.setdefault(name, []).append(work["amount"] / work["seconds"])
+        return True
+
     # -- verdicts -----------------------------------------------------------
-
-    def estimate(self, result: ItemResult, env: str, base: str, confidence: float | None = None) -> stats.Estimate:
-        confidence = self.settings.confidence if confidence is None else confidence
-        a, b, slots = result.paired(env, base)
-        if not a:
-            return stats.cluster_estimate([], confidence=confidence)
-        d = stats.paired_log_ratios(a, b)
-        return stats.cluster_estimate(d, slots, confidence=confidence)
-
-    def claim_estimate(self, result: ItemResult, claim: Claim, confidence: float | None = None) -> stats.Estimate:
-        """The estimate a fixed-cost or absolute claim is judged on, in
-        seconds (``scale="linear"``): per round ``env - factor * base`` of
-        the paired round values (clustered by process, as a ratio's), or
-        env's own round values in its process slots."""
-        if claim.kind == FIXED:
-            a, b, slots = result.paired(claim.env, claim.baseline)  # type: ignore[arg-type]
-            d = [x - claim.factor * y for x, y in zip(a, b)]
-        elif claim.kind == ABSOLUTE:
-            recs = [r for r in result.used_rounds if claim.env in r.values]
-            d = [r.values[claim.env] for r in recs]
-            slots = [r.slots.get(claim.env, r.slot) for r in recs]
-        else:
-            raise ValueError(f"claim_estimate: a {claim.kind} claim is a ratio's (Comparator.estimate)")
-        confidence = self.settings.confidence if confidence is None else confidence
-        return stats.cluster_estimate(d, slots, confidence=confidence, scale=stats.LINEAR)
 
     def evaluate(self, result: ItemResult, claims: list[Claim], with_p: bool = True,
                  confidence: float | None = None) -> None:
         """Ratios against the baseline and verdicts on every claim (at
-        ``confidence``, by default --virt-confidence)."""
-        s = self.settings
-        result.claims = []
-        pairs: dict[tuple[str, str], stats.Estimate] = {}
+        ``confidence``, by default --virt-confidence): :func:`.judging.evaluate`."""
+        judging.evaluate(result, claims, self.settings, self.pool.metadata(), with_p=with_p, confidence=confidence)
 
-        def estimate(env: str, base: str) -> stats.Estimate:
-            if (env, base) not in pairs:
-                pairs[env, base] = self.estimate(result, env, base, confidence)
-            return pairs[env, base]
 
-        samples = result.samples
-        if s.baseline in samples:
-            for name in samples:
-                if name != s.baseline:
-                    est = estimate(name, s.baseline)
-                    result.estimates[name] = est
-                    result.ratios[name] = (est.ratio, est.ci)
-        metadata = self.pool.metadata()
-        per_round = result.seconds_per_round()
-        for claim in claims:
-            missing = [n for n in claim.envs if n not in samples]
-            if missing:
-                reasons = "; ".join(f"{n}: {result.unavailable.get(n) or _not_measured(n, s)}" for n in missing)
-                result.claims.append(ClaimResult.skipped(result.nodeid, claim, reasons))
-                continue
-            est = (self.claim_estimate(result, claim, confidence) if claim.kind != RATIO
-                   else estimate(claim.env, claim.baseline))
-            ratio, ci = est.ratio, est.ci
-            verdict = claim.verdict(ratio, ci)
-            accel = metadata.get(claim.env, {}).get("accel")
-            # The p-value is always that of "the ratio is 1" (none without a baseline).
-            p_value = None
-            if with_p and claim.baseline is not None:
-                p_value = (est if claim.kind == RATIO else estimate(claim.env, claim.baseline)).p_value
-            cr = ClaimResult(result.nodeid, claim, ratio, ci, verdict, p_value=p_value, accel=accel, estimate=est)
-            if verdict == INCONCLUSIVE:
-                bound = deciding_bound(claim, ratio, ci)
-                if bound is not None:
-                    cr.rounds_needed = stats.rounds_needed(est, bound)
-                    if cr.rounds_needed is not None and math.isfinite(cr.rounds_needed):
-                        cr.seconds_needed = max(0.0, cr.rounds_needed - est.n) * per_round
-            result.claims.append(cr)
+@dataclass
+class _RoundAcc:
+    """What one round's blocks fill in: its record, the calls' values per
+    environment, the baseline's per block, a pair block's; in a warm-up
+    round the call times (``warm``) and request times instead."""
+
+    rec: RoundRecord
+    step: Step
+    rng: random.Random
+    warm: dict[str, list[float]] | None
+    requests: dict[str, list[float]] | None
+    calls_of: dict[str, list[float]] = field(default_factory=dict)
+    block_base: dict[str, list[float]] = field(default_factory=dict)
+    pair_calls: dict[tuple[Any, str], list[float]] = field(default_factory=dict)
 
 
 def _add_noise(total: dict[str, float], one: dict[str, float]) -> None:
     for key, value in one.items():
         if isinstance(value, (int, float)):
             total[key] = total.get(key, 0) + value
-
-
-def _not_measured(name: str, settings: Settings) -> str:
-    return NOT_IN_RUN if settings.spec(name) is None else "not measured for this test"
-
-
-def add_skipped_claims(result: ItemResult, skipped: Iterable[tuple[Claim, str]]) -> None:
-    """Claims about a known environment this run does not have: verdict
-    ``skipped`` with the reason (``vm: not in this run``), once each."""
-    have = {c.claim.text for c in result.claims}
-    for claim, reason in skipped:
-        if claim.text not in have:
-            result.claims.append(ClaimResult.skipped(result.nodeid, claim, reason))
-            have.add(claim.text)

@@ -114,6 +114,15 @@ class VirtState:
         self.cpus_chosen = True
         s.cpus = self.ctx.cpus = cpus
 
+    def start_cpus(self) -> tuple[int, ...] | None:
+        """Where worker processes may start before they move onto the
+        measuring CPUs: this session's CPUs and those no other measuring
+        session holds now (None when that adds nothing)."""
+        if self.cpu_locks is None or not self.ctx.cpus:
+            return None
+        spare = self.cpu_locks.spare(os.sched_getaffinity(0))
+        return spare if set(spare) - set(self.ctx.cpus) else None
+
     def unlock_cpus(self) -> None:
         """Between the tests of a fixture session: let other measuring
         sessions have the CPUs while no test of this one uses an environment

@@ -65,9 +65,10 @@ def mount(source: str, target: str, fstype: str, options: str) -> None:
         raise OSError(err, f"mount {source} on {target} ({fstype}): {os.strerror(err)}")
 
 
-def start_point(marker: str, read, write, fstab: str, scratch_fstab: str, scratch_mount: str) -> None:
+def start_point(marker: str, read, write, fstab: str, scratch_fstab: str, scratch_mount: str) -> str | None:
     """Meet the host at the start point, then mount what the worker sees
-    under /newroot (the caller chroots there)."""
+    under /newroot (the caller chroots there). Returns the working
+    directory the host sent with its "go" line (None: it sent none)."""
     write(marker.encode() + b"\n")
     line = bytearray()
     while not line.endswith(b"\n"):
@@ -76,7 +77,7 @@ def start_point(marker: str, read, write, fstab: str, scratch_fstab: str, scratc
             fail("no start line from the host")
         line += byte
     words = line.decode("ascii", "replace").split()
-    if len(words) != 3 or words[0] != "go":
+    if len(words) not in (3, 4) or words[0] != "go":
         fail(f"unexpected start line from the host: {line[:40]!r}")
     try:
         time.clock_settime(time.CLOCK_REALTIME, float(words[1]))
@@ -114,9 +115,14 @@ def start_point(marker: str, read, write, fstab: str, scratch_fstab: str, scratc
         say("no scratch disk")
     say("starting worker")
     sys.stderr.flush()
+    try:
+        return bytes.fromhex(words[3]).decode() if len(words) == 4 else None
+    except ValueError:
+        fail(f"unreadable working directory on the start line: {words[3][:40]!r}")
+        return None
 
 
-def prestart(config_path: str, read: Callable[[int], bytes], write: Callable[[bytes], Any]) -> None:
+def prestart(config_path: str, read: Callable[[int], bytes], write: Callable[[bytes], Any]) -> str | None:
     """Wait, with the worker's start path imported, until /init has mounted
     the host's root, then chroot into it (a VM guest's prestarted worker).
 
@@ -151,9 +157,10 @@ def prestart(config_path: str, read: Callable[[int], bytes], write: Callable[[by
             pass  # imported after the start, if at all
     os.write(up, b"waiting\n")
     os.close(up)
-    start_point(cfg["marker"], read, write, cfg["fstab"], cfg["fstab_scratch"], cfg["scratch_mount"])
+    cwd = start_point(cfg["marker"], read, write, cfg["fstab"], cfg["fstab_scratch"], cfg["scratch_mount"])
     os.chroot(cfg["root"])
     os.chdir("/")
     # Finders and their directory listings were made from the initramfs' copy.
     sys.path_importer_cache.clear()
     importlib.invalidate_caches()
+    return cwd

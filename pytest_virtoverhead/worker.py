@@ -8,7 +8,9 @@ runs them and writes one reply per request. Every reply is JSON (see
 Requests (``op``): ``hello`` (facts about the environment), ``call`` (run a
 function once), ``bench`` (time a function), ``session`` (start a pytest
 session that collects the given node ids and then serves ``item`` requests
-until ``end_session``), ``shutdown``.
+until ``end_session``), ``spawn`` (start a child worker process),
+``prepare`` (start several children side by side and open a session in
+each), ``collect`` (garbage collection), ``shutdown``.
 
 The worker writes protocol frames on a private copy of its standard output
 and points file descriptor 1 at standard error, so a ``print`` in user code
@@ -108,6 +110,7 @@ class Worker:
             "bench": self.handle_bench,
             "session": self.handle_session,
             "spawn": self.handle_spawn,
+            "prepare": self.handle_prepare,
             "collect": self.handle_collect,
         }
 
@@ -217,6 +220,13 @@ class Worker:
             self.children = Children()
         return self.children.spawn(msg)
 
+    def handle_prepare(self, msg: dict) -> Any:
+        if self.children is None:
+            from .children import Children
+
+            self.children = Children()
+        return self.children.prepare(msg)
+
     def close_children(self) -> None:
         if self.children is not None:
             self.children.close()
@@ -287,6 +297,7 @@ def _argparser():
     where.add_argument("--device", help="talk over this character device (a serial port)")
     where.add_argument("--connect", help="talk over this unix socket")
     parser.add_argument("--cwd", help="change to this directory first")
+    parser.add_argument("--cwd-hex", help="the same, hex-encoded (a VM guest's /init passes the host's)")
     parser.add_argument("--ready", default="", help="write this line to stderr when serving")
     return parser
 
@@ -301,11 +312,11 @@ def parse_args(argv: list[str]) -> Any:
     (``--name value``, ``--name=value``) are read here without importing
     argparse (~0.2 s under TCG); anything else (``--help``, abbreviations,
     mistakes) goes to argparse, which answers or explains."""
-    values: dict[str, Any] = {"device": None, "connect": None, "cwd": None, "ready": ""}
+    values: dict[str, Any] = {"device": None, "connect": None, "cwd": None, "cwd_hex": None, "ready": ""}
     i = 0
     while i < len(argv):
         name, eq, value = argv[i].partition("=")
-        key = name[2:] if name.startswith("--") else ""
+        key = name[2:].replace("-", "_") if name.startswith("--") else ""
         if key not in values:
             return _argparser().parse_args(argv)
         if not eq:
@@ -353,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         read, write = _device_transport(args.device)
         from .vmguest import prestart as guest_prestart
 
-        guest_prestart(prestart, read, write)
+        args.cwd = guest_prestart(prestart, read, write) or args.cwd
     from .children import PARENT_DEATH_VAR, die_with_parent
 
     parent = os.environ.pop(PARENT_DEATH_VAR, "")
@@ -362,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     watch = os.environ.pop(WATCH_PARENT_VAR, None)
     if watch and watch.isdigit():
         _watch_parent(int(watch))
+    if args.cwd_hex:
+        args.cwd = bytes.fromhex(args.cwd_hex).decode()
     if args.cwd:
         os.chdir(args.cwd)
     if "" not in sys.path and os.getcwd() not in sys.path:

@@ -163,3 +163,42 @@ def test_without_compare_benchmark_runs_on_the_host_as_usual(pytester):
     [entry] = json.loads((pytester.path / "b.json").read_text())["benchmarks"]
     assert entry["name"] == "test_pedantic" and entry["stats"]["rounds"] == 4
     assert "virt_env" not in entry["extra_info"]
+
+
+COUNTED = """
+import os
+import pytest
+
+COUNT = os.path.join(os.path.dirname(__file__), "calls.log")
+
+def work():
+    with open(COUNT, "a") as f:
+        f.write(os.environ["VIRTOVERHEAD_ENV"] + "\\n")
+
+@pytest.mark.virt()
+def test_counted(benchmark):
+    benchmark(work)
+"""
+
+
+def test_host_timing_options_reach_the_workers_and_warmup_is_untimed(pytester):
+    """--benchmark-min-rounds/--benchmark-max-time of the host's command line
+    shape every measured call in the environments (7 samples a round), and
+    the warm-up and reporting runs call the function once instead of
+    benchmarking it."""
+    pytester.makepyfile(test_counted=COUNTED)
+    result = pytester.runpytest_subprocess(
+        *AA, "--virt-processes=2", "--virt-json=out.json", "--benchmark-min-rounds=7",
+        "--benchmark-max-time=0.000001", "--benchmark-min-time=0.000001", "--benchmark-warmup=off")
+    result.assert_outcomes(passed=1)
+    doc = json.loads((pytester.path / "out.json").read_text())
+    rounds = [r for e in doc["results"] for r in e["rounds"]]
+    assert rounds and {r["n"] for r in rounds} == {7}
+    calls = (pytester.path / "calls.log").read_text().split()
+    measured = sum(r["n"] for r in rounds)
+    # The rest: one warm-up call per process and environment (2 x 2), one
+    # reporting run, and pytest-benchmark's calibration calls in the
+    # measured rounds (2 per call here). Benchmarked in full, the warm-up and
+    # reporting runs alone would add 5 x (7 + 2) calls.
+    untimed = len(calls) - measured
+    assert 5 <= untimed <= 5 + 3 * len(rounds), (len(calls), measured)

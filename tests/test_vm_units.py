@@ -69,7 +69,7 @@ def test_load_order_detects_cycles():
 def test_missing_required_module_is_unavailable(tmp_path):
     (tmp_path / "modules.dep").write_text("kernel/fs/9p/9p.ko:\n")
     with pytest.raises(EnvUnavailable, match="9pnet_virtio"):
-        initramfs.build(str(tmp_path), initramfs.InitConfig(python="/usr/bin/python3", cwd="/"), str(tmp_path),
+        initramfs.build(str(tmp_path), initramfs.InitConfig(python="/usr/bin/python3"), str(tmp_path),
                         busybox=_static_binary())
 
 
@@ -82,9 +82,12 @@ def _static_binary() -> str:
 
 def test_init_script_runs_worker_on_ttyS1():
     script = initramfs.init_script(["virtio", "9p"], initramfs.InitConfig(
-        python="/opt/py env/bin/python", cwd="/proj", env={"PYTHONPATH": "/x"}))
+        python="/opt/py env/bin/python", env={"PYTHONPATH": "/x"}))
     assert script.index("insmod /modules/virtio.ko") < script.index("insmod /modules/9p.ko")
-    assert "'/opt/py env/bin/python' -m pytest_virtoverhead.worker --device /dev/ttyS1 --cwd /proj" in script
+    assert "'/opt/py env/bin/python' -m pytest_virtoverhead.worker --device /dev/ttyS1 --cwd-hex \"$cwdhex\"" in script
+    # The project directory arrives with the host's "go" line, not in the
+    # script: one initramfs and one saved state serve every project.
+    assert "read -r word epoch seed cwdhex" in script
     assert "ro," in script and "trans=virtio" in script
     assert f"VIRTOVERHEAD_SCRATCH={initramfs.SCRATCH_MOUNT}" in script
     assert "PYTHONPATH=/x" in script
@@ -323,13 +326,13 @@ def test_permission_advice(monkeypatch):
 
 
 def test_init_script_waits_at_the_start_point_before_the_9p_mount():
-    script = initramfs.init_script(["virtio_pci"], initramfs.InitConfig(python="/usr/bin/python3", cwd="/w"))
+    script = initramfs.init_script(["virtio_pci"], initramfs.InitConfig(python="/usr/bin/python3"))
     start = script.index(initramfs.START_POINT)
     assert script.index("insmod /modules/virtio_pci.ko") < start < script.index("mount -a -i -T $F")
     # the fstab's 9p line is written before the start point, mounted after it
     assert script.index("hostroot /newroot 9p trans=virtio") < start
     # one open file for the marker and the host's answer; clock, entropy, stale blocks
-    assert "exec 3<>/dev/ttyS1" in script and "read -r word epoch seed <&3" in script
+    assert "exec 3<>/dev/ttyS1" in script and "read -r word epoch seed cwdhex <&3" in script
     assert 'date -u -s "@$epoch"' in script and "> /dev/urandom" in script
     assert "blockdev --flushbufs /dev/vda" in script
     assert script.index("stty -F /dev/ttyS1 115200 raw -echo") < start
@@ -395,7 +398,7 @@ def test_probe_timeout_is_short():
 
 
 def test_init_script_mounts_everything_with_one_mount_after_the_start_point():
-    script = initramfs.init_script(["virtio_pci"], initramfs.InitConfig(python="/usr/bin/python3", cwd="/w"))
+    script = initramfs.init_script(["virtio_pci"], initramfs.InitConfig(python="/usr/bin/python3"))
     start = script.index(initramfs.START_POINT)
     after = script[start:]
     assert after.count("mount -") == 1 and "mount -a -i -T $F" in after  # one exec of busybox
@@ -422,7 +425,7 @@ def test_init_script_prestarts_the_worker_before_the_start_point():
     from pytest_virtoverhead.envs.vm import prestart
 
     assert worker.PRESTART_VAR == initramfs.PRESTART_VAR
-    script = initramfs.init_script(["virtio_pci"], initramfs.InitConfig(python="/usr/bin/python3", cwd="/w",
+    script = initramfs.init_script(["virtio_pci"], initramfs.InitConfig(python="/usr/bin/python3",
                                                                         prestart=True))
     start = script.index(initramfs.START_POINT)
     launch = script.index(f"{initramfs.PRESTART_VAR}={prestart.CONFIG} /usr/bin/python3 -m pytest_virtoverhead.worker")
@@ -431,7 +434,7 @@ def test_init_script_prestarts_the_worker_before_the_start_point():
     # a worker that could not prestart: started after the mounts, as before
     assert start < script.index("mount -a -i -T $F") < script.index(
         "busybox chroot $R /usr/bin/python3 -m pytest_virtoverhead.worker")
-    plain = initramfs.init_script(["virtio_pci"], initramfs.InitConfig(python="/usr/bin/python3", cwd="/w"))
+    plain = initramfs.init_script(["virtio_pci"], initramfs.InitConfig(python="/usr/bin/python3"))
     assert initramfs.PRESTART_VAR not in plain and "mkfifo" not in plain
 
 

@@ -155,6 +155,14 @@ class Backend(abc.ABC):
         """Like :meth:`stop`, without giving a busy worker time to finish."""
         self.stop()
 
+    def allow_cpus(self, cpus: tuple[int, ...] | None) -> bool:
+        """Let the environment's processes run on ``cpus`` for a while (worker
+        processes starting side by side on spare CPUs), or, with None, hold
+        them to the session's CPUs again. True when processes inside may
+        now move onto ``cpus`` (a process on the host always may); a kind
+        whose processes cannot leave their CPUs (a VM's vCPUs) says False."""
+        return True
+
     def metadata(self) -> dict[str, Any]:
         """Facts only the backend knows (runtime, image, acceleration...)."""
         return {}

@@ -2,89 +2,23 @@
 calls, benchmarks and collected test items in its worker over a
 :class:`~.channel.Channel`, restarts a worker that died or timed out, and
 keeps the environment's metadata and footprint. Functions cross the boundary
-by reference (:func:`call_fields`), their arguments as JSON.
+by reference, their arguments as JSON (:mod:`.calls`).
 
 Imports neither pytest nor numpy nor any backend library.
 """
 
 from __future__ import annotations
 
-import inspect
-import json
-import os
-import statistics
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from .. import footprint as footprint_mod
 from .base import Backend
+from .calls import Measurement, call_fields, check_json, function_ref
 from .channel import Channel
-from .errors import (
-    EnvError,
-    EnvUnavailable,
-    RemoteError,
-    SerializationError,
-    WorkerDied,
-)
+from .errors import EnvError, EnvUnavailable, RemoteError, WorkerDied
 
-
-def function_ref(fn: Callable[..., Any]) -> dict[str, Any]:
-    """How a worker finds ``fn``: module, qualified name and source file."""
-    if not callable(fn):
-        raise TypeError(f"expected a function, got {type(fn).__name__}")
-    qualname = getattr(fn, "__qualname__", None)
-    module = getattr(fn, "__module__", None)
-    if not qualname or not module or "<lambda>" in qualname or "<locals>" in qualname:
-        raise SerializationError(
-            f"{getattr(fn, '__name__', fn)!r} cannot be run in an environment: only functions "
-            "defined at module level (or methods of module-level classes) can be named "
-            "across the boundary, not lambdas or nested functions"
-        )
-    try:
-        path = inspect.getsourcefile(fn) or inspect.getfile(fn)
-    except TypeError:
-        path = None
-    return {"module": module, "qualname": qualname, "file": os.path.abspath(path) if path else None}
-
-
-def check_json(value: Any, what: str) -> None:
-    try:
-        json.dumps(value, allow_nan=True)
-    except (TypeError, ValueError) as exc:
-        raise SerializationError(
-            f"{what} cannot cross into the environment: {exc}. Only JSON values "
-            "(None, bool, int, float, str, lists and dicts with str keys) are carried"
-        ) from None
-
-
-def call_fields(fn: Callable[..., Any], args: tuple, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The request fields naming ``fn`` and its arguments, each argument
-    checked to cross as JSON (the error names the one that cannot)."""
-    ref = function_ref(fn)
-    for i, arg in enumerate(args):
-        check_json(arg, f"positional argument {i} of {ref['qualname']}")
-    for key, arg in kwargs.items():
-        check_json(arg, f"argument {key!r} of {ref['qualname']}")
-    return {"fn": ref, "args": list(args), "kwargs": dict(kwargs)}
-
-
-@dataclass
-class Measurement:
-    """Result of :meth:`Environment.benchmark`."""
-
-    env: str
-    samples: list[float]
-    metadata: dict[str, Any]
-    loops: int = 1
-    details: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.samples)
-
-    def __repr__(self) -> str:
-        return f"<Measurement env={self.env!r} median={self.median:.6g}s n={len(self.samples)}>"
+__all__ = ["Environment", "Measurement", "call_fields", "check_json", "function_ref"]
 
 
 class Environment:
@@ -112,6 +46,8 @@ class Environment:
         #: sessions; a fixture session has no footprint to report).
         self.footprint_on = False
         self._guest_sampled = 0.0
+        #: [CPU before, opened at, request seconds] of an open begin_calls() window.
+        self._window: list[Any] | None = None
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -216,6 +152,32 @@ class Environment:
             self.footprint.note_error("storage", exc)
         self.footprint.on_end(self._fp_sample())
 
+    def begin_calls(self) -> None:
+        """Open a window of item requests (a round's block): the footprint
+        samples the environment once at each end of the window instead of
+        around every request (reading a container's cgroup or a process
+        tree's /proc files costs ~0.5-1 ms, as much as a request)."""
+        if self._window is None:
+            cpu = self._fp_sample().get(footprint_mod.CPU)
+            self._window = [cpu.value if cpu else None, time.monotonic(), 0.0]
+
+    def end_calls(self) -> None:
+        """Close the window :meth:`begin_calls` opened: its requests' wall
+        time and the environment's CPU over it count as the calls'."""
+        window, self._window = self._window, None
+        if window is not None and window[2] > 0:
+            self._fp_after_calls(window[0], window[2])
+
+    def _fp_after_calls(self, cpu_before: float | None, wall: float) -> None:
+        if not self.footprint_on:
+            return
+        after = self._fp_sample()
+        cpu = after.get(footprint_mod.CPU)
+        self.footprint.on_calls(cpu_before, cpu.value if cpu else None, wall)
+        self.footprint.on_sample(after)
+        if time.monotonic() - self._guest_sampled >= self.GUEST_EVERY:
+            self._fp_guest("run")
+
     def _diagnostics(self) -> str:
         parts = []
         try:
@@ -316,6 +278,43 @@ class Environment:
         self._proc_seconds[slot] = time.monotonic() - t0
         return self._procs[slot]
 
+    def prepare(self, slots: Mapping[int, Mapping[str, str]], nodeids: tuple[str, ...],
+                args: tuple[str, ...] = (), start_cpus: tuple[int, ...] | None = None) -> dict[int, str]:
+        """Start worker processes ``slots`` ({slot: extra environment
+        variables}) side by side and open in each the pytest session that
+        collects ``nodeids``: what :meth:`spawn` and :meth:`open_items` do
+        one process at a time, here at once (on ``start_cpus`` where given,
+        each process moving onto the environment's own CPUs when ready).
+        Returns {slot: why it failed} for the processes that could not."""
+        if not slots:
+            return {}
+        key = (tuple(nodeids), tuple(args))
+        for slot in slots:
+            if self._items.get(slot) is not None and self.running:
+                self._request("end_session", proc=slot)
+            self._items.pop(slot, None)
+        session = {"nodeids": list(nodeids), "args": list(args), "rootdir": self.ctx.rootdir}
+        timeout = self.ctx.startup_timeout + self.ctx.job_timeout
+        widened = bool(start_cpus) and self.backend.allow_cpus(start_cpus)
+        try:
+            out = self._request("prepare", slots={str(k): dict(v) for k, v in slots.items()}, session=session,
+                                start_cpus=list(start_cpus) if widened and start_cpus else None,
+                                pin_cpus=list(self.ctx.cpus) if self.ctx.cpus else None, timeout=timeout)
+        finally:
+            if widened:
+                self.backend.allow_cpus(None)
+        failed: dict[int, str] = {}
+        for key_slot, info in (out.get("slots") or {}).items():
+            slot = int(key_slot)
+            if "error" in info:
+                self._procs.pop(slot, None)
+                failed[slot] = str(info["error"])
+                continue
+            self._procs[slot] = int(info["pid"])
+            self._items[slot] = key
+            self._proc_seconds[slot] = float(info.get("seconds") or 0.0)
+        return failed
+
     def collect_garbage(self, proc: int = 0) -> None:
         """Run the garbage collector in worker process ``proc`` (a full
         collection costs ~10-40 ms in a process that loaded pytest: done
@@ -326,6 +325,10 @@ class Environment:
     def processes(self) -> dict[int, int]:
         """{slot: pid} of the worker processes started by :meth:`spawn`."""
         return dict(self._procs) if self.running else {}
+
+    def session_key(self, proc: int) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        """(nodeids, args) of the pytest session open in process ``proc``, if any."""
+        return self._items.get(proc) if self.running else None
 
     def open_items(self, nodeids: tuple[str, ...], args: tuple[str, ...] = (), *, proc: int = 0) -> None:
         """Open (once) the pytest session of worker process ``proc`` that
@@ -350,7 +353,8 @@ class Environment:
         self._proc_seconds[proc] = self._proc_seconds.get(proc, 0.0) + time.monotonic() - t0
 
     def run_item(self, nodeid: str, nodeids: tuple[str, ...], args: tuple[str, ...] = (), *,
-                 proc: int = 0, calls: int = 1, gc: bool = True, reports: bool = False) -> dict[str, Any]:
+                 proc: int = 0, calls: int = 1, gc: bool = True, reports: bool = False,
+                 untimed: bool = False) -> dict[str, Any]:
         """Run a collected test item ``calls`` times inside the environment's
         pytest session in worker process ``proc`` (0: the environment's own
         worker; K: the process started by ``spawn(K)``).
@@ -358,21 +362,24 @@ class Environment:
         The session (collecting ``nodeids`` with pytest ``args``) is opened on
         first use in that process and reopened after a worker restart. With
         ``reports``, a passing run's serialized pytest reports come back too
-        (a failing run's always do).
+        (a failing run's always do). ``untimed``: a run whose timing nobody
+        reads (warm-up, reporting): a pytest-benchmark test calls its
+        function once instead of benchmarking it.
         """
         self.open_items(nodeids, args, proc=proc)
-        before = self._fp_sample().get(footprint_mod.CPU)
+        window = self._window
+        before = None if window is not None else self._fp_sample().get(footprint_mod.CPU)
         t0 = time.monotonic()
         try:
-            extra = {"reports": True} if reports else {}
+            extra: dict[str, Any] = {"reports": True} if reports else {}
+            if untimed:
+                extra["untimed"] = True
             out = self._request("item", nodeid=nodeid, calls=calls, proc=proc, gc=gc, **extra)
             wall = time.monotonic() - t0
-            after = self._fp_sample()
-            cpu = after.get(footprint_mod.CPU)
-            self.footprint.on_calls(before.value if before else None, cpu.value if cpu else None, wall)
-            self.footprint.on_sample(after)
-            if time.monotonic() - self._guest_sampled >= self.GUEST_EVERY:
-                self._fp_guest("run")
+            if window is not None:
+                window[2] += wall
+            else:
+                self._fp_after_calls(before.value if before else None, wall)
         except RemoteError as exc:
             if exc.type_name == "ChildDied":
                 self._items.pop(proc, None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from .. import noise, stats
+from .. import noise, phases, stats
 from .document import (
     JSON_VERSION,
     ClaimEntry,
@@ -46,7 +46,7 @@ def _test_object(res: ItemResult) -> dict[str, Any]:
     return {"test": res.nodeid, "envs": res.envs, "rounds": res.rounds, "order": res.order,
             "stopped_by": res.stopped_by, "calls": res.calls, "retries": res.retries,
             **({"pair_calls": {f"{e}/{r}": k for (e, r), k in res.pair_calls.items()}} if res.pair_calls else {}),
-            "disturbed": res.disturbed_rounds,
+            "disturbed": res.disturbed_rounds, "cost": res.phases.to_json(),
             "outcome": outcome, "unavailable": res.unavailable,
             **({"error": res.failure[1]} if res.failure else {}),
             **({"xfailed": res.xfailed[1]} if res.xfailed else {}),
@@ -117,6 +117,8 @@ def run_document(results: Iterable[ItemResult], metadata: dict[str, dict[str, An
                   "disturbed_rounds": sum(r.disturbed_rounds for r in results),
                   "retried_rounds": sum(r.retries for r in results)},
         "environments": metadata,
+        # Where the compared tests' time went, summed over them (per test: tests[].cost).
+        "cost": phases.total(res.phases.to_json() for res in results),
         "results": None, "claims": None, "tests": None,
         **extra,
     }

@@ -14,6 +14,7 @@ from typing import Any
 
 from .. import stats
 from ..claims import RATIO, Claim
+from ..phases import PhaseClock
 from ..verdict import FAIL, INCONCLUSIVE, PASS, SKIPPED, Verdict
 from .document import json_safe
 
@@ -253,6 +254,8 @@ class ItemResult:
     process_counts: dict[str, int] = field(default_factory=dict)
     hash_seeds: dict[str, dict[int, int]] = field(default_factory=dict)
     retries: int = 0
+    #: Where the test's wall time went (:mod:`..phases`).
+    phases: PhaseClock = field(default_factory=PhaseClock)
 
     @classmethod
     def from_samples(cls, nodeid: str, envs: list[str], baseline: str, samples: dict[str, list[float]],

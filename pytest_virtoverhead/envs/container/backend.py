@@ -297,6 +297,20 @@ class ContainerBackend(Backend):
         return (f"the worker in the container of {self.spec.name!r} ({program}) exited before saying ready"
                 + (f"; its stderr:\n{tail}" if tail else ""))
 
+    def allow_cpus(self, cpus: tuple[int, ...] | None) -> bool:
+        """Widen the container's cpuset to ``cpus`` (its processes start
+        there side by side), or narrow it back to the session's CPUs: the
+        kernel then moves every process of the container onto them, so
+        measuring always runs under the cpuset the session asked for."""
+        target = cpus or self.ctx.cpus
+        if not target or self._container_id is None or self._client is None:
+            return False
+        try:
+            self._client.api.update_container(self._container_id, cpuset_cpus=",".join(map(str, target)))
+        except Exception:  # noqa: BLE001 - a daemon that refuses: start on the session's CPUs
+            return False
+        return True
+
     def _collect_metadata(self, runtime: str | None) -> dict[str, Any]:
         info = self._info
         image = self._image

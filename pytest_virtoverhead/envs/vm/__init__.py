@@ -112,6 +112,8 @@ class VMBackend(Backend):
                     "mount (saved by the first start of each configuration); 0: boot every time",
     }
 
+    def allow_cpus(self, cpus: tuple[int, ...] | None) -> bool:
+        return False  # the guest's processes run on its vCPUs
     def __init__(self, spec, ctx):
         super().__init__(spec, ctx)
         self.conn = None
@@ -185,7 +187,7 @@ class VMBackend(Backend):
         env.update({"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1", "TERM": "dumb"})
         env.setdefault("HOME", "/root")
         env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
-        st.init = cfg = initramfs.InitConfig(python=python, cwd=self.ctx.rootdir, env=env,
+        st.init = cfg = initramfs.InitConfig(python=python, env=env,
                                              cache9p=self._opt("cache9p", "loose"), scratch_env=SCRATCH_ENV)
         st.bytecode = prestart_mod.precompile_package()  # before the prestart's files are listed and copied
         tree, ps_config, st.prestart_note = None, None, "disabled (vm option prestart=0)"
@@ -263,7 +265,7 @@ class VMBackend(Backend):
         use_snapshot = _enabled(self._opt("snapshot", "1"))
         self.log.snapshot = "disabled (vm option snapshot=0)" if not use_snapshot else ""
         booter = Booter(libvirt, self.conn, self.log, self._console, lambda: self._destroy_domain(libvirt),
-                        self.cancelled)
+                        self.cancelled, cwd=self.ctx.rootdir)
         try:
             if choice.probe:
                 probe_timeout = min(self._float("kvm_probe_timeout", accel_mod.PROBE_TIMEOUT), boot_timeout)

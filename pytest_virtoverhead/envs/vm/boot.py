@@ -69,8 +69,11 @@ class Booter:
     domain, ``cancelled`` is set when the session ends meanwhile."""
 
     def __init__(self, libvirt: Any, conn: Any, log: BootLog, console: Callable[[int], str],
-                 destroy: Callable[[], None], cancelled: threading.Event):
+                 destroy: Callable[[], None], cancelled: threading.Event, cwd: str = "/"):
         self.libvirt = libvirt
+        #: The worker's working directory, sent with the "go" line (not
+        #: built into the initramfs, so one saved state serves every project).
+        self.cwd = cwd
         self.conn = conn
         self.log = log
         self.console = console
@@ -245,12 +248,12 @@ class Booter:
         self.log.attempts.append(label + failure.kind)
         raise failure
 
-    @staticmethod
-    def _go(sock: socket.socket) -> None:
-        """The host's answer at the start point: wall clock and entropy."""
+    def _go(self, sock: socket.socket) -> None:
+        """The host's answer at the start point: wall clock, entropy and the
+        worker's working directory (hex: any path fits on the line)."""
         import secrets
 
-        sock.sendall(f"go {round(time.time())} {secrets.token_hex(32)}\n".encode())
+        sock.sendall(f"go {round(time.time())} {secrets.token_hex(32)} {self.cwd.encode().hex()}\n".encode())
 
     def _save_state(self, dom, state: str, phases: dict[str, float], t0: float) -> None:
         """Save the guest at its start point for later starts (a failure

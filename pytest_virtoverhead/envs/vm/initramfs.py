@@ -133,7 +133,6 @@ class InitConfig:
     """What /init does, per interpreter and project (not per session)."""
 
     python: str
-    cwd: str
     env: dict[str, str] = field(default_factory=dict)
     msize: int = 512 * 1024
     cache9p: str = "loose"
@@ -151,8 +150,13 @@ def init_script(modules: list[str], cfg: InitConfig) -> str:
     opts = f"trans=virtio,version=9p2000.L,ro,msize={cfg.msize}"
     if cfg.cache9p and cfg.cache9p != "none":
         opts += f",cache={cfg.cache9p}"
+    # The working directory comes with the host's "go" line (hex), after
+    # the start point: the script, the initramfs and a saved state are the
+    # same for every project directory.
     worker = " ".join(q(a) for a in [cfg.python, "-m", "pytest_virtoverhead.worker",
-                                      "--device", WORKER_DEVICE, "--cwd", cfg.cwd])
+                                      "--device", WORKER_DEVICE]) + ' --cwd-hex "$cwdhex"'
+    prestarted = " ".join(q(a) for a in [cfg.python, "-m", "pytest_virtoverhead.worker",
+                                          "--device", WORKER_DEVICE])
     run_dirs = " ".join(RUN_STAGE + d[len("/run"):] for d in (SCRATCH_MOUNT, GUEST_TMP))
     fstab = [f"hostroot /newroot 9p {opts} 0 0",
              "devtmpfs /newroot/dev devtmpfs defaults 0 0",
@@ -172,7 +176,7 @@ def init_script(modules: list[str], cfg: InitConfig) -> str:
 # point do (pytest_virtoverhead/vmguest.py) and chroots into the host's root.
 # If it cannot start here (it says why on the console), the shell goes on.
 mkfifo {ps.UP_FIFO}
-env -i {env_args} {PRESTART_VAR}={ps.CONFIG} {worker} {ps.UP_FD}>{ps.UP_FIFO} &
+env -i {env_args} {PRESTART_VAR}={ps.CONFIG} {prestarted} {ps.UP_FD}>{ps.UP_FIFO} &
 W=$!
 read -r up < {ps.UP_FIFO}
 if [ "$up" = waiting ]; then
@@ -222,7 +226,7 @@ chmod 1777 {RUN_STAGE}{GUEST_TMP[len("/run"):]}
 # (One open file for both: a serial port that is closed drops what arrives.)
 exec 3<>{WORKER_DEVICE}
 echo "{START_POINT}" >&3
-read -r word epoch seed <&3 || fail 'no start line from the host'
+read -r word epoch seed cwdhex <&3 || fail 'no start line from the host'
 exec 3>&-
 [ "$word" = go ] || fail "unexpected start line from the host: $word"
 date -u -s "@$epoch" >/dev/null 2>&1
