@@ -269,8 +269,13 @@ def send(config: pytest.Config, state: Any) -> None:
     """A worker's end: its results whole, its environments' metadata and
     footprint, into ``workeroutput`` (xdist sends it to the controller)."""
     results = []
+    failures = list(state.output_failures)
     for res in state.results:
-        plain = to_plain(res)
+        try:
+            plain = to_plain(res)
+        except TypeError as exc:  # a field this version cannot send: say so, send the others
+            failures.append(f"virtoverhead: the results of {res.nodeid} could not be sent to the controller: {exc}")
+            continue
         plain["fields"]["reports"] = None  # its reports reached the controller through xdist already
         results.append(plain)
     started = state.pool.started()
@@ -279,7 +284,7 @@ def send(config: pytest.Config, state: Any) -> None:
         "results": results, "metadata": json.loads(json.dumps(
             {n: m for n, m in state.pool.metadata().items() if n in started or "unavailable" in m}, default=str)),
         "footprint": json.loads(json.dumps(state.footprint, default=str)) if state.footprint else None,
-        "failures": list(state.output_failures), "cpus": list(state.settings.cpus or []),
+        "failures": failures, "cpus": list(state.settings.cpus or []),
         "session": state.ctx.session_id, "reaped": list(state.pool.reaped)}
 
 

@@ -105,7 +105,11 @@ def test_an_item_result_crosses_whole():
     res = ItemResult.from_samples("t.py::a", ["baremetal", "control"], "baremetal",
                                   {"baremetal": [1.0, 1.1, 0.9, 1.0], "control": [1.2, 1.1, 1.3, 1.2]}, processes=2)
     res.pair_calls[("control", "baremetal")] = 3
+    res.phases.add("rounds", 1.5, 3)
+    res.phases.stop()
     back = from_plain(loads(dumps(to_plain(res))))
+    assert back.phases.to_json() == res.phases.to_json()
+    back.phases = res.phases  # PhaseClock has no __eq__
     assert back == res
     with pytest.raises(ValueError, match="unknown result class"):
         from_plain({"__virtoverhead__": "os.system", "fields": {}})

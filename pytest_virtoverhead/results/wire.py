@@ -19,6 +19,7 @@ from typing import Any
 
 from .. import stats
 from ..claims import Claim
+from ..phases import PhaseClock
 from ..verdict import Verdict
 from ..waivers import Waiver
 from .model import ClaimResult, ItemResult, RoundRecord
@@ -26,6 +27,8 @@ from .model import ClaimResult, ItemResult, RoundRecord
 TAG = "__virtoverhead__"
 _CLASSES: dict[str, Any] = {cls.__name__: cls for cls in (ItemResult, RoundRecord, ClaimResult, stats.Estimate,
                                                          Claim, Waiver)}
+#: Plain classes (not dataclasses) that cross as their attributes.
+_PLAIN: dict[str, Any] = {cls.__name__: cls for cls in (PhaseClock,)}
 
 
 def to_plain(obj: Any) -> Any:
@@ -34,6 +37,8 @@ def to_plain(obj: Any) -> Any:
         return {TAG: "Verdict", "value": obj.value}
     if isinstance(obj, datetime.date):
         return {TAG: "date", "value": obj.isoformat()}
+    if type(obj).__name__ in _PLAIN and _PLAIN[type(obj).__name__] is type(obj):
+        return {TAG: type(obj).__name__, "attributes": {k: to_plain(v) for k, v in vars(obj).items()}}
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         name = type(obj).__name__
         if _CLASSES.get(name) is not type(obj):
@@ -61,6 +66,10 @@ def from_plain(data: Any) -> Any:
             return Verdict(data["value"])
         if tag == "date":
             return datetime.date.fromisoformat(data["value"])
+        if tag in _PLAIN:
+            plain = _PLAIN[tag].__new__(_PLAIN[tag])
+            plain.__dict__.update({k: from_plain(v) for k, v in data["attributes"].items()})
+            return plain
         cls = _CLASSES.get(tag)
         if cls is None:
             raise ValueError(f"unknown result class {tag!r}")
