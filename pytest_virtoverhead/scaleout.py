@@ -88,6 +88,11 @@ def configure(config: pytest.Config, state: Any) -> None:
     if not distributed(config) or not state.settings.compare:
         return
     opt = config.option
+    if opt.dist == "each":
+        raise pytest.UsageError(
+            "--dist each runs every test in every worker: each compared test would be measured once per worker "
+            "and reported as many times; share the tests out instead (--dist load, loadscope, loadfile, "
+            "loadgroup or worksteal)")
     workers = tx_count(opt.tx)
     how = f"-n {opt.numprocesses}" if getattr(opt, "numprocesses", None) else f"--tx {' '.join(opt.tx)}"
     try:
@@ -204,7 +209,10 @@ class Controller:
         state = self.state
         results = [from_plain(r) for r in out["results"]]
         state.results.extend(results)
-        rank = {nodeid: i for i, nodeid in enumerate(self.order)}
+        rank: dict[str, int] = {}
+        for i, nodeid in enumerate(self.order):
+            rank.setdefault(nodeid, i)
+            rank.setdefault(nodeid.rsplit("@", 1)[0], i)  # --dist loadgroup's "@group" suffix
         state.results.sort(key=lambda r: rank.get(r.nodeid, len(rank)))
         self.workers[wid] = {"cpus": out["cpus"], "tests": [r.nodeid for r in results],
                              "session": out["session"], "reaped": out.get("reaped", [])}

@@ -249,6 +249,7 @@ def test_tx_popen_workers_get_a_cpu_each(pytester):
                                    "--virt-cpus=0 names 1 CPU(s)"]),
     (["-d", "--tx", "3*popen", "--virt-cpus=0"], ["--tx 3*popen: 3 pytest-xdist workers need 3"]),
     (["-n", "2", "--virt-cpus=all"], ["would share every CPU under --virt-cpus=all"]),
+    (["-n", "1", "--dist=each"], ["--dist each runs every test in every worker"]),
 ])
 def test_more_workers_than_cpus_is_a_usage_error(pytester, args, words):
     pytester.makepyfile(test_suite=SUITE.format(n=1))
