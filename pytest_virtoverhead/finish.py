@@ -22,7 +22,9 @@ def verdict_method(state: Any) -> dict[str, Any]:
     the reports name (the JSON's ``verdict_method``)."""
     if state.method is None:
         s = state.settings
-        state.method = correct_verdicts(state.results, s.confidence, s.correction)
+        # An xdist worker under holm: the other workers' claims join the family.
+        peers = state.peers() if state.peers is not None else ()
+        state.method = correct_verdicts(state.results, s.confidence, s.correction, peers)
     return state.method
 
 
@@ -77,11 +79,12 @@ def write_outputs(session: pytest.Session, state: Any, exitstatus: int) -> None:
         _write_each(session, state, summary, data, aborted)
         return
     try:
-        data = run_document(state.results, state.pool.metadata(), seed=s.seed, baseline=s.baseline,
+        extra = state.controller.document_extra() if state.controller is not None else {}
+        data = run_document(state.results, state.metadata(), seed=s.seed, baseline=s.baseline,
                             rounds=s.rounds, statistics=statistics(s), session=state.ctx.session_id,
                             interrupted=exitstatus == pytest.ExitCode.INTERRUPTED, aborted=aborted,
                             exitstatus=int(exitstatus), footprint=state.footprint,
-                            verdict_method=verdict_method(state), **machine_inputs(config)).to_json()
+                            verdict_method=verdict_method(state), **machine_inputs(config), **extra).to_json()
     except Exception as exc:  # noqa: BLE001 - the table is still shown
         state.output_failures.append(f"virtoverhead: could not assemble the results for "
                                      f"{', '.join(p for _, p, _, _ in writers)}: {type(exc).__name__}: {exc}")

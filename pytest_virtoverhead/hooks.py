@@ -41,6 +41,8 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         return None
     s = state.settings
     cpus = ",".join(map(str, s.cpus)) if s.cpus else "all"
+    if state.controller is not None:
+        cpus = f"one per xdist worker ({state.controller.header()})"
     return [f"virtoverhead: envs={','.join(f'{sp.name}={sp.kind}' if sp.name != sp.kind else sp.name for sp in s.specs)} "
             f"baseline={s.baseline} rounds={s.rounds} processes={s.processes or 'auto'} calls={s.calls or 'auto'} "
             f"warmup={s.warmup} confidence={s.confidence:g}"
@@ -139,7 +141,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     try:
         if progress is not None:
             progress.begin(item.nodeid)
-        if plan.absent_envs and plan.envs == [state.settings.baseline]:
+        if state.cpu_refusal:
+            result = ItemResult(nodeid=item.nodeid, envs=list(plan.envs), baseline=state.settings.baseline)
+            result.failure = ("host", f"not measured: {state.cpu_refusal}")
+        elif plan.absent_envs and plan.envs == [state.settings.baseline]:
             # Every environment the marker asks for is absent from this run.
             result = ItemResult(nodeid=item.nodeid, envs=list(plan.envs), baseline=state.settings.baseline)
             result.skipped = (plan.absent_envs[0], "no environment to compare with: "
@@ -159,7 +164,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         if len(state.results) >= len(state.compared):
             _report_deferred(state)
         return True
-    benchjson.add_entries(item.config, record_of(result), result.baseline, state.pool.metadata())
+    benchjson.add_entries(item.config, record_of(result), result.baseline, state.metadata())
     stop = time.time()
     _log_reports(item, state, result, start, stop)
     ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
@@ -171,11 +176,14 @@ def _report_deferred(state: VirtState) -> None:
     measured, then report the compared tests kept back, in their order."""
     verdict_method(state)
     deferred, state.deferred = state.deferred, []
+    from .scaleout import reporting
+
     for item, result, start, stop in deferred:
-        benchjson.add_entries(item.config, record_of(result), result.baseline, state.pool.metadata())
-        item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
-        _log_reports(item, state, result, start, stop)
-        item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+        benchjson.add_entries(item.config, record_of(result), result.baseline, state.metadata())
+        with reporting(item):
+            item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+            _log_reports(item, state, result, start, stop)
+            item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -185,7 +193,9 @@ def pytest_runtestloop(session: pytest.Session) -> Any:
     outcome = yield
     state = session.config.stash.get(STATE_KEY, None)
     excinfo = outcome.excinfo
-    if state is not None and state.deferred and (
+    # An xdist worker under holm meets the others here (state.peers) even
+    # with no test of its own kept back: every worker counts its claims.
+    if state is not None and (state.deferred or state.peers is not None) and (
             excinfo is None or isinstance(excinfo[1], (session.Interrupted, session.Failed))):
         _report_deferred(state)
 
@@ -240,7 +250,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         for line in state.output_notes:
             tr.write_line(line)
         return
-    metadata = state.pool.metadata()
+    metadata = state.metadata()
     host = host_line(metadata)
     if host:
         tr.write_line(host)
@@ -284,7 +294,26 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     try:
         if state.settings.compare:
-            finish_footprint(session, state)
-            write_outputs(session, state, exitstatus)
+            finish_outputs(session, state, exitstatus)
     finally:
         stop_quietly(state)
+        if state.controller is not None:
+            state.controller.close()
+
+
+def finish_outputs(session: pytest.Session, state: VirtState, exitstatus: int) -> None:
+    """The footprint and result files; an xdist worker sends its results to
+    the controller instead, which writes them for the whole run."""
+    from . import scaleout
+
+    if scaleout.is_worker(session.config):
+        finish_footprint(session, state)
+        scaleout.send(session.config, state)
+        return
+    if state.controller is not None:
+        state.footprint = state.controller.footprint()
+        if state.output_failures and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    else:
+        finish_footprint(session, state)
+    write_outputs(session, state, exitstatus)

@@ -26,13 +26,14 @@ without the lock, are not seen. Standard library only; no pytest.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
 import os
 import socket
 import time
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 LOCK_DIR_ENV = "VIRTOVERHEAD_LOCK_DIR"
 DEFAULT_LOCK_DIR = "/tmp/pytest-virtoverhead-locks"
@@ -216,3 +217,19 @@ def acquire(locks: CpuLocks, cpus: tuple[int, ...] | None, *, auto: bool, availa
                 "Ctrl-C to stop")
             waited = True
         sleep(min(POLL, max(0.0, deadline - clock())))
+
+
+@contextlib.contextmanager
+def start_lock(kind: str, directory: str | None = None) -> Iterator[None]:
+    """Hold ``start-<kind>.lock`` in the lock directory: one start of that
+    kind at a time on the host (pytest-xdist workers stagger their VMs'
+    boots this way). Blocks until the start in progress ends; the kernel
+    drops the lock when its holder dies."""
+    directory = directory or lock_dir()
+    _open_dir(directory)
+    fd = os.open(os.path.join(directory, f"start-{kind}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

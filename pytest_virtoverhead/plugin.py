@@ -151,6 +151,16 @@ def pytest_configure(config: pytest.Config) -> None:
         _activate(config)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto --virt-compare``: one pytest-xdist worker per measuring CPU."""
+    if not getattr(config.option, "virt_compare", False):
+        return None
+    from .scaleout import auto_workers
+
+    return auto_workers(config)
+
+
 def _activate(config: pytest.Config) -> None:
     """Build the session state (:func:`.state.activate`) and register the
     session's hooks (:mod:`.hooks`): only now, so a run that does not use

@@ -7,6 +7,7 @@ Nothing here imports pytest.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
@@ -95,7 +96,8 @@ class EnvironmentPool:
                 env.footprint_on = self.settings.compare
                 self._envs[name] = env
         try:
-            env.start()
+            with self._start_turn(env.kind):
+                env.start()
         except EnvUnavailable as exc:
             with self._lock:
                 self._failed[name] = str(exc)
@@ -104,6 +106,17 @@ class EnvironmentPool:
             env.stop(graceful=False)
             raise EnvUnavailable(f"environment {name!r} was stopped: the session is ending")
         return env
+
+    def _start_turn(self, kind: str) -> Any:
+        """Under pytest-xdist, a VM waits for the VM start of another worker
+        on this host to end before its own: the host side of a start (the
+        cached kernel and initramfs built on first use, libvirt, QEMU before
+        its threads are pinned) is not confined to the worker's CPU."""
+        if kind == "vm" and self.ctx.stagger_vm_starts:
+            from .hostlock import start_lock
+
+            return start_lock(kind)
+        return contextlib.nullcontext()
 
     def try_get(self, name: str) -> tuple[Environment | None, str | None]:
         try:

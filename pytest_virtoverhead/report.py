@@ -121,7 +121,9 @@ def environment_lines(metadata: dict[str, dict[str, Any]]) -> list[str]:
         cpu_key = "cpus_pinned" if meta.get("kind") == "vm" else "cpuset"
         for key in ("accel", "runtime", "image", "kernel", cpu_key, "memory_limit_mb", "vcpus", "memory_mb",
                     "clocksource", "start_seconds"):
-            if meta.get(key) not in (None, "", []):
+            if key == cpu_key and meta.get("xdist_cpus"):  # pytest-xdist: each worker's environment on its CPU
+                parts.append(f"{key}=" + ",".join(f"{w}:{c}" for w, c in meta["xdist_cpus"].items()))
+            elif meta.get(key) not in (None, "", []):
                 parts.append(f"{key}={meta[key]}")
         starts = list((meta.get("process_start_seconds") or {}).values())
         if starts:

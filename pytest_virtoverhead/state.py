@@ -74,6 +74,19 @@ class VirtState:
         #: footprint report once the run ends (issue 16).
         self.footprint_claims: tuple[list[Any], list[Any]] = ([], [])
         self.footprint: dict[str, Any] | None = None
+        #: Under pytest-xdist: the controller's side (:class:`.scaleout.Controller`),
+        #: and on a worker under holm, the other workers' claims' p-values.
+        self.controller: Any = None
+        self.peers: Any = None
+        #: On an xdist worker whose CPU stayed taken: why its tests fail.
+        self.cpu_refusal: str | None = None
+
+    def metadata(self) -> dict[str, dict[str, Any]]:
+        """The environments' metadata: the pool's, or on an xdist
+        controller (which starts none) what its workers' environments said."""
+        if self.controller is not None and self.controller.metadata:
+            return {**self.pool.metadata(), **self.controller.metadata}
+        return self.pool.metadata()
 
     def stop(self) -> None:
         if not self.stopped:
@@ -182,10 +195,6 @@ def activate(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     select = compile_select(settings.select)
     groups = compile_groups(settings)
-    if settings.compare and getattr(config.option, "numprocesses", None):
-        raise pytest.UsageError(
-            "--virt-compare cannot run under pytest-xdist (-n): parallel tests would load the CPU "
-            "and corrupt every ratio; run the comparison without -n (or with -n 0)")
     if config.option.virt_report:
         try:
             htmlreport.require_matplotlib()
@@ -202,6 +211,9 @@ def activate(config: pytest.Config) -> None:
         if problems:
             raise pytest.UsageError("\n".join(problems))
     state = VirtState(config, settings)
+    from . import scaleout
+
+    scaleout.configure(config, state)  # pytest-xdist: each worker's CPU (usage error: too few)
     state.select = select
     state.footprint_claims = footprint_claims(config, settings)
     state.groups = groups
@@ -234,7 +246,7 @@ def benchmark_summary(state: VirtState) -> dict[str, Any] | None:
         return None
     s = state.settings
     return {"version": JSON_VERSION, "session": state.ctx.session_id, "seed": s.seed, "baseline": s.baseline,
-            "rounds": s.rounds, "environments": state.pool.metadata()}
+            "rounds": s.rounds, "environments": state.metadata()}
 
 
 def stop_quietly(state: VirtState) -> None:
@@ -272,6 +284,12 @@ def lock_cpus(config: pytest.Config, state: VirtState) -> None:
     try:
         state.lock_cpus(say)
     except CpuBusy as exc:
+        if state.controller is None and hasattr(config, "workerinput"):
+            # An xdist worker: a usage error here would stall the controller
+            # (it waits for this worker's collection); each compared test
+            # fails with the reason instead.
+            state.cpu_refusal = str(exc)
+            return
         raise pytest.UsageError(str(exc)) from None
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal
+from typing import Any, Iterable, Literal, Sequence
 
 from . import stats
 from .planning import deciding_bound
@@ -40,7 +40,8 @@ def claim_p_values(cr: "ClaimResult") -> tuple[float, float]:
     return stats.claim_p_values(est.theta, est.se, est.df, lower, upper)
 
 
-def correct_verdicts(results: Iterable["ItemResult"], confidence: float, correction: str) -> dict[str, Any]:
+def correct_verdicts(results: Iterable["ItemResult"], confidence: float, correction: str,
+                     peers: Sequence[float] = ()) -> dict[str, Any]:
     """Apply ``--virt-correction`` to the run's claims and return the
     method (the JSON's ``verdict_method``): ``confidence``, ``correction``
     and ``family_size``, the judged (pass, fail, inconclusive) claims.
@@ -53,14 +54,21 @@ def correct_verdicts(results: Iterable["ItemResult"], confidence: float, correct
     one of its hypotheses is rejected; otherwise it is inconclusive, and
     its rounds needed are those of the Bonferroni level, at which its own
     interval would decide it whatever the others. Applied once: claims
-    already corrected keep their verdict."""
+    already corrected keep their verdict.
+
+    ``peers``: the p-values (two per claim, as :func:`claim_p_values`) of
+    the family's other claims, judged elsewhere (other pytest-xdist
+    workers): they count in the family, their own verdicts are not set."""
     results = list(results)
     family = [cr for res in results for cr in res.claims if cr.verdict in JUDGED]
-    method: dict[str, Any] = {"confidence": confidence, "correction": correction, "family_size": len(family)}
+    if correction != "holm":
+        peers = ()
+    method: dict[str, Any] = {"confidence": confidence, "correction": correction,
+                              "family_size": len(family) + len(peers) // 2}
     if correction != "holm" or not family or any(cr.verdict_uncorrected is not None for cr in family):
         return method
-    m = len(family)
-    p = [x for cr in family for x in claim_p_values(cr)]
+    m = len(family) + len(peers) // 2
+    p = [x for cr in family for x in claim_p_values(cr)] + list(peers)
     rejected = stats.holm(p, 1 - confidence)
     adjusted = stats.holm_adjusted(p)
     level = bonferroni_confidence(confidence, m)

@@ -272,14 +272,6 @@ def test_unavailable_environment_skips_or_errors_when_required(pytester):
     required.stdout.fnmatch_lines(["*required environment(s) could not start (--virt-require)*"])
 
 
-def test_xdist_is_refused(pytester):
-    pytest.importorskip("xdist")
-    pytester.makepyfile("def test_a(): pass")
-    result = pytester.runpytest_subprocess("--virt-compare", "--virt-envs=baremetal", "-n", "2")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*cannot run under pytest-xdist*"])
-
-
 def test_help_lists_the_options(pytester):
     result = pytester.runpytest_subprocess("--help")
     for opt in ("--virt-compare", "--virt-envs=LIST", "--virt-baseline=NAME", "--virt-claim=CLAIM",

@@ -74,7 +74,8 @@ def test_a_run_without_options_calls_no_hook_of_the_plugin(pytester, monkeypatch
     pytester.makepyfile("def test_a(): pass")
     result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["VIRT-HOOKS ['pytest_addoption', 'pytest_configure']"])
+    # pytest_xdist_auto_num_workers: called once per run, and only under -n auto.
+    result.stdout.fnmatch_lines(["VIRT-HOOKS ['pytest_addoption', 'pytest_configure', 'pytest_xdist_auto_num_workers']"])
 
 
 def test_a_fixture_loads_the_rest_on_first_use(pytester, monkeypatch):

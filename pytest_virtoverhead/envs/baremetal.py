@@ -54,7 +54,11 @@ class BaremetalBackend(Backend):
                 stdout=subprocess.PIPE,
                 stderr=self._stderr,
                 cwd=self.ctx.rootdir,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", SCRATCH_ENV: scratch,
+                # Not pytest-xdist's worker variables: a pytest session that
+                # sees them thinks it is an xdist worker (pytest-benchmark
+                # then turns its fixture off), and this one is not.
+                env={**{k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")},
+                     "PYTHONUNBUFFERED": "1", SCRATCH_ENV: scratch,
                      WATCH_PARENT_VAR: str(os.getpid())},
                 start_new_session=True,  # Ctrl-C reaches pytest, not the worker
                 preexec_fn=(lambda: os.nice(nice)) if nice else None,

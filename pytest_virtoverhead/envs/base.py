@@ -67,6 +67,9 @@ class RunContext:
     job_timeout: float = 300.0
     owner_pid: int = field(default_factory=os.getpid)
     hostname: str = field(default_factory=socket.gethostname)
+    #: A pytest-xdist worker: its VMs start one at a time on the host
+    #: (:func:`.hostlock.start_lock`), never two guests booting at once.
+    stagger_vm_starts: bool = False
 
     def host_paths(self) -> list[str]:
         """Host directories an environment mirroring the host must see."""
