@@ -52,7 +52,7 @@ from .textfmt import FAIL, PASS, change, estimate_format, finite, interval
 #: string (UTC when it names no zone) or seconds since the epoch.
 RUN_TIME_KEYS = ("written", "finished", "started", "time", "timestamp", "date")
 #: The --virt-json versions read here (a history needs only the claims).
-VERSIONS = (1, 2)
+VERSIONS = (1, 2, 3)
 DEFAULT_TOLERANCE = 0.05
 
 UP, DOWN = "up", "down"

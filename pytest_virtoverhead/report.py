@@ -3,9 +3,10 @@ the environments and the footprint (the JSON file: :mod:`.results`)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, Iterable
 
-from . import noise, stats, textfmt
+from . import noise, textfmt
 from .results import ItemResult
 from .textfmt import env_label, fixed, host_envs, interval, text_table, worst_verdict
 from .verdict import FAIL, INCONCLUSIVE, PASS, SKIPPED
@@ -58,8 +59,8 @@ def table_lines(results: Iterable[ItemResult], metadata: dict[str, dict[str, Any
                 verdict = _VERDICT_TEXT[worst_verdict(c.verdict for c in verdicts)]
                 if len(verdicts) > 1:
                     verdict += f" ({len(verdicts)} claims)"
-            rate = res.rate(name)
-            rows.append([test, label, str(len(samples)), textfmt.seconds(stats.median(samples)),
+            rate = res.table_rate(name)  # the median and rate agree with the ratio (results.md)
+            rows.append([test, label, str(len(samples)), textfmt.seconds(res.table_median(name) or math.nan),
                          textfmt.rate(*rate) if rate else "", ratio, ci_text, verdict])
         note = _outcome_note(res)
         if note:
@@ -105,6 +106,9 @@ def claim_lines(results: Iterable[ItemResult], strict: bool) -> list[str]:
                 extra += f"\n{'':<13} {c.waiver.text}" + ("" if needed else " (not needed: the claim does not fail)")
             elif c.waiver_expired:
                 extra += f"\n{'':<13} WAIVER EXPIRED: {c.waiver.text} ({c.waiver.source})"
+            if c.verdict in (PASS, FAIL) and c.claim.baseline == res.baseline and c.claim.env != res.baseline:
+                why = res.why(c.claim.env)
+                extra += f"\n{'':<13} {why}" if why else ""
             p = f", p={c.p_value:.3g}" if c.p_value is not None else ""
             out.append(f"{tag:<13} {res.nodeid}: {c.claim.text}  {c.estimate_text()}{p}{extra}")
     return out

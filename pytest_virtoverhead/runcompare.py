@@ -44,7 +44,7 @@ from .textfmt import change, finite, interval, json_safe
 DEFAULT_TOLERANCE = 0.05
 DEFAULT_CONFIDENCE = 0.95
 #: The --virt-json versions this module reads.
-VERSIONS = (2,)
+VERSIONS = (2, 3)
 
 
 class RunFileError(ValueError):

@@ -69,7 +69,7 @@ def test_empty_document_has_the_lists():
     assert RunDocument.from_json(data).aborted
 
 
-@pytest.mark.parametrize("version", [0, 3, 9, None, "2", True])
+@pytest.mark.parametrize("version", [0, 4, 9, None, "2", True])
 def test_version_not_read_names_found_and_read(version):
     with pytest.raises(DocumentError) as info:
         RunDocument.from_json({"version": version, "results": []}, "old.json")

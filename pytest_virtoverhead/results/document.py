@@ -29,8 +29,8 @@ from ..verdict import Verdict
 #: The version this package writes. Version 2: ``samples`` are one value
 #: per used round, with per-round and per-process records; version 1 (no
 #: rounds) is still read.
-JSON_VERSION = 2
-READ_VERSIONS = (1, 2)
+JSON_VERSION = 3
+READ_VERSIONS = (1, 2, 3)
 
 
 class DocumentError(ValueError):
