@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from .. import noise, stats
+from ..verdict import FAIL, PASS
 from .document import (
     JSON_VERSION,
     ClaimEntry,
@@ -19,7 +20,6 @@ from .document import (
     RunDocument,
     json_safe,
 )
-from ..verdict import FAIL, PASS
 from .model import ItemResult
 
 #: Raw samples kept per test and environment in the JSON (evenly spaced).
