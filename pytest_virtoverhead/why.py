@@ -81,13 +81,14 @@ def relative(env: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str, float
 
 
 def time_text(x: float) -> str:
-    """A signed time, three significant digits: ``+0.33 us``, ``-1.2 ms``."""
+    """A signed time, three significant digits: ``+0.33 us``, ``-1.2 ms``
+    (microseconds down to 0.01 us, then ns)."""
     if not math.isfinite(x):
         return "n/a"
     sign = "+" if x >= 0 else "-"
     a = abs(x)
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if a >= scale:
+    for unit, scale, floor in (("s", 1.0, 1.0), ("ms", 1e-3, 1e-3), ("us", 1e-6, 1e-8)):
+        if a >= floor:
             return f"{sign}{a / scale:.3g} {unit}"
     return f"{sign}{a / 1e-9:.3g} ns"
 
