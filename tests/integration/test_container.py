@@ -713,3 +713,44 @@ def test_concurrent_stops(make_env, docker_client, session_id):
         t.join()
     env.backend.stop()
     assert not docker_client.containers.list(all=True, filters={"label": f"{SESSION_LABEL}={session_id}"})
+
+
+RESOURCE_TEST = '''
+import mmap
+import os
+
+import pytest
+
+@pytest.mark.virt(claims=["container <= 10 * baremetal"], rounds=4)
+def test_syscalls():
+    for _ in range(30000):
+        os.getppid()
+
+@pytest.mark.virt(claims=["container <= 10 * baremetal"], rounds=4)
+def test_pages():
+    m = mmap.mmap(-1, 2048 * 4096)
+    for i in range(0, 2048 * 4096, 4096):
+        m[i] = 1
+    m.close()
+'''
+
+
+def test_resources_in_a_real_container(pytester, docker_client):
+    """Issue 24: counters measured inside the container reach the JSON and
+    the "why" line (system time of a syscall loop, minor faults of touched pages)."""
+    import json
+
+    pytester.makepyfile(test_resources=RESOURCE_TEST)
+    out = pytester.path / "virt.json"
+    result = pytester.runpytest_subprocess(
+        "--virt-envs=baremetal,container", "--virt-require=container", "--virt-compare",
+        f"--virt-json={out}", "-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    data = json.loads(out.read_text())
+    entries = {(r["test"].split("::")[-1], r["env"]): r for r in data["results"]}
+    for env in ("baremetal", "container"):
+        assert entries["test_syscalls", env]["resources"]["system_seconds"] > 0
+        assert entries["test_pages", env]["resources"]["minor_faults"] >= 2048 * 0.95
+    for claim in data["claims"]:
+        assert claim["why"].startswith("why (measured per call, container vs baremetal): time ")
+    result.stdout.fnmatch_lines(["*why (measured per call, container vs baremetal)*"])
