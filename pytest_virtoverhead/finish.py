@@ -75,12 +75,24 @@ def write_outputs(session: pytest.Session, state: Any, exitstatus: int) -> None:
                             rounds=s.rounds, statistics=statistics(s), session=state.ctx.session_id,
                             interrupted=exitstatus == pytest.ExitCode.INTERRUPTED, aborted=aborted,
                             exitstatus=int(exitstatus), footprint=state.footprint,
-                            verdict_method=verdict_method(state)).to_json()
+                            verdict_method=verdict_method(state), **explained(state)).to_json()
     except Exception as exc:  # noqa: BLE001 - the table is still shown
         state.output_failures.append(f"virtoverhead: could not assemble the results for "
                                      f"{', '.join(p for _, p, _, _ in writers)}: {type(exc).__name__}: {exc}")
         writers = []
     _write_each(session, state, writers, data, aborted)
+
+
+def explained(state: Any) -> dict[str, Any]:
+    """``{"explain": ...}`` under --virt-explain (computed once), else {}."""
+    if not state.settings.explain:
+        return {}
+    if getattr(state, "explain", None) is None:
+        from .explain import explain_all
+
+        state.explain = explain_all(state.results, state.settings.ablations, state.pool.metadata(),
+                                    state.settings.confidence)
+    return {"explain": state.explain}
 
 
 def _write_each(session: pytest.Session, state: Any, writers: list[tuple[str, str, str, Any]],
