@@ -331,6 +331,11 @@ def render(data: dict[str, Any], *, max_bytes: int | None = None, limit: int = M
                 f"{cell(c['why'])}" for c in claims if c.get("why")][:n_claims]
         if whys:
             out += ["", "Why, from the resource counters measured around the timed calls:", "", *whys]
+        explain = data.get("explain") or {}
+        lines = [f"- {code(shown.get(str(e.get('test')), shorten(str(e.get('test')))))}: {cell(e.get('text', ''))}"
+                 for e in explain.get("ablations") or []] + [f"- {cell(v)}" for v in explain.get("vm") or []]
+        if lines:
+            out += ["", "Attribution (`--virt-explain`):", "", *lines]
         out += ["", f"<details><summary>Per-test table ({len(tests)} test{'s' * (len(tests) != 1)})"
                     "</summary>", ""]
         if rrows:

@@ -754,3 +754,27 @@ def test_resources_in_a_real_container(pytester, docker_client):
     for claim in data["claims"]:
         assert claim["why"].startswith("why (measured per call, container vs baremetal): time ")
     result.stdout.fnmatch_lines(["*why (measured per call, container vs baremetal)*"])
+
+
+def test_explain_with_real_ablations(pytester, docker_client):
+    """Issue 24: --virt-explain runs a container with seccomp off and one
+    with its scratch on a volume beside the container, in the same rounds,
+    and reports each one's time over the container's with an interval."""
+    import json
+
+    pytester.makepyfile(test_explain=RESOURCE_TEST)
+    out = pytester.path / "virt.json"
+    result = pytester.runpytest_subprocess(
+        "--virt-envs=baremetal,container", "--virt-require=container", "--virt-compare", "--virt-explain",
+        "--virt-rounds=3", f"--virt-json={out}", "-q", "-p", "no:cacheprovider", "-k", "test_syscalls")
+    result.assert_outcomes(passed=1)
+    data = json.loads(out.read_text())
+    envs = data["environments"]
+    assert envs["container_noseccomp"]["seccomp"] == "unconfined"
+    assert envs["container_volume"]["scratch"] == "volume"
+    ablations = {e["env"]: e for e in data["explain"]["ablations"]}
+    assert set(ablations) == {"container_noseccomp", "container_volume"}
+    for e in ablations.values():
+        lo, hi = e["ablated_ci"]
+        assert lo <= e["ablated"] <= hi and e["parent"] == "container"
+    result.stdout.fnmatch_lines(["explain (--virt-explain*", "*seccomp off (container_noseccomp): time x*"])
