@@ -131,7 +131,8 @@ def finish_footprint(session: pytest.Session, state: Any) -> None:
             pass
     claims, skipped = state.footprint_claims
     try:
-        state.footprint = footprint_report(started, state.pool.metadata(), claims, skipped)
+        state.footprint = footprint_report(started, state.pool.metadata(), claims, skipped,
+                                           baseline=state.settings.baseline)
     except Exception as exc:  # noqa: BLE001 - the results are still written
         state.footprint = {"environments": {}, "claims": [], "error": f"{type(exc).__name__}: {exc}"}
         state.output_failures.append(f"virtoverhead: the footprint could not be assembled: {type(exc).__name__}: {exc}")

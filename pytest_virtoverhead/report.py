@@ -137,7 +137,7 @@ def environment_lines(metadata: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def footprint_report(envs: dict[str, Any], metadata: dict[str, dict[str, Any]], claims: Iterable[Any] = (),
-                     skipped: Iterable[tuple[Any, str]] = ()) -> dict[str, Any]:
+                     skipped: Iterable[tuple[Any, str]] = (), baseline: str | None = None) -> dict[str, Any]:
     """The JSON's ``footprint``: ``environments`` (name -> kind, figures
     with their sources, or ``unavailable``) and ``claims`` (each footprint
     claim's verdict). ``envs`` are the started environment handles; the end
@@ -153,6 +153,8 @@ def footprint_report(envs: dict[str, Any], metadata: dict[str, dict[str, Any]], 
             fps[name] = {"kind": meta.get("kind"), "figures": {}}
             if meta.get("unavailable"):
                 fps[name]["unavailable"] = meta["unavailable"].splitlines()[0]
+    if baseline is not None:  # what each environment adds over the baseline (issue 24)
+        footprint.add_overheads(fps, baseline)
     results = [footprint.evaluate(c, fps) for c in claims]
     results += [{"claim": c.text, "kind": "footprint", "verdict": footprint.SKIPPED, "reason": why}
                 for c, why in skipped]
