@@ -201,3 +201,16 @@ def test_round_record_keeps_the_baselines_counters_by_block():
                              "baremetal": [{"minor_faults": 1}, {"minor_faults": 3}]}
     assert rec.paired_resources == {"container": [{"minor_faults": 1}], "vm": [{"minor_faults": 3}]}
     assert math.isnan(why._median([]))
+
+
+def test_no_why_line_for_a_benchmark_fixture_test():
+    res = mixed_modes()
+    for rec in res.round_log:
+        one, three = {"system_seconds": 1e-6, "user_seconds": 0.0}, {"system_seconds": 3e-6, "user_seconds": 0.0}
+        rec.resources = {"container": [three], "baremetal": [one]}
+        rec.paired_resources = {"container": [one]}
+    assert res.why("container") is not None
+    res.source = {"baremetal": "benchmark", "container": "benchmark"}
+    assert res.why("container") is None
+    [_, cont] = [e.to_json() for e in record_of(res).envs]
+    assert cont["resources_per"].startswith("test call (the whole pytest-benchmark run")

@@ -79,6 +79,8 @@ def _env_object(res: ItemResult, name: str, samples: list[float] | None) -> dict
         resources = res.resources(name)
         if resources is not None:
             entry["resources"] = resources
+            entry["resources_per"] = ("test call (the whole pytest-benchmark run, calibration included)"
+                                      if res.source.get(name) == "benchmark" else "call")
             vs = res.resources_vs_baseline(name)
             if vs is not None:
                 entry["resources_vs_baseline"] = vs

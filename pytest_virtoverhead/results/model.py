@@ -399,8 +399,9 @@ class ItemResult:
         """The "why" line of env's ratio (:func:`.why.why_line`), or None."""
         rel = self.resources_vs_baseline(env)
         mine, base = self.table_median(env), self.median_unpaired(self.baseline)
-        if rel is None or mine is None or base is None:
-            return None
+        if rel is None or mine is None or base is None or "benchmark" in (self.source.get(env),
+                                                                          self.source.get(self.baseline)):
+            return None  # a benchmark's samples time one function call, its counters the whole run
         pairs = [why.mean_counters(r.resources[env]) for r in self.used_rounds
                  if r.resources.get(env) and r.paired_resources.get(env)]
         lo, hi = self.ratios[env][1] if env in self.ratios else (math.nan, math.nan)
