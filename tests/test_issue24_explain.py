@@ -85,3 +85,15 @@ def test_explain_option_end_to_end(pytester):
     result.stdout.fnmatch_lines(["explain (--virt-explain*", "*no ablation measured*"])
     data = json.loads((pytester.path / "out.json").read_text())
     assert data["explain"] == {"ablations": [], "vm": []}
+
+
+def test_explain_in_the_html_report():
+    pytest.importorskip("matplotlib")
+    from pytest_virtoverhead.htmlreport import render_html
+
+    data = {"version": 3, "baseline": "baremetal", "environments": {}, "results": [], "claims": [], "tests": [],
+            "explain": {"ablations": [{"test": "t.py::a", "text": "seccomp off (container_noseccomp): time x0.9"}],
+                        "vm": ["vm: accelerator tcg: QEMU translates every guest instruction"]}}
+    html = render_html(data)
+    assert "Attribution (--virt-explain)" in html
+    assert "seccomp off (container_noseccomp): time x0.9" in html and "accelerator tcg" in html
