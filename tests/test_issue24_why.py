@@ -45,8 +45,24 @@ def test_read_io_parses_the_proc_file(tmp_path):
     f = tmp_path / "io"
     f.write_text("rchar: 4096\nwchar: 12\nsyscr: 3\nsyscw: 1\nread_bytes: 8192\n"
                  "write_bytes: 0\ncancelled_write_bytes: 0\n")
-    assert rusage.read_io(str(f)) == {"read_chars": 4096, "write_chars": 12, "read_bytes": 8192, "write_bytes": 0}
+    assert rusage.read_io(str(f)) == {"read_chars": 4096, "write_chars": 12, "read_bytes": 8192, "write_bytes": 0,
+                                      "_self": len(f.read_text())}
     assert rusage.read_io(str(tmp_path / "missing")) is None
+
+
+def test_delta_leaves_out_its_own_read_of_proc_self_io():
+    before = {"read_chars": 1000.0, "_self": 110.0, "user_seconds": 1.0}
+    after = {"read_chars": 1110.0, "_self": 110.0, "user_seconds": 1.5}
+    assert rusage.delta(before, after) == {"read_chars": 0.0, "user_seconds": 0.5}
+
+
+def test_an_empty_call_reads_nothing():
+    c = rusage.CallCounters()
+    c.start()
+    c.stop()
+    out = c.per_call()
+    if out["read_chars"] is not None:  # where /proc/self/io is readable
+        assert out["read_chars"] == 0
 
 
 def test_snapshot_sees_system_time_and_faults():
