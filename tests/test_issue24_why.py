@@ -230,3 +230,28 @@ def test_no_why_line_for_a_benchmark_fixture_test():
     assert res.why("container") is None
     [_, cont] = [e.to_json() for e in record_of(res).envs]
     assert cont["resources_per"].startswith("test call (the whole pytest-benchmark run")
+
+
+def test_ratio_panels_zoom_each_environment():
+    """The HTML plot: a container's +-3% interval gets a panel of its own
+    scale beside a TCG VM's 13x (it was a pixel wide on a shared axis)."""
+    pytest.importorskip("matplotlib")
+    from pytest_virtoverhead import htmlfigures
+
+    test = {"envs": ["baremetal", "container", "vm"], "claims": [
+                {"env": "container", "verdict": "inconclusive", "bounds": [0.97, 1.03]},
+                {"env": "vm", "verdict": "fail", "bounds": [None, 5]}],
+            "results": {"baremetal": {"samples": [0.1, 0.1]},
+                        "container": {"samples": [0.1, 0.1], "ratio": 1.012, "ci": [0.985, 1.04]},
+                        "vm": {"samples": [1.3, 1.3], "ratio": 13.1, "ci": [12.5, 13.8]}}}
+    fig = htmlfigures.new_figure(6, 3)
+    limits = {}
+    for env in ("container", "vm"):
+        ax = fig.add_subplot()
+        htmlfigures._ratio_panel(ax, env, test, "baremetal", env)
+        limits[env] = ax.get_xlim()
+    lo, hi = limits["container"]
+    # 0.97 .. 1.04 plus 15% padding each side: the interval fills most of the panel.
+    assert lo == pytest.approx(0.97 - 0.0105) and hi == pytest.approx(1.04 + 0.0105)
+    assert limits["vm"][0] < 1.0 and limits["vm"][1] > 13.8
+    assert htmlfigures.figure_png(test, "baremetal", {}).startswith(b"\x89PNG")
