@@ -208,11 +208,11 @@ def test_the_json_keeps_the_unpaired_median_and_the_resources():
 
 def test_round_record_keeps_the_baselines_counters_by_block():
     rec = RoundRecord(index=0, slot=1, order=[])
-    rec.add_resources("container", "container", "baremetal", {"resources": {"minor_faults": 2}})
-    rec.add_resources("baremetal", "container", "baremetal", {"resources": {"minor_faults": 1}})
-    rec.add_resources("baremetal", "vm", "baremetal", {"resources": {"minor_faults": 3}})
-    rec.add_resources("c2", ("c2", "container"), "baremetal", {"resources": {"minor_faults": 9}})
-    rec.add_resources("vm", "vm", "baremetal", {"resources": None})
+    rec.add_reply("container", "container", "baremetal", {"resources": {"minor_faults": 2}})
+    rec.add_reply("baremetal", "container", "baremetal", {"resources": {"minor_faults": 1}})
+    rec.add_reply("baremetal", "vm", "baremetal", {"resources": {"minor_faults": 3}})
+    rec.add_reply("c2", ("c2", "container"), "baremetal", {"resources": {"minor_faults": 9}})
+    rec.add_reply("vm", "vm", "baremetal", {"resources": None})
     assert rec.resources == {"container": [{"minor_faults": 2}],
                              "baremetal": [{"minor_faults": 1}, {"minor_faults": 3}]}
     assert rec.paired_resources == {"container": [{"minor_faults": 1}], "vm": [{"minor_faults": 3}]}

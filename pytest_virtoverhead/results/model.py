@@ -203,9 +203,11 @@ class RoundRecord:
     #: False when the round was disturbed and a retry replaced it.
     used: bool = True
 
-    def add_resources(self, name: str, block: Any, base: str, out: dict[str, Any]) -> None:
-        """Keep a request's resource counters (``out["resources"]``): as
-        ``name``'s, and as the baseline's in ``block``'s block."""
+    def add_reply(self, name: str, block: Any, base: str, out: dict[str, Any]) -> None:
+        """Keep what a measured request's reply says of the process: its pid
+        and its resource counters (``out["resources"]``), as ``name``'s and,
+        for the baseline, as its counters in ``block``'s block."""
+        self.pids[name] = out.get("pid")
         counters = out.get("resources")
         if not counters or isinstance(block, tuple):
             return
