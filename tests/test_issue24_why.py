@@ -255,3 +255,14 @@ def test_ratio_panels_zoom_each_environment():
     assert lo == pytest.approx(0.97 - 0.0105) and hi == pytest.approx(1.04 + 0.0105)
     assert limits["vm"][0] < 1.0 and limits["vm"][1] > 13.8
     assert htmlfigures.figure_png(test, "baremetal", {}).startswith(b"\x89PNG")
+
+
+def test_run_document_reads_the_new_keys():
+    from pytest_virtoverhead.results import EnvEntry
+
+    e = EnvEntry.from_json({"test": "t", "env": "c", "samples": [1.0], "median": 2.0, "median_unpaired": 1.0,
+                            "resources": {"minor_faults": 3, "read_bytes": None}})
+    assert e.median == 2.0 and e.median_unpaired == 1.0
+    assert e.resources == {"minor_faults": 3.0, "read_bytes": None}
+    old = EnvEntry.from_json({"test": "t", "env": "c", "samples": [1.0], "median": 1.0})
+    assert old.median_unpaired == 1.0 and old.resources is None
