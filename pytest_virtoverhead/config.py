@@ -198,6 +198,9 @@ class Settings:
     kind_defaults: dict[str, dict[str, str]] = field(default_factory=dict)
     #: ini virt_waivers (waivers.Waiver), checked against the tests' claims at collection.
     waivers: list[Any] = field(default_factory=list)
+    #: --virt-explain: the ablation environments (explain.Ablation) added to specs.
+    ablations: list[Any] = field(default_factory=list)
+    explain: bool = False
 
     @property
     def env_names(self) -> list[str]:
@@ -238,6 +241,13 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
     s.specs = [EnvSpec(sp.name, sp.kind, {**kind_defaults.get(sp.kind, {}), **options.get(sp.kind, {}),
                                          **options.get(sp.name, {})})
                for sp in specs]
+    s.explain = bool(raw.get("explain"))
+    if s.explain:  # --virt-explain: ablation environments beside their parents
+        from .explain import ablation_specs
+
+        extra = ablation_specs(s.specs)
+        s.specs += [sp for sp, _ in extra]
+        s.ablations = [ab for _, ab in extra]
     # Options for fixture-only kinds (a `vm` fixture used without vm in the run).
     for kind in KINDS:
         kind_defaults.setdefault(kind, {})
@@ -371,7 +381,8 @@ def plan_for_marker(nodeid: str, args: tuple, kwargs: Mapping[str, Any], setting
         raise ValueError(f"{nodeid}: @pytest.mark.virt(envs=...) names unknown environment "
                          f"{name!r}; environments of this run: {', '.join(names)}; kinds and other "
                          f"declared environments: {', '.join(sorted(settings.elsewhere))}")
-    envs = [n for n in names if n in wanted or n == settings.baseline]
+    parents = {ab.name: ab.parent for ab in settings.ablations}
+    envs = [n for n in names if n in wanted or n == settings.baseline or parents.get(n) in wanted]
     texts = kwargs.get("claims") or []
     claims = parse_claims([texts] if isinstance(texts, str) else texts, nodeid, names, settings.elsewhere)
     sources: dict[Claim, tuple[str, str | None]] = {c: ("marker", None) for c in claims}

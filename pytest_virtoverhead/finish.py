@@ -84,12 +84,25 @@ def write_outputs(session: pytest.Session, state: Any, exitstatus: int) -> None:
                             rounds=s.rounds, statistics=statistics(s), session=state.ctx.session_id,
                             interrupted=exitstatus == pytest.ExitCode.INTERRUPTED, aborted=aborted,
                             exitstatus=int(exitstatus), footprint=state.footprint,
-                            verdict_method=verdict_method(state), **machine_inputs(config), **extra).to_json()
+                            verdict_method=verdict_method(state), **machine_inputs(config), **extra,
+                            **explained(state)).to_json()
     except Exception as exc:  # noqa: BLE001 - the table is still shown
         state.output_failures.append(f"virtoverhead: could not assemble the results for "
                                      f"{', '.join(p for _, p, _, _ in writers)}: {type(exc).__name__}: {exc}")
         writers = []
     _write_each(session, state, writers, data, aborted)
+
+
+def explained(state: Any) -> dict[str, Any]:
+    """``{"explain": ...}`` under --virt-explain (computed once), else {}."""
+    if not state.settings.explain:
+        return {}
+    if getattr(state, "explain", None) is None:
+        from .explain import explain_all
+
+        state.explain = explain_all(state.results, state.settings.ablations, state.pool.metadata(),
+                                    state.settings.confidence)
+    return {"explain": state.explain}
 
 
 def _write_each(session: pytest.Session, state: Any, writers: list[tuple[str, str, str, Any]],
@@ -128,7 +141,8 @@ def finish_footprint(session: pytest.Session, state: Any) -> None:
             pass
     claims, skipped = state.footprint_claims
     try:
-        state.footprint = footprint_report(started, state.pool.metadata(), claims, skipped)
+        state.footprint = footprint_report(started, state.pool.metadata(), claims, skipped,
+                                           baseline=state.settings.baseline)
     except Exception as exc:  # noqa: BLE001 - the results are still written
         state.footprint = {"environments": {}, "claims": [], "error": f"{type(exc).__name__}: {exc}"}
         state.output_failures.append(f"virtoverhead: the footprint could not be assembled: {type(exc).__name__}: {exc}")

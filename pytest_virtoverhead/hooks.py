@@ -16,7 +16,7 @@ import pytest
 
 from . import benchargs, benchjson, testreports, waivers
 from .config import ItemPlan, plan_for_marker
-from .finish import finish_footprint, verdict_method, write_outputs
+from .finish import explained, finish_footprint, verdict_method, write_outputs
 from .judging import add_skipped_claims
 from .progress import Progress
 from .report import claim_lines, environment_lines, host_line, table_lines
@@ -264,6 +264,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         for line in lines:
             tr.write_line("  " + line)
         tr.write_line(method_line(method))
+    explain = explained(state).get("explain")
+    if explain is not None:
+        from .explain import explain_lines
+
+        tr.write_line("")
+        tr.write_line("explain (--virt-explain: ablations remove one mechanism each):")
+        for line in explain_lines(explain) or ["no ablation measured (no container environment in the run)"]:
+            tr.write_line("  " + line)
     if s.time_budget:
         tr.write_line("")
         tr.write_line(f"adaptive sampling (--virt-time-budget={s.time_budget:g} s per test):")

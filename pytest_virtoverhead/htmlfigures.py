@@ -67,71 +67,19 @@ def figure_png(test: dict[str, Any], baseline: str, environments: dict[str, Any]
     if not envs:
         return None
     n = len(envs)
-    fig = new_figure(11, 1.4 + 0.6 * n)
-    ax_r, ax_s = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1]})
+    fig = new_figure(11, 1.4 + 0.75 * n)
+    grid = fig.add_gridspec(n, 2)
+    ax_s = fig.add_subplot(grid[:, 1])
     ys = {e: n - 1 - i for i, e in enumerate(envs)}
-    labels = [env_label(e, environments.get(e)) for e in envs]
-
-    # -- left: ratio to the baseline, its CI, claim thresholds
-    xs: list[float] = [1.0]
-    shades: list[tuple[float, float, str, str]] = []  # (y, bound, "above"/"below", colour)
-    ax_r.axvline(1.0, color="#90a4ae", linestyle=":", linewidth=1)
-    for e in envs:
-        y = ys[e]
-        r = test["results"][e]
-        claims = [c for c in test["claims"] if c.get("env") == e]
-        color = COLORS.get(worst_verdict(c["verdict"] for c in claims), COLORS[None])
-        if e == baseline:
-            ax_r.plot([1.0], [y], marker="D", color="#546e7a", markersize=6)
-            ax_r.annotate("baseline", (1.0, y), xytext=(6, 6), textcoords="offset points", fontsize=8,
-                          color="#546e7a")
-            continue
-        ratio, ci = r.get("ratio"), r.get("ci") or [None, None]
-        if finite(ratio):
-            xs.append(ratio)
-            if finite(ci[0]) and finite(ci[1]):
-                xs.extend(ci)
-                ax_r.errorbar([ratio], [y], xerr=[[ratio - ci[0]], [ci[1] - ratio]], fmt="o", color=color,
-                              capsize=5, markersize=6, linewidth=2)
-            else:
-                ax_r.plot([ratio], [y], "o", color=color)
-            ax_r.annotate(f"{ratio:.3f}", (ratio, y), xytext=(0, 9), textcoords="offset points", fontsize=8,
-                          ha="center", color=color)
-        for c in claims:
-            if c.get("unit", "ratio") != "ratio":
-                continue  # a time claim's bounds are seconds: not on the ratio axis
-            ccolor = COLORS.get(c["verdict"], COLORS[None])
-            lower, upper = (list(c.get("bounds") or []) + [None, None])[:2]
-            both = finite(lower) and finite(upper)
-            for bound, sym in ((lower, "≥"), (upper, "≤")):
-                if finite(bound):
-                    xs.append(bound)
-                    shades.append((y, bound, "below" if sym == "≥" else "above", ccolor))
-                    ax_r.plot([bound, bound], [y - 0.38, y + 0.38], linestyle="--", color=ccolor, linewidth=1.5)
-                    if both and sym == "≥":
-                        continue  # a two-sided claim is labelled once, at its upper bound
-                    text = f"{lower:g}–{upper:g}" if both else f"{sym}{bound:g}"
-                    ax_r.annotate(text, (bound, y - 0.38), xytext=(2, 1), textcoords="offset points",
-                                  fontsize=7, color=ccolor)
-    lo, hi = min(xs), max(xs)
-    log = lo > 0 and hi / lo > 20
-    if log:
-        ax_r.set_xscale("log")
-        plain_log_ticks(ax_r.xaxis)
-        ax_r.set_xlim(lo / 1.3, hi * 1.3)
-    else:
-        pad = max((hi - lo) * 0.12, 0.02)
-        ax_r.set_xlim(lo - pad, hi + pad)
-    left, right = ax_r.get_xlim()
-    for shade_y, bound, side, ccolor in shades:  # the side of a threshold that violates the claim
-        a, b = (bound, right) if side == "above" else (left, bound)
-        ax_r.fill_betweenx([shade_y - 0.38, shade_y + 0.38], a, b, color=ccolor, alpha=0.08, linewidth=0)
-    ax_r.set_xlim(left, right)
-    ax_r.set_ylim(-0.7, n - 0.3)
-    ax_r.set_yticks([ys[e] for e in envs], labels=labels)
-    ax_r.set_xlabel(f"time / {baseline} time (paired ratio over rounds, confidence interval)")
-    ax_r.set_title("overhead ratio", fontsize=10, loc="left")
-    ax_r.grid(axis="x", color="#eceff1")
+    # -- left: one panel per environment, each on its own scale (a
+    # container's +-3% interval is as readable as a TCG VM's 13x)
+    for i, e in enumerate(envs):
+        ax = fig.add_subplot(grid[i, 0])
+        _ratio_panel(ax, e, test, baseline, env_label(e, environments.get(e)))
+        if i == 0:
+            ax.set_title("overhead ratio (each row on its own scale)", fontsize=10, loc="left")
+        if i == n - 1:
+            ax.set_xlabel(f"time / {baseline} time (paired ratio over rounds, confidence interval)")
 
     # -- right: the samples
     all_samples = [s for e in envs for s in test["results"][e]["samples"]]
@@ -167,6 +115,66 @@ def figure_png(test: dict[str, Any], baseline: str, environments: dict[str, Any]
     ax_s.grid(axis="x", color="#eceff1")
     return png_bytes(fig)
 
+
+
+def _ratio_panel(ax: Any, e: str, test: dict[str, Any], baseline: str, label: str) -> None:
+    """One environment's ratio, its interval and its claims' thresholds,
+    on an axis zoomed to them (and 1.0); log when they span over 20x."""
+    r = test["results"][e]
+    claims = [c for c in test["claims"] if c.get("env") == e]
+    color = COLORS.get(worst_verdict(c["verdict"] for c in claims), COLORS[None])
+    xs: list[float] = [1.0]
+    shades: list[tuple[float, str, str]] = []  # (bound, "above"/"below", colour)
+    ax.axvline(1.0, color="#90a4ae", linestyle=":", linewidth=1)
+    if e == baseline:
+        ax.plot([1.0], [0], marker="D", color="#546e7a", markersize=6)
+        ax.annotate("baseline", (1.0, 0), xytext=(6, 6), textcoords="offset points", fontsize=8, color="#546e7a")
+        ax.set_xticks([1.0], labels=["1"])
+    ratio, ci = r.get("ratio"), r.get("ci") or [None, None]
+    if e != baseline and finite(ratio):
+        xs.append(ratio)
+        if finite(ci[0]) and finite(ci[1]):
+            xs.extend(ci)
+            ax.errorbar([ratio], [0], xerr=[[ratio - ci[0]], [ci[1] - ratio]], fmt="o", color=color,
+                        capsize=5, markersize=6, linewidth=2)
+            text = f"{ratio:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+        else:
+            ax.plot([ratio], [0], "o", color=color)
+            text = f"{ratio:.3f}"
+        ax.annotate(text, (ratio, 0), xytext=(0, 9), textcoords="offset points", fontsize=8, ha="center",
+                    color=color)
+    for c in claims:
+        if c.get("unit", "ratio") != "ratio":
+            continue  # a time claim's bounds are seconds: not on the ratio axis
+        ccolor = COLORS.get(c["verdict"], COLORS[None])
+        lower, upper = (list(c.get("bounds") or []) + [None, None])[:2]
+        both = finite(lower) and finite(upper)
+        for bound, sym in ((lower, "≥"), (upper, "≤")):
+            if finite(bound):
+                xs.append(bound)
+                shades.append((bound, "below" if sym == "≥" else "above", ccolor))
+                ax.plot([bound, bound], [-0.38, 0.38], linestyle="--", color=ccolor, linewidth=1.5)
+                if both and sym == "≥":
+                    continue  # a two-sided claim is labelled once, at its upper bound
+                text = f"{lower:g}–{upper:g}" if both else f"{sym}{bound:g}"
+                ax.annotate(text, (bound, -0.38), xytext=(2, 1), textcoords="offset points", fontsize=7,
+                            color=ccolor)
+    lo, hi = min(xs), max(xs)
+    if lo > 0 and hi / lo > 20:
+        ax.set_xscale("log")
+        plain_log_ticks(ax.xaxis)
+        ax.set_xlim(lo / 1.3, hi * 1.3)
+    else:
+        pad = max((hi - lo) * 0.15, 0.01)
+        ax.set_xlim(lo - pad, hi + pad)
+    left, right = ax.get_xlim()
+    for bound, side, ccolor in shades:  # the side of a threshold that violates the claim
+        a, b = (bound, right) if side == "above" else (left, bound)
+        ax.fill_betweenx([-0.38, 0.38], a, b, color=ccolor, alpha=0.08, linewidth=0)
+    ax.set_xlim(left, right)
+    ax.set_ylim(-0.7, 0.7)
+    ax.set_yticks([0], labels=[label])
+    ax.grid(axis="x", color="#eceff1")
 
 
 def history_figure_png(series: Any, runs: list[Any]) -> bytes | None:

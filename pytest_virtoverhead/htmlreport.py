@@ -131,7 +131,7 @@ def _claim_view(c: dict[str, Any]) -> dict[str, Any]:
     return {"verdict": c.get("verdict"), "claim": c.get("claim"), "unit": unit, "ratio": c.get("ratio"),
             "ci": ci[:2], "quantity": c.get("quantity") or c.get("env"), "p_value": c.get("p_value"),
             "rounds": c.get("rounds"), "processes": c.get("processes"), "reason": c.get("reason"),
-            "waived": c.get("waived"), "waiver_expired": c.get("waiver_expired")}
+            "waived": c.get("waived"), "waiver_expired": c.get("waiver_expired"), "why": c.get("why")}
 
 
 def _test_view(test: dict[str, Any], baseline: str, environments: dict[str, Any], index: int) -> dict[str, Any]:

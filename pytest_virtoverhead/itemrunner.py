@@ -20,7 +20,7 @@ from typing import Any, Callable, Protocol
 
 import pytest
 
-from . import noise, testreports
+from . import noise, rusage, testreports
 from .protocol import NO_REPLY
 from .work import take_work
 
@@ -97,6 +97,8 @@ class ItemServer:
         self._reports: list[Any] = []
         self._warnings: list[Any] = []
         self._bench: list[float] | None = None
+        #: Resource counters around each call phase (issue 24).
+        self._usage = rusage.CallCounters()
 
     # -- pytest hooks -------------------------------------------------------
 
@@ -135,6 +137,19 @@ class ItemServer:
     def pytest_warning_recorded(self, warning_message: Any, when: str) -> None:
         if when == "runtest":
             self._warnings.append(warning_message)
+
+    # Resource counters from the end of setup to the call's report: around
+    # the call phase pytest times, with the reading itself outside it.
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self, item: pytest.Item):
+        result = yield
+        self._usage.start()
+        return result
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: Any) -> None:
+        if call.when == "call":
+            self._usage.stop()
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item):
@@ -199,6 +214,7 @@ class ItemServer:
         work = None
         call_seconds = 0.0
         before = noise.snapshot()
+        self._usage = rusage.CallCounters()
         for _ in range(calls):
             self._reports, self._warnings = [], []
             self._bench = None
@@ -227,7 +243,8 @@ class ItemServer:
             elif duration is not None:
                 durations.append(duration)
         out: dict[str, Any] = {"outcome": outcome, "longrepr": longrepr, "work": work, "pid": os.getpid(),
-                               "noise": noise.since(before), "calls": calls, "call_seconds": call_seconds}
+                               "noise": noise.since(before), "calls": calls, "call_seconds": call_seconds,
+                               "resources": self._usage.per_call()}
         if bench:
             ordered = sorted(bench)
             out.update(source="benchmark", value=_median_sorted(ordered), n_samples=len(bench),

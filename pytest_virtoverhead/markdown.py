@@ -337,6 +337,15 @@ def render(data: dict[str, Any], *, max_bytes: int | None = None, limit: int = M
                          left_out="more claim(s) left out to keep this summary small: see the run's `--virt-json` file.")
         else:
             out.append("No claims were checked.")
+        whys = [f"- {code(shown.get(str(c.get('test')), shorten(str(c.get('test')))))} {code(c.get('claim', ''))}: "
+                f"{cell(c['why'])}" for c in claims if c.get("why")][:n_claims]
+        if whys:
+            out += ["", "Why, from the resource counters measured around the timed calls:", "", *whys]
+        explain = data.get("explain") or {}
+        lines = [f"- {code(shown.get(str(e.get('test')), shorten(str(e.get('test')))))}: {cell(e.get('text', ''))}"
+                 for e in explain.get("ablations") or []] + [f"- {cell(v)}" for v in explain.get("vm") or []]
+        if lines:
+            out += ["", "Attribution (`--virt-explain`):", "", *lines]
         out += ["", f"<details><summary>Per-test table ({len(tests)} test{'s' * (len(tests) != 1)})"
                     "</summary>", ""]
         if rrows:

@@ -63,6 +63,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--virt-report", metavar="PATH", default=None,
                     help="write a self-contained HTML report with plots (needs matplotlib: "
                          f"{HELP_REPORT_INSTALL})")
+    group.addoption("--virt-explain", action="store_true", default=False,
+                    help="add ablation environments (a container with seccomp off, with its scratch on a volume) "
+                         "and report the share of the overhead each removes; say what a VM's accelerator allows")
     group.addoption("--virt-require", metavar="LIST", action="append", default=[],
                     help="environments (names or kinds, or 'all') that must start: an error instead of a skip")
     group.addoption("--virt-rounds", metavar="N", default=None,

@@ -3,9 +3,10 @@ the environments and the footprint (the JSON file: :mod:`.results`)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, Iterable
 
-from . import noise, stats, textfmt
+from . import noise, textfmt
 from .results import ItemResult
 from .textfmt import env_label, fixed, host_envs, interval, level_text, text_table, worst_verdict
 from .verdict import FAIL, INCONCLUSIVE, PASS, SKIPPED
@@ -58,8 +59,8 @@ def table_lines(results: Iterable[ItemResult], metadata: dict[str, dict[str, Any
                 verdict = _VERDICT_TEXT[worst_verdict(c.verdict for c in verdicts)]
                 if len(verdicts) > 1:
                     verdict += f" ({len(verdicts)} claims)"
-            rate = res.rate(name)
-            rows.append([test, label, str(len(samples)), textfmt.seconds(stats.median(samples)),
+            rate = res.table_rate(name)  # the median and rate agree with the ratio (results.md)
+            rows.append([test, label, str(len(samples)), textfmt.seconds(res.table_median(name) or math.nan),
                          textfmt.rate(*rate) if rate else "", ratio, ci_text, verdict])
         note = _outcome_note(res)
         if note:
@@ -105,6 +106,9 @@ def claim_lines(results: Iterable[ItemResult], strict: bool) -> list[str]:
                 extra += f"\n{'':<13} {c.waiver.text}" + ("" if needed else " (not needed: the claim does not fail)")
             elif c.waiver_expired:
                 extra += f"\n{'':<13} WAIVER EXPIRED: {c.waiver.text} ({c.waiver.source})"
+            if c.verdict in (PASS, FAIL) and c.claim.baseline == res.baseline and c.claim.env != res.baseline:
+                why = res.why(c.claim.env)
+                extra += f"\n{'':<13} {why}" if why else ""
             p = f", p={c.p_value:.3g}" if textfmt.finite(c.p_value) else ""
             out.append(f"{tag:<13} {textfmt.one_line(res.nodeid)}: {c.claim.text}  {c.estimate_text()}{p}{extra}")
     return out
@@ -135,7 +139,7 @@ def environment_lines(metadata: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def footprint_report(envs: dict[str, Any], metadata: dict[str, dict[str, Any]], claims: Iterable[Any] = (),
-                     skipped: Iterable[tuple[Any, str]] = ()) -> dict[str, Any]:
+                     skipped: Iterable[tuple[Any, str]] = (), baseline: str | None = None) -> dict[str, Any]:
     """The JSON's ``footprint``: ``environments`` (name -> kind, figures
     with their sources, or ``unavailable``) and ``claims`` (each footprint
     claim's verdict). ``envs`` are the started environment handles; the end
@@ -151,6 +155,8 @@ def footprint_report(envs: dict[str, Any], metadata: dict[str, dict[str, Any]], 
             fps[name] = {"kind": meta.get("kind"), "figures": {}}
             if meta.get("unavailable"):
                 fps[name]["unavailable"] = meta["unavailable"].splitlines()[0]
+    if baseline is not None:  # what each environment adds over the baseline (issue 24)
+        footprint.add_overheads(fps, baseline)
     results = [footprint.evaluate(c, fps) for c in claims]
     results += [{"claim": c.text, "kind": "footprint", "verdict": footprint.SKIPPED, "reason": why}
                 for c, why in skipped]

@@ -410,7 +410,7 @@ class Comparator:
                 else:
                     rec.raw.setdefault(name, []).append(float(value))
                 rec.n_samples[name] = rec.n_samples.get(name, 0) + int(out.get("n_samples") or 0)
-                rec.pids[name] = out.get("pid")
+                rec.add_reply(name, other, base, out)  # pid, resource counters
                 _add_noise(rec.worker_noise.setdefault(name, {}), out.get("noise") or {})
                 work = out.get("work")
                 if work:

@@ -182,6 +182,7 @@ def raw_settings(config: pytest.Config) -> dict[str, Any]:
         "memory": pick("virt_memory", "virt_memory"),
         "env_options": config.getini("virt_env_options"),
         "kind_defaults": kind_defaults,
+        "explain": opt.virt_explain,
     }
 
 

@@ -113,9 +113,14 @@ def test_json_schema(pytester):
     for r in results.values():
         assert r["test"] == "test_sleepy.py::test_sleep"
         # One value per round (the unit), 2 rounds in each of 4 processes.
-        assert len(r["samples"]) == 8 and r["median"] == statistics.median(r["samples"])
+        assert len(r["samples"]) == 8 and r["median_unpaired"] == statistics.median(r["samples"])
         assert len(r["rounds"]) >= 8 and {x["process"] for x in r["rounds"]} == {1, 2, 3, 4}
         assert [p["process"] for p in r["processes"]] == [1, 2, 3, 4]
+    # Version 3: the table's median of an environment is the baseline's times its ratio.
+    base, control = results["baremetal"], results["control"]
+    assert base["median"] == base["median_unpaired"]
+    assert control["median"] == pytest.approx(base["median"] * control["ratio"])
+    assert control["ci"][0] <= control["median"] / base["median"] <= control["ci"][1]
     [claim] = data["claims"]
     assert set(claim) >= {"test", "claim", "env", "baseline", "ratio", "ci", "verdict"}
     assert claim["env"] == "control" and claim["baseline"] == "baremetal" and len(claim["ci"]) == 2

@@ -17,6 +17,7 @@ is the package's interface: the names the backends, the reports and the
 plugin use.
 """
 
+from .added import add_overheads, added_figures
 from .claims import (
     FAIL,
     INCONCLUSIVE,
@@ -52,7 +53,7 @@ from .text import ROWS, format_bytes, format_value, section_lines
 from .tracker import CPU, MEMORY, MEMORY_PEAK, Reading, Tracker
 
 __all__ = [
-    "FAIL", "INCONCLUSIVE", "METRICS", "PASS", "SKIPPED", "FootprintClaim", "Ref", "check_envs", "claim_line",
+    "add_overheads", "added_figures", "FAIL", "INCONCLUSIVE", "METRICS", "PASS", "SKIPPED", "FootprintClaim", "Ref", "check_envs", "claim_line",
     "evaluate", "is_footprint_claim", "parse_claim", "parse_claims", "reject_here",
     "cgroup_cpu_seconds", "cgroup_dirs", "cgroup_memory", "descendants", "find_pid", "guest_memory",
     "meminfo", "path_bytes", "proc_cpu_seconds", "proc_status", "read_text", "tree_cpu_seconds", "tree_memory",

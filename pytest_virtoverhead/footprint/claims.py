@@ -30,6 +30,12 @@ METRICS = {
     "cpu": ("cpu", "s"),
     "cpu_rate": ("cpu_rate", "ratio"),
     "storage": ("storage", "B"),
+    # What the environment adds over the baseline (.added):
+    "start_added": ("start_added", "s"),
+    "memory_added": ("memory_peak_added", "B"),
+    "memory_idle_added": ("memory_idle_added", "B"),
+    "memory_end_added": ("memory_end_added", "B"),
+    "cpu_added": ("cpu_added", "s"),
 }
 _UNIT_SCALE = {
     "B": ("B", 1), "KB": ("B", 1e3), "MB": ("B", 1e6), "GB": ("B", 1e9),

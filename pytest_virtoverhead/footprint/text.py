@@ -32,7 +32,10 @@ def format_value(value: Any, unit: str) -> str:
 ROWS = (("start", "start"), ("process_start", "worker process start"), ("memory_idle", "memory idle"),
         ("memory_peak", "memory peak"),
         ("memory_end", "memory end"), ("guest_memory", "guest's own view"), ("cpu_start", "CPU to start"),
-        ("cpu", "CPU outside calls"), ("cpu_rate", "CPU rate outside calls"), ("storage", "storage"))
+        ("cpu", "CPU outside calls"), ("cpu_rate", "CPU rate outside calls"), ("storage", "storage"),
+        ("start_added", "start added"), ("memory_idle_added", "memory idle added"),
+        ("memory_peak_added", "memory peak added"), ("memory_end_added", "memory end added"),
+        ("cpu_added", "CPU outside calls added"))
 
 
 def section_lines(footprints: Mapping[str, Mapping[str, Any]], labels: Mapping[str, str] | None = None) -> list[str]:

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from .. import noise, phases, stats
+from ..verdict import FAIL, PASS
 from . import machine as machine_mod
 from .document import (
     JSON_VERSION,
@@ -59,17 +60,34 @@ def _env_object(res: ItemResult, name: str, samples: list[float] | None) -> dict
     entry: dict[str, Any] = {"test": res.nodeid, "env": name}
     if samples:
         raw = [x for r in res.used_rounds for x in r.raw.get(name, [])]
-        entry.update({"samples": samples, "median": stats.median(samples),
+        # "median" (and "rate") agree with the ratio (ItemResult.table_median);
+        # the plain median of the round values is "median_unpaired".
+        entry.update({"samples": samples, "median": res.table_median(name),
+                      "median_unpaired": stats.median(samples),
                       "source": res.source.get(name), "n_rounds": len(samples),
                       "calls": res.calls.get(name, max(res.calls.values(), default=1)),
                       "stats": stats.summarize(samples),
                       "raw_samples": _thin(raw, RAW_SAMPLES_CAP),
                       "rounds": [r.to_json(name) for r in res.round_log if name in r.values],
                       "processes": _processes(res, name)})
-        rate = res.rate(name)
-        if rate:
-            entry["rate"] = {"value": rate[0], "unit": rate[1], "work": res.work[name],
-                             "kind": "workload's own" if res.own_rates.get(name) else "work over wall time"}
+        rate, own = res.table_rate(name), res.rate(name)
+        if rate and own:
+            kind = "workload's own" if res.own_rates.get(name) else "work over wall time"
+            entry["rate"] = {"value": rate[0], "unit": rate[1], "work": res.work[name], "kind": kind}
+            if rate != own:
+                entry["rate"]["paired"] = "the baseline's rate over the ratio"
+                entry["rate"]["unpaired"] = own[0]
+        resources = res.resources(name)
+        if resources is not None:
+            entry["resources"] = resources
+            entry["resources_per"] = ("test call (the whole pytest-benchmark run, calibration included)"
+                                      if res.source.get(name) == "benchmark" else "call")
+            vs = res.resources_vs_baseline(name)
+            if vs is not None:
+                entry["resources_vs_baseline"] = vs
+            why_text = res.why(name)
+            if why_text:
+                entry["why"] = why_text
         if name in res.ratios:
             r, ci = res.ratios[name]
             entry["ratio"], entry["ci"] = json_safe(r), json_safe(list(ci))
@@ -89,7 +107,18 @@ def record_of(res: ItemResult) -> ItemRecord:
     samples = res.samples
     return ItemRecord(res.nodeid, _test_object(res),
                       envs=[EnvEntry(_env_object(res, name, samples.get(name))) for name in res.envs],
-                      claims=[ClaimEntry(c.to_json()) for c in res.claims])
+                      claims=[ClaimEntry(_claim_json(res, c)) for c in res.claims])
+
+
+def _claim_json(res: ItemResult, claim: Any) -> dict[str, Any]:
+    """A claim's JSON, with the "why" line of its environment under a
+    decided claim against the run's baseline."""
+    out = claim.to_json()
+    if claim.verdict in (PASS, FAIL) and claim.claim.baseline == res.baseline and claim.claim.env != res.baseline:
+        text = res.why(claim.claim.env)
+        if text:
+            out["why"] = text
+    return out
 
 
 def run_document(results: Iterable[ItemResult], metadata: dict[str, dict[str, Any]], *, seed: int,

@@ -163,7 +163,21 @@ class EnvEntry:
 
     @property
     def median(self) -> float | None:
+        """What the table shows: from version 3, for an environment other
+        than the baseline, the baseline's median times the ratio."""
         return _number(self.data.get("median"))
+
+    @property
+    def median_unpaired(self) -> float | None:
+        """The plain median of the environment's round values (version 3;
+        in versions 1 and 2 that is ``median``)."""
+        return _number(self.data.get("median_unpaired", self.data.get("median")))
+
+    @property
+    def resources(self) -> dict[str, float | None] | None:
+        """Resource counters per call, the median over rounds (version 3), or None."""
+        res = self.data.get("resources")
+        return {k: _number(v) for k, v in res.items()} if isinstance(res, dict) else None
 
     @property
     def ratio(self) -> float | None:

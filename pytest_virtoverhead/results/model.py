@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import stats
+from .. import stats, why
 from ..claims import RATIO, Claim
 from ..phases import PhaseClock
 from ..textfmt import level_text
@@ -193,6 +193,10 @@ class RoundRecord:
     n_samples: dict[str, int] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
     worker_noise: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: {env: [resource counters per call, one dict per request]} and
+    #: {env: [the baseline's, in env's block]} (:mod:`.rusage`; issue 24).
+    resources: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    paired_resources: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     steal: float = 0.0
     steal_ticks: int = 0
     load1: float | None = None
@@ -200,6 +204,18 @@ class RoundRecord:
     disturbed: list[str] = field(default_factory=list)
     #: False when the round was disturbed and a retry replaced it.
     used: bool = True
+
+    def add_reply(self, name: str, block: Any, base: str, out: dict[str, Any]) -> None:
+        """Keep what a measured request's reply says of the process: its pid
+        and its resource counters (``out["resources"]``), as ``name``'s and,
+        for the baseline, as its counters in ``block``'s block."""
+        self.pids[name] = out.get("pid")
+        counters = out.get("resources")
+        if not counters or isinstance(block, tuple):
+            return
+        self.resources.setdefault(name, []).append(counters)
+        if name == base and isinstance(block, str):
+            self.paired_resources.setdefault(block, []).append(counters)
 
     def to_json(self, env: str) -> dict[str, Any]:
         w = self.worker_noise.get(env, {})
@@ -330,6 +346,73 @@ class ItemResult:
             return None
         med = stats.median(samples)
         return (work["amount"] / med, f"{work['unit']}/s wall") if med > 0 else None
+
+    def median_unpaired(self, env: str) -> float | None:
+        """The plain median of env's own round values."""
+        samples = self.samples.get(env)
+        return stats.median(samples) if samples else None
+
+    def table_median(self, env: str) -> float | None:
+        """The median a table shows, in agreement with the ratio: the
+        baseline's median of its round values times env's paired ratio
+        (so it over the baseline's median is the ratio, inside its own
+        interval); the baseline's, or one without a ratio, its plain median."""
+        own = self.median_unpaired(env)
+        base = self.median_unpaired(self.baseline)
+        if own is None or env == self.baseline or env not in self.ratios or base is None:
+            return own
+        ratio = self.ratios[env][0]
+        return base * ratio if math.isfinite(ratio) and ratio > 0 else own
+
+    def table_rate(self, env: str) -> tuple[float, str] | None:
+        """The rate a table shows, from the same paired rounds as the
+        ratio: the baseline's rate (:meth:`rate`) over env's ratio, so it
+        never points against the ratio; env's own where there is no ratio."""
+        own = self.rate(env)
+        if own is None or env == self.baseline or env not in self.ratios:
+            return own
+        base, ratio = self.rate(self.baseline), self.ratios[env][0]
+        if base is None or base[1] != own[1] or not (math.isfinite(ratio) and ratio > 0):
+            return own
+        return base[0] / ratio, base[1]
+
+    def _resource_rounds(self, env: str) -> list[dict[str, float | None]]:
+        return [why.mean_counters(r.resources[env]) for r in self.used_rounds if r.resources.get(env)]
+
+    def resources(self, env: str) -> dict[str, float | None] | None:
+        """Env's resource counters per call: the median over the used
+        rounds of each round's mean per call (None: none measured)."""
+        rounds = self._resource_rounds(env)
+        return why.median_counters(rounds) if rounds else None
+
+    def resources_vs_baseline(self, env: str) -> dict[str, Any] | None:
+        """Env's counters against the baseline's calls in env's own blocks:
+        ``baseline`` (their medians), ``difference`` (median over rounds of
+        env - baseline, per call) and ``ratio`` (env's median over the
+        baseline's)."""
+        if env == self.baseline:
+            return None
+        pairs = [(why.mean_counters(r.resources[env]), why.mean_counters(r.paired_resources[env]))
+                 for r in self.used_rounds if r.resources.get(env) and r.paired_resources.get(env)]
+        if not pairs:
+            return None
+        mine = why.median_counters(a for a, _ in pairs)
+        base = why.median_counters(b for _, b in pairs)
+        return {"baseline": base, "difference": why.paired_differences([a for a, _ in pairs], [b for _, b in pairs]),
+                "ratio": why.relative(mine, base), "rounds": len(pairs)}
+
+    def why(self, env: str) -> str | None:
+        """The "why" line of env's ratio (:func:`.why.why_line`), or None."""
+        rel = self.resources_vs_baseline(env)
+        mine, base = self.table_median(env), self.median_unpaired(self.baseline)
+        if rel is None or mine is None or base is None or "benchmark" in (self.source.get(env),
+                                                                          self.source.get(self.baseline)):
+            return None  # a benchmark's samples time one function call, its counters the whole run
+        pairs = [why.mean_counters(r.resources[env]) for r in self.used_rounds
+                 if r.resources.get(env) and r.paired_resources.get(env)]
+        lo, hi = self.ratios[env][1] if env in self.ratios else (math.nan, math.nan)
+        return why.why_line(mine - base, rel["difference"], why.median_counters(pairs), rel["baseline"],
+                            env, self.baseline, resolved=lo > 1 or hi < 1)
 
     def failed_claims(self, strict: bool) -> list[ClaimResult]:
         bad = {FAIL, INCONCLUSIVE} if strict else {FAIL}

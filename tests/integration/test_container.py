@@ -713,3 +713,68 @@ def test_concurrent_stops(make_env, docker_client, session_id):
         t.join()
     env.backend.stop()
     assert not docker_client.containers.list(all=True, filters={"label": f"{SESSION_LABEL}={session_id}"})
+
+
+RESOURCE_TEST = '''
+import mmap
+import os
+
+import pytest
+
+@pytest.mark.virt(claims=["container <= 10 * baremetal"], rounds=4)
+def test_syscalls():
+    for _ in range(30000):
+        os.getppid()
+
+@pytest.mark.virt(claims=["container <= 10 * baremetal"], rounds=4)
+def test_pages():
+    m = mmap.mmap(-1, 2048 * 4096)
+    for i in range(0, 2048 * 4096, 4096):
+        m[i] = 1
+    m.close()
+'''
+
+
+def test_resources_in_a_real_container(pytester, docker_client):
+    """Issue 24: counters measured inside the container reach the JSON and
+    the "why" line (system time of a syscall loop, minor faults of touched pages)."""
+    import json
+
+    pytester.makepyfile(test_resources=RESOURCE_TEST)
+    out = pytester.path / "virt.json"
+    result = pytester.runpytest_subprocess(
+        "--virt-envs=baremetal,container", "--virt-require=container", "--virt-compare",
+        f"--virt-json={out}", "-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    data = json.loads(out.read_text())
+    entries = {(r["test"].split("::")[-1], r["env"]): r for r in data["results"]}
+    for env in ("baremetal", "container"):
+        assert entries["test_syscalls", env]["resources"]["system_seconds"] > 0
+        assert entries["test_pages", env]["resources"]["minor_faults"] >= 2048 * 0.95
+    for claim in data["claims"]:
+        assert claim["why"].startswith("why (measured per call, container vs baremetal): time ")
+    result.stdout.fnmatch_lines(["*why (measured per call, container vs baremetal)*"])
+
+
+def test_explain_with_real_ablations(pytester, docker_client):
+    """Issue 24: --virt-explain runs a container with seccomp off and one
+    with its scratch on a volume beside the container, in the same rounds,
+    and reports each one's time over the container's with an interval."""
+    import json
+
+    pytester.makepyfile(test_explain=RESOURCE_TEST)
+    out = pytester.path / "virt.json"
+    result = pytester.runpytest_subprocess(
+        "--virt-envs=baremetal,container", "--virt-require=container", "--virt-compare", "--virt-explain",
+        "--virt-rounds=3", f"--virt-json={out}", "-q", "-p", "no:cacheprovider", "-k", "test_syscalls")
+    result.assert_outcomes(passed=1)
+    data = json.loads(out.read_text())
+    envs = data["environments"]
+    assert envs["container_noseccomp"]["seccomp"] == "unconfined"
+    assert envs["container_volume"]["scratch"] == "volume"
+    ablations = {e["env"]: e for e in data["explain"]["ablations"]}
+    assert set(ablations) == {"container_noseccomp", "container_volume"}
+    for e in ablations.values():
+        lo, hi = e["ablated_ci"]
+        assert lo <= e["ablated"] <= hi and e["parent"] == "container"
+    result.stdout.fnmatch_lines(["explain (--virt-explain*", "*seccomp off (container_noseccomp): time x*"])
