@@ -20,6 +20,10 @@ Parts (all by default; ``--part`` is repeatable):
 ``aa-container``
     ``--virt-envs=baremetal,container,c2=container --virt-baseline=container``,
     claim ``c2 ~= container +- 2%``, the call-based test (default 20).
+``aa-xdist``
+    the aa-call test as two items under ``-n 2 --virt-cpus=<the last two
+    CPUs>`` (one pytest-xdist worker per CPU, measuring side by side):
+    every interval of every session counts (two per session).
 ``floor``
     A/A half-width at ``--virt-rounds=20`` (default 5 sessions per case):
     control vs baremetal, and container vs baremetal with c2 vs container
@@ -91,9 +95,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 RESULTS_MD = os.path.join(HERE, "RESULTS.md")
 
-PARTS = ["aa-call", "aa-bench", "aa-container", "floor", "scale", "compare"]
-SESSIONS = {"aa-call": 20, "aa-bench": 20, "aa-container": 20, "floor": 5, "scale": 1, "compare": 6}
-QUICK_SESSIONS = {"aa-call": 2, "aa-bench": 2, "aa-container": 2, "floor": 1, "scale": 1, "compare": 2}
+PARTS = ["aa-call", "aa-bench", "aa-container", "aa-xdist", "floor", "scale", "compare"]
+SESSIONS = {"aa-call": 20, "aa-bench": 20, "aa-container": 20, "aa-xdist": 20, "floor": 5, "scale": 1, "compare": 6}
+QUICK_SESSIONS = {"aa-call": 2, "aa-bench": 2, "aa-container": 2, "aa-xdist": 2, "floor": 1, "scale": 1,
+                  "compare": 2}
 #: Rounds in --quick (smoke) runs: just enough for an interval.
 QUICK_ROUNDS = 4
 FLOOR_ROUNDS = 20
@@ -109,7 +114,7 @@ SECTION_TITLE = "Verdict calibration"
 BEGIN = "<!-- verdict-calibration:begin (benchmarks/calibration.py --write-results writes this section) -->"
 END = "<!-- verdict-calibration:end -->"
 
-SEED_BASE = {"aa-call": 1000, "aa-bench": 2000, "aa-container": 3000, "floor-bm": 4000, "floor-ctr": 4500,
+SEED_BASE = {"aa-call": 1000, "aa-bench": 2000, "aa-container": 3000, "aa-xdist": 3500, "floor-bm": 4000, "floor-ctr": 4500,
              "scale": 5000, "compare": 6000}
 
 
@@ -702,6 +707,24 @@ class Calibration:
         ss = self.sessions("aa-container", "aa-container", self.n("aa-container"), suite, args)
         return {"workload": f"the aa-call test ({self.loops['call']} iterations)", "args": args, "sessions": ss}
 
+    def part_aa_xdist(self) -> dict[str, Any]:
+        """The aa-call test twice (two items) under pytest-xdist, one worker
+        per CPU: two sessions measure side by side on the machine's two
+        CPUs, sharing its caches and memory bandwidth."""
+        self.call_suite()
+        path = os.path.join(self.suites, "xdist")
+        if not os.path.exists(path):
+            test = CALL_TEST.format(loops=self.loops["call"], ms=self.args.call_ms).replace(
+                "@pytest.mark.virt()\n", '@pytest.mark.parametrize("copy", [1, 2])\n@pytest.mark.virt()\n').replace(
+                "def test_cpu_call():", "def test_cpu_call(copy):")
+            write_suite(path, {"test_call.py": test})
+        cpus = sorted(os.sched_getaffinity(0))[-2:]
+        args = ["-n", "2", f"--virt-cpus={cpus[0]}-{cpus[-1]}", "--virt-envs=baremetal,control=baremetal",
+                "--virt-claim=control ~= baremetal +- 2%", *self.rounds_args()]
+        ss = self.sessions("aa-xdist", "aa-xdist", self.n("aa-xdist"), path, args)
+        return {"workload": f"the aa-call test as two items ({self.loops['call']} iterations), one per xdist worker",
+                "args": args, "sessions": ss}
+
     def part_floor(self) -> dict[str, Any]:
         suite = self.call_suite()
         rounds = QUICK_ROUNDS if self.args.quick else FLOOR_ROUNDS
@@ -761,7 +784,7 @@ def summarize(name: str, part: dict[str, Any]) -> dict[str, Any]:
     """The figures of one part from its session (and, for compare, pair)
     records."""
     ss = part.get("sessions", [])
-    if name in ("aa-call", "aa-bench"):
+    if name in ("aa-call", "aa-bench", "aa-xdist"):
         return {"control/baremetal": aa_summary(ss, "control", "baremetal")}
     if name == "aa-container":
         return {"c2/container": aa_summary(ss, "c2", "container")}
@@ -923,7 +946,7 @@ def table_rows(result: dict[str, Any]) -> list[list[str]]:
         return f"{parts[part]['seconds']:.0f} s"
 
     for part, key in (("aa-call", "control/baremetal"), ("aa-bench", "control/baremetal"),
-                      ("aa-container", "c2/container")):
+                      ("aa-container", "c2/container"), ("aa-xdist", "control/baremetal")):
         if part not in parts:
             continue
         if parts[part].get("skipped"):

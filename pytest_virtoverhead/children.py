@@ -47,7 +47,7 @@ def die_with_parent(parent: int) -> None:
         libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
         if os.getppid() != parent:  # the parent is already gone
             os._exit(1)
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, ImportError):  # ImportError: an image whose ctypes cannot load
         pass
 
 

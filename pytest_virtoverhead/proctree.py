@@ -35,7 +35,9 @@ LINUX = sys.platform.startswith("linux")
 
 
 def become_subreaper() -> bool:
-    """Declare this process a child subreaper; False where it cannot be."""
+    """Declare this process a child subreaper; False where it cannot be
+    (not Linux, or an image's interpreter whose ctypes cannot load: a
+    minimal image without libffi)."""
     if not LINUX:
         return False
     try:
@@ -43,7 +45,7 @@ def become_subreaper() -> bool:
 
         libc = ctypes.CDLL(None, use_errno=True)
         return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, ImportError):
         return False
 
 
