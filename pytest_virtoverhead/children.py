@@ -187,9 +187,9 @@ class Child:
         except OSError:
             raise ChildDied(self.death(self.proc.wait(), "before this request")) from None
 
-    def reply_to(self, msg: dict) -> dict:
+    def reply_to(self, msg: dict, when: str = "") -> dict:
         while True:
-            reply = self._next()
+            reply = self._next(when)
             if reply.get("id") == msg.get("id") and "event" not in reply:
                 return reply
 
@@ -303,7 +303,7 @@ class Children:
         """Wait for ``child``'s answer to the session request ``ask``."""
         if ask is not None:
             try:
-                reply = child.reply_to(ask)
+                reply = child.reply_to(ask, "while it collected the tests")
             except (ChildDied, OSError) as exc:
                 self.gone[child.slot] = str(exc)
                 return {"error": str(exc), "type": "ChildDied"}
