@@ -38,6 +38,7 @@ import pytest
 from .fsutil import atomic_write
 from .results.wire import from_plain, to_plain
 from .xdistcpus import assign, offered, tx_count
+from .xdisthosts import gateway_is_local, place, remote_specs
 
 #: The plugin's key in xdist's workerinput and workeroutput.
 KEY = "virtoverhead"
@@ -93,10 +94,19 @@ def configure(config: pytest.Config, state: Any) -> None:
             "--dist each runs every test in every worker: each compared test would be measured once per worker "
             "and reported as many times; share the tests out instead (--dist load, loadscope, loadfile, "
             "loadgroup or worksteal)")
-    workers = tx_count(opt.tx)
+    remote = remote_specs(opt.tx)
+    if remote and state.settings.correction == "holm":
+        raise pytest.UsageError(
+            f"--virt-correction=holm with --tx {remote[0]}: Holm's correction needs every claim of the run, and "
+            "the xdist workers share their p-values in a directory on this host, which a worker on another host "
+            "cannot reach. Correct each host's run on its own (run the hosts as separate sessions, or CI shards, "
+            "with --virt-correction=holm), or leave the correction out here (--virt-correction=none)")
+    # --virt-cpus describes this host: it is shared out among the workers
+    # started here; a worker on another host chooses its own CPU there.
+    workers = tx_count([spec for spec in opt.tx if spec not in remote])
     how = f"-n {opt.numprocesses}" if getattr(opt, "numprocesses", None) else f"--tx {' '.join(opt.tx)}"
     try:
-        cpus = assign(_cpus_text(config), workers, how, sorted(os.sched_getaffinity(0)))
+        cpus = assign(_cpus_text(config), workers, how, sorted(os.sched_getaffinity(0))) if workers else []
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     cpus = _prefer_free(config, state, cpus)
@@ -142,10 +152,19 @@ def _prefer_free(config: pytest.Config, state: Any, cpus: list[tuple[int, ...] |
     return cpus
 
 
+def chooses_own_cpu(config: pytest.Config) -> bool:
+    """Is this an xdist worker on another host than its controller's? It
+    measures on a CPU of its own choosing (``auto`` on its host): the
+    controller's --virt-cpus names the controller's CPUs."""
+    win = worker_input(config)
+    return bool(win and win.get("own_cpu"))
+
+
 def _configure_worker(state: Any, win: dict[str, Any]) -> None:
     s = state.settings
-    s.cpus = state.ctx.cpus = tuple(win["cpus"]) if win.get("cpus") else None
-    s.cpus_auto = False  # the controller chose: never another CPU behind its back
+    if not win.get("own_cpu"):
+        s.cpus = state.ctx.cpus = tuple(win["cpus"]) if win.get("cpus") else None
+        s.cpus_auto = False  # the controller chose: never another CPU behind its back
     s.seed = int(win["seed"])
     state.ctx.stagger_vm_starts = True
     if win.get("family_dir"):
@@ -164,6 +183,10 @@ class Controller:
         self.workers: dict[str, dict[str, Any]] = {}
         self.metadata: dict[str, dict[str, Any]] = {}
         self.footprints: dict[str, Any] = {}
+        #: Per worker: the machine it measured on (its block, host, environments).
+        self.hosts: dict[str, dict[str, Any]] = {}
+        #: Workers on other hosts, which chose their own CPUs there.
+        self.remote: set[str] = set()
         self.family_dir = (tempfile.mkdtemp(prefix="virtoverhead-family-")
                            if state.settings.correction == "holm" else None)
         self.live: set[str] = set()
@@ -176,6 +199,12 @@ class Controller:
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         wid = node.workerinput["workerid"]
+        if not gateway_is_local(node.gateway.spec):
+            # Another host: it chooses its CPU there, under that host's lock.
+            self.remote.add(wid)
+            node.workerinput[KEY] = {"cpus": None, "own_cpu": True, "seed": self.state.settings.seed,
+                                     "workerid": wid, "family_dir": None}
+            return
         # A worker that replaces a crashed one takes the CPU that one left.
         cpu = self.free.pop(0) if self.free else None
         self.cpus[wid] = cpu
@@ -214,8 +243,12 @@ class Controller:
             rank.setdefault(nodeid, i)
             rank.setdefault(nodeid.rsplit("@", 1)[0], i)  # --dist loadgroup's "@group" suffix
         state.results.sort(key=lambda r: rank.get(r.nodeid, len(rank)))
+        machine = out.get("machine") if isinstance(out.get("machine"), dict) else None
         self.workers[wid] = {"cpus": out["cpus"], "tests": [r.nodeid for r in results],
-                             "session": out["session"], "reaped": out.get("reaped", [])}
+                             "session": out["session"], "reaped": out.get("reaped", []),
+                             **({"machine": machine.get("name")} if machine else {}),
+                             **({"cpus_chosen_by": "the worker, on its host"} if wid in self.remote else {})}
+        self.hosts[wid] = {"machine": machine, "host": out.get("host") or {}, "environments": out["metadata"]}
         for name, meta in out["metadata"].items():
             # The first worker that started an environment describes it;
             # each worker's own CPUs are listed beside.
@@ -245,9 +278,22 @@ class Controller:
         """The run document's ``xdist`` block: each worker's CPUs and tests."""
         return {"xdist": {"workers": dict(sorted(self.workers.items()))}}
 
+    def place(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The run document with its tests on the machines that measured
+        them, where workers ran on other hosts (:func:`.xdisthosts.place`)."""
+        data, notes = place(data, self.workers, self.hosts)
+        self.state.output_notes.extend(notes)
+        return data
+
     def header(self) -> str:
-        """``CPU 1, 0``: the CPUs the workers take, in order."""
-        return "CPU " + ", ".join(",".join(map(str, cpu)) if cpu else "all" for cpu in self.planned)
+        """``CPU 1, 0``: the CPUs the workers take, in order (``CPU 1; its
+        own on 1 other host``: workers on other hosts choose theirs)."""
+        remote = remote_specs(self.state.config.option.tx)
+        text = "CPU " + ", ".join(",".join(map(str, cpu)) if cpu else "all" for cpu in self.planned)
+        if not remote:
+            return text
+        own = f"{tx_count(remote)} worker(s) on other hosts choose their own CPU there"
+        return f"{text}; {own}" if self.planned else own
 
     def close(self) -> None:
         if self.family_dir:
@@ -287,13 +333,31 @@ def send(config: pytest.Config, state: Any) -> None:
         plain["fields"]["reports"] = None  # its reports reached the controller through xdist already
         results.append(plain)
     started = state.pool.started()
+    metadata = json.loads(json.dumps(
+        {n: m for n, m in state.pool.metadata().items() if n in started or "unavailable" in m}, default=str))
     config.workeroutput[KEY] = {  # type: ignore[attr-defined]
         # The environments it started, or could not start (not those it never needed).
-        "results": results, "metadata": json.loads(json.dumps(
-            {n: m for n, m in state.pool.metadata().items() if n in started or "unavailable" in m}, default=str)),
+        "results": results, "metadata": metadata, **_machine(config, metadata),
         "footprint": json.loads(json.dumps(state.footprint, default=str)) if state.footprint else None,
         "failures": failures, "cpus": list(state.settings.cpus or []),
         "session": state.ctx.session_id, "reaped": list(state.pool.reaped)}
+
+
+def _machine(config: pytest.Config, metadata: dict[str, Any]) -> dict[str, Any]:
+    """This worker's host, as a run document names it (the controller
+    places its tests there when it is not the controller's host)."""
+    from . import noise
+    from .finish import machine_inputs
+    from .results import machine
+
+    try:
+        host = noise.host_virtualization()
+        inputs = machine_inputs(config)
+        block = machine.describe(metadata, host, ini_name=inputs["machine_name"], rootdir=inputs["rootdir"])
+        return json.loads(json.dumps({"machine": block, "host": {**host, "label": noise.host_label(host)}},
+                                     default=str))
+    except Exception:  # noqa: BLE001 - the results matter more: the controller's machine names them
+        return {}
 
 
 def exchange_family(state: Any, directory: str, wid: str) -> list[float]:
