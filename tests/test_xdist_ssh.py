@@ -27,6 +27,7 @@ import pytest
 
 from pytest_virtoverhead import hostlock
 from pytest_virtoverhead.runmerge import merge_runs
+from pytest_virtoverhead.xdistfamily import Family
 from pytest_virtoverhead.xdisthosts import is_local, place, remote_specs
 
 pytest.importorskip("xdist")
@@ -246,13 +247,50 @@ def test_a_local_and_an_ssh_worker_keep_their_tests_apart(pytester, loopback_ssh
     assert compare.returncode == 0, compare.stdout + compare.stderr
 
 
-def test_holm_with_a_worker_on_another_host_is_a_usage_error(pytester):
-    """The workers' meeting directory is on the controller's host: refused
-    before any worker starts (no sshd needed)."""
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs: one for each worker")
+def test_holm_is_one_family_over_a_local_and_an_ssh_worker(pytester, loopback_ssh, tmp_path):
+    """The workers meet through channels the controller opens on their
+    gateways, so a worker on another host counts in the family too."""
     pytester.makepyfile(test_suite=SUITE)
-    result = pytester.runpytest_subprocess(*AA, "-d", "--tx", "popen", "--tx", "ssh=nowhere.invalid//python=python3",
-                                           "--virt-correction=holm")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    err = result.stderr.str()
-    assert "--virt-correction=holm with --tx ssh=nowhere.invalid//python=python3" in err
-    assert "a worker on another host cannot reach" in err and "--virt-correction=none" in err
+    tx, remote = _ssh_tx(loopback_ssh, tmp_path)
+    shutil.copy(pytester.path / "test_suite.py", remote / "test_suite.py")
+    cpus = sorted(os.sched_getaffinity(0))
+    result = pytester.runpytest_subprocess(*AA, "-d", "--tx", "popen", "--tx", tx, f"--virt-cpus={cpus[0]}",
+                                           "--virt-correction=holm", "--virt-json=out.json", timeout=300)
+    result.assert_outcomes(passed=4)
+    data = json.loads((pytester.path / "out.json").read_text())
+    assert data["verdict_method"]["family_size"] == 4
+    assert {w["machine"] for w in data["xdist"]["workers"].values()} == {CONTROLLER, REMOTE}
+    assert all(len(w["tests"]) for w in data["xdist"]["workers"].values())
+    # Each worker corrected its own claims within the whole family.
+    assert [w["family_size"] for w in data["xdist"]["workers"].values()] == [4, 4]
+
+
+class _Channel:
+    def __init__(self):
+        self.sent = []
+        self.callback = None
+
+    def setcallback(self, callback):
+        self.callback = callback
+
+    def send(self, item):
+        self.sent.append(item)
+
+
+class _Gateway:
+    def newchannel(self):
+        return _Channel()
+
+
+def test_the_family_answers_when_every_running_worker_has_sent():
+    family = Family()
+    a, b, c = (family.channel_for(w, _Gateway()) for w in ("gw0", "gw1", "gw2"))
+    a.callback([0.1, 0.9])
+    family.leave("gw2")  # gone down without sending: not waited for
+    assert a.sent == []
+    b.callback([0.2, 0.8])
+    assert a.sent == [[0.2, 0.8]] and b.sent == [[0.1, 0.9]] and c.sent == []
+    family.leave("gw0")
+    family.leave("gw1")
+    assert len(a.sent) == len(b.sent) == 1
