@@ -266,8 +266,8 @@ class Controller:
         return data
 
     def header(self) -> str:
-        """``CPU 1, 0``: the CPUs the workers take, in order (``CPU 1; its
-        own on 1 other host``: workers on other hosts choose theirs)."""
+        """``CPU 1, 0``: the CPUs the workers take, in order; then how many
+        workers on other hosts choose their own there."""
         remote = remote_specs(self.state.config.option.tx)
         text = "CPU " + ", ".join(",".join(map(str, cpu)) if cpu else "all" for cpu in self.planned)
         if not remote:
@@ -321,7 +321,8 @@ def send(config: pytest.Config, state: Any) -> None:
         "failures": failures, "cpus": list(state.settings.cpus or []),
         "session": state.ctx.session_id, "reaped": list(state.pool.reaped),
         # Under holm: the family its claims were corrected in (the whole run's).
-        **({"family_size": state.method.get("family_size")} if state.method else {})}
+        **({"family_size": state.method.get("family_size")}
+           if state.method and state.settings.correction == "holm" else {})}
 
 
 def _machine(config: pytest.Config, metadata: dict[str, Any]) -> dict[str, Any]:
