@@ -86,6 +86,8 @@ def write_outputs(session: pytest.Session, state: Any, exitstatus: int) -> None:
                             exitstatus=int(exitstatus), footprint=state.footprint,
                             verdict_method=verdict_method(state), **machine_inputs(config), **extra,
                             **explained(state)).to_json()
+        if state.controller is not None:
+            data = state.controller.place(data)  # workers on other hosts: each test on its machine
     except Exception as exc:  # noqa: BLE001 - the table is still shown
         state.output_failures.append(f"virtoverhead: could not assemble the results for "
                                      f"{', '.join(p for _, p, _, _ in writers)}: {type(exc).__name__}: {exc}")

@@ -168,7 +168,8 @@ def _meta(data: dict[str, Any], baseline: str, environments: dict[str, Any]) -> 
     meta.append({"kind": "text", "text": f"written {data.get('written') or time.strftime('%Y-%m-%d %H:%M:%S')}"})
     machines = data.get("machines")
     if isinstance(machines, dict) and len(machines) > 1:
-        meta.append({"kind": "text", "text": f"merged from {len(machines)} machines: {', '.join(machines)}"})
+        how = "merged from" if data.get("merged") else "measured on"  # else: xdist workers on several hosts
+        meta.append({"kind": "text", "text": f"{how} {len(machines)} machines: {', '.join(machines)}"})
     elif isinstance(data.get("machine"), dict) and data["machine"].get("name"):
         meta.append({"kind": "text", "text": f"machine {data['machine']['name']}"})
     stat = data.get("statistics") or {}

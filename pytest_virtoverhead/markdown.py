@@ -297,7 +297,8 @@ def _context(data: dict[str, Any]) -> list[str]:
     lines = [" · ".join(parts)]
     machines = data.get("machines")
     if isinstance(machines, dict) and len(machines) > 1:
-        lines.append(f"Merged from {len(machines)} machines: {', '.join(map(code, machines))} (each test's times "
+        how = "Merged from" if data.get("merged") else "Measured on"  # else: xdist workers on several hosts
+        lines.append(f"{how} {len(machines)} machines: {', '.join(map(code, machines))} (each test's times "
                      "are from one machine; a test measured on several reads `TEST @ MACHINE`).")
     host = data.get("host") or {}
     if isinstance(host, dict) and host.get("virtual") and host.get("label"):

@@ -91,7 +91,8 @@ def _machine_name(data: dict[str, Any]) -> str:
 def _machines_of(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """{machine name: {"machine", "host", "environments"}} of a run (a merged run: its ``machines``)."""
     merged = data.get("machines")
-    if isinstance(merged, dict) and isinstance(data.get("merged"), dict):
+    # A merged run, or an xdist run with workers on several hosts (:mod:`.xdisthosts`).
+    if isinstance(merged, dict):
         return {name: dict(m) for name, m in merged.items() if isinstance(m, dict)}
     return {_machine_name(data): {"machine": data.get("machine"), "host": data.get("host"),
                                   "environments": data.get("environments") or {}}}
@@ -103,7 +104,9 @@ def _runs_of(path: str, data: dict[str, Any]) -> list[dict[str, Any]]:
     if isinstance(merged, dict) and isinstance(merged.get("runs"), list):
         return [dict(r, file=f"{path}: {r.get('file')}") for r in merged["runs"] if isinstance(r, dict)]
     block = data.get("machine") if isinstance(data.get("machine"), dict) else {}
-    return [{"file": path, "machine": _machine_name(data), "session": data.get("session"),
+    machines = data.get("machines")
+    name = ", ".join(machines) if isinstance(machines, dict) and machines else _machine_name(data)
+    return [{"file": path, "machine": name, "session": data.get("session"),
              "written": data.get("written"), "seed": data.get("seed"), "rounds": data.get("rounds"),
              "exitstatus": data.get("exitstatus"), "statistics": data.get("statistics"),
              "verdict_method": data.get("verdict_method"), "ci": block.get("ci") or {},
@@ -136,7 +139,7 @@ def _common(values: list[Any]) -> Any:
     return values[0] if values and all(v == values[0] for v in values) else None
 
 
-def _environments(machines: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def joined_environments(machines: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The head's ``environments``: per name, the first machine's metadata;
     an acceleration that differs between machines reads ``kvm/tcg``, and
     an environment of several machines lists them (``machines``)."""
@@ -159,7 +162,7 @@ def _environments(machines: dict[str, dict[str, Any]]) -> dict[str, dict[str, An
     return out
 
 
-def _host(machines: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def joined_host(machines: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The head's ``host``: one machine's as it is; for several, virtual
     when any is, and a label naming each."""
     hosts = {n: m.get("host") if isinstance(m.get("host"), dict) else {} for n, m in machines.items()}
@@ -296,7 +299,7 @@ def merge_runs(inputs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         "seed": _common([d.get("seed") for d in datas]),
         "baseline": baseline,
         "rounds": _common([d.get("rounds") for d in datas]),
-        "host": _host(machines),
+        "host": joined_host(machines),
     }
     if len(machines) == 1:
         head["machine"] = next(iter(machines.values())).get("machine")
@@ -307,7 +310,7 @@ def merge_runs(inputs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         "noise": {**(noises[0] if noises else {}),
                   "disturbed_rounds": sum(n.get("disturbed_rounds") or 0 for n in noises),
                   "retried_rounds": sum(n.get("retried_rounds") or 0 for n in noises)},
-        "environments": _environments(machines),
+        "environments": joined_environments(machines),
         "results": results, "claims": claims, "tests": tests,
         "session": None, "interrupted": False, "aborted": False,
         "exitstatus": max(statuses) if statuses else 0,

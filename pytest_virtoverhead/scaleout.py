@@ -2,24 +2,22 @@
 
 The controller (the pytest process that runs ``-n N`` or ``-d --tx ...``)
 measures nothing. At configure time it shares out ``--virt-cpus``, one CPU
-per worker (:mod:`.xdistcpus`; more workers than CPUs is a usage error),
-and hands each worker its CPU, the run's seed and, under
-``--virt-correction=holm``, a directory where the workers meet, in
-``pytest_configure_node`` through ``node.workerinput``. A worker pins every
-environment it starts to its CPU and takes the host-wide CPU lock for it
-(:mod:`.hostlock`, the safety net against other sessions), measures the
-tests xdist sends it, and at its session's end sends its results whole
-(:mod:`.results.wire`), its environments' metadata and footprint in
-``workeroutput``. The controller gathers them as each worker goes down and
-runs the serial session's finishing code on them: one terminal table, one
+per local worker (:mod:`.xdistcpus`; more workers than CPUs is a usage
+error), and hands each worker its CPU, the run's seed and, under
+``--virt-correction=holm``, a channel to meet the other workers
+(:mod:`.xdistfamily`), in ``pytest_configure_node`` through
+``node.workerinput``. A worker pins every environment it starts to its CPU
+and takes the host-wide CPU lock for it (:mod:`.hostlock`, the safety net
+against other sessions), measures the tests xdist sends it, and at its
+session's end sends its results whole (:mod:`.results.wire`), its
+environments' metadata, footprint and machine in ``workeroutput``. The
+controller gathers them as each worker goes down and runs the serial
+session's finishing code on them: one terminal table, one
 ``--virt-json``, Markdown and HTML report.
 
-Holm's correction needs every claim of the run. Under it each worker, once
-xdist has no more tests for it, publishes its claims' two one-sided
-p-values in the meeting directory and waits until every worker the
-controller keeps on its roster has published; each then corrects its own
-claims within the whole family, so a test's outcome as pytest shows it
-(forwarded by xdist from the worker) agrees with the controller's report.
+A worker on another host (``--tx ssh=...``: :mod:`.xdisthosts`) chooses
+its own measuring CPU there, under that host's lock, and the controller
+places its tests on its machine in the run document.
 """
 
 from __future__ import annotations
@@ -27,22 +25,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import sys
-import tempfile
-import time
 from typing import Any, Iterator
 
 import pytest
 
-from .fsutil import atomic_write
 from .results.wire import from_plain, to_plain
 from .xdistcpus import assign, offered, tx_count
+from .xdistfamily import Family, exchange
+from .xdisthosts import gateway_is_local, place, remote_specs
 
 #: The plugin's key in xdist's workerinput and workeroutput.
 KEY = "virtoverhead"
-#: How often a worker looks for its peers' published claims.
-POLL = 0.2
 
 
 def worker_input(config: pytest.Config) -> dict[str, Any] | None:
@@ -93,10 +87,13 @@ def configure(config: pytest.Config, state: Any) -> None:
             "--dist each runs every test in every worker: each compared test would be measured once per worker "
             "and reported as many times; share the tests out instead (--dist load, loadscope, loadfile, "
             "loadgroup or worksteal)")
-    workers = tx_count(opt.tx)
+    remote = remote_specs(opt.tx)
+    # --virt-cpus describes this host: it is shared out among the workers
+    # started here; a worker on another host chooses its own CPU there.
+    workers = tx_count([spec for spec in opt.tx if spec not in remote])
     how = f"-n {opt.numprocesses}" if getattr(opt, "numprocesses", None) else f"--tx {' '.join(opt.tx)}"
     try:
-        cpus = assign(_cpus_text(config), workers, how, sorted(os.sched_getaffinity(0)))
+        cpus = assign(_cpus_text(config), workers, how, sorted(os.sched_getaffinity(0))) if workers else []
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     cpus = _prefer_free(config, state, cpus)
@@ -142,14 +139,23 @@ def _prefer_free(config: pytest.Config, state: Any, cpus: list[tuple[int, ...] |
     return cpus
 
 
+def chooses_own_cpu(config: pytest.Config) -> bool:
+    """Is this an xdist worker on another host than its controller's? It
+    measures on a CPU of its own choosing (``auto`` on its host): the
+    controller's --virt-cpus names the controller's CPUs."""
+    win = worker_input(config)
+    return bool(win and win.get("own_cpu"))
+
+
 def _configure_worker(state: Any, win: dict[str, Any]) -> None:
     s = state.settings
-    s.cpus = state.ctx.cpus = tuple(win["cpus"]) if win.get("cpus") else None
-    s.cpus_auto = False  # the controller chose: never another CPU behind its back
+    if not win.get("own_cpu"):
+        s.cpus = state.ctx.cpus = tuple(win["cpus"]) if win.get("cpus") else None
+        s.cpus_auto = False  # the controller chose: never another CPU behind its back
     s.seed = int(win["seed"])
     state.ctx.stagger_vm_starts = True
-    if win.get("family_dir"):
-        state.peers = lambda: exchange_family(state, win["family_dir"], win["workerid"])
+    if win.get("family") is not None:
+        state.peers = lambda: exchange(state, win["family"])
 
 
 class Controller:
@@ -164,25 +170,27 @@ class Controller:
         self.workers: dict[str, dict[str, Any]] = {}
         self.metadata: dict[str, dict[str, Any]] = {}
         self.footprints: dict[str, Any] = {}
-        self.family_dir = (tempfile.mkdtemp(prefix="virtoverhead-family-")
-                           if state.settings.correction == "holm" else None)
-        self.live: set[str] = set()
-
-    def _roster(self) -> None:
-        if self.family_dir:
-            atomic_write(os.path.join(self.family_dir, "roster.json"),
-                         json.dumps({"controller": os.getpid(), "live": sorted(self.live)}))
+        #: Per worker: the machine it measured on (its block, host, environments).
+        self.hosts: dict[str, dict[str, Any]] = {}
+        #: Workers on other hosts, which chose their own CPUs there.
+        self.remote: set[str] = set()
+        self.family = Family() if state.settings.correction == "holm" else None
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         wid = node.workerinput["workerid"]
+        family = self.family.channel_for(wid, node.gateway) if self.family else None
+        if not gateway_is_local(node.gateway.spec):
+            # Another host: it chooses its CPU there, under that host's lock.
+            self.remote.add(wid)
+            node.workerinput[KEY] = {"cpus": None, "own_cpu": True, "seed": self.state.settings.seed,
+                                     "workerid": wid, "family": family}
+            return
         # A worker that replaces a crashed one takes the CPU that one left.
         cpu = self.free.pop(0) if self.free else None
         self.cpus[wid] = cpu
-        self.live.add(wid)
-        self._roster()
         node.workerinput[KEY] = {"cpus": list(cpu) if cpu else None, "seed": self.state.settings.seed,
-                                 "workerid": wid, "family_dir": self.family_dir}
+                                 "workerid": wid, "family": family}
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
@@ -194,8 +202,8 @@ class Controller:
         wid = node.workerinput["workerid"]
         if wid in self.cpus:
             self.free.append(self.cpus.pop(wid))
-        self.live.discard(wid)
-        self._roster()
+        if self.family:
+            self.family.leave(wid)
         out = getattr(node, "workeroutput", {}).get(KEY)
         if out is None:
             if error:
@@ -214,8 +222,13 @@ class Controller:
             rank.setdefault(nodeid, i)
             rank.setdefault(nodeid.rsplit("@", 1)[0], i)  # --dist loadgroup's "@group" suffix
         state.results.sort(key=lambda r: rank.get(r.nodeid, len(rank)))
+        machine = out.get("machine") if isinstance(out.get("machine"), dict) else None
         self.workers[wid] = {"cpus": out["cpus"], "tests": [r.nodeid for r in results],
-                             "session": out["session"], "reaped": out.get("reaped", [])}
+                             "session": out["session"], "reaped": out.get("reaped", []),
+                             **({"machine": machine.get("name")} if machine else {}),
+                             **({"cpus_chosen_by": "the worker, on its host"} if wid in self.remote else {}),
+                             **({"family_size": out["family_size"]} if "family_size" in out else {})}
+        self.hosts[wid] = {"machine": machine, "host": out.get("host") or {}, "environments": out["metadata"]}
         for name, meta in out["metadata"].items():
             # The first worker that started an environment describes it;
             # each worker's own CPUs are listed beside.
@@ -245,13 +258,25 @@ class Controller:
         """The run document's ``xdist`` block: each worker's CPUs and tests."""
         return {"xdist": {"workers": dict(sorted(self.workers.items()))}}
 
+    def place(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The run document with its tests on the machines that measured
+        them, where workers ran on other hosts (:func:`.xdisthosts.place`)."""
+        data, notes = place(data, self.workers, self.hosts)
+        self.state.output_notes.extend(notes)
+        return data
+
     def header(self) -> str:
-        """``CPU 1, 0``: the CPUs the workers take, in order."""
-        return "CPU " + ", ".join(",".join(map(str, cpu)) if cpu else "all" for cpu in self.planned)
+        """``CPU 1, 0``: the CPUs the workers take, in order; then how many
+        workers on other hosts choose their own there."""
+        remote = remote_specs(self.state.config.option.tx)
+        text = "CPU " + ", ".join(",".join(map(str, cpu)) if cpu else "all" for cpu in self.planned)
+        if not remote:
+            return text
+        own = f"{tx_count(remote)} worker(s) on other hosts choose their own CPU there"
+        return f"{text}; {own}" if self.planned else own
 
     def close(self) -> None:
-        if self.family_dir:
-            shutil.rmtree(self.family_dir, ignore_errors=True)
+        """Nothing left to clean up: the family's channels end with their gateways."""
 
 
 @contextlib.contextmanager
@@ -287,47 +312,31 @@ def send(config: pytest.Config, state: Any) -> None:
         plain["fields"]["reports"] = None  # its reports reached the controller through xdist already
         results.append(plain)
     started = state.pool.started()
+    metadata = json.loads(json.dumps(
+        {n: m for n, m in state.pool.metadata().items() if n in started or "unavailable" in m}, default=str))
     config.workeroutput[KEY] = {  # type: ignore[attr-defined]
         # The environments it started, or could not start (not those it never needed).
-        "results": results, "metadata": json.loads(json.dumps(
-            {n: m for n, m in state.pool.metadata().items() if n in started or "unavailable" in m}, default=str)),
+        "results": results, "metadata": metadata, **_machine(config, metadata),
         "footprint": json.loads(json.dumps(state.footprint, default=str)) if state.footprint else None,
         "failures": failures, "cpus": list(state.settings.cpus or []),
-        "session": state.ctx.session_id, "reaped": list(state.pool.reaped)}
+        "session": state.ctx.session_id, "reaped": list(state.pool.reaped),
+        # Under holm: the family its claims were corrected in (the whole run's).
+        **({"family_size": state.method.get("family_size")}
+           if state.method and state.settings.correction == "holm" else {})}
 
 
-def exchange_family(state: Any, directory: str, wid: str) -> list[float]:
-    """Publish this worker's judged claims' p-values, wait for every live
-    worker's, and return the others' (two per claim) for Holm's family."""
-    from .verdicts import JUDGED, claim_p_values
+def _machine(config: pytest.Config, metadata: dict[str, Any]) -> dict[str, Any]:
+    """This worker's host, as a run document names it (the controller
+    places its tests there when it is not the controller's host)."""
+    from . import noise
+    from .finish import machine_inputs
+    from .results import machine
 
-    own = [p for res in state.results for cr in res.claims if cr.verdict in JUDGED for p in claim_p_values(cr)]
-    atomic_write(os.path.join(directory, f"{wid}.json"), json.dumps(own))
-    while True:
-        try:
-            with open(os.path.join(directory, "roster.json")) as f:
-                roster = json.load(f)
-        except (OSError, ValueError):
-            return []  # the controller is gone: its own report says so
-        published = {n[:-5] for n in os.listdir(directory) if n.endswith(".json") and n != "roster.json"}
-        if set(roster["live"]) <= published or not _alive(roster["controller"]):
-            break
-        time.sleep(POLL)
-    peers: list[float] = []
-    for name in sorted(published - {wid}):
-        try:
-            with open(os.path.join(directory, f"{name}.json")) as f:
-                peers.extend(float(p) for p in json.load(f))
-        except (OSError, ValueError):
-            continue
-    return peers
-
-
-def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        host = noise.host_virtualization()
+        inputs = machine_inputs(config)
+        block = machine.describe(metadata, host, ini_name=inputs["machine_name"], rootdir=inputs["rootdir"])
+        return json.loads(json.dumps({"machine": block, "host": {**host, "label": noise.host_label(host)}},
+                                     default=str))
+    except Exception:  # noqa: BLE001 - the results matter more: the controller's machine names them
+        return {}

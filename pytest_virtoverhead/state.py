@@ -190,8 +190,13 @@ def activate(config: pytest.Config) -> None:
     """Settings, the session state (environments start later, on use) and
     the session's hooks (:mod:`.hooks`), registered only now: a run that
     does not use the plugin pays for none of its per-test hooks."""
+    from . import scaleout
+
+    raw = raw_settings(config)
+    if scaleout.chooses_own_cpu(config):
+        raw["cpus"] = "auto"  # an xdist worker on another host: the controller's --virt-cpus are not its CPUs
     try:
-        settings = build_settings(raw_settings(config))
+        settings = build_settings(raw)
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     select = compile_select(settings.select)
@@ -212,8 +217,6 @@ def activate(config: pytest.Config) -> None:
         if problems:
             raise pytest.UsageError("\n".join(problems))
     state = VirtState(config, settings)
-    from . import scaleout
-
     scaleout.configure(config, state)  # pytest-xdist: each worker's CPU (usage error: too few)
     state.select = select
     state.footprint_claims = footprint_claims(config, settings)

@@ -43,7 +43,10 @@ fi
 PACKAGES=(python3 python3-venv python3-dev gcc pkg-config
           docker.io containerd runc crun
           qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-dev
-          busybox-static cpio kmod e2fsprogs sysbench linux-image-amd64 chromium)
+          busybox-static cpio kmod e2fsprogs sysbench linux-image-amd64 chromium
+          openssh-client openssh-server)
+# openssh-server: tests/test_xdist_ssh.py starts its own sshd on 127.0.0.1
+# (xdist's --tx ssh=...); the package's daemon is never started here.
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -231,6 +231,8 @@ def test_holm_is_one_family_over_the_workers(pytester):
     assert data["verdict_method"]["family_size"] == 4
     assert all(c["verdict_uncorrected"] and c["p_adjusted"] is not None for c in data["claims"])
     assert len(data["xdist"]["workers"]) == 2
+    # Each worker corrected its own claims within the whole family (through the controller).
+    assert [w["family_size"] for w in data["xdist"]["workers"].values()] == [4, 4]
     result.stdout.fnmatch_lines(["*Holm's correction over 4 claims*"])
 
 
