@@ -26,6 +26,7 @@ for _p in (ROOT, HERE):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
+from pytest_virtoverhead import envfacts  # noqa: E402
 from pytest_virtoverhead.envs import Environment, EnvSpec, RunContext, backend_class  # noqa: E402
 
 
@@ -35,14 +36,7 @@ def noop() -> None:
 
 
 def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+    return envfacts.cpu_model() or "unknown CPU"
 
 
 def machine() -> dict[str, Any]:

@@ -271,7 +271,7 @@ class Children:
         slots = [(int(k), {str(a): str(b) for a, b in (v or {}).items()}) for k, v in (msg.get("slots") or {}).items()]
         # As many starting at once as there are CPUs to start on: more would
         # only share them (and thrash their caches) for no gain.
-        width = max(1, len(start or pin or [0]))
+        width = max(1, len(start or ()))
         out: dict[str, Any] = {}
         flight: list[tuple[Child, dict | None]] = []
         while slots or flight:

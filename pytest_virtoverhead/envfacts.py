@@ -24,7 +24,8 @@ def _read(path: str) -> str | None:
         return None
 
 
-def _cpu_model() -> str | None:
+def cpu_model() -> str | None:
+    """The CPU's model name (/proc/cpuinfo), else what platform says."""
     info = _read("/proc/cpuinfo") or ""
     for line in info.splitlines():
         if line.startswith("model name"):
@@ -87,7 +88,7 @@ def facts() -> dict[str, Any]:
         "kernel": uname.release,
         "machine": uname.machine,
         "hostname": uname.nodename,
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpuset": cpuset,
         "memory_total_mb": _mem_total_mb(),

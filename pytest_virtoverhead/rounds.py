@@ -382,7 +382,7 @@ class Comparator:
                     result.xpassed = out["longrepr"]
                 if warm is None:
                     spent = time.monotonic() - sent
-                    timed = min(spent, float(out.get("timed_seconds") or out.get("call_seconds") or 0.0))
+                    timed = min(spent, float(out.get("call_seconds") or 0.0))
                     result.phases.add("measured", timed)
                     result.phases.add("requests", spent - timed)
                 value = out.get("value")

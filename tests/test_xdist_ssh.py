@@ -226,14 +226,21 @@ def test_an_ssh_worker_measures_on_its_host_under_its_name(pytester, loopback_ss
     assert (Path(os.environ[hostlock.LOCK_DIR_ENV]) / f"cpu{worker['cpus'][0]}.lock").exists()
 
 
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs: one for each worker")
-def test_a_local_and_an_ssh_worker_keep_their_tests_apart(pytester, loopback_ssh, tmp_path):
+def _local_and_ssh(pytester, loopback_ssh, tmp_path, *args):
+    """The suite under one local worker (on the first CPU) and one ssh
+    worker (which picks its own), with ``args``."""
     pytester.makepyfile(test_suite=SUITE)
     tx, remote = _ssh_tx(loopback_ssh, tmp_path)
     shutil.copy(pytester.path / "test_suite.py", remote / "test_suite.py")
     cpus = sorted(os.sched_getaffinity(0))
-    result = pytester.runpytest_subprocess(*AA, "-d", "--tx", "popen", "--tx", tx, f"--virt-cpus={cpus[0]}",
-                                           "--virt-json=out.json", "--virt-markdown=out.md", timeout=300)
+    return pytester.runpytest_subprocess(*AA, "-d", "--tx", "popen", "--tx", tx, f"--virt-cpus={cpus[0]}", *args,
+                                         timeout=300)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs: one for each worker")
+def test_a_local_and_an_ssh_worker_keep_their_tests_apart(pytester, loopback_ssh, tmp_path):
+    cpus = sorted(os.sched_getaffinity(0))
+    result = _local_and_ssh(pytester, loopback_ssh, tmp_path, "--virt-json=out.json", "--virt-markdown=out.md")
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
     data = json.loads((pytester.path / "out.json").read_text())
     assert len(set(_judged(data))) == 4
@@ -260,12 +267,7 @@ def test_a_local_and_an_ssh_worker_keep_their_tests_apart(pytester, loopback_ssh
 def test_holm_is_one_family_over_a_local_and_an_ssh_worker(pytester, loopback_ssh, tmp_path):
     """The workers meet through channels the controller opens on their
     gateways, so a worker on another host counts in the family too."""
-    pytester.makepyfile(test_suite=SUITE)
-    tx, remote = _ssh_tx(loopback_ssh, tmp_path)
-    shutil.copy(pytester.path / "test_suite.py", remote / "test_suite.py")
-    cpus = sorted(os.sched_getaffinity(0))
-    result = pytester.runpytest_subprocess(*AA, "-d", "--tx", "popen", "--tx", tx, f"--virt-cpus={cpus[0]}",
-                                           "--virt-correction=holm", "--virt-json=out.json", timeout=300)
+    result = _local_and_ssh(pytester, loopback_ssh, tmp_path, "--virt-correction=holm", "--virt-json=out.json")
     result.assert_outcomes(passed=4)
     data = json.loads((pytester.path / "out.json").read_text())
     assert data["verdict_method"]["family_size"] == 4

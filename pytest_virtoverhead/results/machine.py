@@ -22,6 +22,8 @@ import socket
 import subprocess
 from typing import Any, Mapping
 
+from ..envfacts import cpu_model
+
 #: Where the name comes from, in order of precedence.
 NAME_VARIABLE = "VIRTOVERHEAD_MACHINE"
 NAME_INI = "virt_machine"
@@ -52,18 +54,6 @@ def machine_name(ini_value: str | None = None, environ: Mapping[str, str] | None
     if ini_value and ini_value.strip():
         return ini_value.strip(), f"{NAME_INI} (ini)"
     return socket.gethostname() or "unknown", "hostname"
-
-
-def cpu_model() -> str | None:
-    """The host CPU's model name (/proc/cpuinfo), else what platform says."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
 
 
 def ci_ids(environ: Mapping[str, str] | None = None) -> dict[str, str]:

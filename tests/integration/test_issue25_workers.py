@@ -95,6 +95,19 @@ def _host_daemons(mark: str) -> list[int]:
     return found
 
 
+def _assert_daemons_end(mark, message):
+    """The marked daemons are gone within 10 s (they end with their worker)."""
+    deadline = time.monotonic() + 10
+    while _host_daemons(mark) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _host_daemons(mark), message
+
+
+def _kill_daemons(mark):
+    for pid in _host_daemons(mark):
+        os.kill(pid, 9)
+
+
 @pytest.mark.parametrize("envs", ["baremetal,control=baremetal", "baremetal,container", "baremetal,vm"])
 def test_double_forked_daemons_end_with_their_worker_processes(pytester, pytestconfig, request, envs):
     if "container" in envs:
@@ -111,13 +124,9 @@ def test_double_forked_daemons_end_with_their_worker_processes(pytester, pytestc
         if "vm" in names and "no environment to compare with: vm" in out:
             unavailable(pytestconfig, "vm", out.split("no environment to compare with: vm: ")[1])
         result.assert_outcomes(passed=2)
-        deadline = time.monotonic() + 10
-        while _host_daemons(mark) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not _host_daemons(mark), "daemons outlived the session"
+        _assert_daemons_end(mark, "daemons outlived the session")
     finally:
-        for pid in _host_daemons(mark):
-            os.kill(pid, 9)
+        _kill_daemons(mark)
 
 
 HANGS = """
@@ -153,13 +162,9 @@ def test_a_killed_worker_takes_its_daemons_with_it(pytester):
             "--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-timeout=4", "--virt-warmup=0",
             "--virt-calls=1", "-p", "no:cacheprovider")
         result.stdout.fnmatch_lines(["*did not finish within 4 s (--virt-timeout)*"])
-        deadline = time.monotonic() + 10
-        while _host_daemons(mark) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not _host_daemons(mark), "the daemon outlived its killed worker"
+        _assert_daemons_end(mark, "the daemon outlived its killed worker")
     finally:
-        for pid in _host_daemons(mark):
-            os.kill(pid, 9)
+        _kill_daemons(mark)
 
 
 PIDS = """
