@@ -323,5 +323,11 @@ def finish_outputs(session: pytest.Session, state: VirtState, exitstatus: int) -
         if state.output_failures and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
     else:
-        finish_footprint(session, state)
+        try:
+            finish_footprint(session, state)
+        except KeyboardInterrupt:
+            # A second Ctrl-C while the footprint's last readings are taken
+            # (requests to the environments): the results are still written.
+            state.output_notes.append("virtoverhead: interrupted while reading the environments' footprint: "
+                                      "the footprint section is left out, the results are written")
     write_outputs(session, state, exitstatus)
