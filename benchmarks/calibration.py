@@ -71,7 +71,7 @@ plugin's JSON); ``--note`` adds a sentence to the section (what else ran).
 
 Quantiles are linear interpolation between order statistics (p10, median,
 p90). The relative half-width of an interval is (hi - lo) / 2 / ratio, as
-``stats.relative_half_width``.
+``samplestats.relative_half_width``.
 """
 
 from __future__ import annotations
