@@ -41,6 +41,7 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+# statistics of the figures (plain Python: nothing here should depend on the
 # plugin's own statistics)
 
 
@@ -70,5 +71,3 @@ def covers(ci: list[Any] | None, value: float = 1.0) -> bool | None:
     if not ci or ci[0] is None or ci[1] is None:
         return None
     return ci[0] <= value <= ci[1]
-
-

@@ -125,7 +125,3 @@ def machine() -> dict[str, Any]:
         "virtualization": host_virtualization(),
         "time_source": _read("/sys/devices/system/clocksource/clocksource0/current_clocksource"),
     }
-
-
-# --------------------------------------------------------------------------
-# statistics of the figures (plain Python: nothing here should depend on the

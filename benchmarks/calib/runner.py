@@ -146,6 +146,3 @@ def digest(data: dict[str, Any]) -> dict[str, Any]:
         "cpusets": {name: m.get("cpuset") for name, m in envs.items() if isinstance(m, dict)},
         "statistics": data.get("statistics"), "version": data.get("version"), "rounds_setting": data.get("rounds"),
     }
-
-
-# --------------------------------------------------------------------------

@@ -11,8 +11,6 @@ from .base import QUICK_ROUNDS, QUICK_SESSIONS, SEED_BASE, SESSIONS, log, spread
 from .runner import Runner
 from .suites import BENCH_TEST, CALL_TEST, SCALE_TEST, calibrate_loops, write_suite
 
-# parts
-
 
 def claim_rows(sessions: list[dict[str, Any]], env: str | None = None) -> list[dict[str, Any]]:
     rows = []
@@ -138,4 +136,3 @@ class Calibration:
             log(f"{part} {i + 1}/{count} seed {seed}: {rec['seconds']:.1f} s, exit {rec['exit']}"
                 f"{', ' + rec['error'] if rec.get('error') else ''}; {brief}")
         return out
-

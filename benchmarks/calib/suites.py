@@ -151,6 +151,3 @@ def write_suite(directory: str, files: dict[str, str], ini_extra: str = "") -> s
         with open(os.path.join(directory, name), "w") as f:
             f.write(text)
     return directory
-
-
-# --------------------------------------------------------------------------
