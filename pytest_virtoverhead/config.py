@@ -18,6 +18,17 @@ from . import waivers
 from .claims import Claim
 from .envs import KINDS
 from .envs.base import NAME_RE, EnvSpec
+from .options import (
+    CORRECTIONS,
+    DEFAULT_CPU_WAIT,
+    DEFAULT_ENVS,
+    DEFAULT_MAX_ROUNDS,
+    DEFAULT_MEMORY_MB,
+    DEFAULT_ROUNDS,
+    DEFAULT_TIMEOUT,
+    DEFAULT_WARMUP,
+    HASH_SEED_MODES,
+)
 from .optionvalues import (
     DEFAULT_CONFIDENCE,
     parse_confidence,
@@ -28,12 +39,6 @@ from .optionvalues import (
 )
 from .runclaims import RunClaim, parse_claims, parse_run_claims, split_absent
 
-DEFAULT_ENVS = "baremetal,container,vm"
-DEFAULT_ROUNDS = 12
-DEFAULT_WARMUP = 1
-DEFAULT_TIMEOUT = 300.0
-DEFAULT_MEMORY_MB = 1024
-DEFAULT_MAX_ROUNDS = 200
 #: Worker processes per environment under --virt-processes=auto (the
 #: default): the clusters of the interval (see docs/verdicts.md for the
 #: measurements behind these). An environment whose processes start in
@@ -43,10 +48,6 @@ DEFAULT_MAX_ROUNDS = 200
 #: AUTO_PROCESSES_VM.
 AUTO_PROCESSES_MAX = 20
 AUTO_PROCESSES_VM = 4
-#: --virt-correction: none (each claim at --virt-confidence) or holm
-#: (family-wise over the run's claims; see docs/verdicts.md).
-CORRECTIONS = ("none", "holm")
-HASH_SEED_MODES = ("paired", "random")
 #: Most rounds one test may ask for, whatever --virt-max-rounds says.
 ROUNDS_CAP = 100_000
 
@@ -146,8 +147,12 @@ def resolve_names(texts: Iterable[str], specs: list[EnvSpec], what: str) -> set[
     return names
 
 
-@dataclass
+@dataclass(frozen=True)
 class Settings:
+    """The run's settings, built once from the options (:func:`build_settings`).
+    What a session learns later (the CPUs it locked, an xdist worker's CPU
+    and seed) makes a new one with ``dataclasses.replace``."""
+
     compare: bool = False
     specs: list[EnvSpec] = field(default_factory=list)
     baseline: str = "baremetal"
@@ -181,7 +186,7 @@ class Settings:
     #: session holds this one (see :mod:`.hostlock`).
     cpus_auto: bool = False
     #: Seconds to wait for CPUs another session measures on (--virt-cpu-wait).
-    cpu_wait: float = 600.0
+    cpu_wait: float = DEFAULT_CPU_WAIT
     memory_mb: int = DEFAULT_MEMORY_MB
     #: Names a claim or marker may use although they are not in this run:
     #: the kinds and the names the ini's ``virt_envs`` declares. Claims
@@ -226,101 +231,111 @@ class Settings:
 
 def build_settings(raw: Mapping[str, Any]) -> Settings:
     """Settings from raw option values (strings as the user typed them)."""
-    s = Settings()
-    s.compare = bool(raw.get("compare"))
     envs = raw.get("envs")
-    specs = parse_envs(DEFAULT_ENVS if envs is None else envs)  # "" (--virt-envs=) is an error
+    parsed = parse_envs(DEFAULT_ENVS if envs is None else envs)  # "" (--virt-envs=) is an error
     options = parse_env_options(raw.get("env_options") or [])
     kind_defaults: dict[str, dict[str, str]] = {k: dict(v) for k, v in (raw.get("kind_defaults") or {}).items()}
-    s.kind_defaults = kind_defaults
-    s.elsewhere = (set(KINDS) | declared_names(raw.get("declared_envs"))) - {sp.name for sp in specs}
-    unknown = sorted(set(options) - {sp.name for sp in specs} - set(KINDS) - s.elsewhere)
+    elsewhere = (set(KINDS) | declared_names(raw.get("declared_envs"))) - {sp.name for sp in parsed}
+    unknown = sorted(set(options) - {sp.name for sp in parsed} - set(KINDS) - elsewhere)
     if unknown:
         raise ValueError(f"virt_env_options: options for unknown environment(s) {', '.join(unknown)}; "
-                         f"environments of this run: {', '.join(sp.name for sp in specs)}")
-    s.specs = [EnvSpec(sp.name, sp.kind, {**kind_defaults.get(sp.kind, {}), **options.get(sp.kind, {}),
-                                         **options.get(sp.name, {})})
-               for sp in specs]
-    s.explain = bool(raw.get("explain"))
-    if s.explain:  # --virt-explain: ablation environments beside their parents
+                         f"environments of this run: {', '.join(sp.name for sp in parsed)}")
+    specs = [EnvSpec(sp.name, sp.kind, {**kind_defaults.get(sp.kind, {}), **options.get(sp.kind, {}),
+                                        **options.get(sp.name, {})})
+             for sp in parsed]
+    explain = bool(raw.get("explain"))
+    ablations: list[Any] = []
+    if explain:  # --virt-explain: ablation environments beside their parents
         from .explain import ablation_specs
 
-        extra = ablation_specs(s.specs)
-        s.specs += [sp for sp, _ in extra]
-        s.ablations = [ab for _, ab in extra]
+        extra = ablation_specs(specs)
+        specs += [sp for sp, _ in extra]
+        ablations = [ab for _, ab in extra]
     # Options for fixture-only kinds (a `vm` fixture used without vm in the run).
     for kind in KINDS:
-        kind_defaults.setdefault(kind, {})
-        kind_defaults[kind] = {**kind_defaults[kind], **options.get(kind, {})}
-    names = s.env_names
+        kind_defaults[kind] = {**kind_defaults.get(kind, {}), **options.get(kind, {})}
+    names = [sp.name for sp in specs]
     baseline = raw.get("baseline") or ("baremetal" if "baremetal" in names else names[0])
     if baseline not in names:
         raise ValueError(f"--virt-baseline: unknown environment {baseline!r}; environments of this run: "
                          f"{', '.join(names)}")
-    s.baseline = baseline
-    s.run_claims = (parse_run_claims(raw.get("ini_claims") or [], "virt_claims (ini)", names, s.elsewhere)
-                    + parse_run_claims(raw.get("cli_claims") or [], "--virt-claim", names, s.elsewhere))
-    s.claims, s.skipped_claims = split_absent([rc.claim for rc in s.run_claims if rc.expr is None], names)
-    s.waivers = waivers.ini_waivers(raw.get("ini_waivers") or [])
-    s.strict = bool(raw.get("strict"))
-    s.gate = bool(raw.get("gate", True))
-    s.json_path = raw.get("json_path") or None
-    s.markdown_path = raw.get("markdown_path") or None
-    s.select = str(raw.get("select") or "").strip() or None
-    s.require = resolve_names(raw.get("require") or [], s.specs, "--virt-require")
-    s.max_rounds = positive_int(raw.get("max_rounds") or DEFAULT_MAX_ROUNDS, "--virt-max-rounds")
-    if s.max_rounds > ROUNDS_CAP:
-        raise ValueError(f"--virt-max-rounds: at most {ROUNDS_CAP}, got {s.max_rounds}")
-    s.rounds = positive_int(raw.get("rounds") or DEFAULT_ROUNDS, "--virt-rounds")
-    check_rounds_cap(s.rounds, s.max_rounds, "--virt-rounds")
+    run_claims = (parse_run_claims(raw.get("ini_claims") or [], "virt_claims (ini)", names, elsewhere)
+                  + parse_run_claims(raw.get("cli_claims") or [], "--virt-claim", names, elsewhere))
+    claims, skipped_claims = split_absent([rc.claim for rc in run_claims if rc.expr is None], names)
+    ini_waivers = waivers.ini_waivers(raw.get("ini_waivers") or [])
+    require = resolve_names(raw.get("require") or [], specs, "--virt-require")
+    max_rounds = positive_int(raw.get("max_rounds") or DEFAULT_MAX_ROUNDS, "--virt-max-rounds")
+    if max_rounds > ROUNDS_CAP:
+        raise ValueError(f"--virt-max-rounds: at most {ROUNDS_CAP}, got {max_rounds}")
+    rounds = positive_int(raw.get("rounds") or DEFAULT_ROUNDS, "--virt-rounds")
+    check_rounds_cap(rounds, max_rounds, "--virt-rounds")
     warmup = raw.get("warmup")
     try:
-        s.warmup = int(DEFAULT_WARMUP if warmup in (None, "") else warmup)
+        warmup = int(DEFAULT_WARMUP if warmup in (None, "") else warmup)
     except (TypeError, ValueError):
         raise ValueError(f"--virt-warmup: expected a whole number, got {warmup!r}") from None
-    if s.warmup < 0:
+    if warmup < 0:
         raise ValueError("--virt-warmup: must be 0 or more")
     seed = raw.get("seed")
     if seed in (None, ""):
-        s.seed = random.SystemRandom().randrange(1, 2**31)
+        seed = random.SystemRandom().randrange(1, 2**31)
     else:
         try:
-            s.seed = int(seed)
+            seed = int(seed)
         except (TypeError, ValueError):
             raise ValueError(f"--virt-seed: expected a whole number, got {seed!r}") from None
-    s.timeout = positive_float(raw.get("timeout") or DEFAULT_TIMEOUT, "--virt-timeout")
+    timeout = positive_float(raw.get("timeout") or DEFAULT_TIMEOUT, "--virt-timeout")
     budget = raw.get("time_budget")
-    s.time_budget = 0.0 if budget in (None, "", "0") else positive_float(budget, "--virt-time-budget")
+    time_budget = 0.0 if budget in (None, "", "0") else positive_float(budget, "--virt-time-budget")
     procs = str(raw.get("processes") or "auto").strip().lower()
-    s.processes = 0 if procs == "auto" else positive_int(procs, "--virt-processes")
-    calls = str(raw.get("calls") or "auto").strip().lower()
-    s.calls = 0 if calls == "auto" else positive_int(calls, "--virt-calls")
-    s.confidence = parse_confidence(raw.get("confidence"))
+    processes = 0 if procs == "auto" else positive_int(procs, "--virt-processes")
+    calls_text = str(raw.get("calls") or "auto").strip().lower()
+    calls = 0 if calls_text == "auto" else positive_int(calls_text, "--virt-calls")
+    confidence = parse_confidence(raw.get("confidence"))
     correction = str(raw.get("correction") or "none").strip().lower()
     if correction not in CORRECTIONS:
         raise ValueError(f"--virt-correction: expected one of {', '.join(CORRECTIONS)}, got {correction!r}")
-    s.correction = correction
     mode = str(raw.get("hash_seed") or "paired").strip().lower()
     if mode not in HASH_SEED_MODES:
         raise ValueError(f"--virt-hash-seed: expected one of {', '.join(HASH_SEED_MODES)}, got {mode!r}")
-    s.hash_seed = mode
-    s.cpus = parse_cpus(str(raw.get("cpus") or "auto"))
-    s.cpus_auto = str(raw.get("cpus") or "auto").strip().lower() == "auto"
-    wait = raw.get("cpu_wait")
-    if wait not in (None, ""):
-        try:
-            s.cpu_wait = float(wait)
-        except (TypeError, ValueError):
-            raise ValueError(f"--virt-cpu-wait: expected a number of seconds, got {wait!r}") from None
-        if not 0 <= s.cpu_wait < float("inf"):
-            raise ValueError(f"--virt-cpu-wait: must be 0 (refuse at once) or more seconds, got {wait!r}")
-    s.memory_mb = parse_memory(str(raw.get("memory") or DEFAULT_MEMORY_MB))
-    # Validate per-kind options early (unknown keys are usage errors). An
-    # environment without options has nothing to check: its backend module
-    # (~20 ms to import) is not loaded in runs that never start it.
+    cpus_text = str(raw.get("cpus") or "auto")
+    cpus = parse_cpus(cpus_text)
+    cpu_wait = _cpu_wait(raw.get("cpu_wait"))
+    memory_mb = parse_memory(str(raw.get("memory") or DEFAULT_MEMORY_MB))
+    s = Settings(
+        compare=bool(raw.get("compare")), specs=specs, baseline=baseline, claims=claims, strict=bool(raw.get("strict")),
+        gate=bool(raw.get("gate", True)), json_path=raw.get("json_path") or None,
+        markdown_path=raw.get("markdown_path") or None, select=str(raw.get("select") or "").strip() or None,
+        require=require, rounds=rounds, warmup=warmup,
+        processes=processes, calls=calls, confidence=confidence,
+        hash_seed=mode, seed=seed, timeout=timeout, time_budget=time_budget, max_rounds=max_rounds, cpus=cpus,
+        cpus_auto=cpus_text.strip().lower() == "auto", cpu_wait=cpu_wait,
+        memory_mb=memory_mb, elsewhere=elsewhere,
+        skipped_claims=skipped_claims, run_claims=run_claims, correction=correction, kind_defaults=kind_defaults,
+        waivers=ini_waivers, ablations=ablations, explain=explain)
+    _check_env_options(s.specs)
+    return s
+
+
+def _cpu_wait(wait: Any) -> float:
+    if wait in (None, ""):
+        return DEFAULT_CPU_WAIT
+    try:
+        value = float(wait)
+    except (TypeError, ValueError):
+        raise ValueError(f"--virt-cpu-wait: expected a number of seconds, got {wait!r}") from None
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"--virt-cpu-wait: must be 0 (refuse at once) or more seconds, got {wait!r}")
+    return value
+
+
+def _check_env_options(specs: Iterable[EnvSpec]) -> None:
+    """Validate per-kind options early (unknown keys are usage errors). An
+    environment without options has nothing to check: its backend module
+    (~20 ms to import) is not loaded in runs that never start it."""
     from .envs import backend_class
 
-    for sp in s.specs:
+    for sp in specs:
         if not sp.options:
             continue
         try:
@@ -328,7 +343,6 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
         except ImportError:
             continue  # the backend reports itself unavailable when used
         cls.check_options(sp.options)
-    return s
 
 
 @dataclass

@@ -23,10 +23,11 @@ places its tests on its machine in the run document.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import sys
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 
@@ -34,6 +35,9 @@ from .results.wire import from_plain, to_plain
 from .xdistcpus import assign, offered, tx_count
 from .xdistfamily import Family, exchange
 from .xdisthosts import gateway_is_local, place, remote_specs
+
+if TYPE_CHECKING:
+    from .session import VirtSession
 
 #: The plugin's key in xdist's workerinput and workeroutput.
 KEY = "virtoverhead"
@@ -71,7 +75,7 @@ def auto_workers(config: pytest.Config) -> int | None:
     return 1 if cpus is None else max(1, len(cpus))
 
 
-def configure(config: pytest.Config, state: Any) -> None:
+def configure(config: pytest.Config, state: VirtSession) -> None:
     """At activation: on the controller, the CPUs of the workers (or the
     usage error) and the controller's hooks; on a worker, the CPU, seed and
     meeting place the controller chose."""
@@ -102,7 +106,7 @@ def configure(config: pytest.Config, state: Any) -> None:
     config.pluginmanager.register(controller, "virtoverhead-xdist")
 
 
-def _prefer_free(config: pytest.Config, state: Any, cpus: list[tuple[int, ...] | None]) -> list[tuple[int, ...] | None]:
+def _prefer_free(config: pytest.Config, state: VirtSession, cpus: list[tuple[int, ...] | None]) -> list[tuple[int, ...] | None]:
     """Another measuring session on the host may hold some of the CPUs
     (:mod:`.hostlock`). Under ``auto`` the workers take free ones where
     there are enough; otherwise say now which worker will wait for whom (a
@@ -147,12 +151,11 @@ def chooses_own_cpu(config: pytest.Config) -> bool:
     return bool(win and win.get("own_cpu"))
 
 
-def _configure_worker(state: Any, win: dict[str, Any]) -> None:
-    s = state.settings
+def _configure_worker(state: VirtSession, win: dict[str, Any]) -> None:
     if not win.get("own_cpu"):
-        s.cpus = state.ctx.cpus = tuple(win["cpus"]) if win.get("cpus") else None
-        s.cpus_auto = False  # the controller chose: never another CPU behind its back
-    s.seed = int(win["seed"])
+        # The controller chose: never another CPU behind its back (cpus_auto off).
+        state.use_cpus(tuple(win["cpus"]) if win.get("cpus") else None, cpus_auto=False)
+    state.settings = dataclasses.replace(state.settings, seed=int(win["seed"]))
     state.ctx.stagger_vm_starts = True
     if win.get("family") is not None:
         state.peers = lambda: exchange(state, win["family"])
@@ -161,7 +164,7 @@ def _configure_worker(state: Any, win: dict[str, Any]) -> None:
 class Controller:
     """The controller's side: CPUs handed out, the workers' results gathered."""
 
-    def __init__(self, state: Any, cpus: list[tuple[int, ...] | None]):
+    def __init__(self, state: VirtSession, cpus: list[tuple[int, ...] | None]):
         self.state = state
         self.planned = list(cpus)
         self.free = list(cpus)
@@ -298,7 +301,7 @@ def reporting(item: pytest.Item) -> Iterator[None]:
         interactor.item_index = before
 
 
-def send(config: pytest.Config, state: Any) -> None:
+def send(config: pytest.Config, state: VirtSession) -> None:
     """A worker's end: its results whole, its environments' metadata and
     footprint, into ``workeroutput`` (xdist sends it to the controller)."""
     results = []

@@ -6,13 +6,16 @@ environment fixtures a project's own fixtures shadow.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import pytest
 
 from . import waivers
 from .config import ItemPlan, Settings, plan_for_marker
 from .stash import ENV_FIXTURES, ITEM_KEY, MARKER
+
+if TYPE_CHECKING:
+    from .session import VirtSession
 
 
 def plan(item: pytest.Item, settings: Settings, groups: Sequence[Any] = ()) -> ItemPlan | None:
@@ -100,7 +103,7 @@ def selected(item: pytest.Item, select: Any) -> bool:
     return bool(select.evaluate(KeywordMatcher.from_item(item)))
 
 
-def check_waivers(state: Any, items: list[pytest.Item]) -> None:
+def check_waivers(state: VirtSession, items: list[pytest.Item]) -> None:
     """Every ini waiver must match a claim of a test it is for: one that
     matches none is a usage error (no silent, permanent ignore lists).
     A scoped waiver is let be when its tests are not in this run: -k / -m

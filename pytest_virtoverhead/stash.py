@@ -1,5 +1,6 @@
-"""The keys under which the plugin keeps its state on pytest's stashes, and
-the names it gives pytest (marker, environment fixtures).
+"""The key under which the plugin keeps a compared test's plan on its item,
+and the names it gives pytest (the session plugin, marker, environment
+fixtures).
 
 Imported by the entry module: pytest only.
 """
@@ -10,7 +11,9 @@ from typing import Any
 
 import pytest
 
-STATE_KEY = pytest.StashKey[Any]()
+#: The name the session (:class:`.session.VirtSession`) is registered under.
+SESSION_PLUGIN = "virtoverhead-session"
+#: A compared test's plan (config.ItemPlan) on its item.
 ITEM_KEY = pytest.StashKey[Any]()
 MARKER = "virt"
 #: The fixtures that hand out environments (defined in plugin.py).

@@ -21,7 +21,10 @@ No pytest; execnet's channels are duck-typed (``send``, ``receive``,
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .session import VirtSession
 
 
 class Family:
@@ -70,7 +73,7 @@ class Family:
             del self.waiting[wid]
 
 
-def exchange(state: Any, channel: Any) -> list[float]:
+def exchange(state: VirtSession, channel: Any) -> list[float]:
     """A worker's side: send this worker's judged claims' p-values, wait
     for the others' (two per claim) for Holm's family; [] when the
     controller is gone (its own report says so)."""

@@ -281,8 +281,7 @@ def test_adaptive_sampling_can_judge_at_the_bonferroni_level():
 
     assert bonferroni_confidence(0.95, 4) == pytest.approx(0.9875)
     assert bonferroni_confidence(0.95, 0) == pytest.approx(0.95)
-    settings = Settings()
-    settings.confidence = 0.95
+    settings = Settings(confidence=0.95)
     res = ItemResult.from_samples("t.py::test_a", ["baremetal", "vm"], "baremetal",
                                   {"baremetal": [10 * MS] * 4, "vm": [17 * MS, 18 * MS, 19 * MS, 18 * MS]},
                                   processes=4)

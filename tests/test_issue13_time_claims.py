@@ -24,8 +24,7 @@ class _Pool:
 
 
 def evaluated(claims, samples, processes=4):
-    settings = Settings()
-    settings.confidence = 0.95
+    settings = Settings(confidence=0.95)
     res = ItemResult.from_samples("t.py::test_a", list(samples), "baremetal", samples, processes=processes)
     Comparator(settings, _Pool(), ()).evaluate(res, [parse_claim(c) for c in claims])
     return res

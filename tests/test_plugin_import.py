@@ -50,7 +50,7 @@ def test_a_run_without_options_loads_nothing_more(pytester, monkeypatch):
 
         @pytest.mark.virt(claims=["container <= 1.05 * baremetal"])
         def test_a():
-            heavy = [m for m in ("pytest_virtoverhead.state", "pytest_virtoverhead.hooks",
+            heavy = [m for m in ("pytest_virtoverhead.state", "pytest_virtoverhead.session",
                                  "pytest_virtoverhead.rounds", "pytest_virtoverhead.config",
                                  "pytest_virtoverhead.claims", "numpy", "scipy") if m in sys.modules]
             assert heavy == [], sorted(m for m in sys.modules if m.startswith("pytest_virt"))
