@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 from envrequire import unavailable
+from virthelp import aa_args
 
 OOM_AT_START = """
 import pytest
@@ -159,8 +160,7 @@ def test_a_killed_worker_takes_its_daemons_with_it(pytester):
     pytester.makepyfile(test_hang=HANGS.format(mark=mark))
     try:
         result = pytester.runpytest_subprocess(
-            "--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-timeout=4", "--virt-warmup=0",
-            "--virt-calls=1", "-p", "no:cacheprovider")
+            *aa_args("--virt-timeout=4", "--virt-warmup=0", "--virt-calls=1"))
         result.stdout.fnmatch_lines(["*did not finish within 4 s (--virt-timeout)*"])
         _assert_daemons_end(mark, "the daemon outlived its killed worker")
     finally:

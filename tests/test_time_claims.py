@@ -6,29 +6,14 @@ import json
 import math
 
 import pytest
+from virthelp import aa_args, evaluated, read_json
 
 from pytest_virtoverhead import markdown
-from pytest_virtoverhead.claims import parse_claim
-from pytest_virtoverhead.config import Settings
 from pytest_virtoverhead.report import claim_lines
-from pytest_virtoverhead.results import ItemResult, run_document
-from pytest_virtoverhead.rounds import Comparator
+from pytest_virtoverhead.results import run_document
 from pytest_virtoverhead.verdict import FAIL, INCONCLUSIVE, PASS
 
 MS = 1e-3
-
-
-class _Pool:
-    def metadata(self):
-        return {}
-
-
-def evaluated(claims, samples, processes=4):
-    settings = Settings()
-    settings.confidence = 0.95
-    res = ItemResult.from_samples("t.py::test_a", list(samples), "baremetal", samples, processes=processes)
-    Comparator(settings, _Pool(), ()).evaluate(res, [parse_claim(c) for c in claims])
-    return res
 
 
 # Four processes, one round each: the estimate is the plain mean of the
@@ -127,8 +112,7 @@ def test_html_report_shows_time_claims_in_seconds():
     assert "<code>vm &lt;= 20 ms</code>: vm 17.99 ms [16.73 ms, 19.33 ms]" in page
 
 
-AA = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-rounds=3", "--virt-seed=4",
-      "-p", "no:cacheprovider", "--virt-json=v.json"]
+AA = aa_args("--virt-json=v.json", rounds=3, seed=4)
 
 SUITE = """
 import time
@@ -170,7 +154,7 @@ def test_time_claims_end_to_end(pytester):
         "  FAIL * test_times.py::test_fixed_cost_fails: control >= baremetal + 1 s  control - baremetal *",
         "  FAIL * test_times.py::test_absolute_fails: baremetal >= 1 s  baremetal * ms [[]* ms, * ms]",
     ])
-    data = json.loads((pytester.path / "v.json").read_text())
+    data = read_json(pytester, "v.json")
     by_claim = {c["claim"]: c for c in data["claims"]}
     fixed = by_claim["control <= 1.2 * baremetal + 50 ms"]
     assert (fixed["kind"], fixed["unit"], fixed["verdict"]) == ("fixed", "s", "pass")
