@@ -71,7 +71,7 @@ class VirtState:
         #: Test ids deselected by -k / -m (a scoped ini waiver may be for one).
         self.deselected: list[str] = []
         #: Footprint claims (to judge, skipped) and the environments'
-        #: footprint report once the run ends (issue 16).
+        #: footprint report once the run ends.
         self.footprint_claims: tuple[list[Any], list[Any]] = ([], [])
         self.footprint: dict[str, Any] | None = None
         #: Under pytest-xdist: the controller's side (:class:`.scaleout.Controller`),
@@ -208,7 +208,7 @@ def activate(config: pytest.Config) -> None:
             raise pytest.UsageError(str(exc)) from None
     if settings.compare:
         # An output that cannot be written is a usage error now, not a
-        # traceback after the measurements (issue 12, point 3).
+        # traceback after the measurements have been lost.
         from .outputs import check_outputs, shared_paths
 
         paths = output_paths(config, settings)
@@ -235,7 +235,7 @@ def output_paths(config: pytest.Config, settings: Settings) -> dict[str, str | N
 
 def other_outputs(config: pytest.Config) -> dict[str, str | None]:
     """Files other writers of the session fill, which a run's output must
-    not share (issue 25): the GitHub job summary, --junitxml,
+    not share, lest one replace the other: the GitHub job summary, --junitxml,
     --benchmark-json."""
     bench = getattr(config.option, "benchmark_json", None)
     bench = getattr(bench, "name", bench)  # pytest-benchmark opens the file (argparse.FileType)
@@ -274,7 +274,8 @@ def state_of(config: pytest.Config) -> VirtState:
 
 def lock_cpus(config: pytest.Config, state: VirtState) -> None:
     """Before anything is measured: this session's CPUs, or a usage error
-    naming the session that holds them (issue 12, point 5)."""
+    naming the session that holds them (two sessions on one CPU would
+    each measure the other's load)."""
     from .hostlock import CpuBusy
 
     tr = config.pluginmanager.get_plugin("terminalreporter")
