@@ -1,4 +1,4 @@
-"""Issue 13: criteria per test or group (pytest-benchmark #219). A run-wide
+"""Criteria per test or group. A run-wide
 claim entry ``EXPR: CLAIM`` (ini ``virt_claims``, ``--virt-claim``) applies
 CLAIM only to the compared tests matching the ``-k`` expression EXPR, with
 pytest's own matcher; plain entries apply to every compared test."""

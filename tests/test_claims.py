@@ -101,7 +101,7 @@ def test_describe_bounds():
     assert parse_claim("c >= b - 5%").describe_bounds() == "ratio >= 0.95"
 
 
-# -- fixed-cost and absolute claims (issue 13) -----------------------------------
+# -- fixed-cost and absolute claims ---------------------------------------------
 
 
 @pytest.mark.parametrize("text, kind, base, factor, lower, upper", [

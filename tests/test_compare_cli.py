@@ -1,7 +1,7 @@
 """``pytest-virtoverhead compare``: comparison of two saved runs (JSON
 version 2: per-round records, paired with the baseline, worker processes as
-clusters), with hand-made files and hand-computed numbers, then end to end.
-Issue 12 points 6 and 8, issue 11 "offline compare on the same footing"."""
+clusters), with hand-made files and hand-computed numbers, then end to end;
+also ``report`` of a saved run."""
 
 import json
 import math

@@ -1,4 +1,4 @@
-"""Issue 24: --virt-explain's ablation environments and the share of an
+"""--virt-explain's ablation environments and the share of an
 overhead each removes (hand-computed numbers), and the option end to end."""
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""Issue 16: footprint figures, the footprint claim form and its errors, the
-terminal section and the JSON (baremetal environments only: no Docker or
-libvirt needed; tests/integration/test_footprint_envs.py has the real ones)."""
+"""Footprint figures, what an environment adds over the baseline, the
+footprint claim form and its errors, the terminal section and the JSON
+(baremetal environments only: no Docker or libvirt needed;
+tests/integration/test_footprint_envs.py has the real ones)."""
 
 import json
 import os

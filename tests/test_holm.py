@@ -1,4 +1,4 @@
-"""Issue 13: many claims without many false alarms. ``--virt-correction=holm``
+"""Many claims without many false alarms. ``--virt-correction=holm``
 (ini ``virt_correction``) judges the run's claims family-wise: Holm's
 step-down over each claim's two one-sided hypotheses ("violated": rejected
 means pass; "holds": rejected means fail), at level 1 - confidence. The

@@ -1,4 +1,4 @@
-"""Issue 13, point 1: a summary where CI shows it. ``--virt-markdown=PATH``
+"""A summary where CI shows it. ``--virt-markdown=PATH``
 (ini ``virt_markdown``) and ``$GITHUB_STEP_SUMMARY``; the renderer is
 :mod:`pytest_virtoverhead.markdown`, fed the ``--virt-json`` document.
 The Markdown is checked by parsing it with markdown-it-py (GFM tables)."""

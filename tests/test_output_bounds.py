@@ -1,4 +1,4 @@
-"""Issue 25, point 4: a test that prints more than the protocol's frame
+"""A test that prints more than the protocol's frame
 limit (64 MiB) neither stalls its worker nor loses its failure: the
 captured output crosses cut to a bound, and the report says so."""
 

@@ -1,4 +1,4 @@
-"""Issue 25, point 2: outputs that share a file (with each other, with an
+"""Outputs that share a file (with each other, with an
 input, with the GitHub job summary) are a usage error before any work,
 not one output silently replacing another."""
 

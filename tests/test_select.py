@@ -1,4 +1,4 @@
-"""Issue 13, point 2: adoption without editing a test. ``--virt-select=EXPR``
+"""Adoption without editing a test. ``--virt-select=EXPR``
 (ini ``virt_select``) compares the unmarked tests matching a ``-k``
 expression with the run's claims; marked tests work as before."""
 

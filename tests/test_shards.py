@@ -1,4 +1,4 @@
-"""Issue 23, CI shards end to end: real shard runs (baremetal and an A/A
+"""CI shards end to end: real shard runs (baremetal and an A/A
 control) merged by the ``merge`` command, ``compare`` reading the merged
 run, refusals with exit status 2; and docs/ci.md's sharded GitHub Actions
 recipe run here, its shard commands and its merge step word for word."""

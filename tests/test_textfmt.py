@@ -1,5 +1,5 @@
 """textfmt: the one place for numbers, labels, verdict order, plain-text
-tables and NaN cleaning that every renderer uses (issue 15)."""
+tables and NaN cleaning that every renderer uses."""
 
 import json
 import math

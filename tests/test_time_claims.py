@@ -1,4 +1,4 @@
-"""Issue 13: fixed-cost (``vm <= 1.2 * baremetal + 3 ms``) and absolute
+"""Fixed-cost (``vm <= 1.2 * baremetal + 3 ms``) and absolute
 (``container <= 50 ms``) claims: their estimate is a time in seconds, on
 the same interval logic as a ratio's, and every report says so."""
 
@@ -55,7 +55,7 @@ def test_fixed_cost_estimate_is_the_paired_difference_in_seconds(claim, verdict)
 def test_absolute_estimate_is_the_environments_own_values(claim, verdict):
     res = evaluated([claim], {"baremetal": [10 * MS, 11 * MS, 12 * MS, 11 * MS], "vm": VM})
     (c,) = res.claims
-    # On the log scale (issue 25: an interval of times never goes below 0):
+    # On the log scale (an interval of times never goes below 0):
     # baremetal's logs (ms) 2.302585, 2.397895, 2.484907, 2.397895: mean
     # 2.395821 (geometric mean 10.977 ms), s = 0.074472, se = s / 2, half
     # width 3.182446 * 0.037236 = 0.118501: [9.750, 12.358] ms. vm's: mean

@@ -1,6 +1,8 @@
-"""Issue 12 ("No run lost, no newcomer stopped"): points 2, 3 and 6 (the
-plugin side) and the rough edges of options and markers. Each test failed
-before its fix; docs/faults.md lists the cases with their messages."""
+"""No run lost, no newcomer stopped: claims about environments not in the
+run are skipped, outputs that cannot be written are usage errors before
+anything is measured, an earlier result file is kept when nothing was
+measured, and options and markers with bad values are usage errors that
+say why. docs/faults.md lists the cases with their messages."""
 
 import json
 

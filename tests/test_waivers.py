@@ -1,4 +1,4 @@
-"""Issue 13: waivers that expire. A known, accepted failure is waived with
+"""Waivers that expire. A known, accepted failure is waived with
 a reason and an end date (marker ``waive=`` or ini ``virt_waivers``); a
 waiver past its date fails the test and names itself; a waiver that matches
 no claim is a usage error."""

@@ -1,4 +1,4 @@
-"""Issue 24: resource counters per call, the "why" line, and a table whose
+"""Resource counters per call, the "why" line, and a table whose
 median and rate agree with the ratio. Hand-computed numbers throughout."""
 
 from __future__ import annotations

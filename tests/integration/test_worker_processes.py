@@ -1,7 +1,7 @@
-"""Issue 25, points 5 and 7, against the real Docker daemon (and the host):
-the worker processes a worker starts and whatever they start end with
-them, double-forked daemons included; an out-of-memory kill while worker
-processes start is named with the limit."""
+"""Against the real Docker daemon (and the host): the worker processes a
+worker starts and whatever they start end with them, double-forked daemons
+included; an out-of-memory kill while worker processes start is named with
+the limit; a container has a PIDs limit."""
 
 from __future__ import annotations
 
@@ -185,7 +185,7 @@ def test_limit(container):
 
 
 def test_containers_have_a_pids_limit(pytester, docker_client):
-    """A fork bomb in a test stays inside its container (rough edge of issue 25)."""
+    """A fork bomb in a test stays inside its container (its pids cgroup)."""
     pytester.makepyfile(test_pids=PIDS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--virt-envs=baremetal,container")
     result.assert_outcomes(passed=1)
