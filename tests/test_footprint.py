@@ -206,7 +206,7 @@ def test_added_figures_by_hand():
     assert vm["cpu_added"]["value"] == pytest.approx(2.0 - 0.8 * 4 / 12)
     assert vm["start_added"]["value"] == pytest.approx(2.95)
     assert vm["memory_idle_added"]["value"] == 388 * MIB
-    assert "baremetal's 180 MIB for 12 worker processes, scaled to 4: 60 MIB" in vm["memory_peak_added"]["source"]
+    assert "baremetal's 180 MiB for 12 worker processes, scaled to 4: 60 MiB" in vm["memory_peak_added"]["source"]
     assert fps["c"]["figures"]["memory_peak_added"]["value"] == 10 * MIB
     assert "memory_peak_added" not in fps["baremetal"]["figures"]
     # Claims on the added figures.
@@ -229,7 +229,7 @@ def test_section_shows_the_added_rows():
            "c": {"kind": "container", "figures": figs(0.15, 14 * MIB, 190 * MIB, 0.9, 12)}}
     footprint.add_overheads(fps, "baremetal")
     lines = footprint.section_lines(fps)
-    assert any(line.strip().startswith("memory peak added") and "10 MIB" in line for line in lines)
+    assert any(line.strip().startswith("memory peak added") and "10 MiB" in line for line in lines)
 
 
 # -- end to end, with pytester -------------------------------------------------
