@@ -15,7 +15,7 @@ Measures, on the machine it runs on:
 4. the plugin's cost on a suite run without ``--virt-compare``: a generated
    suite of 300 trivial tests (60 marked ``virt``), run alternately with the
    plugin and with ``-p no:virtoverhead``; ratio of medians with the
-   project's bootstrap CI (``stats.bootstrap_ratio_ci``);
+   project's bootstrap CI (``samplestats.bootstrap_ratio_ci``);
 5. the noise floor (A/A): ``--virt-envs=baremetal,control=baremetal`` on a
    50 ms CPU test, the half-width of the ratio's 95% CI after 5, 10 and 20
    rounds (and container vs a second container);
@@ -52,6 +52,7 @@ ROOT = os.path.dirname(HERE)
 sys.path[:0] = [p for p in (HERE, ROOT) if p not in sys.path]
 
 import common  # noqa: E402  (as a module, so the worker can import its jobs)
+import samplestats  # noqa: E402
 import sessioncost  # noqa: E402
 
 from pytest_virtoverhead import stats  # noqa: E402
@@ -376,8 +377,8 @@ def plugin_cost(table: Table, data: dict[str, Any], args: argparse.Namespace) ->
         out: dict[str, Any] = {"tests": n, "marked": n // 5}
         for label, key, env_update in setups:
             times = suite_times(tmp, args.suite_reps, env_update)
-            ratio = stats.ratio_of_medians(times["with"], times["without"])
-            lo, hi = stats.bootstrap_ratio_ci(times["with"], times["without"], seed=8)
+            ratio = samplestats.ratio_of_medians(times["with"], times["without"])
+            lo, hi = samplestats.bootstrap_ratio_ci(times["with"], times["without"], seed=8)
             out[key] = {"label": label, "times": times, "ratio": ratio, "ci": [lo, hi]}
             table.add("plugin cost", f"{n} tests, plugin on {label}", times["with"], "s")
             table.add("plugin cost", f"{n} tests, -p no:virtoverhead {label}", times["without"], "s")
@@ -479,7 +480,7 @@ def noise_floor(table: Table, data: dict[str, Any], args: argparse.Namespace) ->
                         raise RuntimeError(f"A/A run failed:\n{proc.stdout[-3000:]}{proc.stderr[-2000:]}")
                     with open(path) as f:
                         c = json.load(f)["claims"][0]
-                    hws.append(stats.relative_half_width(c["ratio"], tuple(c["ci"])))
+                    hws.append(samplestats.relative_half_width(c["ratio"], tuple(c["ci"])))
                     base = [r for r in json.load(open(path))["results"] if r["env"] == baseline][0]
                     meds.append(base["median"])
                 out.setdefault(label, {})[rounds] = {"half_widths": hws, "baseline_medians": meds}
@@ -560,7 +561,7 @@ def example_parts(table: Table, info: dict[str, Any], res: dict[str, Any], wall:
     for envs in by_test.values():
         for name, samples in envs.items():
             if name != baseline and baseline in envs:
-                stats.bootstrap_ratio_ci(samples, envs[baseline], seed=1)
+                samplestats.bootstrap_ratio_ci(samples, envs[baseline], seed=1)
                 pairs += 1
     stat_s = time.perf_counter() - t0
     table.add("example suite", "part: statistics (bootstrap intervals recomputed, estimate)", [stat_s], "s",

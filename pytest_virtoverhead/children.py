@@ -128,7 +128,7 @@ class Child:
         #: of its life counts (the killer picks the largest process, often
         #: another one than the one starting or running a job).
         self._oom_start: int | None = oom_kills()
-        cmd = [sys.executable, "-m", "pytest_virtoverhead.worker", "--cwd", os.getcwd()]
+        cmd = [sys.executable, *(["-m", "cProfile", "-o", f"/tmp/prof/child-{slot}-{os.getpid()}.prof"] if os.environ.get("XPROF") else []), "-m", "pytest_virtoverhead.worker", "--cwd", os.getcwd()]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      env={**os.environ, **env, PARENT_DEATH_VAR: str(os.getpid()),
                                           proctree.TAG_VAR: str(slot)})
@@ -338,8 +338,42 @@ class Children:
             what = {"session": "collected the tests", "item": "ran the test"}.get(str(inner.get("op")))
             self.notice_deaths(f"while worker process {slot} {what or 'served ' + repr(inner.get('op'))}")
 
+    def reap(self, msg: dict) -> dict[str, Any]:
+        """``reap``: child ``slot`` closed its direct connection (it takes
+        no more requests through this worker): wait a moment for it to end,
+        end it if it does not, and say why it ended."""
+        slot = int(msg["slot"])
+        child = self.by_slot.pop(slot, None)
+        if child is None:
+            return {"message": f"worker process {slot} is gone: {self.gone.get(slot) or 'not started'}"}
+        import subprocess  # (loaded by Child already)
+
+        try:
+            code = child.proc.wait(timeout=float(msg.get("timeout") or 5.0))
+        except subprocess.TimeoutExpired:
+            child.proc.kill()
+            code = child.proc.wait()
+        self.gone[slot] = child.death(code, str(msg.get("when") or ""))
+        self.end_orphans()
+        return {"message": self.gone[slot]}
+
     def close(self) -> None:
         for child in self.by_slot.values():
             child.close()
         self.by_slot.clear()
         self.end_orphans()
+
+
+def connect_direct(path: str, token: str) -> Any:
+    """This worker process's own connection to the host (envs/direct.py):
+    connected, its token said; the caller switches to it after replying."""
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+        sock.sendall(encode({"token": token}))
+    except OSError:
+        sock.close()
+        raise
+    return sock

@@ -1,7 +1,8 @@
 """Robust summaries of a few values, the parts :func:`.stats.cluster_estimate`
 is built from: the normal-consistent MAD scale, the variance of a median
 of n values for small n, and Yuen's trimmed mean with its winsorized
-variance. numpy is imported only when :func:`trimmed_mean` runs.
+variance (scipy's trimmed mean and winsorizing). numpy and scipy are
+imported only when :func:`trimmed_mean` runs.
 """
 
 from __future__ import annotations
@@ -41,15 +42,15 @@ def trimmed_mean(values: Sequence[float], trim: float = TRIM) -> tuple[float, fl
     one): ``se^2 = (n - 1) s_w^2 / (h (h - 1))`` with ``h = n - 2g`` kept
     values and ``h - 1`` degrees of freedom. With ``g = 0`` this is the
     plain mean, ``s^2 / n`` and ``n - 1``."""
-    import numpy as np  # here: importing this module must not load numpy
+    import numpy as np  # here: importing this module must load neither numpy nor scipy
+    from scipy.stats import mstats, trim_mean
 
-    x = np.sort(np.asarray(values, dtype=float))
+    x = np.asarray(values, dtype=float)
     n = int(x.size)
     if n < 2:
         raise ValueError("a trimmed mean's error needs at least two values")
-    g = int(math.floor(trim * n + 1e-9))
-    h = n - 2 * g
-    kept = x[g:n - g]
-    wins = np.clip(x, kept[0], kept[-1])
+    h = n - 2 * int(trim * n)  # scipy's count of values cut from each end
+    wins = np.asarray(mstats.winsorize(x, limits=(trim, trim)))
+    # Yuen's one-sample standard error by hand: scipy has it only inside its two-sample ttest_ind(trim=).
     var = (n - 1) * float(wins.var(ddof=1)) / (h * (h - 1)) if h > 1 else math.inf
-    return float(kept.mean()), var, float(h - 1)
+    return float(trim_mean(x, trim)), var, float(h - 1)

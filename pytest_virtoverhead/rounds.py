@@ -10,16 +10,15 @@ from __future__ import annotations
 import math
 import random
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import judging, noise, stats
+from . import judging, noise, processes, stats
 from .claims import Claim
 from .config import Settings
 from .envs.errors import EnvError, RemoteError
 from .envs.handle import Environment
-from .events import Calling, Listener, Step, WorkerStarting, ignore
+from .events import Calling, Listener, Step, ignore
 from .planning import Schedule, auto_calls, max_retries, stable_seed
 from .pool import EnvironmentPool
 from .results import ItemResult, RoundRecord
@@ -47,70 +46,12 @@ class Comparator:
 
     # -- processes ----------------------------------------------------------
 
-    def hash_seed(self, slot: int, env: str) -> int:
-        parts: tuple[Any, ...] = (self.settings.seed, "hash", slot)
-        if self.settings.hash_seed == "random":
-            parts += (env,)
-        return stable_seed(*parts) % 4294967296
-
     def _prepare(self, result: ItemResult, live: dict[str, Environment], rounds: int) -> None:
-        """Start the worker processes each environment lacks (they serve
-        every later test too) and open their pytest sessions; an
-        environment that cannot is unavailable for this test.
-
-        Every environment's missing processes start at once, side by side
-        (:meth:`.Environment.prepare`), on the spare CPUs of the host where
-        there are any (``start_cpus``: CPUs no measuring session holds),
-        each moving onto the environment's measuring CPUs once collected:
-        interpreters and collection cost ~0.2 s a process natively, and a
-        test of 12 rounds wants 12 processes per environment. Nothing is
-        measured while they start."""
-        counts = {name: self.settings.processes_for(name, rounds) for name in live}
-        key = (tuple(self.nodeids), tuple(self.pytest_args))
-        wanted: dict[str, dict[int, dict[str, str]]] = {}
-        for name, env in live.items():
-            have = env.processes
-            missing = {slot: {"PYTHONHASHSEED": str(self.hash_seed(slot, name))}
-                       for slot in range(1, counts[name] + 1)
-                       if slot not in have or env.session_key(slot) != key}
-            if missing:
-                wanted[name] = missing
-                for slot in missing:
-                    self.progress(WorkerStarting(result.nodeid, name, slot))
-        if wanted:
-            start = self.start_cpus()
-
-            def prepare(name: str) -> tuple[str, dict[int, str] | str]:
-                try:
-                    return name, live[name].prepare(wanted[name], self.nodeids, self.pytest_args, start)
-                except (EnvError, RemoteError) as exc:
-                    return name, str(exc)
-
-            t0 = time.monotonic()
-            with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
-                outcomes = dict(pool.map(prepare, list(wanted)))
-            result.phases.add("process_start", time.monotonic() - t0, sum(len(w) for w in wanted.values()))
-            for name, failed in outcomes.items():
-                if failed:
-                    why = failed if isinstance(failed, str) else "; ".join(
-                        f"process {slot}: {text}" for slot, text in sorted(failed.items()))
-                    result.unavailable[name] = f"environment {name!r} could not start its worker processes: {why}"
-                    del live[name]
-        for name in live:
-            count = counts[name]
-            result.processes[name] = {k: v for k, v in live[name].processes.items() if k <= count}
-            result.process_counts[name] = count
-            result.hash_seeds[name] = {slot: self.hash_seed(slot, name) for slot in range(1, count + 1)}
-
-    @staticmethod
-    def block_slot(result: ItemResult, slot: int, env: str, base: str | None) -> int:
-        """The worker process env's block uses in a round of slot ``slot``,
-        on both sides: the slot folded onto the processes both have, so
-        process K of env always meets process K of the baseline (the same
-        hash seed, and one cluster per pair)."""
-        counts = result.process_counts
-        have = min(counts.get(env, slot), counts.get(base, slot) if base else slot)
-        return (slot - 1) % max(1, have) + 1
+        """The worker processes each environment lacks, started
+        (:func:`.processes.prepare`); an environment that cannot start them
+        is unavailable for this test."""
+        processes.prepare(result, live, rounds, self.settings, (tuple(self.nodeids), tuple(self.pytest_args)),
+                          self.start_cpus, self.progress)
 
     # -- the test -----------------------------------------------------------
 
@@ -149,13 +90,8 @@ class Comparator:
         warm: dict[str, list[float]] = {}
         requests: dict[str, list[float]] = {}
         t_warm = time.monotonic()
-        for w in range(s.warmup):
-            for slot in slots:
-                step = Step(w + 1, s.warmup, warmup=True, process=slot)
-                here = [n for n in names if slot <= result.process_counts.get(n, 1)]
-                if here and not self._round(result, live, here, rng, step, slot=slot, calls=1, warm=warm,
-                                            requests=requests):
-                    return result
+        if not self._warm_up(result, live, names, rng, slots, warm, requests):
+            return result
         result.phases.add("warmup", time.monotonic() - t_warm, s.warmup * len(slots))
         def block_calls(env: str, ref: str) -> int:
             """Calls per round of a block of env against ref, from the warm-up."""
@@ -196,6 +132,26 @@ class Comparator:
         with result.phases.phase("statistics"):
             self.evaluate(result, claims)
         return result
+
+    def _warm_up(self, result: ItemResult, live: dict[str, Environment], names: list[str], rng: random.Random,
+                 slots: list[int], warm: dict[str, list[float]], requests: dict[str, list[float]]) -> bool:
+        """The warm-up rounds: a call in every process of every environment.
+        The footprint counts them as calls in one window per environment
+        (not one per round: a reading costs as much as a request)."""
+        for name in names:
+            live[name].begin_calls()
+        try:
+            for w in range(self.settings.warmup):
+                for slot in slots:
+                    step = Step(w + 1, self.settings.warmup, warmup=True, process=slot)
+                    here = [n for n in names if slot <= result.process_counts.get(n, 1)]
+                    if here and not self._round(result, live, here, rng, step, slot=slot, calls=1, warm=warm,
+                                                requests=requests):
+                        return False
+        finally:
+            for name in names:
+                live[name].end_calls()
+        return True
 
     def _passing_reports(self, result: ItemResult, live: dict[str, Environment]) -> None:
         """A passing run's pytest reports (output, warnings, properties) for
@@ -294,14 +250,14 @@ class Comparator:
             blocks = []
             for env in others:
                 k = calls.get(env, 1) if isinstance(calls, dict) else calls
-                proc = self.block_slot(result, slot, env, base if base in names else None)
+                proc = processes.block_slot(result, slot, env, base if base in names else None)
                 rec.slots[env] = proc
                 blocks.append((env, proc, [[base, env] for _ in range(k)] if base in names else [[env]] * k))
             if base in names:
                 rec.slots[base] = slot
             for (env, ref), k in result.pair_calls.items():
                 if env in names and ref in names:
-                    proc = self.block_slot(result, slot, env, ref)
+                    proc = processes.block_slot(result, slot, env, ref)
                     blocks.append(((env, ref), proc, [[ref, env] for _ in range(k)]))
         # Garbage collection first, in every process of the round, so its
         # calls then follow each other closely (a burst of noise between
@@ -318,7 +274,8 @@ class Comparator:
         if warm is None:
             result.phases.add("gc", time.monotonic() - t_gc)
         for other, proc, passes in blocks:
-            block_envs = {n for order in passes for n in order}
+            # (a warm-up round runs inside the warm-up's footprint window)
+            block_envs = {n for order in passes for n in order} if warm is None else set()
             for name in block_envs:
                 live[name].begin_calls()
             try:

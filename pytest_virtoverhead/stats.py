@@ -16,17 +16,13 @@ The verdict engine (see docs/verdicts.md):
 - :func:`claim_p_values` and :func:`holm`: a claim's p-values and Holm's
   correction over a run's claims.
 
-Student's t is :mod:`.tdist`, the robust summaries :mod:`.robust`.
-Older helpers (ratio of medians, percentile bootstrap of independent
-samples, permutation test) serve descriptive figures only.
-
-Every random draw takes an explicit seed so a run can be repeated. Imports
-neither pytest, docker nor libvirt.
+Student's t is scipy's (:func:`t_quantile`, :func:`t_sf`, :func:`t_sf2`,
+scipy imported when a comparison first needs it), the robust summaries
+:mod:`.robust`. Imports neither pytest, docker nor libvirt.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -36,7 +32,6 @@ if TYPE_CHECKING:
     import numpy
 
 from .robust import MAD_SCALE, TRIM, median_variance, trimmed_mean
-from .tdist import t_quantile, t_sf, t_sf2
 
 
 class _LazyNumpy:
@@ -53,8 +48,41 @@ class _LazyNumpy:
 
 np = _LazyNumpy()
 
-DEFAULT_RESAMPLES = 5000
-DEFAULT_PERMUTATIONS = 10000
+def _t():
+    """scipy.stats.t, imported on first use: importing scipy.stats takes
+    longer than numpy, and only a comparison needs it."""
+    from scipy.stats import t
+
+    return t
+
+
+def t_sf2(t: float, df: float) -> float:
+    """Two-sided tail P(|T| >= |t|) of Student's t with ``df`` degrees of freedom."""
+    if math.isnan(t) or not df > 0:
+        return math.nan
+    if math.isinf(df):
+        return 2 * NormalDist().cdf(-abs(t))
+    return float(2 * _t().sf(abs(t), df))
+
+
+def t_sf(t: float, df: float) -> float:
+    """One-sided tail P(T >= t) of Student's t with ``df`` degrees of freedom."""
+    if math.isnan(t) or not df > 0:
+        return math.nan
+    if math.isinf(df):
+        return 1 - NormalDist().cdf(t)
+    return float(_t().sf(t, df))
+
+
+def t_quantile(p: float, df: float) -> float:
+    """The ``p`` quantile (0.5 < p < 1) of Student's t with ``df`` degrees of freedom."""
+    if not 0.5 < p < 1:
+        raise ValueError("t_quantile: p must be between 0.5 and 1")
+    if not df > 0:
+        raise ValueError("t_quantile: needs at least one degree of freedom")
+    if math.isinf(df):
+        return NormalDist().inv_cdf(p)
+    return float(_t().ppf(p, df))
 
 
 def _array(samples: Sequence[float], what: str) -> numpy.ndarray:
@@ -70,65 +98,6 @@ def median(samples: Sequence[float]) -> float:
     return float(np.median(_array(samples, "median")))
 
 
-def ratio_of_medians(env: Sequence[float], baseline: Sequence[float]) -> float:
-    """median(env) / median(baseline); inf when the baseline median is 0."""
-    num = median(env)
-    den = median(baseline)
-    if den == 0:
-        return math.inf if num > 0 else math.nan
-    return num / den
-
-
-def bootstrap_ratio_ci(env: Sequence[float], baseline: Sequence[float], *,
-                       confidence: float = 0.95, n_resamples: int = DEFAULT_RESAMPLES,
-                       seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``median(env) / median(baseline)``."""
-    if not 0 < confidence < 1:
-        raise ValueError("confidence must be between 0 and 1")
-    a = _array(env, "the environment")
-    b = _array(baseline, "the baseline")
-    rng = np.random.default_rng(seed)
-    med_a = np.median(a[rng.integers(0, a.size, size=(n_resamples, a.size))], axis=1)
-    med_b = np.median(b[rng.integers(0, b.size, size=(n_resamples, b.size))], axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = med_a / med_b
-    alpha = (1 - confidence) / 2
-    lo, hi = np.quantile(ratios, [alpha, 1 - alpha])
-    return float(lo), float(hi)
-
-
-def permutation_test(a: Sequence[float], b: Sequence[float], *,
-                     n_permutations: int = DEFAULT_PERMUTATIONS, seed: int = 0) -> float:
-    """Two-sided p-value for "a and b come from one distribution", on the
-    absolute difference of medians.
-
-    Exact (every split of the pooled samples) when there are at most
-    ``n_permutations`` splits; otherwise Monte Carlo with the (k+1)/(n+1)
-    estimate, so a p-value is never 0.
-    """
-    x = _array(a, "the first group")
-    y = _array(b, "the second group")
-    pooled = np.concatenate([x, y])
-    n, k = pooled.size, x.size
-    observed = abs(np.median(x) - np.median(y))
-    tol = 1e-12 * max(1.0, abs(observed))
-    n_splits = math.comb(n, k)
-    if n_splits <= n_permutations:
-        hits = 0
-        idx = np.arange(n)
-        for chosen in itertools.combinations(range(n), k):
-            mask = np.zeros(n, dtype=bool)
-            mask[list(chosen)] = True
-            stat = abs(np.median(pooled[mask]) - np.median(pooled[idx[~mask]]))
-            hits += stat >= observed - tol
-        return hits / n_splits
-    rng = np.random.default_rng(seed)
-    perms = rng.permuted(np.tile(pooled, (n_permutations, 1)), axis=1)
-    stats = np.abs(np.median(perms[:, :k], axis=1) - np.median(perms[:, k:], axis=1))
-    hits = int(np.count_nonzero(stats >= observed - tol))
-    return (hits + 1) / (n_permutations + 1)
-
-
 def summarize(samples: Sequence[float]) -> dict[str, float]:
     """Descriptive statistics of one group of samples."""
     arr = _array(samples, "summarize")
@@ -142,13 +111,6 @@ def summarize(samples: Sequence[float]) -> dict[str, float]:
         "max": float(arr.max()),
         "iqr": float(q3 - q1),
     }
-
-
-def relative_half_width(ratio: float, ci: tuple[float, float]) -> float:
-    """Half the interval's width relative to the ratio (0.02 = +-2%)."""
-    if not ratio or not math.isfinite(ratio):
-        return math.inf
-    return (ci[1] - ci[0]) / 2 / ratio
 
 
 # --------------------------------------------------------------------------

@@ -10,7 +10,9 @@ function once), ``bench`` (time a function), ``session`` (start a pytest
 session that collects the given node ids and then serves ``item`` requests
 until ``end_session``), ``spawn`` (start a child worker process),
 ``prepare`` (start several children side by side and open a session in
-each), ``collect`` (garbage collection), ``shutdown``.
+each), ``collect`` (garbage collection), ``direct`` (take requests over a
+unix socket to the host from now on: envs/direct.py), ``reap`` (say why a
+child on such a socket ended), ``shutdown``.
 
 The worker writes protocol frames on a private copy of its standard output
 and points file descriptor 1 at standard error, so a ``print`` in user code
@@ -32,6 +34,7 @@ from .envfacts import facts
 from .envvars import ENV_NAME_VAR, WATCH_PARENT_VAR, WORKER_ENV_VAR
 from .proctree import become_subreaper, descendants, end_descendants, end_new
 from .protocol import MAX_FRAME, NO_REPLY, FrameDecoder, FrameTooLarge, encode, read_message
+from .workerargs import parse_args
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -116,7 +119,10 @@ class Worker:
             "spawn": self.handle_spawn,
             "prepare": self.handle_prepare,
             "collect": self.handle_collect,
+            "direct": self.handle_direct,
+            "reap": lambda msg: self._children().reap(msg),
         }
+        self._direct: Any = None  # a connection to switch to after the reply
 
     def recv(self) -> dict | None:
         msg = read_message(self._read, self._decoder, self._pending)
@@ -183,6 +189,8 @@ class Worker:
             else:
                 if result is not NO_REPLY:
                     self.reply(msg.get("id"), result)
+                if self._direct is not None:
+                    self._use(self._direct)
             if before is not None:
                 end_new(before)
             if self.eof:
@@ -241,6 +249,19 @@ class Worker:
         found = gc.collect()
         gc.freeze()
         return found
+
+    def handle_direct(self, msg: dict) -> Any:
+        from .children import connect_direct
+
+        self._direct = connect_direct(str(msg["path"]), str(msg["token"]))
+        return {"pid": os.getpid()}
+
+    def _use(self, sock: Any) -> None:
+        """Take requests over ``sock`` from now on (the reply that said so
+        went over the old stream)."""
+        self._direct = None
+        self._read, self._write = sock.recv, sock.sendall
+        self._decoder, self._pending = FrameDecoder(), []
 
     def _children(self) -> Any:
         """The worker processes this one starts (children.Children), made on first use."""
@@ -319,49 +340,6 @@ def _socket_transport(path: str) -> tuple[Callable[[int], bytes], Callable[[byte
     return sock.recv, sock.sendall
 
 
-def _argparser():
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m pytest_virtoverhead.worker",
-                                     description=__doc__.split("\n\n")[0])
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--device", help="talk over this character device (a serial port)")
-    where.add_argument("--connect", help="talk over this unix socket")
-    parser.add_argument("--cwd", help="change to this directory first")
-    parser.add_argument("--cwd-hex", help="the same, hex-encoded (a VM guest's /init passes the host's)")
-    parser.add_argument("--ready", default="", help="write this line to stderr when serving")
-    return parser
-
-
-class _Args:
-    def __init__(self, **values: Any):
-        self.__dict__.update(values)
-
-
-def parse_args(argv: list[str]) -> Any:
-    """The command line as :func:`_argparser` reads it. The usual forms
-    (``--name value``, ``--name=value``) are read here without importing
-    argparse (~0.2 s under TCG); anything else (``--help``, abbreviations,
-    mistakes) goes to argparse, which answers or explains."""
-    values: dict[str, Any] = {"device": None, "connect": None, "cwd": None, "cwd_hex": None, "ready": ""}
-    i = 0
-    while i < len(argv):
-        name, eq, value = argv[i].partition("=")
-        key = name[2:].replace("-", "_") if name.startswith("--") else ""
-        if key not in values:
-            return _argparser().parse_args(argv)
-        if not eq:
-            if i + 1 >= len(argv) or argv[i + 1].startswith("-"):
-                return _argparser().parse_args(argv)
-            i += 1
-            value = argv[i]
-        values[key] = value
-        i += 1
-    if values["device"] is not None and values["connect"] is not None:
-        return _argparser().parse_args(argv)
-    return _Args(**values)
-
-
 def _watch_parent(pid: int) -> None:
     """End this process when ``pid`` stops being its parent (the host's
     pytest was killed while a job ran), polling twice a second in a daemon
@@ -414,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     if prestart:
-        pass
+        pass  # the serial line, opened above
     elif args.device:
         read, write = _device_transport(args.device)
     elif args.connect:

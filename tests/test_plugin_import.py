@@ -16,13 +16,13 @@ HEAVY = ["pytest_virtoverhead.config", "pytest_virtoverhead.claims", "pytest_vir
          "pytest_virtoverhead.results", "pytest_virtoverhead.verdicts",
          "pytest_virtoverhead.stats", "pytest_virtoverhead.report", "pytest_virtoverhead.htmlreport",
          "pytest_virtoverhead.envs", "pytest_virtoverhead.envs.base", "pytest_virtoverhead.benchjson",
-         "numpy", "docker", "libvirt"]
+         "numpy", "scipy", "docker", "libvirt"]
 
 
 def _loaded_after(code: str) -> list[str]:
     out = subprocess.run([sys.executable, "-c", code + "\nimport sys, json\n"
                           "print(json.dumps(sorted(m for m in sys.modules if m.startswith('pytest_virtoverhead') "
-                          "or m in ('numpy', 'docker', 'libvirt'))))"],
+                          "or m in ('numpy', 'scipy', 'docker', 'libvirt'))))"],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -52,7 +52,7 @@ def test_a_run_without_options_loads_nothing_more(pytester, monkeypatch):
         def test_a():
             heavy = [m for m in ("pytest_virtoverhead.state", "pytest_virtoverhead.hooks",
                                  "pytest_virtoverhead.rounds", "pytest_virtoverhead.config",
-                                 "pytest_virtoverhead.claims", "numpy") if m in sys.modules]
+                                 "pytest_virtoverhead.claims", "numpy", "scipy") if m in sys.modules]
             assert heavy == [], sorted(m for m in sys.modules if m.startswith("pytest_virt"))
     """)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")

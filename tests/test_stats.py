@@ -7,65 +7,21 @@ import numpy as np
 import pytest
 from virthelp import evaluated
 
-from pytest_virtoverhead import markdown, robust, stats, tdist, textfmt
+from pytest_virtoverhead import markdown, robust, stats, textfmt
 from pytest_virtoverhead.report import claim_lines, table_lines
 from pytest_virtoverhead.results import run_document
 
 
-def test_median_and_ratio():
+def test_median():
     assert stats.median([3, 1, 2]) == 2
     assert stats.median([4, 1, 3, 2]) == 2.5
-    assert stats.ratio_of_medians([2, 4, 6], [1, 2, 3]) == 2.0
-    assert stats.ratio_of_medians([1], [0]) == math.inf
 
 
 def test_empty_and_nonfinite_samples_are_refused():
     with pytest.raises(ValueError, match="at least one sample"):
         stats.median([])
     with pytest.raises(ValueError, match="non-finite"):
-        stats.ratio_of_medians([1, float("nan")], [1])
-
-
-def test_bootstrap_constant_samples_give_a_point_interval():
-    assert stats.bootstrap_ratio_ci([2.0] * 5, [1.0] * 7) == (2.0, 2.0)
-
-
-def test_bootstrap_two_point_case():
-    # Resamples of [1, 3] (size 2) have medians 1 (p=1/4), 2 (p=1/2), 3
-    # (p=1/4); the baseline [1] always has median 1. Each tail holds 25% of
-    # the mass, more than 2.5%, so the 95% interval is exactly [1, 3].
-    assert stats.bootstrap_ratio_ci([1.0, 3.0], [1.0], n_resamples=4000, seed=1) == (1.0, 3.0)
-
-
-def test_bootstrap_is_repeatable_and_seeded():
-    rng = np.random.default_rng(7)
-    a, b = rng.normal(2, 0.1, 20), rng.normal(1, 0.05, 20)
-    assert stats.bootstrap_ratio_ci(a, b, seed=3) == stats.bootstrap_ratio_ci(a, b, seed=3)
-    lo, hi = stats.bootstrap_ratio_ci(a, b, seed=3)
-    assert lo < stats.ratio_of_medians(a, b) < hi
-
-
-def test_bootstrap_confidence_is_checked():
-    with pytest.raises(ValueError, match="between 0 and 1"):
-        stats.bootstrap_ratio_ci([1], [1], confidence=1.5)
-
-
-def test_permutation_exact_small_case():
-    # Splits of {1,2,3,4} into two pairs; |median difference| per split:
-    # {1,2}|{3,4}: 2, {1,3}|{2,4}: 1, {1,4}|{2,3}: 0, and the mirror images.
-    # Two of six splits are at least as extreme as the observed 2.
-    assert stats.permutation_test([1, 2], [3, 4]) == pytest.approx(2 / 6)
-
-
-def test_permutation_identical_groups():
-    assert stats.permutation_test([1, 1, 1], [1, 1, 1]) == 1.0
-
-
-def test_permutation_monte_carlo_is_never_zero():
-    a = np.arange(30, dtype=float)
-    b = a + 100
-    p = stats.permutation_test(a, b, n_permutations=999, seed=1)
-    assert p == pytest.approx(1 / 1000)
+        stats.median([1, float("nan")])
 
 
 def test_summarize():
@@ -76,11 +32,6 @@ def test_summarize():
     assert s["iqr"] == pytest.approx(1.5)  # quartiles 1.75 and 3.25
 
 
-def test_relative_half_width():
-    assert stats.relative_half_width(2.0, (1.9, 2.1)) == pytest.approx(0.05)
-    assert stats.relative_half_width(0.0, (0, 1)) == math.inf
-
-
 # --------------------------------------------------------------------------
 # the round-level, process-aware estimate
 
@@ -88,10 +39,33 @@ def test_relative_half_width():
 def test_t_quantiles_match_tables():
     # Student's t tables: t(0.975; df)
     for df, value in ((1, 12.7062), (3, 3.1824), (5, 2.5706), (10, 2.2281), (30, 2.0423)):
-        assert tdist.t_quantile(0.975, df) == pytest.approx(value, abs=1e-4)
-    assert tdist.t_quantile(0.975, math.inf) == pytest.approx(1.95996, abs=1e-5)
-    assert tdist.t_quantile(0.995, 4) == pytest.approx(4.6041, abs=1e-4)
-    assert tdist.t_sf2(2.0, 5) == pytest.approx(0.10194, abs=1e-5)
+        assert stats.t_quantile(0.975, df) == pytest.approx(value, abs=1e-4)
+    assert stats.t_quantile(0.975, math.inf) == pytest.approx(1.95996, abs=1e-5)
+    assert stats.t_quantile(0.995, 4) == pytest.approx(4.6041, abs=1e-4)
+    assert stats.t_sf2(2.0, 5) == pytest.approx(0.10194, abs=1e-5)
+
+
+#: What the package's own Student's t (an incomplete beta by its continued
+#: fraction, the quantile by bisection; replaced by scipy.stats.t) gave.
+HAND_T_QUANTILES = {(1, 0.9): 3.0776835371752895, (1, 0.995): 63.65674116284936, (2, 0.975): 4.302652729749752,
+                    (3.5, 0.9): 1.576576605136779, (3.5, 0.995): 5.085702223090266, (7, 0.975): 2.3646242515924314,
+                    (29.3, 0.975): 2.044320421499833, (1000, 0.995): 2.5807546980659026}
+HAND_T_TAILS = {(1, 1.0): 0.5000000000000004, (4, 2.776): 0.050022778319976424, (5, 2.0): 0.10193947882985835,
+                (12.5, -1.3): 0.2170620106342881, (60, 3.1): 0.002945748669367593}
+
+
+def test_scipy_t_agrees_with_the_former_hand_formula():
+    for (df, p), value in HAND_T_QUANTILES.items():
+        assert stats.t_quantile(p, df) == pytest.approx(value, rel=1e-9)
+    for (df, t), value in HAND_T_TAILS.items():
+        assert stats.t_sf2(t, df) == pytest.approx(value, rel=1e-9)
+        assert stats.t_sf(abs(t), df) == pytest.approx(value / 2, rel=1e-9)
+        assert stats.t_sf(-abs(t), df) == pytest.approx(1 - value / 2, rel=1e-9)
+    with pytest.raises(ValueError):
+        stats.t_quantile(0.4, 5)
+    with pytest.raises(ValueError):
+        stats.t_quantile(0.975, 0)
+    assert math.isnan(stats.t_sf2(math.nan, 5)) and math.isnan(stats.t_sf2(1.0, 0))
 
 
 def test_paired_log_ratios():

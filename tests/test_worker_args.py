@@ -3,7 +3,7 @@ must read it exactly as argparse would, and leave the rest to argparse."""
 
 import pytest
 
-from pytest_virtoverhead import worker
+from pytest_virtoverhead import workerargs as worker
 
 
 @pytest.mark.parametrize("argv", [

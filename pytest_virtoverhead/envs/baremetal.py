@@ -33,6 +33,9 @@ class BaremetalBackend(Backend):
         self._scratch: str | None = None
         self._exitcode: int | None = None
 
+    def direct_path(self) -> str | None:
+        return self.direct_host_dir
+
     def start(self) -> Transport:
         python = self.spec.options.get("python") or self.ctx.python
         self._exitcode = None

@@ -163,6 +163,16 @@ class Backend(abc.ABC):
         whose processes cannot leave their CPUs (a VM's vCPUs) says False."""
         return True
 
+    #: The host directory of the environment's direct socket
+    #: (:mod:`.direct`), set by the environment handle before :meth:`start`.
+    direct_host_dir: str | None = None
+
+    def direct_path(self) -> str | None:
+        """Where ``direct_host_dir`` appears inside the environment, for its
+        worker processes to connect to the host directly; None where they
+        cannot (a kind with its own kernel)."""
+        return None
+
     def metadata(self) -> dict[str, Any]:
         """Facts only the backend knows (runtime, image, acceleration...)."""
         return {}

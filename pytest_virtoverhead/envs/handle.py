@@ -10,9 +10,10 @@ Imports neither pytest nor numpy nor any backend library.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NoReturn
 
 from .. import footprint as footprint_mod
+from . import direct
 from .base import Backend
 from .calls import Measurement, call_fields, check_json, function_ref
 from .channel import Channel
@@ -48,6 +49,8 @@ class Environment:
         self._guest_sampled = 0.0
         #: [CPU before, opened at, request seconds] of an open begin_calls() window.
         self._window: list[Any] | None = None
+        #: Worker processes' direct connections to the host (:mod:`.direct`).
+        self._links = direct.Links(self.name)
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -75,6 +78,7 @@ class Environment:
         if self.backend.cancelled.is_set():
             raise EnvUnavailable(f"environment {self.name!r} was not started: the session is ending")
         t0 = time.monotonic()
+        self.backend.direct_host_dir = self._links.listen()
         transport = self.backend.start()
         channel = Channel(transport, self.name)
         self._channel = channel
@@ -189,6 +193,7 @@ class Environment:
         return "\n".join(p for p in parts if p)
 
     def _close_channel(self) -> None:
+        self._links.close()
         if self._channel is not None:
             try:
                 self._channel.close()
@@ -207,6 +212,10 @@ class Environment:
         """
         channel = self._channel
         busy = channel is not None and channel.pending is not None
+        busy = busy or self._links.busy
+        # Worker processes on a direct connection end when it closes (their
+        # environment's worker would otherwise wait for them at shutdown).
+        self._links.unlink()
         if graceful and not busy:
             self.footprint_end()
         if graceful and not busy and channel is not None and not channel.eof:
@@ -230,20 +239,58 @@ class Environment:
 
     def _request(self, op: str, timeout: float | None = None, **fields: Any) -> Any:
         __tracebackhide__ = True
+        link = self._links.get(fields.get("proc") or 0)
+        if link is not None and self._channel is not None and self._channel.eof:
+            # The environment's worker ended since the last request (its
+            # processes end with it): as if it had died during this one.
+            self._fail(WorkerDied(f"the worker in environment {self.name!r} died during {op!r}"))
         self.start()
         assert self._channel is not None
         timeout = self.ctx.job_timeout if timeout is None else timeout
+        if link is not None:
+            out = self._request_direct(link, op, timeout, {k: v for k, v in fields.items() if k != "proc"})
+            if self._channel is not None and self._channel.eof:  # it ended meanwhile: the reply cannot count
+                self._fail(WorkerDied(f"the worker in environment {self.name!r} died during {op!r}"))
+            return out
         try:
             return self._channel.request(op, timeout=timeout, **fields)
-        except WorkerDied as exc:
-            # Reap first, so the diagnostics carry the exit status.
-            self.recycle()
-            exc.diagnostics = exc.diagnostics or self._diagnostics()
-            raise
         except EnvError as exc:
-            exc.diagnostics = exc.diagnostics or self._diagnostics()
+            self._fail(exc)
+
+    def _fail(self, exc: EnvError) -> NoReturn:
+        """Raise ``exc`` with the environment's diagnostics, its worker thrown
+        away (a dead one reaped first, so they carry its exit status)."""
+        __tracebackhide__ = True
+        died = isinstance(exc, WorkerDied)
+        if died:
             self.recycle()
-            raise
+        exc.diagnostics = exc.diagnostics or self._diagnostics()
+        if not died:
+            self.recycle()
+        raise exc
+
+    def _request_direct(self, link: direct.DirectChannel, op: str, timeout: float, fields: dict[str, Any]) -> Any:
+        """A request over worker process ``link.slot``'s own connection. A
+        process that closed it ended (or is ended now): its environment's
+        worker says why, as it would have had the request gone through it."""
+        try:
+            return link.request(op, timeout=timeout, **fields)
+        except WorkerDied:
+            self._links.unlink(link.slot)
+            what = {"session": "collected the tests", "item": "ran the test"}.get(op) or f"served {op!r}"
+            out = self._request("reap", slot=link.slot, when=f"while worker process {link.slot} {what}",
+                                timeout=self.ctx.startup_timeout)
+            raise RemoteError(self.name, {"type": "ChildDied", "message": out["message"]}) from None
+        except EnvError as exc:
+            self._fail(exc)
+
+    def _link(self, slot: int) -> None:
+        """Move worker process ``slot`` onto a direct connection to this host
+        where the environment allows one (else it stays on its pipe)."""
+        where = self.backend.direct_path()
+        if where is not None and self._links.wants(slot):
+            self._links.link(slot, where, lambda **f: self._request("direct", proc=slot, **f),
+                             self.ctx.startup_timeout)
 
     # -- jobs ---------------------------------------------------------------
 
@@ -272,6 +319,7 @@ class Environment:
         a fresh interpreter beside the environment's worker, with extra
         environment variables (e.g. PYTHONHASHSEED); return its pid."""
         t0 = time.monotonic()
+        self._links.unlink(slot)
         out = self._request("spawn", slot=slot, env=dict(env or {}), timeout=self.ctx.startup_timeout)
         self._items.pop(slot, None)
         self._procs[slot] = int(out["pid"])
@@ -290,8 +338,7 @@ class Environment:
             return {}
         key = (tuple(nodeids), tuple(args))
         for slot in slots:
-            if self._items.get(slot) is not None and self.running:
-                self._request("end_session", proc=slot)
+            self._links.unlink(slot)  # the process ends: the one that replaces it gets a new connection
             self._items.pop(slot, None)
         session = {"nodeids": list(nodeids), "args": list(args), "rootdir": self.ctx.rootdir}
         timeout = self.ctx.startup_timeout + self.ctx.job_timeout
@@ -314,6 +361,10 @@ class Environment:
             self._procs[slot] = int(info["pid"])
             self._items[slot] = key
             self._proc_seconds[slot] = float(info.get("seconds") or 0.0)
+            try:
+                self._link(slot)
+            except EnvError as exc:
+                failed[slot] = f"worker process {slot} could not connect to the host: {exc}"
         return failed
 
     def collect_garbage(self, proc: int = 0) -> None:
@@ -335,8 +386,8 @@ class Environment:
         """Open (once) the pytest session of worker process ``proc`` that
         collects ``nodeids`` with pytest ``args``; reopen it after a restart."""
         key = (tuple(nodeids), tuple(args))
-        if self._items.get(proc) == key and self.running:
-            return
+        if self._items.get(proc) == key and (self.running or self._links.get(proc)):
+            return  # (a direct process whose environment's worker died: its request says so)
         if self._items.get(proc) is not None and self.running:
             self._request("end_session", proc=proc)
         t0 = time.monotonic()
@@ -351,6 +402,8 @@ class Environment:
             raise EnvError(f"pytest could not start in environment {self.name!r}: {exc.remote_message}",
                            diagnostics=self._diagnostics()) from None
         self._items[proc] = key
+        if proc:
+            self._link(proc)
         self._proc_seconds[proc] = self._proc_seconds.get(proc, 0.0) + time.monotonic() - t0
 
     def run_item(self, nodeid: str, nodeids: tuple[str, ...], args: tuple[str, ...] = (), *,

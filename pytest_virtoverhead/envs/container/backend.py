@@ -19,6 +19,7 @@ from typing import Any
 from ...envvars import SCRATCH_ENV
 from ..base import LABEL_PREFIX, Backend, RunContext, host_env
 from ..channel import Transport
+from ..direct import CONTAINER_PATH
 from ..errors import EnvError, EnvUnavailable
 from . import footprint as container_footprint
 from .client import (
@@ -180,7 +181,8 @@ class ContainerBackend(Backend):
             user = self.spec.options.get("user") or None
         self._image = image
         env = {"PYTHONUNBUFFERED": "1", SCRATCH_ENV: SCRATCH_PATH, **extra_env}
-        binds = {**binds, **self._scratch_binds(client)}
+        direct = {self.direct_host_dir: {"bind": CONTAINER_PATH, "mode": "ro"}} if self.direct_host_dir else {}
+        binds = {**binds, **self._scratch_binds(client), **direct}  # direct: envs/direct.py
         cid, name = self._create(client, image, command, binds, env, user, runtime)
         transport = self._attach_and_start(client, cid, command[0])
         self._await_worker(transport, name, command[0])
@@ -303,6 +305,9 @@ class ContainerBackend(Backend):
         tail = "\n".join(stderr.strip().splitlines()[-15:])
         return (f"the worker in the container of {self.spec.name!r} ({program}) exited before saying ready"
                 + (f"; its stderr:\n{tail}" if tail else ""))
+
+    def direct_path(self) -> str | None:
+        return CONTAINER_PATH if self.direct_host_dir else None
 
     def allow_cpus(self, cpus: tuple[int, ...] | None) -> bool:
         """Widen the cpuset to ``cpus`` while worker processes start, or narrow
