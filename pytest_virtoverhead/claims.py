@@ -408,7 +408,7 @@ def parse_claim(text: str) -> Claim:
     if not isinstance(text, str):
         raise ClaimError(repr(text), 1, f"a claim must be a string, not {type(text).__name__}")
     stripped = text.strip()
-    if "." in stripped:  # ENV.METRIC: a footprint claim, which has a list of its own (issue 16)
+    if "." in stripped:  # ENV.METRIC: a footprint claim, which has a list of its own
         reject_here(stripped)
     return _Parser(stripped).parse()
 

@@ -111,7 +111,7 @@ def _check_output(path: str | None, option: str) -> None:
 
 def _check_shared(outputs: dict[str, str | None], inputs: dict[str, str], summary_too: bool = True) -> None:
     """Two outputs at one file, or an output at an input's, is bad usage
-    before any work (issue 25): one would replace the other, or the input.
+    before any work: one would replace the other, or the input.
     ``summary_too``: the command also appends to $GITHUB_STEP_SUMMARY."""
     from .outputs import shared_paths
 

@@ -49,7 +49,8 @@ def write_outputs(session: pytest.Session, state: Any, exitstatus: int) -> None:
     summary ($GITHUB_STEP_SUMMARY, appended), each on its own: one that
     fails is named in the summary (and the run exits non-zero) while the
     others are still written. A run that measured nothing writes nothing,
-    so an earlier file at the same path is kept (issue 12, points 3 and 6)."""
+    so an earlier file at the same path is kept rather than replaced by an
+    empty run."""
     from . import markdown
 
     s = state.settings
@@ -131,7 +132,7 @@ def _write_each(session: pytest.Session, state: Any, writers: list[tuple[str, st
 
 def finish_footprint(session: pytest.Session, state: Any) -> None:
     """The environments' last footprint readings, before reports are
-    written and environments stopped; footprint claims judged (issue 16)."""
+    written and environments stopped; footprint claims judged."""
     from . import footprint
     from .report import footprint_report
 

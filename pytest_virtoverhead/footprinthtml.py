@@ -1,4 +1,4 @@
-"""The HTML report's footprint section (issue 16): a plot of what each
+"""The HTML report's footprint section: a plot of what each
 environment holds on the host (memory idle and peak, start time, storage),
 where comparing by eye is easier than in a table, and every figure with its
 source. Shaped from the ``--virt-json`` document's ``footprint``; drawn with

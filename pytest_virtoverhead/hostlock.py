@@ -1,4 +1,4 @@
-"""One measuring session per CPU on a host (issue 12, point 5).
+"""One measuring session per CPU on a host.
 
 Two ``--virt-compare`` sessions pinned to the same CPU (``--virt-cpus=auto``
 picks the host's last one in both) would each measure the other's load:

@@ -283,7 +283,7 @@ def _context(data: dict[str, Any]) -> list[str]:
                      "claims (Holm's correction)")
     elif isinstance(method, dict) and method.get("correction"):
         parts.append("each claim on its own interval (no correction)")
-    # The tests' own counts where markers (rounds=) or a time budget set others (issue 25).
+    # The tests' own counts where markers (rounds=) or a time budget set others than --virt-rounds.
     counts = sorted({t["rounds"] for t in data.get("tests") or [] if isinstance(t, dict) and finite(t.get("rounds"))})
     if counts:
         parts.append(f"{counts[0]} rounds per test" if len(counts) == 1 else

@@ -1,4 +1,4 @@
-"""The processes a worker process starts end with it (issue 25).
+"""The processes a worker process starts end with it.
 
 A test may start processes that outlive it: a server it forgets to stop, a
 daemon that double-forks and so leaves its parent. Linux re-parents an

@@ -155,7 +155,7 @@ def footprint_report(envs: dict[str, Any], metadata: dict[str, dict[str, Any]], 
             fps[name] = {"kind": meta.get("kind"), "figures": {}}
             if meta.get("unavailable"):
                 fps[name]["unavailable"] = meta["unavailable"].splitlines()[0]
-    if baseline is not None:  # what each environment adds over the baseline (issue 24)
+    if baseline is not None:  # what each environment adds over the baseline
         footprint.add_overheads(fps, baseline)
     results = [footprint.evaluate(c, fps) for c in claims]
     results += [{"claim": c.text, "kind": "footprint", "verdict": footprint.SKIPPED, "reason": why}

@@ -6,6 +6,9 @@ environment, about a second each here). Runs that do not test the process
 rotation itself use one (the rounds are then the units), set through PYTEST_ADDOPTS (after pytester has
 cleared it) so the command line of a test still wins; tests of the rotation
 pass ``--virt-processes`` explicitly.
+
+Plain helpers the test files share (the A/A command line, a run's JSON,
+claims judged on hand-made samples) are in virthelp.py, imported by name.
 """
 
 import os

@@ -6,15 +6,17 @@ import json
 import math
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
+from virthelp import aa_args, read_json
 
 from pytest_virtoverhead.benchjson import entry_names, extra_info, make_entries
 from pytest_virtoverhead.claims import parse_claim
+from pytest_virtoverhead.itemrunner import BENCHMARK_HOST_ONLY, host_only_benchmark_options
 from pytest_virtoverhead.results import ClaimResult, ItemResult, record_of
 
-AA = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-rounds=3", "--virt-seed=3",
-      "-p", "no:cacheprovider"]
+AA = aa_args(rounds=3, seed=3)
 
 TESTS = """
 import os, time
@@ -94,8 +96,8 @@ def test_benchmark_and_pedantic_in_environments(pytester):
     pytester.makepyfile(test_b=TESTS)
     result = pytester.runpytest_subprocess(*AA, "--virt-json=v.json", "--benchmark-json=b.json")
     result.assert_outcomes(passed=3)
-    virt = json.loads((pytester.path / "v.json").read_text())
-    bench = json.loads((pytester.path / "b.json").read_text())
+    virt = read_json(pytester, "v.json")
+    bench = read_json(pytester, "b.json")
     samples = {(r["test"], r["env"]): r for r in virt["results"]}
     # One value per measured round (3), the median of that round's pedantic
     # samples (4 rounds per run); the raw samples are all kept (12, under the cap)
@@ -162,7 +164,7 @@ def test_without_compare_benchmark_runs_on_the_host_as_usual(pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--virt-envs=baremetal,control=baremetal",
                                            "--benchmark-json=b.json", "-k", "pedantic")
     result.assert_outcomes(passed=1)
-    [entry] = json.loads((pytester.path / "b.json").read_text())["benchmarks"]
+    [entry] = read_json(pytester, "b.json")["benchmarks"]
     assert entry["name"] == "test_pedantic" and entry["stats"]["rounds"] == 4
     assert "virt_env" not in entry["extra_info"]
 
@@ -193,7 +195,7 @@ def test_host_timing_options_reach_the_workers_and_warmup_is_untimed(pytester):
         *AA, "--virt-processes=2", "--virt-json=out.json", "--benchmark-min-rounds=7",
         "--benchmark-max-time=0.000001", "--benchmark-min-time=0.000001", "--benchmark-warmup=off")
     result.assert_outcomes(passed=1)
-    doc = json.loads((pytester.path / "out.json").read_text())
+    doc = read_json(pytester, "out.json")
     rounds = [r for e in doc["results"] for r in e["rounds"]]
     assert rounds and {r["n"] for r in rounds} == {7}
     calls = (pytester.path / "calls.log").read_text().split()
@@ -204,3 +206,70 @@ def test_host_timing_options_reach_the_workers_and_warmup_is_untimed(pytester):
     # reporting runs alone would add 5 x (7 + 2) calls.
     untimed = len(calls) - measured
     assert 5 <= untimed <= 5 + 3 * len(rounds), (len(calls), measured)
+
+
+# -- saving options: the host's alone ------------------------------------------
+#
+# pytest-benchmark's saving options in a user's ``addopts`` (or
+# PYTEST_ADDOPTS) reach every worker process's own pytest session; only the
+# host may act on them. Otherwise ``--benchmark-autosave`` in the ini leaves
+# one file per worker process besides the host's, saved after it (so
+# ``--benchmark-compare`` reads a worker's raw runs as "the latest").
+
+SAVING_AA = aa_args(rounds=2, seed=6)
+
+SAVING_TESTS = """
+import time
+import pytest
+
+@pytest.mark.virt()
+def test_bench(benchmark):
+    benchmark.pedantic(time.sleep, args=(0.001,), rounds=3)
+"""
+
+ENTRIES = ["test_bench[baremetal]", "test_bench[control]"]
+
+
+def saved(pytester):
+    return sorted((pytester.path / ".benchmarks").rglob("*.json")) if (pytester.path / ".benchmarks").exists() \
+        else []
+
+
+def test_autosave_in_ini_addopts_saves_once_on_the_host(pytester):
+    pytester.makepyfile(test_b=SAVING_TESTS)
+    pytester.makeini("[pytest]\naddopts = --benchmark-autosave\n")
+    result = pytester.runpytest_subprocess(*SAVING_AA)
+    result.assert_outcomes(passed=1)
+    files = saved(pytester)
+    # Before: three files, the host's 0001 and one per worker process.
+    assert len(files) == 1, [f.name for f in files]
+    assert files[0].name.startswith("0001_")
+    assert [b["name"] for b in json.loads(files[0].read_text())["benchmarks"]] == ENTRIES
+
+
+def test_save_and_json_from_pytest_addopts_are_the_hosts_alone(pytester, monkeypatch):
+    pytester.makepyfile(test_b=SAVING_TESTS)
+    # The suite's conftest puts --virt-processes=1 there; the worker
+    # processes inherit the variable.
+    monkeypatch.setenv("PYTEST_ADDOPTS", "--virt-processes=1 --benchmark-save=mine --benchmark-json=b.json")
+    result = pytester.runpytest_subprocess(*SAVING_AA)
+    result.assert_outcomes(passed=1)
+    files = saved(pytester)
+    assert [f.name.split("_", 1)[1] for f in files] == ["mine.json"], [f.name for f in files]
+    assert [b["name"] for b in json.loads(files[0].read_text())["benchmarks"]] == ENTRIES
+    # A worker's file written over the host's would hold plain test_bench entries.
+    assert [b["name"] for b in read_json(pytester, "b.json")["benchmarks"]] == ENTRIES
+
+
+def test_host_only_options_are_turned_off_and_timing_options_kept():
+    option = SimpleNamespace(benchmark_autosave="tag", benchmark_save="x", benchmark_json="b.json",
+                             benchmark_compare=True, benchmark_compare_fail=["min:5%"],
+                             benchmark_histogram=["h"], benchmark_cprofile_dump=[],
+                             benchmark_min_rounds=7, benchmark_disable_gc=True)
+    changed = host_only_benchmark_options(option)
+    assert sorted(changed) == ["benchmark_autosave", "benchmark_compare", "benchmark_compare_fail",
+                               "benchmark_histogram", "benchmark_json", "benchmark_save"]
+    assert all(getattr(option, k) == v for k, v in BENCHMARK_HOST_ONLY.items())
+    assert option.benchmark_min_rounds == 7 and option.benchmark_disable_gc is True
+    # Without pytest-benchmark (no such attributes) nothing happens.
+    assert host_only_benchmark_options(SimpleNamespace()) == []

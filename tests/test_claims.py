@@ -101,7 +101,7 @@ def test_describe_bounds():
     assert parse_claim("c >= b - 5%").describe_bounds() == "ratio >= 0.95"
 
 
-# -- fixed-cost and absolute claims (issue 13) -----------------------------------
+# -- fixed-cost and absolute claims ---------------------------------------------
 
 
 @pytest.mark.parametrize("text, kind, base, factor, lower, upper", [
@@ -197,3 +197,21 @@ def test_absolute_claim_has_no_baseline_to_check():
 ])
 def test_time_verdicts(text, value, ci, verdict):
     assert parse_claim(text).verdict(value, ci) == verdict
+
+
+@pytest.mark.parametrize("claim, words, column", [
+    ("container ~= baremetal +- 0%", "a tolerance of 0 can never be met", 27),
+    ("container ~= 20 ms +- 0 ms", "a tolerance of 0 can never be met", 23),
+    ("container ~= 20 ms +- 30 ms", "a tolerance as large as the time itself leaves no lower bound; write "
+                                    "'container <= 50 ms' instead", 23),
+    ("container ~= 20 ms +- 20 ms", "leaves no lower bound", 23),
+])
+def test_claims_that_can_never_pass_are_refused_with_the_column(claim, words, column):
+    with pytest.raises(ClaimError) as info:
+        parse_claim(claim)
+    assert words in str(info.value) and f"column {column}" in str(info.value)
+
+
+def test_tolerances_that_can_pass_still_parse():
+    assert parse_claim("container ~= 20 ms +- 5 ms").describe_bounds() == "15 ms <= container <= 25 ms"
+    assert parse_claim("container ~= baremetal +- 2 ms").lower == pytest.approx(-0.002)

@@ -1,7 +1,7 @@
 """``pytest-virtoverhead compare``: comparison of two saved runs (JSON
 version 2: per-round records, paired with the baseline, worker processes as
-clusters), with hand-made files and hand-computed numbers, then end to end.
-Issue 12 points 6 and 8, issue 11 "offline compare on the same footing"."""
+clusters), with hand-made files and hand-computed numbers, then end to end;
+also ``report`` of a saved run."""
 
 import json
 import math
@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from virthelp import aa_args, read_json
 
 from pytest_virtoverhead import cli, stats
 from pytest_virtoverhead.runcompare import (
@@ -332,8 +333,7 @@ def test_sleep():
 
 
 def test_end_to_end_a_claim_that_newly_fails_exits_1(pytester):
-    args = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-rounds=4", "--virt-seed=1",
-            "-p", "no:cacheprovider"]
+    args = aa_args(rounds=4, seed=1)
     pytester.makepyfile(test_s=SLEEPY.format(factor=1))
     pytester.runpytest_subprocess(*args, "--virt-json=a.json").assert_outcomes(passed=1)
     pytester.makepyfile(test_s=SLEEPY.format(factor=3))
@@ -361,11 +361,31 @@ def test_end_to_end_an_interrupted_run_is_refused(pytester):
         def test_stop():
             raise KeyboardInterrupt
     """)
-    args = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-rounds=2", "-p", "no:cacheprovider"]
+    args = aa_args(rounds=2)
     result = pytester.runpytest_subprocess(*args, "--virt-json=b.json")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(['*results written to b.json (the run did not finish: marked "aborted"*'])
-    data = json.loads((pytester.path / "b.json").read_text())
+    data = read_json(pytester, "b.json")
     assert data["aborted"] is True and data["exitstatus"] == 2
     with pytest.raises(RunFileError, match="did not finish"):
         load_run(str(pytester.path / "b.json"))
+
+
+def test_compare_shows_an_absolute_claims_estimates_in_seconds(tmp_path, capsys):
+    s = {(T, "baremetal"): [1.0] * 3, (T, "vm"): [2.0] * 3}
+    a, b = run(s, claims=[(T, "vm <= 50 ms", "vm", "pass", 0.0412)]), \
+        run(s, claims=[(T, "vm <= 50 ms", "vm", "fail", 0.0613)])
+    for doc in (a, b):
+        doc["claims"][0].update(unit="s", kind="absolute", baseline=None)
+    cli.main(["compare", write(tmp_path, "a.json", a), write(tmp_path, "b.json", b)])
+    out = capsys.readouterr().out
+    assert "vm <= 50 ms: pass -> fail  (estimate 41.2 ms -> 61.3 ms)" in out, out
+
+
+def test_report_draws_an_aborted_run_and_says_it_is_partial(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    doc = run({(T, "baremetal"): [1.0] * 3, (T, "vm"): [2.0] * 3}, aborted=True, exitstatus=2)
+    out_path = tmp_path / "r.html"
+    assert cli.main(["report", write(tmp_path, "b.json", doc), "-o", str(out_path)]) == 0
+    assert "the run did not finish: its results are partial" in capsys.readouterr().out
+    assert "interrupted" in out_path.read_text()

@@ -2,7 +2,6 @@
 and VM faults live in tests/integration/test_fault_matrix.py; the whole
 matrix is in docs/faults.md)."""
 
-import json
 import os
 import signal
 import subprocess
@@ -10,6 +9,7 @@ import sys
 import time
 
 import pytest
+from virthelp import aa_args, read_json
 
 FAULTS = """
 import os, signal, time, pytest
@@ -38,15 +38,14 @@ def test_after():
 def test_dead_and_hung_workers_fail_their_test_and_are_replaced(pytester):
     pytester.makepyfile(test_faults=FAULTS)
     result = pytester.runpytest_subprocess(
-        "--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-rounds=2",
-        "--virt-timeout=3", "--virt-json=o.json", "-p", "no:cacheprovider")
+        *aa_args("--virt-timeout=3", "--virt-json=o.json", rounds=2))
     result.assert_outcomes(failed=3, passed=1)
     result.stdout.fnmatch_lines([
         "*the worker process 1 in environment 'control' died while running the test*exit status 3*",
     ])
     result.stdout.fnmatch_lines(["*worker process 1 in environment 'control' died*(killed by SIGKILL)*"])
     result.stdout.fnmatch_lines(["*'item' in environment 'control' did not finish within 3 s*"])
-    data = json.loads((pytester.path / "o.json").read_text())
+    data = read_json(pytester, "o.json")
     # The test after the faults ran in fresh workers, and the results of
     # every test are in the file.
     assert [c["verdict"] for c in data["claims"]] == ["pass"]
@@ -169,7 +168,7 @@ def test_interrupt_kills_busy_workers_and_keeps_results(pytester, signals):
     assert seconds < 20, f"{seconds:.1f} s to exit"
     if signals == (signal.SIGTERM,):
         assert "KeyboardInterrupt: terminated (SIGTERM)" in out
-    data = json.loads((pytester.path / "o.json").read_text())
+    data = read_json(pytester, "o.json")
     assert {(r["test"].split("::")[1], r["env"]) for r in data["results"]} == {
         ("test_a", "baremetal"), ("test_a", "control")}
     pids = [meta["pid"] for meta in data["environments"].values()]

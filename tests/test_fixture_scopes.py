@@ -5,6 +5,8 @@ the timed call phase."""
 
 import collections
 
+from virthelp import aa_args
+
 CONFTEST = """
 import os, pytest
 
@@ -63,8 +65,7 @@ def test_three(sess, mod):
     assert (sess, mod) == (1, 2)
 """
 
-ARGS = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-rounds=3", "--virt-processes=2",
-        "--virt-calls=2", "--virt-seed=11", "-p", "no:cacheprovider"]
+ARGS = aa_args("--virt-processes=2", "--virt-calls=2", rounds=3, seed=11)
 
 
 def _counts(pytester):

@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from virthelp import aa_args
 
 from pytest_virtoverhead import htmlreport
 
@@ -103,9 +104,7 @@ def test_unmarked():
 @pytest.fixture
 def report_run(pytester):
     pytester.makepyfile(test_r=TESTS)
-    result = pytester.runpytest_subprocess("--virt-compare", "--virt-envs=baremetal,control=baremetal",
-                                           "--virt-rounds=3", "--virt-seed=2", "-p", "no:cacheprovider",
-                                           "--virt-report=out/r.html", "--virt-json=v.json")
+    result = pytester.runpytest_subprocess(*aa_args("--virt-report=out/r.html", "--virt-json=v.json", rounds=3, seed=2))
     return pytester, result
 
 

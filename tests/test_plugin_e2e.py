@@ -8,9 +8,9 @@ import json
 import statistics
 
 import pytest
+from virthelp import aa_args, read_json
 
-AA = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-rounds=8", "--virt-seed=7",
-      "--virt-processes=1", "-p", "no:cacheprovider"]
+AA = aa_args("--virt-processes=1", rounds=8, seed=7)
 
 SLEEPY = """
 import os, time
@@ -56,7 +56,7 @@ def test_aa_pass_and_fail(pytester):
         "*FAIL*control >= 1.5 * baremetal*ratio *",
     ])
     result.stdout.fnmatch_lines(["*claim 'control >= 1.5 * baremetal' fail: ratio *, 95% CI [[]*]*"])
-    data = json.loads((pytester.path / "out.json").read_text())
+    data = read_json(pytester, "out.json")
     [claim] = [c for c in data["claims"] if c["claim"] == "control <= 1.5 * baremetal"]
     # Both sides sleep 20 ms: the ratio sits near 1 (loose bounds: a busy
     # machine adds scheduling delay to either side).
@@ -68,7 +68,7 @@ def test_aa_pass_and_fail(pytester):
 def test_ratio_of_two(pytester):
     write_sleepy(pytester, 2, ["control ~= 2 * baremetal +- 30%", "control <= baremetal + 40%"])
     result = pytester.runpytest_subprocess(*AA, "--virt-rounds=9", "--virt-json=out.json")
-    data = json.loads((pytester.path / "out.json").read_text())
+    data = read_json(pytester, "out.json")
     verdicts = {c["claim"]: c["verdict"] for c in data["claims"]}
     assert verdicts == {"control ~= 2 * baremetal +- 30%": "pass", "control <= baremetal + 40%": "fail"}
     assert result.ret == 1
@@ -136,7 +136,7 @@ def test_seed_repeats_the_round_order(pytester):
     for _ in range(2):
         # one call per round: a round's order is then the order of its one pass
         pytester.runpytest_subprocess(*AA, "--virt-calls=1", "--virt-json=o.json")
-        orders.append(json.loads((pytester.path / "o.json").read_text())["tests"][0]["order"])
+        orders.append(read_json(pytester, "o.json")["tests"][0]["order"])
     assert orders[0] == orders[1]
     assert any(o != orders[0][0] for o in orders[0])  # both orders occur: interleaved at random
 
@@ -158,7 +158,7 @@ def test_claims_from_ini_and_cli_apply_to_every_marked_test(pytester):
     """)
     result = pytester.runpytest_subprocess(*AA, "--virt-claim=control ~= baremetal +- 90%", "--virt-json=o.json")
     assert result.ret == 0
-    claims = [(c["test"].split("::")[1], c["claim"]) for c in json.loads((pytester.path / "o.json").read_text())["claims"]]
+    claims = [(c["test"].split("::")[1], c["claim"]) for c in read_json(pytester, "o.json")["claims"]]
     assert claims == [("test_a", "control <= 10 * baremetal"), ("test_a", "control ~= baremetal +- 90%"),
                       ("test_b", "control >= 0.1 * baremetal"), ("test_b", "control <= 10 * baremetal"),
                       ("test_b", "control ~= baremetal +- 90%")]
@@ -190,7 +190,7 @@ def test_claim_with_unknown_environment(pytester):
     """)
     result = pytester.runpytest_subprocess(*AA)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    # (a kind absent from the run, such as vm, makes the claim skipped: tests/test_issue12_runs.py)
+    # (a kind absent from the run, such as vm, makes the claim skipped: tests/test_usage_errors.py)
     result.stderr.fnmatch_lines(["*unknown environment 'vmm'; environments of this run: baremetal, control*"])
 
 
@@ -233,7 +233,7 @@ def test_benchmark_fixture_samples_are_compared(pytester):
     """)
     result = pytester.runpytest_subprocess(*AA, "--virt-json=o.json")
     assert result.ret == 0
-    data = json.loads((pytester.path / "o.json").read_text())
+    data = read_json(pytester, "o.json")
     for r in data["results"]:
         assert r["source"] == "benchmark"
         assert len(r["samples"]) == 2  # one value per round: the median of its 7 samples
@@ -309,15 +309,14 @@ def test_adaptive():
 
 def test_time_budget_turns_inconclusive_into_conclusive(pytester):
     pytester.makepyfile(test_adaptive=ADAPTIVE)
-    args = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-seed=3", "--virt-warmup=0",
-            "-p", "no:cacheprovider", "--virt-json=o.json"]
+    args = aa_args("--virt-warmup=0", "--virt-json=o.json", seed=3)
     fixed = pytester.runpytest_subprocess(*args)
-    data = json.loads((pytester.path / "o.json").read_text())
+    data = read_json(pytester, "o.json")
     assert data["claims"][0]["verdict"] == "inconclusive"
     assert data["tests"][0]["stopped_by"] == "rounds" and data["tests"][0]["rounds"] == 2
     assert fixed.ret == 0
     adaptive = pytester.runpytest_subprocess(*args, "--virt-time-budget=30")
-    data = json.loads((pytester.path / "o.json").read_text())
+    data = read_json(pytester, "o.json")
     assert data["claims"][0]["verdict"] == "pass"
     assert data["tests"][0]["stopped_by"] == "conclusive" and data["tests"][0]["rounds"] > 2
     adaptive.stdout.fnmatch_lines(["*adaptive sampling*", "*test_adaptive: * rounds, stopped: conclusive*"])

@@ -7,6 +7,8 @@ import select
 import subprocess
 import sys
 
+from virthelp import aa_args
+
 from pytest_virtoverhead.events import Calling, EnvsStarting, Step, WorkerStarting
 from pytest_virtoverhead.progress import LINES, OFF, STATUS, Progress, choose_mode, describe
 
@@ -110,7 +112,7 @@ import pytest
 def test_a():
     pass
 """
-ARGS = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-rounds=2", "-p", "no:cacheprovider"]
+ARGS = aa_args(rounds=2)
 
 
 def test_quiet_and_verbose_runs(pytester):

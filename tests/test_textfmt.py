@@ -1,5 +1,5 @@
 """textfmt: the one place for numbers, labels, verdict order, plain-text
-tables and NaN cleaning that every renderer uses (issue 15)."""
+tables and NaN cleaning that every renderer uses."""
 
 import json
 import math
@@ -69,3 +69,9 @@ def test_textfmt_imports_neither_pytest_nor_numpy():
 def test_change():
     assert change(0.1) == "+10.0%" and change(-0.6) == "-60.0%"
     assert change(float("nan")) == "-" and change(None) == "-"
+
+
+def test_a_newline_in_a_test_id_keeps_the_table_one_row_per_line():
+    lines = text_table(["test", "median"], [["t.py::test_p[a\nb]", "1 ms"], ["t.py::test_q", "2 ms"]])
+    assert len(lines) == 4
+    assert lines[2].startswith("t.py::test_p[a\\nb]")

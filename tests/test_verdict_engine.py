@@ -2,14 +2,14 @@
 outcomes pytest users expect (xfail, KeyboardInterrupt), and the noise
 sentinel's rule. Baremetal environments only; no timing is asserted."""
 
-import json
 
 import pytest
+from virthelp import aa_args, read_json
 
 from pytest_virtoverhead import noise
 from pytest_virtoverhead.planning import auto_calls, max_retries
 
-BASE = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-seed=5", "-p", "no:cacheprovider"]
+BASE = aa_args(seed=5)
 
 PIDS = """
 import os
@@ -27,7 +27,7 @@ def test_rounds_rotate_over_fresh_worker_processes(pytester, mode):
     result = pytester.runpytest_subprocess(*BASE, "--virt-processes=3", "--virt-rounds=6",
                                            f"--virt-hash-seed={mode}", "--virt-json=o.json")
     assert result.ret == 0
-    data = json.loads((pytester.path / "o.json").read_text())
+    data = read_json(pytester, "o.json")
     procs = {r["env"]: r["processes"] for r in data["results"]}
     pids = {p["pid"] for ps in procs.values() for p in ps}
     assert len(pids) == 6  # 3 processes x 2 environments, each its own interpreter
@@ -51,7 +51,7 @@ def test_calls_per_round_and_their_interleaving(pytester):
     result = pytester.runpytest_subprocess(*BASE, "--virt-processes=1", "--virt-rounds=2", "--virt-calls=3",
                                            "--virt-json=o.json")
     assert result.ret == 0
-    data = json.loads((pytester.path / "o.json").read_text())
+    data = read_json(pytester, "o.json")
     for r in data["results"]:
         assert r["calls"] == 3 and len(r["samples"]) == 2 and len(r["raw_samples"]) == 6
     # control's rounds carry the baseline calls of control's own block, the ones it is paired with
@@ -149,7 +149,7 @@ def test_inconclusive_says_what_would_decide_it(pytester):
     """)
     result = pytester.runpytest_subprocess(*BASE, "--virt-rounds=4", "--virt-processes=1", "--virt-json=o.json")
     assert result.ret == 0
-    data = json.loads((pytester.path / "o.json").read_text())
+    data = read_json(pytester, "o.json")
     [claim] = data["claims"]
     if claim["verdict"] == "inconclusive":
         assert claim["resolution"] > 0 and "rounds_needed" in claim
@@ -281,7 +281,7 @@ def test_auto_processes_one_per_round_and_a_block_for_two_non_baselines(pytester
                                            "--virt-seed=5", "-p", "no:cacheprovider", "--virt-rounds=3",
                                            "--virt-calls=2", "--virt-json=o.json")
     assert result.ret == 0, result.stdout.str()
-    data = json.loads((pytester.path / "o.json").read_text())
+    data = read_json(pytester, "o.json")
     assert data["statistics"]["processes"] == "auto"
     procs = {r["env"]: r["processes"] for r in data["results"]}
     assert {env: [p["process"] for p in ps] for env, ps in procs.items()} == {

@@ -9,13 +9,13 @@ never waits for (nor blocks) another measuring session on the machine.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import subprocess
 import sys
 
 import pytest
+from virthelp import aa_args, read_json
 
 from pytest_virtoverhead import hostlock
 from pytest_virtoverhead.claims import parse_claim
@@ -29,8 +29,7 @@ pytest.importorskip("xdist")
 TWO_CPUS = len(os.sched_getaffinity(0)) >= 2
 needs_two = pytest.mark.skipif(not TWO_CPUS, reason="needs two CPUs to give two workers one each")
 
-AA = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-rounds=4", "--virt-seed=11",
-      "-p", "no:cacheprovider"]
+AA = aa_args(rounds=4, seed=11)
 
 SUITE = """
 import os, time
@@ -166,7 +165,7 @@ def test_vm_starts_take_turns(tmp_path):
 # -- end to end ---------------------------------------------------------------
 
 def _document(pytester):
-    return json.loads((pytester.path / "out.json").read_text())
+    return read_json(pytester, "out.json")
 
 
 @needs_two

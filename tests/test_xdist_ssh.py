@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
+from virthelp import aa_args, read_json
 
 from pytest_virtoverhead import hostlock
 from pytest_virtoverhead.runmerge import merge_runs
@@ -37,8 +38,7 @@ REMOTE = "loopback-ssh-host"
 CONTROLLER = "controller-host"
 ALIAS = "virtoverhead-loopback"
 
-AA = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-rounds=4", "--virt-seed=11",
-      "-p", "no:cacheprovider"]
+AA = aa_args(rounds=4, seed=11)
 
 SUITE = """
 import time
@@ -211,7 +211,7 @@ def test_an_ssh_worker_measures_on_its_host_under_its_name(pytester, loopback_ss
     assert result.ret == 0, out + result.stderr.str()
     assert "1 worker(s) on other hosts choose their own CPU there" in out
     assert f"measured on {REMOTE} (4 test(s), xdist worker(s) gw0)" in out
-    data = json.loads((pytester.path / "out.json").read_text())
+    data = read_json(pytester, "out.json")
     assert len(set(_judged(data))) == 4
     assert data["machine"]["name"] == REMOTE and data["machine"]["name_source"] == "VIRTOVERHEAD_MACHINE"
     assert data["xdist"]["controller_machine"] == CONTROLLER
@@ -242,7 +242,7 @@ def test_a_local_and_an_ssh_worker_keep_their_tests_apart(pytester, loopback_ssh
     cpus = sorted(os.sched_getaffinity(0))
     result = _local_and_ssh(pytester, loopback_ssh, tmp_path, "--virt-json=out.json", "--virt-markdown=out.md")
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
-    data = json.loads((pytester.path / "out.json").read_text())
+    data = read_json(pytester, "out.json")
     assert len(set(_judged(data))) == 4
     workers = data["xdist"]["workers"]
     assert workers["gw0"]["machine"] == CONTROLLER and workers["gw0"]["cpus"] == [cpus[0]]
@@ -269,7 +269,7 @@ def test_holm_is_one_family_over_a_local_and_an_ssh_worker(pytester, loopback_ss
     gateways, so a worker on another host counts in the family too."""
     result = _local_and_ssh(pytester, loopback_ssh, tmp_path, "--virt-correction=holm", "--virt-json=out.json")
     result.assert_outcomes(passed=4)
-    data = json.loads((pytester.path / "out.json").read_text())
+    data = read_json(pytester, "out.json")
     assert data["verdict_method"]["family_size"] == 4
     assert {w["machine"] for w in data["xdist"]["workers"].values()} == {CONTROLLER, REMOTE}
     assert all(len(w["tests"]) for w in data["xdist"]["workers"].values())

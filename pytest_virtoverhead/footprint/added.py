@@ -1,4 +1,4 @@
-"""What an environment adds over the baseline (issue 24).
+"""What an environment adds over the baseline.
 
 An environment's own figures count the plugin's worker processes too: a
 container's memory is mostly its Python workers, and the host's

@@ -194,7 +194,7 @@ class RoundRecord:
     pids: dict[str, int] = field(default_factory=dict)
     worker_noise: dict[str, dict[str, float]] = field(default_factory=dict)
     #: {env: [resource counters per call, one dict per request]} and
-    #: {env: [the baseline's, in env's block]} (:mod:`.rusage`; issue 24).
+    #: {env: [the baseline's, in env's block]} (:mod:`.rusage`).
     resources: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     paired_resources: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     steal: float = 0.0

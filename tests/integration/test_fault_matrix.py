@@ -23,7 +23,6 @@ test_vm.py, whose helpers decide it here too.
 from __future__ import annotations
 
 import glob
-import json
 import os
 import re
 import shutil
@@ -37,6 +36,7 @@ import uuid
 
 import pytest
 from envrequire import unavailable as _unavailable
+from virthelp import read_json
 
 from pytest_virtoverhead.envs import Environment, EnvSpec, EnvUnavailable, RunContext, WorkerDied, backend_class
 from pytest_virtoverhead.envs.base import OWNER_LABEL, SESSION_LABEL
@@ -303,7 +303,7 @@ def test_container_faults_each_end_in_a_message_and_the_session_goes_on(pytester
     # a fixture's benchmark raises: the remote traceback is the test's failure
     assert "Remote traceback (environment 'container')" in out
     assert re.search(r'test_cfaults\.py", line \d+, in inner', out), out
-    data = json.loads((pytester.path / "o.json").read_text())
+    data = read_json(pytester, "o.json")
     outcomes = {t["test"].split("::")[1]: t["outcome"] for t in data["tests"]}
     assert outcomes == {"test_raises": "failed", "test_exits": "failed", "test_oom": "failed",
                         "test_hangs": "failed", "test_scratch_full": "failed", "test_after": "measured"}
@@ -485,7 +485,7 @@ def test_docker_daemon_going_away_mid_run(pytester, own_dockerd):
     flat = " ".join(out.split())
     assert (f"the Docker daemon at {own_dockerd.url} stopped answering while the container of 'container' "
             "was starting (Connection refused)") in flat, out
-    data = json.loads((pytester.path / "o.json").read_text())
+    data = read_json(pytester, "o.json")
     outcomes = {t["test"].split("::")[1]: t["outcome"] for t in data["tests"]}
     assert outcomes["test_before"] == "measured" and outcomes["test_during"] == "failed"
     # Every later test (three of them) is skipped with the reason: the failure
@@ -629,7 +629,7 @@ def test_ctrl_c_during_a_round(pytester, docker_client, libvirt_conn):
     assert rc == 2, out
     assert elapsed < 30, f"took {elapsed:.1f} s to exit after Ctrl-C"
     assert not leftovers(owner, client=docker_client, conn=libvirt_conn), out
-    data = json.loads((pytester.path / "o.json").read_text())
+    data = read_json(pytester, "o.json")
     measured = {(r["test"].split("::")[1], r["env"]) for r in data["results"]}
     assert measured == {("test_a", "baremetal"), ("test_a", "container"), ("test_a", "vm")}
     assert data["interrupted"] is True
@@ -646,7 +646,7 @@ def test_ctrl_c_twice_during_a_round(pytester, docker_client):
     assert rc in (2, -signal.SIGINT), out
     assert elapsed < 30, f"took {elapsed:.1f} s to exit after the second Ctrl-C"
     assert not leftovers(owner, client=docker_client), out
-    data = json.loads((pytester.path / "o.json").read_text())
+    data = read_json(pytester, "o.json")
     assert {(r["test"].split("::")[1], r["env"]) for r in data["results"]} == {
         ("test_a", "baremetal"), ("test_a", "container")}
 
@@ -660,7 +660,7 @@ def test_sigterm_during_a_round_cleans_up_like_ctrl_c(pytester, docker_client):
     assert rc == 2, out
     assert "KeyboardInterrupt: terminated (SIGTERM)" in out
     assert not leftovers(owner, client=docker_client), out
-    assert json.loads((pytester.path / "o.json").read_text())["interrupted"] is True
+    assert read_json(pytester, "o.json")["interrupted"] is True
 
 
 # --------------------------------------------------------------------------
@@ -746,7 +746,7 @@ def test_vm_faults_each_end_in_a_message_and_the_session_goes_on(pytester, libvi
             "/run/virtoverhead/scratch/virtoverhead-fileio") in out
     assert "Remote traceback (environment 'vm')" in out
     assert re.search(r'test_vfaults\.py", line \d+, in inner', out), out
-    data = json.loads((pytester.path / "o.json").read_text())
+    data = read_json(pytester, "o.json")
     outcomes = {t["test"].split("::")[1]: t["outcome"] for t in data["tests"]}
     assert outcomes == {"test_raises": "failed", "test_scratch_full": "failed", "test_after": "measured"}
     # Judged after the faults (2 rounds: its interval may be too wide to

@@ -7,10 +7,10 @@ envrequire.py). The CPU locks live in a directory of the test's own.
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
+from virthelp import read_json
 
 from pytest_virtoverhead import hostlock
 
@@ -40,7 +40,7 @@ def test_two_workers_pin_their_containers(pytester, docker_client, tmp_path, mon
         "--virt-compare", "--virt-envs=baremetal,container", "--virt-rounds=3", "-p", "no:cacheprovider",
         "-n", "2", f"--virt-cpus={cpus[0]},{cpus[1]}", "--virt-json=out.json", "--virt-require=container")
     result.assert_outcomes(passed=4)
-    data = json.loads((pytester.path / "out.json").read_text())
+    data = read_json(pytester, "out.json")
     assert len(data["claims"]) == 4
     pinned = data["environments"]["container"]["xdist_cpus"]
     workers = data["xdist"]["workers"]

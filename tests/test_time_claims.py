@@ -1,4 +1,4 @@
-"""Issue 13: fixed-cost (``vm <= 1.2 * baremetal + 3 ms``) and absolute
+"""Fixed-cost (``vm <= 1.2 * baremetal + 3 ms``) and absolute
 (``container <= 50 ms``) claims: their estimate is a time in seconds, on
 the same interval logic as a ratio's, and every report says so."""
 
@@ -6,28 +6,14 @@ import json
 import math
 
 import pytest
+from virthelp import aa_args, evaluated, read_json
 
 from pytest_virtoverhead import markdown
-from pytest_virtoverhead.claims import parse_claim
-from pytest_virtoverhead.config import Settings
 from pytest_virtoverhead.report import claim_lines
-from pytest_virtoverhead.results import ItemResult, run_document
-from pytest_virtoverhead.rounds import Comparator
+from pytest_virtoverhead.results import run_document
 from pytest_virtoverhead.verdict import FAIL, INCONCLUSIVE, PASS
 
 MS = 1e-3
-
-
-class _Pool:
-    def metadata(self):
-        return {}
-
-
-def evaluated(claims, samples, processes=4):
-    settings = Settings(confidence=0.95)
-    res = ItemResult.from_samples("t.py::test_a", list(samples), "baremetal", samples, processes=processes)
-    Comparator(settings, _Pool(), ()).evaluate(res, [parse_claim(c) for c in claims])
-    return res
 
 
 # Four processes, one round each: the estimate is the plain mean of the
@@ -69,7 +55,7 @@ def test_fixed_cost_estimate_is_the_paired_difference_in_seconds(claim, verdict)
 def test_absolute_estimate_is_the_environments_own_values(claim, verdict):
     res = evaluated([claim], {"baremetal": [10 * MS, 11 * MS, 12 * MS, 11 * MS], "vm": VM})
     (c,) = res.claims
-    # On the log scale (issue 25: an interval of times never goes below 0):
+    # On the log scale (an interval of times never goes below 0):
     # baremetal's logs (ms) 2.302585, 2.397895, 2.484907, 2.397895: mean
     # 2.395821 (geometric mean 10.977 ms), s = 0.074472, se = s / 2, half
     # width 3.182446 * 0.037236 = 0.118501: [9.750, 12.358] ms. vm's: mean
@@ -126,8 +112,7 @@ def test_html_report_shows_time_claims_in_seconds():
     assert "<code>vm &lt;= 20 ms</code>: vm 17.99 ms [16.73 ms, 19.33 ms]" in page
 
 
-AA = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-rounds=3", "--virt-seed=4",
-      "-p", "no:cacheprovider", "--virt-json=v.json"]
+AA = aa_args("--virt-json=v.json", rounds=3, seed=4)
 
 SUITE = """
 import time
@@ -169,7 +154,7 @@ def test_time_claims_end_to_end(pytester):
         "  FAIL * test_times.py::test_fixed_cost_fails: control >= baremetal + 1 s  control - baremetal *",
         "  FAIL * test_times.py::test_absolute_fails: baremetal >= 1 s  baremetal * ms [[]* ms, * ms]",
     ])
-    data = json.loads((pytester.path / "v.json").read_text())
+    data = read_json(pytester, "v.json")
     by_claim = {c["claim"]: c for c in data["claims"]}
     fixed = by_claim["control <= 1.2 * baremetal + 50 ms"]
     assert (fixed["kind"], fixed["unit"], fixed["verdict"]) == ("fixed", "s", "pass")

@@ -1,17 +1,16 @@
-"""Issue 13: waivers that expire. A known, accepted failure is waived with
+"""Waivers that expire. A known, accepted failure is waived with
 a reason and an end date (marker ``waive=`` or ini ``virt_waivers``); a
 waiver past its date fails the test and names itself; a waiver that matches
 no claim is a usage error."""
 
 import datetime
-import json
 
 import pytest
+from virthelp import aa_args, read_json
 
 from pytest_virtoverhead.waivers import WaiverError, marker_waivers, parse_ini_waiver, today
 
-AA = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-rounds=3", "--virt-seed=4",
-      "-p", "no:cacheprovider", "--virt-json=v.json"]
+AA = aa_args("--virt-json=v.json", rounds=3, seed=4)
 
 SUITE = """
 import time
@@ -106,7 +105,7 @@ def test_waived_failures_pass_and_say_so(pytester, monkeypatch):
         "  FAIL (waived) test_w.py::test_ini: control >= baremetal + 1 s  control - baremetal *",
         "* waived until 2027-01-31: until the kernel update",
     ])
-    claims = {c["claim"]: c for c in json.loads((pytester.path / "v.json").read_text())["claims"]}
+    claims = {c["claim"]: c for c in read_json(pytester, "v.json")["claims"]}
     waived = claims["baremetal >= 1 s"]
     assert waived["verdict"] == "fail"
     assert waived["waived"] == "waived until 2027-01-31: sleeps are short; issue 42"
@@ -138,7 +137,7 @@ def test_expired_waiver_fails_the_test_and_names_itself(pytester, monkeypatch):
     ])
     result.stdout.fnmatch_lines(["*WAIVER EXPIRED: waived until 2027-01-31: sleeps are short; issue 42 "
                                  "(marker of test_w.py::test_marker)"])
-    claims = {c["claim"]: c for c in json.loads((pytester.path / "v.json").read_text())["claims"]}
+    claims = {c["claim"]: c for c in read_json(pytester, "v.json")["claims"]}
     assert claims["baremetal >= 1 s"]["waiver"]["expired"] is True and "waived" not in claims["baremetal >= 1 s"]
 
 
@@ -230,3 +229,32 @@ def test_b():
                      "    control <= 5 s until 2027-01-31: unscoped, matches test_a\n")
     result = pytester.runpytest_subprocess(*AA, "--collect-only", "-k", "test_a")
     assert result.ret == pytest.ExitCode.OK, result.stdout.str() + result.stderr.str()
+
+
+WARNED = """
+import pytest
+
+@pytest.mark.virt(claims=["control <= 100 * baremetal"],
+                  waive={"control <= 100 * baremetal": ("2027-01-31", "the marker's reason")})
+def test_a():
+    pass
+
+def test_plain():
+    pass
+"""
+
+
+def test_what_matches_nothing_and_duplicate_waivers_are_warned(pytester):
+    pytester.makepyfile(test_warned=WARNED)
+    pytester.makeini("[pytest]\nvirt_waivers =\n"
+                     "    control <= 100 * baremetal until 2027-02-28: the ini's reason\n")
+    result = pytester.runpytest_subprocess(*aa_args(
+        "--collect-only", "--virt-select=nomatch", "--virt-claim=test_warned.py::test_a: control <= 2 * baremetal"))
+    result.stdout.fnmatch_lines_random([
+        "*PytestConfigWarning: --virt-select 'nomatch' matches no unmarked test of this run*",
+        "*PytestConfigWarning: --virt-claim 1: the group 'test_warned.py::test_a' matches no compared test of "
+        "this run*(-k expressions match test names and keywords, not node ids*",
+        "*PytestConfigWarning: 2 waivers of claim 'control <= 100 * baremetal' (first for "
+        "test_warned.py::test_a): marker of test_warned.py::test_a, virt_waivers (ini) entry 1; only the first "
+        "applies (waived until 2027-01-31: the marker's reason): remove the others",
+    ])

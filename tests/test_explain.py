@@ -1,12 +1,12 @@
-"""Issue 24: --virt-explain's ablation environments and the share of an
+"""--virt-explain's ablation environments and the share of an
 overhead each removes (hand-computed numbers), and the option end to end."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
+from virthelp import aa_args, read_json
 
 from pytest_virtoverhead import explain
 from pytest_virtoverhead.config import build_settings, plan_for_marker
@@ -78,12 +78,11 @@ def test_explain_option_end_to_end(pytester):
         def test_a():
             sum(range(10000))
     """)
-    result = pytester.runpytest_subprocess("--virt-compare", "--virt-envs=baremetal,control=baremetal",
-                                           "--virt-explain", "--virt-rounds=2", "-p", "no:cacheprovider",
-                                           "--virt-json=out.json", "--virt-markdown=out.md")
+    result = pytester.runpytest_subprocess(*aa_args("--virt-explain", "--virt-json=out.json", "--virt-markdown=out.md",
+                                                    rounds=2))
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["explain (--virt-explain*", "*no ablation measured*"])
-    data = json.loads((pytester.path / "out.json").read_text())
+    data = read_json(pytester, "out.json")
     assert data["explain"] == {"ablations": [], "vm": []}
 
 

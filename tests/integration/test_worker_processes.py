@@ -1,7 +1,7 @@
-"""Issue 25, points 5 and 7, against the real Docker daemon (and the host):
-the worker processes a worker starts and whatever they start end with
-them, double-forked daemons included; an out-of-memory kill while worker
-processes start is named with the limit."""
+"""Against the real Docker daemon (and the host): the worker processes a
+worker starts and whatever they start end with them, double-forked daemons
+included; an out-of-memory kill while worker processes start is named with
+the limit; a container has a PIDs limit."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 from envrequire import unavailable
+from virthelp import aa_args
 
 OOM_AT_START = """
 import pytest
@@ -159,8 +160,7 @@ def test_a_killed_worker_takes_its_daemons_with_it(pytester):
     pytester.makepyfile(test_hang=HANGS.format(mark=mark))
     try:
         result = pytester.runpytest_subprocess(
-            "--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-timeout=4", "--virt-warmup=0",
-            "--virt-calls=1", "-p", "no:cacheprovider")
+            *aa_args("--virt-timeout=4", "--virt-warmup=0", "--virt-calls=1"))
         result.stdout.fnmatch_lines(["*did not finish within 4 s (--virt-timeout)*"])
         _assert_daemons_end(mark, "the daemon outlived its killed worker")
     finally:
@@ -185,7 +185,7 @@ def test_limit(container):
 
 
 def test_containers_have_a_pids_limit(pytester, docker_client):
-    """A fork bomb in a test stays inside its container (rough edge of issue 25)."""
+    """A fork bomb in a test stays inside its container (its pids cgroup)."""
     pytester.makepyfile(test_pids=PIDS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--virt-envs=baremetal,container")
     result.assert_outcomes(passed=1)

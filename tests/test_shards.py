@@ -1,4 +1,4 @@
-"""Issue 23, CI shards end to end: real shard runs (baremetal and an A/A
+"""CI shards end to end: real shard runs (baremetal and an A/A
 control) merged by the ``merge`` command, ``compare`` reading the merged
 run, refusals with exit status 2; and docs/ci.md's sharded GitHub Actions
 recipe run here, its shard commands and its merge step word for word."""
@@ -14,11 +14,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from virthelp import aa_args, read_json
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "pytest_virtoverhead.cli"]
-AA = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-rounds=3", "--virt-seed=5",
-      "-p", "no:cacheprovider"]
+AA = aa_args(rounds=3, seed=5)
 
 SUITE = """
 import time
@@ -50,14 +50,14 @@ def test_two_shards_merge_and_compare_reads_the_merged_run(pytester, monkeypatch
     monkeypatch.setenv("GITHUB_RUN_ID", "4242")
     shard(pytester, monkeypatch, "runner-1", "-k", "test_a", "--virt-json=s1.json")
     shard(pytester, monkeypatch, "runner-2", "-k", "test_b", "--virt-json=s2.json")
-    s1 = json.loads((pytester.path / "s1.json").read_text())
+    s1 = read_json(pytester, "s1.json")
     assert s1["version"] == 3 and s1["machine"]["name"] == "runner-1"
     assert s1["machine"]["ci"]["GITHUB_RUN_ID"] == "4242" and s1["machine"]["cpus_used"]
 
     out = cli(pytester.path, "merge", "s1.json", "s2.json", "-o", "all.json", "--markdown", "all.md")
     assert out.returncode == 0, out.stderr
     assert "merged 2 run(s) of 2 machine(s) (runner-1, runner-2)" in out.stdout
-    data = json.loads((pytester.path / "all.json").read_text())
+    data = read_json(pytester, "all.json")
     assert {(r["test"], r["machine"]) for r in data["results"]} == {
         ("test_s.py::test_a", "runner-1"), ("test_s.py::test_b", "runner-2")}
     assert len(data["claims"]) == 2 and all(c["verdict"] == "pass" for c in data["claims"])
@@ -86,7 +86,7 @@ def test_conflicting_claims_and_unknown_versions_are_refused(pytester, monkeypat
                      r"\['control <= 100 \* baremetal', 'control <= 50 \* baremetal'\]", out.stderr), out.stderr
     assert not (pytester.path / "all.json").exists()
 
-    v99 = json.loads((pytester.path / "s1.json").read_text())
+    v99 = read_json(pytester, "s1.json")
     v99["version"] = 99
     (pytester.path / "v99.json").write_text(json.dumps(v99))
     out = cli(pytester.path, "merge", "s1.json", "v99.json", "-o", "all.json")
@@ -168,7 +168,7 @@ def test_shard_recipe_runs_here(pytester, monkeypatch):
     assert out.returncode == 0, out.stderr
     for path in keep["with"]["path"].split():
         assert (pytester.path / path).is_file(), f"{path} (kept by the recipe) was not written"
-    data = json.loads((pytester.path / "virt.json").read_text())
+    data = read_json(pytester, "virt.json")
     assert {c["test"] for c in data["claims"]} == measured["io"] | measured["rest"]
     assert {c["verdict"] for c in data["claims"] if c["env"] == "vm"} == {"skipped"}
     assert list(data["machines"]) == ["runner-io", "runner-rest"]

@@ -1,15 +1,15 @@
-"""Issue 13: many claims without many false alarms. ``--virt-correction=holm``
+"""Many claims without many false alarms. ``--virt-correction=holm``
 (ini ``virt_correction``) judges the run's claims family-wise: Holm's
 step-down over each claim's two one-sided hypotheses ("violated": rejected
 means pass; "holds": rejected means fail), at level 1 - confidence. The
 default, ``none``, leaves every verdict as it was. Verdict tests here use
 constructed estimates, or A/A runs whose verdicts cannot go the other way."""
 
-import json
 import math
 from statistics import NormalDist
 
 import pytest
+from virthelp import aa_args, judging_comparator, read_json
 
 from pytest_virtoverhead import markdown, stats
 from pytest_virtoverhead.claims import parse_claim
@@ -171,8 +171,7 @@ def test_the_reports_name_the_method():
 
 # -- end to end ---------------------------------------------------------------------
 
-AA = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-rounds=4", "--virt-seed=6",
-      "-p", "no:cacheprovider", "--virt-json=v.json", "--virt-markdown=v.md"]
+AA = aa_args("--virt-json=v.json", "--virt-markdown=v.md", rounds=4, seed=6)
 
 # A/A with bounds no run can miss: 1000 times either way, 100 s against ~1 ms calls.
 SUITE = """
@@ -208,7 +207,7 @@ def test_holm_end_to_end(pytester, how):
         "*verdicts: Holm's correction over 3 claims, family-wise 95% (--virt-correction=holm)",
     ])
     assert "correction=holm" in out  # the header
-    data = json.loads((pytester.path / "v.json").read_text())
+    data = read_json(pytester, "v.json")
     assert data["verdict_method"] == {"confidence": 0.95, "correction": "holm", "family_size": 3}
     verdicts = {c["claim"]: (c["verdict"], c["verdict_uncorrected"]) for c in data["claims"]}
     assert verdicts == {"control <= 1000 * baremetal": ("pass", "pass"), "control <= 100 s": ("pass", "pass"),
@@ -223,7 +222,7 @@ def test_without_correction_the_json_says_none(pytester):
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["verdicts: each claim at 99%, no correction over the run's 3 claims "
                                  "(--virt-correction=none)"])
-    data = json.loads((pytester.path / "v.json").read_text())
+    data = read_json(pytester, "v.json")
     assert data["verdict_method"] == {"confidence": 0.99, "correction": "none", "family_size": 3}
     assert not any("verdict_uncorrected" in c or "p_adjusted" in c for c in data["claims"])
 
@@ -257,7 +256,7 @@ def test_two():
     result = pytester.runpytest_subprocess(*AA, "--virt-correction=holm", "-x", "-p", "no:randomly")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(passed=1, failed=1)
-    data = json.loads((pytester.path / "v.json").read_text())
+    data = read_json(pytester, "v.json")
     assert data["verdict_method"] == {"confidence": 0.95, "correction": "holm", "family_size": 1}
     assert [(c["test"].split("::")[1], c["verdict"]) for c in data["claims"]] == [("test_one", "pass")]
 
@@ -271,21 +270,14 @@ def test_a_bad_correction_is_a_usage_error(pytester):
 
 
 def test_adaptive_sampling_can_judge_at_the_bonferroni_level():
-    from pytest_virtoverhead.config import Settings
-    from pytest_virtoverhead.rounds import Comparator
     from pytest_virtoverhead.verdicts import bonferroni_confidence
-
-    class _Pool:
-        def metadata(self):
-            return {}
 
     assert bonferroni_confidence(0.95, 4) == pytest.approx(0.9875)
     assert bonferroni_confidence(0.95, 0) == pytest.approx(0.95)
-    settings = Settings(confidence=0.95)
     res = ItemResult.from_samples("t.py::test_a", ["baremetal", "vm"], "baremetal",
                                   {"baremetal": [10 * MS] * 4, "vm": [17 * MS, 18 * MS, 19 * MS, 18 * MS]},
                                   processes=4)
-    comparator = Comparator(settings, _Pool(), ())
+    comparator = judging_comparator(0.95)
     claims = [parse_claim("vm <= 1.5 * baremetal + 5 ms"), parse_claim("vm <= 2 * baremetal")]
     comparator.evaluate(res, claims)
     assert {c.estimate.confidence for c in res.claims} == {0.95}

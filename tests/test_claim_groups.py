@@ -1,17 +1,16 @@
-"""Issue 13: criteria per test or group (pytest-benchmark #219). A run-wide
+"""Criteria per test or group. A run-wide
 claim entry ``EXPR: CLAIM`` (ini ``virt_claims``, ``--virt-claim``) applies
 CLAIM only to the compared tests matching the ``-k`` expression EXPR, with
 pytest's own matcher; plain entries apply to every compared test."""
 
-import json
 
 import pytest
+from virthelp import aa_args, read_json
 
 from pytest_virtoverhead.config import build_settings, plan_for_marker
 from pytest_virtoverhead.runclaims import parse_run_claims
 
-AA = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-rounds=2", "--virt-seed=5",
-      "-p", "no:cacheprovider", "--virt-json=v.json"]
+AA = aa_args("--virt-json=v.json", rounds=2, seed=5)
 
 SUITE = """
 import pytest
@@ -39,7 +38,7 @@ class TestNet:
 
 
 def claims_by_test(pytester):
-    data = json.loads((pytester.path / "v.json").read_text())
+    data = read_json(pytester, "v.json")
     out: dict[str, list[tuple[str, str, str | None]]] = {}
     for c in data["claims"]:
         out.setdefault(c["test"].split("::", 1)[1], []).append((c["claim"], c.get("source"), c.get("group")))

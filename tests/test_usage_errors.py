@@ -1,16 +1,18 @@
-"""Issue 12 ("No run lost, no newcomer stopped"): points 2, 3 and 6 (the
-plugin side) and the rough edges of options and markers. Each test failed
-before its fix; docs/faults.md lists the cases with their messages."""
+"""No run lost, no newcomer stopped: claims about environments not in the
+run are skipped, outputs that cannot be written are usage errors before
+anything is measured, an earlier result file is kept when nothing was
+measured, and options and markers with bad values are usage errors that
+say why. docs/faults.md lists the cases with their messages."""
 
 import json
 
 import pytest
+from virthelp import aa_args, read_json
 
 from pytest_virtoverhead.config import build_settings, plan_for_marker
 from pytest_virtoverhead.optionvalues import parse_memory
 
-AA = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-rounds=2", "--virt-seed=3",
-      "-p", "no:cacheprovider"]
+AA = aa_args(rounds=2, seed=3)
 
 
 # --------------------------------------------------------------------------
@@ -44,7 +46,7 @@ def test_claims_about_a_known_environment_not_in_the_run_are_skipped(pytester):
     # container claim is skipped too); test_vm_only has nothing to compare.
     result.stdout.fnmatch_lines(["*SKIPPED*no environment to compare with: vm: not in this run*"])
     result.stdout.fnmatch_lines(["*skipped*test_both: vm <= 100 * baremetal (vm: not in this run)*"])
-    data = json.loads((pytester.path / "o.json").read_text())
+    data = read_json(pytester, "o.json")
     vm_claims = [c for c in data["claims"] if c["env"] == "vm"]
     assert [(c["test"].split("::")[1], c["verdict"], c["reason"]) for c in vm_claims] == [
         ("test_both", "skipped", "vm: not in this run"), ("test_vm_only", "skipped", "vm: not in this run")]

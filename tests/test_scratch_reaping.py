@@ -1,6 +1,5 @@
-"""Issue 12, rough edge: every SIGKILLed session left an empty
-/tmp/virt-baremetal-scratch-* that nothing removed. The baremetal scratch
-directory now carries its owner's pid, and the next session's reaper
+"""Scratch directories of killed sessions are removed: the baremetal
+scratch directory carries its owner's pid, and the next session's reaper
 removes those of owners that no longer run."""
 
 import os

@@ -1,4 +1,4 @@
-"""Issue 12, point 5: two measuring sessions on one host never share a CPU
+"""Two measuring sessions on one host never share a CPU
 in silence. A session holds a flock per CPU it measures on
 (pytest_virtoverhead.hostlock); the next one takes another free CPU under
 --virt-cpus=auto, or waits (--virt-cpu-wait), or refuses naming the holder."""

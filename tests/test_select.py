@@ -1,13 +1,12 @@
-"""Issue 13, point 2: adoption without editing a test. ``--virt-select=EXPR``
+"""Adoption without editing a test. ``--virt-select=EXPR``
 (ini ``virt_select``) compares the unmarked tests matching a ``-k``
 expression with the run's claims; marked tests work as before."""
 
-import json
 
 import pytest
+from virthelp import aa_args, read_json
 
-AA = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-rounds=2", "--virt-seed=4",
-      "-p", "no:cacheprovider", "--virt-json=v.json"]
+AA = aa_args("--virt-json=v.json", rounds=2, seed=4)
 
 SUITE = """
 import time
@@ -37,7 +36,7 @@ def test_marked():
 
 
 def compared(pytester):
-    data = json.loads((pytester.path / "v.json").read_text())
+    data = read_json(pytester, "v.json")
     claims: dict[str, list[str]] = {}
     for c in data["claims"]:
         claims.setdefault(c["test"].split("::", 1)[1], []).append(c["claim"])
@@ -86,7 +85,7 @@ def test_without_select_only_marked_tests_are_compared(pytester):
 @pytest.mark.parametrize("source", ["option", "ini"])
 def test_malformed_expression_is_a_usage_error_naming_the_option(pytester, source):
     pytester.makepyfile(test_suite=SUITE)
-    args = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "-p", "no:cacheprovider"]
+    args = aa_args()
     if source == "option":
         args.append("--virt-select=parse and (")
     else:

@@ -1,9 +1,9 @@
-"""Issue 13, history: ``pytest-virtoverhead history RUN.json ...``.
+"""History: ``pytest-virtoverhead history RUN.json ...``.
 
 Unit tests of :mod:`pytest_virtoverhead.history` on hand-made run documents
 (the step rule checked on numbers worked out by hand), the command line,
-and the issue's "done when": a history over five saved runs of a small
-suite renders in headless Chromium with one plot per claim.
+and end to end: a history over five saved runs of a small suite renders
+in headless Chromium with one plot per claim.
 """
 
 import json

@@ -1,4 +1,4 @@
-"""Issue 23, CI shards merged into one view: the run document's ``machine``
+"""CI shards merged into one view: the run document's ``machine``
 block (hand-fed inputs) and ``runmerge`` on hand-made documents, then the
 ``merge`` command through ``cli.main``."""
 

@@ -1,10 +1,11 @@
-"""Issue 25, point 2: outputs that share a file (with each other, with an
+"""Outputs that share a file (with each other, with an
 input, with the GitHub job summary) are a usage error before any work,
 not one output silently replacing another."""
 
 import os
 
 import pytest
+from virthelp import aa_args
 
 from pytest_virtoverhead import cli
 
@@ -16,7 +17,7 @@ def test_a():
     pass
 """
 
-RUN = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-rounds=2", "-p", "no:cacheprovider"]
+RUN = aa_args(rounds=2)
 
 
 @pytest.mark.parametrize("options, message", [

@@ -1,22 +1,22 @@
-"""Issue 13, point 1: a summary where CI shows it. ``--virt-markdown=PATH``
+"""A summary where CI shows it. ``--virt-markdown=PATH``
 (ini ``virt_markdown``) and ``$GITHUB_STEP_SUMMARY``; the renderer is
 :mod:`pytest_virtoverhead.markdown`, fed the ``--virt-json`` document.
 The Markdown is checked by parsing it with markdown-it-py (GFM tables)."""
 
-import json
 import re
 import shlex
 from pathlib import Path
 
 import pytest
+from test_compare_cli import T, run
+from virthelp import aa_args, read_json
 
 from pytest_virtoverhead import markdown as md
 
 markdown_it = pytest.importorskip("markdown_it", reason="the test extra is not installed (markdown-it-py)")
 
 ROOT = Path(__file__).resolve().parent.parent
-AA = ["--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-rounds=3", "--virt-seed=5",
-      "-p", "no:cacheprovider"]
+AA = aa_args(rounds=3, seed=5)
 
 
 def tables(text: str) -> list[list[list[str]]]:
@@ -211,7 +211,7 @@ def test_option_writes_markdown_and_github_summary_is_appended(pytester, monkeyp
     assert appended.startswith("# an earlier step\n\n## pytest-virtoverhead: 1 claim: ✅ 1 passed")
     assert appended.endswith(written)
     # The same document as --virt-json's, rendered.
-    assert written == md.render(json.loads((pytester.path / "v.json").read_text()))
+    assert written == md.render(read_json(pytester, "v.json"))
     [claims, per_test] = tables(written)
     assert claims[1][:3] == ["✅ pass", "test_m.py::test_a", "control <= 100 * baremetal"]
     assert [r[1] for r in per_test[1:] if r[1]] == ["baremetal", "control"]  # (a noise note may follow)
@@ -245,7 +245,7 @@ def test_summary_that_cannot_be_appended_is_named_and_the_other_outputs_written(
     result.stdout.fnmatch_lines(["*results written to v.json*", "*Markdown summary written to v.md*",
                                  "*virtoverhead: GITHUB_STEP_SUMMARY: could not append to *summary-dir: "
                                  "Is a directory*"])
-    assert json.loads((pytester.path / "v.json").read_text())["claims"]
+    assert read_json(pytester, "v.json")["claims"]
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
@@ -301,5 +301,15 @@ def test_github_actions_recipe_runs_here(pytester, monkeypatch):
     assert verdicts.keys() >= {"vm <= 1.3 * baremetal"} and verdicts["vm <= 1.3 * baremetal"] == "⏭️ skipped"
     assert any(v in ("✅ pass", "❌ fail", "⚠️ inconclusive") for v in verdicts.values())
     assert {r[0] for r in per_test[1:]} - {""} == {"tests/test_suite.py::test_perf_parse"}
-    data = json.loads((pytester.path / "virt.json").read_text())
+    data = read_json(pytester, "virt.json")
     assert {r["test"] for r in data["results"]} == {"tests/test_suite.py::test_perf_parse"}
+
+
+def test_markdown_header_says_the_rounds_the_tests_had():
+    data = run({(T, "baremetal"): [1.0] * 3, (T, "vm"): [2.0] * 3})
+    data["rounds"] = 12  # --virt-rounds, which the markers overrode
+    data["tests"] = [{"test": T, "rounds": 3}, {"test": "tests/x.py::test_b", "rounds": 5}]
+    text = md.render(data)
+    assert "3 to 5 rounds per test" in text and "12 rounds per test" not in text
+    data["tests"] = [{"test": T, "rounds": 3}]
+    assert "3 rounds per test" in md.render(data)

@@ -1,4 +1,4 @@
-"""Issue 25, point 4: a test that prints more than the protocol's frame
+"""A test that prints more than the protocol's frame
 limit (64 MiB) neither stalls its worker nor loses its failure: the
 captured output crosses cut to a bound, and the report says so."""
 
@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+from virthelp import aa_args, read_json
 
 from pytest_virtoverhead import protocol, testreports
 
@@ -28,9 +29,8 @@ def test_huge_captured_output_is_cut_and_said_not_a_stall(pytester):
     pytester.makepyfile(test_big=SUITE)
     started = time.monotonic()
     result = pytester.runpytest_subprocess(
-        "--virt-compare", "--virt-envs=baremetal,control=baremetal", "--virt-rounds=2", "--virt-warmup=0",
-        "--virt-processes=1", "--virt-calls=1", "--virt-timeout=60", "-p", "no:cacheprovider",
-        "--virt-json=v.json", "-rA")
+        *aa_args("--virt-warmup=0", "--virt-processes=1", "--virt-calls=1", "--virt-timeout=60", "--virt-json=v.json",
+                 "-rA", rounds=2))
     elapsed = time.monotonic() - started
     out = result.stdout.str()
     assert elapsed < 60, f"stalled until the timeout ({elapsed:.0f} s)"
@@ -46,7 +46,7 @@ def test_huge_captured_output_is_cut_and_said_not_a_stall(pytester):
                                  "...[]]",
                                  "*yyy tail-of-output*"])
     assert len(out) < 8 << 20
-    data = json.loads((pytester.path / "v.json").read_text())
+    data = read_json(pytester, "v.json")
     assert {r["test"].split("::")[1] for r in data["results"]} >= {"test_prints_a_lot_and_passes"}
 
 
