@@ -97,7 +97,7 @@ class ItemServer:
         self._reports: list[Any] = []
         self._warnings: list[Any] = []
         self._bench: list[float] | None = None
-        #: Resource counters around each call phase (issue 24).
+        #: Resource counters around each call phase (the "why" of a ratio).
         self._usage = rusage.CallCounters()
 
     # -- pytest hooks -------------------------------------------------------

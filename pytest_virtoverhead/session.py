@@ -78,7 +78,7 @@ class VirtSession:
         #: Test ids deselected by -k / -m (a scoped ini waiver may be for one).
         self.deselected: list[str] = []
         #: Footprint claims (to judge, skipped) and the environments'
-        #: footprint report once the run ends (issue 16).
+        #: footprint report once the run ends.
         self.footprint_claims: tuple[list[Any], list[Any]] = ([], [])
         self.footprint: dict[str, Any] | None = None
         #: --virt-explain's ablation report, once assembled (finish.explained).
@@ -157,7 +157,7 @@ class VirtSession:
 
     def lock_cpus_or_refuse(self) -> None:
         """Before anything is measured: this session's CPUs, or a usage error
-        naming the session that holds them (issue 12, point 5)."""
+        naming the session that holds them."""
         from .hostlock import CpuBusy
 
         tr = self.config.pluginmanager.get_plugin("terminalreporter")

@@ -47,7 +47,7 @@ def activate(config: pytest.Config) -> VirtSession:
             raise pytest.UsageError(str(exc)) from None
     if settings.compare:
         # An output that cannot be written is a usage error now, not a
-        # traceback after the measurements (issue 12, point 3).
+        # traceback after the measurements.
         from .outputs import check_outputs, shared_paths
 
         paths = output_paths(config, settings)
@@ -75,7 +75,7 @@ def output_paths(config: pytest.Config, settings: Settings) -> dict[str, str | N
 
 def other_outputs(config: pytest.Config) -> dict[str, str | None]:
     """Files other writers of the session fill, which a run's output must
-    not share (issue 25): the GitHub job summary, --junitxml,
+    not share: the GitHub job summary, --junitxml,
     --benchmark-json."""
     bench = getattr(config.option, "benchmark_json", None)
     bench = getattr(bench, "name", bench)  # pytest-benchmark opens the file (argparse.FileType)

@@ -48,7 +48,7 @@ class BaremetalBackend(Backend):
             os.makedirs(scratch, exist_ok=True)
         else:
             # The owner's pid in the name: the next session's reap() removes
-            # what a killed session left (issue 12).
+            # what a killed session left.
             scratch = self._scratch = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-{self.spec.name}-")
         try:
             self.proc = subprocess.Popen(
@@ -98,7 +98,7 @@ class BaremetalBackend(Backend):
         proc = self.proc
         if proc is not None and proc.poll() is None:
             # The worker, its worker processes and whatever they started
-            # (a killed worker cannot end them itself; issue 25).
+            # (a killed worker cannot end them itself).
             kill_tree(proc.pid)
         self.stop()
 

@@ -101,7 +101,7 @@ class Environment:
         self._footprint_start()
         return self
 
-    # -- footprint (issue 16) -----------------------------------------------
+    # -- footprint ------------------------------------------------------------
 
     #: Seconds between two guest views taken after test items (each is one
     #: request to the worker: ~5-10 ms in a TCG guest, outside measured calls).

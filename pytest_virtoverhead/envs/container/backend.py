@@ -389,7 +389,7 @@ class ContainerBackend(Backend):
     def metadata(self) -> dict[str, Any]:
         return dict(self._meta)
 
-    # -- footprint (issue 16) -------------------------------------------------
+    # -- footprint -----------------------------------------------------------------
 
     def _fp_target(self) -> tuple[dict[str, str], int | None] | None:
         """:func:`.footprint.target` of the running container, looked up once per container."""

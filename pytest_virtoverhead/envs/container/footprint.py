@@ -1,4 +1,4 @@
-"""A container's footprint on the host (issue 16), for
+"""A container's footprint on the host, for
 :class:`.backend.ContainerBackend`: its memory cgroup (usage and the
 kernel's high-water mark), its CPU time (its cgroup's, plus the containerd
 shim's own), the image's size and the container's writable layer.

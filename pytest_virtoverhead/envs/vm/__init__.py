@@ -416,7 +416,7 @@ class VMBackend(Backend):
     def metadata(self) -> dict[str, Any]:
         return dict(self._meta)
 
-    guest_view = True  # the worker's /proc/meminfo is the guest kernel's (issue 16)
+    guest_view = True  # the worker's /proc/meminfo is the guest kernel's
 
     def footprint_sample(self) -> dict[str, Any]:
         if self.sock is None:

@@ -1,4 +1,4 @@
-"""A VM's footprint on the host (issue 16), for :class:`.VMBackend`.
+"""A VM's footprint on the host, for :class:`.VMBackend`.
 
 The QEMU process is the VM as the host sees it: its resident set and
 high-water mark (``/proc/<pid>/status``), its CPU time (every vCPU and I/O
