@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
 
-from . import benchargs, benchjson, testreports, waivers
+from . import benchargs, benchjson, stats, testreports, waivers
 from .config import ItemPlan, Settings, plan_for_marker
 from .envs.base import RunContext
 from .finish import finish_footprint, verdict_method, write_outputs
@@ -250,6 +250,7 @@ class VirtSession:
         config = session.config
         self.compared = tuple(item.nodeid for item in session.items if ITEM_KEY in item.stash)
         if self.compared and not config.option.collectonly:
+            stats.preload()
             self.lock_cpus_or_refuse()
         args: list[str] = []
         if config.inipath:

@@ -48,6 +48,15 @@ class _LazyNumpy:
 
 np = _LazyNumpy()
 
+def preload() -> None:
+    """Import scipy.stats in a background thread: a comparison needs it for
+    its first estimate (the import takes ~0.5-1.5 s here), and its session
+    meanwhile mostly waits for environments and worker processes to start."""
+    import threading
+
+    threading.Thread(target=_t, name="virt-import-scipy", daemon=True).start()
+
+
 def _t():
     """scipy.stats.t, imported on first use: importing scipy.stats takes
     longer than numpy, and only a comparison needs it."""
