@@ -14,10 +14,9 @@ from typing import Any
 
 import pytest
 
-from . import benchargs, benchjson, testreports, waivers
+from . import benchargs, benchjson, judging, testreports
 from .config import ItemPlan, plan_for_marker
 from .finish import explained, finish_footprint, verdict_method, write_outputs
-from .judging import add_skipped_claims
 from .progress import Progress
 from .report import claim_lines, environment_lines, host_line, table_lines
 from .results import ItemResult, record_of
@@ -151,10 +150,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
                               + "; ".join(f"{n}: not in this run" for n in plan.absent_envs))
         else:
             result = state.comparator.run(item.nodeid, plan.envs, plan.claims, plan.rounds)
-        add_skipped_claims(result, plan.skipped_claims)
-        for cr in result.claims:
-            cr.source, cr.group = plan.sources.get(cr.claim, ("", None))
-        waivers.apply(result.claims, plan.waivers)
+        result.claims = list(judging.judge(result, plan, judging.context(state.settings, state.pool.metadata())))
     finally:
         if progress is not None:
             progress.end()

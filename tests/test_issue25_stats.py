@@ -10,6 +10,7 @@ import pytest
 from pytest_virtoverhead import markdown, stats, textfmt
 from pytest_virtoverhead.claims import parse_claim
 from pytest_virtoverhead.config import Settings
+from pytest_virtoverhead.judging import Claims, judge
 from pytest_virtoverhead.report import claim_lines, table_lines
 from pytest_virtoverhead.results import ItemResult, run_document
 from pytest_virtoverhead.rounds import Comparator
@@ -27,7 +28,8 @@ def evaluated(claims, samples, processes, confidence=0.95):
     settings = Settings()
     settings.confidence = confidence
     res = ItemResult.from_samples("t.py::test_a", list(samples), "baremetal", samples, processes=processes)
-    Comparator(settings, _Pool(), ()).evaluate(res, [parse_claim(c) for c in claims])
+    parsed = [parse_claim(c) for c in claims]
+    res.claims = list(judge(res, Claims(parsed), Comparator(settings, _Pool(), ()).evaluate(res, parsed)))
     return res
 
 
