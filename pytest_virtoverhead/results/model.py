@@ -1,6 +1,6 @@
-"""The result model of a compared test as the round runner builds it: its
-rounds (RoundRecord), its claims' verdicts (ClaimResult) and the test as a
-whole (ItemResult), each with the JSON object it becomes in the run
+"""The result model of a compared test: its rounds (RoundRecord) as the
+round runner measured them, its claims' verdicts (ClaimResult) as
+:mod:`..judging` built them and the test as a whole (ItemResult), each with the JSON object it becomes in the run
 document (:mod:`.document`).
 
 Nothing here imports pytest.
