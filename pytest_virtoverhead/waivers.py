@@ -19,9 +19,9 @@ the test whatever the verdict, naming the waiver. A waiver that matches no
 claim is a usage error: there are no silent, permanent ignore lists.
 
 Judging (:func:`.judging.judge`) attaches to each claim's verdict the
-first waiver that matches it. Today is ``datetime.date.today()``; the environment variable
-``VIRTOVERHEAD_TODAY=YYYY-MM-DD`` replaces it (for the plugin's own tests,
-and to rehearse an expiry).
+first waiver that matches it. Today is ``datetime.date.today()``; the
+environment variable ``VIRTOVERHEAD_TODAY=YYYY-MM-DD`` replaces it (for
+the plugin's own tests, and to rehearse an expiry).
 
 Imports neither pytest, docker nor libvirt.
 """
