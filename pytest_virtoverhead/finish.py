@@ -13,18 +13,21 @@ import pytest
 
 from . import htmlreport
 from .config import Settings
+from .judging import correct
 from .results import empty_document, run_document, write_json_atomic
-from .verdicts import correct_verdicts
 
 
 def verdict_method(state: Any) -> dict[str, Any]:
-    """--virt-correction applied to the run's claims (once), and the method
-    the reports name (the JSON's ``verdict_method``)."""
+    """--virt-correction applied to the run's claims (once: each result's
+    verdicts replaced by :func:`.judging.correct`'s), and the method the
+    reports name (the JSON's ``verdict_method``)."""
     if state.method is None:
         s = state.settings
         # An xdist worker under holm: the other workers' claims join the family.
         peers = state.peers() if state.peers is not None else ()
-        state.method = correct_verdicts(state.results, s.confidence, s.correction, peers)
+        state.method, corrected = correct(state.results, s.confidence, s.correction, peers)
+        for res, claims in zip(state.results, corrected):
+            res.claims = list(claims)
     return state.method
 
 

@@ -184,8 +184,8 @@ class Comparator:
             # Under --virt-correction=holm, a claim is open until its own
             # interval decides it at the Bonferroni level of the planned
             # family, which Holm's correction then surely decides too.
-            self.evaluate(result, claims, confidence=self.adaptive_confidence)
-            open_claims = [c for c in result.claims if c.verdict == INCONCLUSIVE]
+            ctx = self.evaluate(result, claims, confidence=self.adaptive_confidence)
+            open_claims = [c for c in judging.judge(result, judging.Claims(claims), ctx) if c.verdict == INCONCLUSIVE]
             if not open_claims:
                 result.stopped_by = "conclusive"
                 return
@@ -376,13 +376,13 @@ class Comparator:
                         result.own_rates.setdefault(name, []).append(work["amount"] / work["seconds"])
         return True
 
-    # -- verdicts -----------------------------------------------------------
-
-    def evaluate(self, result: ItemResult, claims: list[Claim], with_p: bool = True,
-                 confidence: float | None = None) -> None:
-        """Ratios against the baseline and verdicts on every claim (at
-        ``confidence``, by default --virt-confidence): :func:`.judging.evaluate`."""
-        judging.evaluate(result, claims, self.settings, self.pool.metadata(), with_p=with_p, confidence=confidence)
+    def evaluate(self, result: ItemResult, claims: list[Claim], confidence: float | None = None) -> judging.Context:
+        """The ratios (at ``confidence``, default --virt-confidence); judging's context: it sets no verdict."""
+        ctx = judging.context(self.settings, self.pool.metadata(), confidence)
+        for name, est in judging.ratio_estimates(result, ctx.confidence).items():
+            result.estimates[name], result.ratios[name] = est, (est.ratio, est.ci)
+        result.evaluated = True
+        return ctx
 
 
 @dataclass

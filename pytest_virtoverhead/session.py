@@ -18,12 +18,11 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
 
-from . import benchargs, benchjson, stats, testreports, waivers
+from . import benchargs, benchjson, judging, stats, testreports
 from .config import ItemPlan, Settings, plan_for_marker
 from .envs.base import RunContext
 from .finish import finish_footprint, verdict_method, write_outputs
 from .fsutil import default_cache_dir
-from .judging import add_skipped_claims
 from .pool import EnvironmentPool
 from .progress import Progress
 from .results import ItemResult, record_of
@@ -307,10 +306,7 @@ class VirtSession:
                               + "; ".join(f"{n}: not in this run" for n in plan_.absent_envs))
         else:
             result = comparator.run(nodeid, plan_.envs, plan_.claims, plan_.rounds)
-        add_skipped_claims(result, plan_.skipped_claims)
-        for cr in result.claims:
-            cr.source, cr.group = plan_.sources.get(cr.claim, ("", None))
-        waivers.apply(result.claims, plan_.waivers)
+        result.claims = list(judging.judge(result, plan_, judging.context(self.settings, self.pool.metadata())))
         return result
 
     def _report_deferred(self) -> None:

@@ -1,18 +1,18 @@
-"""What a run's verdicts become: the family-wise correction over all
-claims (--virt-correction) and the outcome pytest reports for a test.
+"""What a run's verdicts mean: the p-values and the Bonferroni level the
+family-wise correction (--virt-correction, :func:`.judging.correct`) works
+with, and the outcome pytest reports for a test; it reads verdicts, never
+writes them.
 
 Nothing here imports pytest.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal, Sequence
+from typing import Literal
 
 from . import stats
-from .planning import deciding_bound
 from .results import ClaimResult, ItemResult
 from .verdict import FAIL, INCONCLUSIVE, PASS
 
@@ -38,58 +38,6 @@ def claim_p_values(cr: "ClaimResult") -> tuple[float, float]:
         lower = None if c.lower is None else (math.log(c.lower) if c.lower > 0 else -math.inf)
         upper = None if c.upper is None else (math.log(c.upper) if c.upper > 0 else -math.inf)
     return stats.claim_p_values(est.theta, est.se, est.df, lower, upper)
-
-
-def correct_verdicts(results: Iterable["ItemResult"], confidence: float, correction: str,
-                     peers: Sequence[float] = ()) -> dict[str, Any]:
-    """Apply ``--virt-correction`` to the run's claims and return the
-    method (the JSON's ``verdict_method``): ``confidence``, ``correction``
-    and ``family_size``, the judged (pass, fail, inconclusive) claims.
-
-    ``none`` changes nothing. ``holm``: each judged claim has two
-    hypotheses, exactly one of them true ("violated", whose rejection means
-    pass; "holds", whose rejection means fail), with one-sided p-values
-    from its estimate; Holm's step-down runs over all 2m of them at
-    family-wise level 1 - confidence. A claim passes or fails only when
-    one of its hypotheses is rejected; otherwise it is inconclusive, and
-    its rounds needed are those of the Bonferroni level, at which its own
-    interval would decide it whatever the others. Applied once: claims
-    already corrected keep their verdict.
-
-    ``peers``: the p-values (two per claim, as :func:`claim_p_values`) of
-    the family's other claims, judged elsewhere (other pytest-xdist
-    workers): they count in the family, their own verdicts are not set."""
-    results = list(results)
-    family = [cr for res in results for cr in res.claims if cr.verdict in JUDGED]
-    if correction != "holm":
-        peers = ()
-    method: dict[str, Any] = {"confidence": confidence, "correction": correction,
-                              "family_size": len(family) + len(peers) // 2}
-    if correction != "holm" or not family or any(cr.verdict_uncorrected is not None for cr in family):
-        return method
-    m = len(family) + len(peers) // 2
-    p = [x for cr in family for x in claim_p_values(cr)] + list(peers)
-    rejected = stats.holm(p, 1 - confidence)
-    adjusted = stats.holm_adjusted(p)
-    level = bonferroni_confidence(confidence, m)
-    per_round = {id(cr): res.seconds_per_round() for res in results for cr in res.claims}
-    for j, cr in enumerate(family):
-        passes, fails = rejected[2 * j], rejected[2 * j + 1]
-        cr.verdict_uncorrected = cr.verdict
-        cr.p_adjusted = min(adjusted[2 * j], adjusted[2 * j + 1])
-        cr.family_size = m
-        cr.verdict = PASS if passes and not fails else FAIL if fails and not passes else INCONCLUSIVE
-        cr.rounds_needed = cr.seconds_needed = None
-        est = cr.estimate
-        if cr.verdict == INCONCLUSIVE and est is not None:
-            # Holm may keep open a claim its own interval decides: the
-            # nearest bound, inside that interval or not.
-            bound = deciding_bound(cr.claim, cr.ratio)
-            if bound is not None:
-                cr.rounds_needed = stats.rounds_needed(dataclasses.replace(est, confidence=level), bound)
-                if math.isfinite(cr.rounds_needed):
-                    cr.seconds_needed = max(0.0, cr.rounds_needed - est.n) * per_round[id(cr)]
-    return method
 
 
 @dataclass

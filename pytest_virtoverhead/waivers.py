@@ -18,9 +18,10 @@ reports say ``waived until UNTIL: REASON``. A waiver past its date fails
 the test whatever the verdict, naming the waiver. A waiver that matches no
 claim is a usage error: there are no silent, permanent ignore lists.
 
-Today is ``datetime.date.today()``; the environment variable
-``VIRTOVERHEAD_TODAY=YYYY-MM-DD`` replaces it (for the plugin's own tests,
-and to rehearse an expiry).
+Judging (:func:`.judging.judge`) attaches to each claim's verdict the
+first waiver that matches it. Today is ``datetime.date.today()``; the
+environment variable ``VIRTOVERHEAD_TODAY=YYYY-MM-DD`` replaces it (for
+the plugin's own tests, and to rehearse an expiry).
 
 Imports neither pytest, docker nor libvirt.
 """
@@ -195,19 +196,5 @@ def waiver_usage(waiver: Waiver, claims: Iterable[Claim]) -> str:
             "or correct its claim: a waiver must name a claim that is checked")
 
 
-def apply(claim_results: Iterable[Any], waivers: Iterable[Waiver], on: datetime.date | None = None) -> None:
-    """Attach the first waiver that matches each claim result
-    (``ClaimResult.waiver``; ``.waiver_expired``: the message of a waiver
-    past its date, else empty)."""
-    on = today() if on is None else on
-    waivers = list(waivers)
-    for cr in claim_results:
-        for w in waivers:
-            if w.matches(cr.claim):
-                cr.waiver = w
-                cr.waiver_expired = w.expired_message(on) if w.expired(on) else ""
-                break
-
-
 __all__ = ["Waiver", "WaiverError", "TODAY_ENV", "today", "parse_date", "marker_waivers", "ini_waivers",
-           "parse_ini_waiver", "apply", "waiver_usage", "claim_key"]
+           "parse_ini_waiver", "waiver_usage", "claim_key"]

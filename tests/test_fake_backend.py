@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from pytest_virtoverhead import judging
 from pytest_virtoverhead.claims import parse_claim
 from pytest_virtoverhead.config import Settings
 from pytest_virtoverhead.envs import Environment, EnvSpec, EnvUnavailable, JobTimeout, RunContext, WorkerDied
@@ -142,7 +143,8 @@ def test_comparator_runs_rounds_in_two_environments_and_judges_the_claim(tmp_pat
     pool = EnvironmentPool(settings, context(tmp_path))
     nodeid = "test_item.py::test_sleep"
     try:
-        result = Comparator(settings, pool, (nodeid,)).run(nodeid, ["a", "b"], [parse_claim("b <= 3 * a")], 3)
+        claims = [parse_claim("b <= 3 * a")]
+        result = Comparator(settings, pool, (nodeid,)).run(nodeid, ["a", "b"], claims, 3)
     finally:
         pool.stop_all()
     assert result.failure is None and result.unavailable == {}
@@ -150,7 +152,8 @@ def test_comparator_runs_rounds_in_two_environments_and_judges_the_claim(tmp_pat
     assert result.calls == {"b": 2} and result.process_counts == {"a": 1, "b": 1}
     ratio, (low, high) = result.ratios["b"]
     assert 0.5 < low <= ratio <= high < 2
-    [claim] = result.claims
+    assert result.evaluated and result.claims == []  # the round runner measures; judging judges
+    [claim] = judging.judge(result, judging.Claims(claims), judging.context(settings, {}))
     assert claim.verdict == "pass", claim
 
 

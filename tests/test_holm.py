@@ -13,10 +13,10 @@ from virthelp import aa_args, judging_comparator, read_json
 
 from pytest_virtoverhead import markdown, stats
 from pytest_virtoverhead.claims import parse_claim
+from pytest_virtoverhead.judging import Claims, correct, judge
 from pytest_virtoverhead.results import ClaimResult, ItemResult
 from pytest_virtoverhead.textfmt import method_line
 from pytest_virtoverhead.verdict import FAIL, INCONCLUSIVE, PASS
-from pytest_virtoverhead.verdicts import correct_verdicts
 
 MS = 1e-3
 
@@ -88,6 +88,14 @@ def judged(claim_text, theta, se=1 * MS, n=10, confidence=0.95):
     return ClaimResult("t.py::test_a", claim, est.ratio, est.ci, claim.verdict(est.ratio, est.ci), estimate=est)
 
 
+def correct_verdicts(results, confidence, correction, peers=()):
+    """judging.correct, its new verdicts put in the results (as the session does)."""
+    method, corrected = correct(results, confidence, correction, peers)
+    for res, claims in zip(results, corrected):
+        res.claims = list(claims)
+    return method
+
+
 def family(*claims):
     res = ItemResult.from_samples("t.py::test_a", ["baremetal", "vm"], "baremetal",
                                   {"baremetal": [1.0] * 10, "vm": [1.0] * 10}, processes=1)
@@ -106,6 +114,10 @@ def test_holm_over_four_claims_by_hand():
     res = family(a, b, c, d)
     method = correct_verdicts([res], 0.95, "holm")
     assert method == {"confidence": 0.95, "correction": "holm", "family_size": 4}
+    before = (a, b, c, d)
+    a, b, c, d = res.claims
+    # New verdicts: the claims judged before are left as they were.
+    assert [x.verdict for x in before] == [PASS, PASS, PASS, FAIL]
     # 8 hypotheses at 0.05: 0.00135 <= 0.05/8 = 0.00625 (a passes); 0.00621 <=
     # 0.05/7 = 0.00714 (d fails); 0.0139 > 0.05/6 = 0.00833: stop.
     assert [x.verdict for x in (a, b, c, d)] == [PASS, INCONCLUSIVE, INCONCLUSIVE, FAIL]
@@ -126,7 +138,7 @@ def test_holm_over_four_claims_by_hand():
     assert entry["p_adjusted"] == pytest.approx(0.083420, abs=2e-6)
     # Applied once: a second call changes nothing.
     correct_verdicts([res], 0.95, "holm")
-    assert [x.verdict for x in (a, b, c, d)] == [PASS, INCONCLUSIVE, INCONCLUSIVE, FAIL]
+    assert [x.verdict for x in res.claims] == [PASS, INCONCLUSIVE, INCONCLUSIVE, FAIL]
 
 
 @pytest.mark.parametrize("text, theta", [
@@ -137,7 +149,9 @@ def test_holm_over_four_claims_by_hand():
 def test_one_claim_alone_gets_the_same_verdict_as_without_correction(text, theta):
     one = judged(text, theta)
     before = one.verdict
-    correct_verdicts([family(one)], 0.95, "holm")
+    res = family(one)
+    correct_verdicts([res], 0.95, "holm")
+    (one,) = res.claims
     assert one.verdict == before and one.verdict_uncorrected == before
 
 
@@ -151,6 +165,7 @@ def test_none_changes_nothing_and_skipped_claims_are_not_in_the_family():
     assert [c.to_json() for c in res.claims] == before
     assert "verdict_uncorrected" not in before[0]
     correct_verdicts([res], 0.95, "holm")
+    a, b, skipped = res.claims
     assert skipped.verdict == "skipped" and skipped.verdict_uncorrected is None
     assert a.family_size == 2
 
@@ -161,7 +176,9 @@ def test_the_reports_name_the_method():
     assert method_line({"confidence": 0.99, "correction": "none", "family_size": 3}) == \
         "verdicts: each claim at 99%, no correction over the run's 3 claims (--virt-correction=none)"
     b = judged("vm <= 10 ms", 8.0 * MS)  # p_pass 0.0228 > 0.05/3 after 0.00135 <= 0.05/4: inconclusive
-    correct_verdicts([family(judged("vm <= 10 ms", 7.0 * MS), b)], 0.95, "holm")
+    res = family(judged("vm <= 10 ms", 7.0 * MS), b)
+    correct_verdicts([res], 0.95, "holm")
+    b = res.claims[1]
     data = {"baseline": "baremetal", "statistics": {"confidence": 0.95}, "claims": [b.to_json()],
             "verdict_method": {"confidence": 0.95, "correction": "holm", "family_size": 2}}
     text = markdown.render(data)
@@ -279,7 +296,8 @@ def test_adaptive_sampling_can_judge_at_the_bonferroni_level():
                                   processes=4)
     comparator = judging_comparator(0.95)
     claims = [parse_claim("vm <= 1.5 * baremetal + 5 ms"), parse_claim("vm <= 2 * baremetal")]
-    comparator.evaluate(res, claims)
-    assert {c.estimate.confidence for c in res.claims} == {0.95}
-    comparator.evaluate(res, claims, confidence=0.9875)
-    assert {c.estimate.confidence for c in res.claims} == {0.9875}
+    verdicts = judge(res, Claims(claims), comparator.evaluate(res, claims))
+    assert {c.estimate.confidence for c in verdicts} == {0.95}
+    verdicts = judge(res, Claims(claims), comparator.evaluate(res, claims, confidence=0.9875))
+    assert {c.estimate.confidence for c in verdicts} == {0.9875}
+    assert res.claims == []  # the round runner sets no verdict

@@ -19,9 +19,9 @@ from virthelp import aa_args, read_json
 
 from pytest_virtoverhead import hostlock
 from pytest_virtoverhead.claims import parse_claim
+from pytest_virtoverhead.judging import correct
 from pytest_virtoverhead.results import ItemResult
 from pytest_virtoverhead.results.wire import from_plain, to_plain
-from pytest_virtoverhead.verdicts import correct_verdicts
 from pytest_virtoverhead.xdistcpus import assign, auto_cpus, tx_count
 
 pytest.importorskip("xdist")
@@ -127,6 +127,14 @@ def _claimed(nodeid: str, theta: float, se: float):
     res.claims.append(ClaimResult(nodeid, claim, math.exp(theta), (math.exp(est.lo), math.exp(est.hi)),
                                   INCONCLUSIVE, estimate=est))
     return res
+
+
+def correct_verdicts(results, confidence, correction, peers=()):
+    """judging.correct, its new verdicts put in the results (as the session does)."""
+    method, corrected = correct(results, confidence, correction, peers)
+    for res, claims in zip(results, corrected):
+        res.claims = list(claims)
+    return method
 
 
 def test_holm_with_peers_is_holm_over_the_union():

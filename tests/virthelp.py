@@ -46,8 +46,10 @@ def evaluated(claims: list[str], samples: dict[str, list[float]], processes: int
     """The ItemResult of ``t.py::test_a`` made of ``samples`` (seconds per
     environment, baseline ``baremetal``), its ``claims`` judged."""
     from pytest_virtoverhead.claims import parse_claim
+    from pytest_virtoverhead.judging import Claims, judge
     from pytest_virtoverhead.results import ItemResult
 
     res = ItemResult.from_samples("t.py::test_a", list(samples), "baremetal", samples, processes=processes)
-    judging_comparator(confidence).evaluate(res, [parse_claim(c) for c in claims])
+    parsed = [parse_claim(c) for c in claims]
+    res.claims = list(judge(res, Claims(parsed), judging_comparator(confidence).evaluate(res, parsed)))
     return res

@@ -1,6 +1,6 @@
-"""The result model of a compared test as the round runner builds it: its
-rounds (RoundRecord), its claims' verdicts (ClaimResult) and the test as a
-whole (ItemResult), each with the JSON object it becomes in the run
+"""The result model of a compared test: its rounds (RoundRecord) as the
+round runner measured them, its claims' verdicts (ClaimResult) as
+:mod:`..judging` built them and the test as a whole (ItemResult), each with the JSON object it becomes in the run
 document (:mod:`.document`).
 
 Nothing here imports pytest.
@@ -20,8 +20,11 @@ from ..verdict import FAIL, INCONCLUSIVE, PASS, SKIPPED, Verdict
 from .document import json_safe
 
 
-@dataclass
+@dataclass(frozen=True)
 class ClaimResult:
+    """One claim's verdict, as :mod:`..judging` built it: immutable (a
+    correction or a waiver makes a new one, ``dataclasses.replace``)."""
+
     test: str
     claim: Claim
     ratio: float
@@ -256,6 +259,11 @@ class ItemResult:
     stopped_by: str = ""
     ratios: dict[str, tuple[float, tuple[float, float]]] = field(default_factory=dict)
     estimates: dict[str, stats.Estimate] = field(default_factory=dict)
+    #: True once the round runner got to its statistics (the ratios): the
+    #: claims are then judged from the rounds, not only set aside.
+    evaluated: bool = False
+    #: The verdicts (:func:`..judging.judge`, :func:`..judging.correct`),
+    #: replaced whole, never changed in place.
     claims: list[ClaimResult] = field(default_factory=list)
     #: {env: {"amount", "unit", "seconds"?}} from record_work(), last call.
     work: dict[str, dict[str, Any]] = field(default_factory=dict)
