@@ -39,7 +39,7 @@ import os
 import sys
 from typing import Callable, Sequence, TextIO
 
-from . import history, historymd, htmlreport, runcompare, runmerge, templating
+from . import history, historyhtml, historymd, htmlreport, runcompare, runmerge, templating
 from .textfmt import FAIL, INCONCLUSIVE, PASS, change, fixed, interval, seconds, text_table
 
 _ROW_VERDICT: dict[str, str] = {PASS: "ok", FAIL: "WORSE", INCONCLUSIVE: "inconclusive"}
@@ -179,7 +179,7 @@ def _cmd_history(args: argparse.Namespace, stdout: TextIO) -> int:
                   {f"input {path}": path for path in inputs})
     htmlreport.require_matplotlib("history")
     hist = history.history_of(args.runs, tolerance=tolerance)
-    htmlreport.write_history(args.output, hist)
+    historyhtml.write_history(args.output, hist)
     changed, _ = hist.last_changes()
     stdout.write(f"history of {len(hist.runs)} run(s), {len(hist.series)} claim(s) (ordered by {hist.order}) "
                  f"written to {args.output}\n")

@@ -33,7 +33,7 @@ processes), not what moves between two sessions of the same code (a few
 percent here), so two narrow intervals a percent apart are not a step.
 
 Pure functions on plain data (no pytest, no numpy, no matplotlib): the HTML
-page is :mod:`.htmlreport` (``render_history``), its plots
+page is :mod:`.historyhtml` (``render_history``), its plots
 :mod:`.htmlfigures`, the Markdown summary of the last two runs
 :mod:`.historymd`.
 """

@@ -19,14 +19,27 @@ import importlib
 import json
 import os
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pytest
 
 from .protocol import bound_strings
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .verdicts import Outcome
+
+class Outcome(Protocol):
+    """How a compared test ends, as the host's reports need it
+    (:class:`.verdicts.Outcome` on the host side)."""
+
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def text(self) -> str | None: ...
+    @property
+    def sections(self) -> list[tuple[str, str]]: ...
+    @property
+    def wasxfail(self) -> str | None: ...
+    @property
+    def env(self) -> str | None: ...
 
 #: The title of the longrepr section naming the environment a test failed
 #: in, for a longrepr without a chain to put the note before (--tb=native).

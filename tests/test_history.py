@@ -323,7 +323,7 @@ def test_odd_points_still_plot():
     """An estimate outside its own interval and a fixed-cost quantity below
     zero (vm faster than baremetal) plot without error."""
     pytest.importorskip("matplotlib")
-    from pytest_virtoverhead import htmlreport
+    from pytest_virtoverhead import historyhtml
 
     fixed_cost = dict(test="t.py::test_n", text="vm <= baremetal + 1 ms", unit="s", bounds=[None, 0.001],
                       quantity="vm - baremetal")
@@ -331,7 +331,7 @@ def test_odd_points_still_plot():
                                                                           **fixed_cost)),
                               doc(claim(ratio=1.5, ci=(1.4, 1.6)), claim(ratio=-0.001, ci=(-0.0015, -0.0005),
                                                                          **fixed_cost))))
-    page = htmlreport.render_history(h)
+    page = historyhtml.render_history(h)
     assert len(re.findall(r'<img class="plot"', page)) == 2
     assert "-2 ms" in page and "vm - baremetal" in page
 
