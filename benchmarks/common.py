@@ -26,8 +26,8 @@ for _p in (ROOT, HERE):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from pytest_virtoverhead import envfacts  # noqa: E402
 from pytest_virtoverhead.envs import Environment, EnvSpec, RunContext, backend_class  # noqa: E402
+from pytest_virtoverhead.guest import envfacts  # noqa: E402
 
 
 def noop() -> None:

@@ -55,11 +55,11 @@ import common  # noqa: E402  (as a module, so the worker can import its jobs)
 import samplestats  # noqa: E402
 import sessioncost  # noqa: E402
 
-from pytest_virtoverhead import stats  # noqa: E402
-from pytest_virtoverhead.config import build_settings  # noqa: E402
 from pytest_virtoverhead.envs import RunContext  # noqa: E402
 from pytest_virtoverhead.envs.errors import EnvUnavailable  # noqa: E402
-from pytest_virtoverhead.pool import EnvironmentPool  # noqa: E402
+from pytest_virtoverhead.judge import stats  # noqa: E402
+from pytest_virtoverhead.session.config import build_settings  # noqa: E402
+from pytest_virtoverhead.session.pool import EnvironmentPool  # noqa: E402
 
 PY = sys.executable
 MS = 1000.0

@@ -1,6 +1,6 @@
 """Descriptive statistics of independent samples that only the benchmark
 scripts use (moved out of the plugin's package, whose verdicts rest on the
-paired, process-aware estimate of :mod:`pytest_virtoverhead.stats`):
+paired, process-aware estimate of :mod:`pytest_virtoverhead.judge.stats`):
 
 - :func:`ratio_of_medians`: ``median(env) / median(baseline)``;
 - :func:`bootstrap_ratio_ci`: its percentile bootstrap interval;

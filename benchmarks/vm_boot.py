@@ -52,7 +52,7 @@ GUEST_PYTHON = [
     ("python -S -c pass (no site)", ["-S", "-c", "pass"]),
     ("python -I -c pass (site, no user site, no env)", ["-I", "-c", "pass"]),
     ("python -c pass (as the worker starts)", ["-c", "pass"]),
-    ("python -c 'import pytest_virtoverhead.worker'", ["-c", "import pytest_virtoverhead.worker"]),
+    ("python -c 'import pytest_virtoverhead.guest.worker'", ["-c", "import pytest_virtoverhead.guest.worker"]),
     ("python -c 'import pytest'", ["-c", "import pytest"]),
 ]
 

@@ -2,6 +2,6 @@
 
 __version__ = "0.1.0"
 
-from .work import record_work
+from .guest.work import record_work
 
 __all__ = ["record_work", "__version__"]

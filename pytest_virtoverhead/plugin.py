@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from .envvars import WORKER_ENV_VAR
-from .options import HELP_DEFAULT_ENVS, HELP_KINDS, HELP_REPORT_INSTALL, register
-from .stash import MARKER, SESSION_PLUGIN
+from .session.options import HELP_DEFAULT_ENVS, HELP_KINDS, HELP_REPORT_INSTALL, register
+from .session.stash import MARKER, SESSION_PLUGIN
+from .wire.envvars import WORKER_ENV_VAR
 
 __all__ = ["HELP_DEFAULT_ENVS", "HELP_KINDS", "HELP_REPORT_INSTALL"]
 
@@ -52,7 +52,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """``-n auto --virt-compare``: one pytest-xdist worker per measuring CPU."""
     if not getattr(config.option, "virt_compare", False):
         return None
-    from .scaleout import auto_workers
+    from .session.scaleout import auto_workers
 
     return auto_workers(config)
 
@@ -61,7 +61,7 @@ def _activate(config: pytest.Config) -> None:
     """Build the settings and the session and register it
     (:func:`.state.activate`): only now, so a run that does not use the
     plugin pays for none of its per-test hooks."""
-    from .state import activate
+    from .session.state import activate
 
     activate(config)
 
@@ -76,7 +76,7 @@ def _on_first_use(config: pytest.Config) -> None:
 def _make_env_fixture(kind: str) -> Any:
     @pytest.fixture(scope="session", name=kind)
     def env_fixture(pytestconfig: pytest.Config) -> Any:
-        from .state import get_environment
+        from .session.state import get_environment
 
         _on_first_use(pytestconfig)
         return get_environment(pytestconfig, kind)
@@ -94,7 +94,7 @@ vm = _make_env_fixture("vm")
 @pytest.fixture(scope="session")
 def virt_envs(pytestconfig: pytest.Config) -> Any:
     """Every environment of the run (``--virt-envs``) by name, started on first use."""
-    from .state import LazyEnvs
+    from .session.state import LazyEnvs
 
     _on_first_use(pytestconfig)
     return LazyEnvs(pytestconfig)

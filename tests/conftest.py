@@ -31,7 +31,7 @@ import pytest
 
 from pytest_virtoverhead.envs import KINDS, Backend, EnvUnavailable
 from pytest_virtoverhead.envs.channel import SocketTransport
-from pytest_virtoverhead.envvars import WATCH_PARENT_VAR
+from pytest_virtoverhead.wire.envvars import WATCH_PARENT_VAR
 
 
 @pytest.fixture(autouse=True)
@@ -69,7 +69,7 @@ def chromium():
 
 class SocketPairBackend(Backend):
     """The ``fake`` kind, for tests only: the real worker
-    (``python -m pytest_virtoverhead.worker``) in a subprocess whose stdin
+    (``python -m pytest_virtoverhead.guest.worker``) in a subprocess whose stdin
     and stdout are one end of a socket pair; the host talks over the other
     end. No image, no guest, no scratch directory: it starts in ~0.1 s, and
     dies, hangs and fails to start on request (its options)."""

@@ -1,7 +1,7 @@
 """benchargs: which pytest-benchmark options of the host's command line
 reach the worker processes' pytest sessions."""
 
-from pytest_virtoverhead.benchargs import timing_args
+from pytest_virtoverhead.session.benchargs import timing_args
 
 
 def test_values_in_both_forms_and_flags_pass():

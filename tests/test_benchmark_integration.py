@@ -11,9 +11,9 @@ from types import SimpleNamespace
 import pytest
 from virthelp import aa_args, read_json
 
-from pytest_virtoverhead.benchjson import entry_names, extra_info, make_entries
-from pytest_virtoverhead.claims import parse_claim
-from pytest_virtoverhead.itemrunner import BENCHMARK_HOST_ONLY, host_only_benchmark_options
+from pytest_virtoverhead.guest.itemrunner import BENCHMARK_HOST_ONLY, host_only_benchmark_options
+from pytest_virtoverhead.judge.claims import parse_claim
+from pytest_virtoverhead.render.benchjson import entry_names, extra_info, make_entries
 from pytest_virtoverhead.results import ClaimResult, ItemResult, record_of
 
 AA = aa_args(rounds=3, seed=3)

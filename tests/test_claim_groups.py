@@ -7,8 +7,8 @@ pytest's own matcher; plain entries apply to every compared test."""
 import pytest
 from virthelp import aa_args, read_json
 
-from pytest_virtoverhead.config import build_settings, plan_for_marker
-from pytest_virtoverhead.runclaims import parse_run_claims
+from pytest_virtoverhead.judge.runclaims import parse_run_claims
+from pytest_virtoverhead.session.config import build_settings, plan_for_marker
 
 AA = aa_args("--virt-json=v.json", rounds=2, seed=5)
 

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from pytest_virtoverhead.claims import ClaimError, check_envs, parse_claim
-from pytest_virtoverhead.verdict import FAIL, INCONCLUSIVE, PASS
+from pytest_virtoverhead.judge.claims import ClaimError, check_envs, parse_claim
+from pytest_virtoverhead.judge.verdict import FAIL, INCONCLUSIVE, PASS
 
 
 @pytest.mark.parametrize("text, env, base, lower, upper", [

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from virthelp import aa_args, read_json
 
-from pytest_virtoverhead import cli, stats
-from pytest_virtoverhead.runcompare import (
+from pytest_virtoverhead.judge import stats
+from pytest_virtoverhead.offline import cli
+from pytest_virtoverhead.offline.runcompare import (
     FAIL,
     INCONCLUSIVE,
     PASS,
@@ -305,7 +306,7 @@ def test_cli_json_to_a_directory_does_not_hide_a_regression(tmp_path, capsys):
     assert cli.main(["compare", a, b, "--json", str(tmp_path / "out")]) == 2
     assert "--json: cannot write" in capsys.readouterr().err
     # Failing only at the end (the check passed): the regression's 1 stays.
-    import pytest_virtoverhead.cli as mod
+    import pytest_virtoverhead.offline.cli as mod
 
     real = mod._check_output
     try:
@@ -339,7 +340,7 @@ def test_end_to_end_a_claim_that_newly_fails_exits_1(pytester):
     pytester.makepyfile(test_s=SLEEPY.format(factor=3))
     pytester.runpytest_subprocess(*args, "--virt-json=b.json").assert_outcomes(failed=1)
     script = Path(sys.executable).with_name("pytest-virtoverhead")
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "pytest_virtoverhead.cli"]
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "pytest_virtoverhead.offline.cli"]
     proc = subprocess.run([*cmd, "compare", "a.json", "b.json"], cwd=pytester.path, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 1, proc.stdout + proc.stderr

@@ -2,8 +2,8 @@
 
 import pytest
 
-from pytest_virtoverhead.config import build_settings, parse_env_options, parse_envs
-from pytest_virtoverhead.optionvalues import parse_cpus, parse_memory
+from pytest_virtoverhead.judge.optionvalues import parse_cpus, parse_memory
+from pytest_virtoverhead.session.config import build_settings, parse_env_options, parse_envs
 
 
 def test_parse_envs_kinds_and_names():
@@ -104,7 +104,7 @@ def test_require_by_kind_and_all():
 
 
 def test_plan_for_marker():
-    from pytest_virtoverhead.config import plan_for_marker
+    from pytest_virtoverhead.session.config import plan_for_marker
 
     s = build_settings({"envs": "baremetal,container,vm", "cli_claims": ["vm <= 9 * baremetal"], "rounds": "4"})
     plan = plan_for_marker("t.py::a", (), {"claims": "container <= 2 * baremetal"}, s)
@@ -123,7 +123,7 @@ def test_plan_for_marker():
 
 @pytest.mark.parametrize("raw, value", [("0.9", 0.9), ("99%", 0.99), ("95", 0.95), (None, 0.95)])
 def test_confidence_levels(raw, value):
-    from pytest_virtoverhead.optionvalues import parse_confidence
+    from pytest_virtoverhead.judge.optionvalues import parse_confidence
 
     assert parse_confidence(raw) == pytest.approx(value)
 

@@ -7,15 +7,8 @@ import struct
 
 import pytest
 
-from pytest_virtoverhead.envs.container.stream import (
-    STDERR,
-    STDOUT,
-    AttachTransport,
-    Demuxer,
-    DemuxError,
-    mux,
-)
-from pytest_virtoverhead.protocol import FrameDecoder, encode
+from pytest_virtoverhead.envs.container.stream import STDERR, STDOUT, AttachTransport, Demuxer, DemuxError, mux
+from pytest_virtoverhead.wire.protocol import FrameDecoder, encode
 
 
 def frame(stream: int, payload: bytes) -> bytes:

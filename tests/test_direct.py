@@ -17,7 +17,7 @@ from pytest_virtoverhead.envs.base import EnvSpec, RunContext
 from pytest_virtoverhead.envs.direct import DirectChannel, Listener
 from pytest_virtoverhead.envs.errors import JobTimeout, WorkerDied
 from pytest_virtoverhead.envs.handle import Environment
-from pytest_virtoverhead.protocol import FrameDecoder, encode
+from pytest_virtoverhead.wire.protocol import FrameDecoder, encode
 
 TEST = "import time\n\ndef test_a():\n    pass\n\ndef test_sleep():\n    time.sleep(30)\n"
 NODE = "test_d.py::test_a"

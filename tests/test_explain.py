@@ -8,10 +8,10 @@ import math
 import pytest
 from virthelp import aa_args, read_json
 
-from pytest_virtoverhead import explain
-from pytest_virtoverhead.config import build_settings, plan_for_marker
 from pytest_virtoverhead.envs.base import EnvSpec
 from pytest_virtoverhead.results import ItemResult
+from pytest_virtoverhead.session import explain
+from pytest_virtoverhead.session.config import build_settings, plan_for_marker
 
 
 def test_ablation_specs_switch_one_option_each():
@@ -88,7 +88,7 @@ def test_explain_option_end_to_end(pytester):
 
 def test_explain_in_the_html_report():
     pytest.importorskip("matplotlib")
-    from pytest_virtoverhead.htmlreport import render_html
+    from pytest_virtoverhead.render.htmlreport import render_html
 
     data = {"version": 3, "baseline": "baremetal", "environments": {}, "results": [], "claims": [], "tests": [],
             "explain": {"ablations": [{"test": "t.py::a", "text": "seccomp off (container_noseccomp): time x0.9"}],

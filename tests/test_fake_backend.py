@@ -7,14 +7,14 @@ import time
 
 import pytest
 
-from pytest_virtoverhead import judging
-from pytest_virtoverhead.claims import parse_claim
-from pytest_virtoverhead.config import Settings
 from pytest_virtoverhead.envs import Environment, EnvSpec, EnvUnavailable, JobTimeout, RunContext, WorkerDied
 from pytest_virtoverhead.envs.channel import Channel
 from pytest_virtoverhead.envs.handle import call_fields
-from pytest_virtoverhead.pool import EnvironmentPool
-from pytest_virtoverhead.rounds import Comparator
+from pytest_virtoverhead.judge.claims import parse_claim
+from pytest_virtoverhead.session import judging
+from pytest_virtoverhead.session.config import Settings
+from pytest_virtoverhead.session.pool import EnvironmentPool
+from pytest_virtoverhead.session.rounds import Comparator
 
 
 def context(tmp_path, **timeouts):

@@ -14,8 +14,8 @@ import pytest
 from virthelp import aa_args
 
 from pytest_virtoverhead import footprint
-from pytest_virtoverhead.claims import ClaimError, parse_claim
 from pytest_virtoverhead.footprint import FAIL, INCONCLUSIVE, PASS, SKIPPED, Reading, Tracker
+from pytest_virtoverhead.judge.claims import ClaimError, parse_claim
 
 MIB = 1 << 20
 

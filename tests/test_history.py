@@ -1,6 +1,6 @@
 """History: ``pytest-virtoverhead history RUN.json ...``.
 
-Unit tests of :mod:`pytest_virtoverhead.history` on hand-made run documents
+Unit tests of :mod:`pytest_virtoverhead.offline.history` on hand-made run documents
 (the step rule checked on numbers worked out by hand), the command line,
 and end to end: a history over five saved runs of a small suite renders
 in headless Chromium with one plot per claim.
@@ -11,8 +11,8 @@ import re
 
 import pytest
 
-from pytest_virtoverhead import cli, history, historymd
-from pytest_virtoverhead.history import DOWN, UP, HistoryError
+from pytest_virtoverhead.offline import cli, history, historymd
+from pytest_virtoverhead.offline.history import DOWN, UP, HistoryError
 
 
 def claim(test="t.py::test_a", text="vm <= 2 * baremetal", ratio=1.0, ci=(0.98, 1.02), verdict="pass", **kw):
@@ -323,7 +323,7 @@ def test_odd_points_still_plot():
     """An estimate outside its own interval and a fixed-cost quantity below
     zero (vm faster than baremetal) plot without error."""
     pytest.importorskip("matplotlib")
-    from pytest_virtoverhead import historyhtml
+    from pytest_virtoverhead.offline import historyhtml
 
     fixed_cost = dict(test="t.py::test_n", text="vm <= baremetal + 1 ms", unit="s", bounds=[None, 0.001],
                       quantity="vm - baremetal")

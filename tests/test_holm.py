@@ -11,12 +11,13 @@ from statistics import NormalDist
 import pytest
 from virthelp import aa_args, judging_comparator, read_json
 
-from pytest_virtoverhead import markdown, stats
-from pytest_virtoverhead.claims import parse_claim
-from pytest_virtoverhead.judging import Claims, correct, judge
+from pytest_virtoverhead.judge import stats
+from pytest_virtoverhead.judge.claims import parse_claim
+from pytest_virtoverhead.judge.textfmt import method_line
+from pytest_virtoverhead.judge.verdict import FAIL, INCONCLUSIVE, PASS
+from pytest_virtoverhead.render import markdown
 from pytest_virtoverhead.results import ClaimResult, ItemResult
-from pytest_virtoverhead.textfmt import method_line
-from pytest_virtoverhead.verdict import FAIL, INCONCLUSIVE, PASS
+from pytest_virtoverhead.session.judging import Claims, correct, judge
 
 MS = 1e-3
 
@@ -287,7 +288,7 @@ def test_a_bad_correction_is_a_usage_error(pytester):
 
 
 def test_adaptive_sampling_can_judge_at_the_bonferroni_level():
-    from pytest_virtoverhead.verdicts import bonferroni_confidence
+    from pytest_virtoverhead.session.verdicts import bonferroni_confidence
 
     assert bonferroni_confidence(0.95, 4) == pytest.approx(0.9875)
     assert bonferroni_confidence(0.95, 0) == pytest.approx(0.95)

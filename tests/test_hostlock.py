@@ -1,6 +1,6 @@
 """Two measuring sessions on one host never share a CPU
 in silence. A session holds a flock per CPU it measures on
-(pytest_virtoverhead.hostlock); the next one takes another free CPU under
+(pytest_virtoverhead.session.hostlock); the next one takes another free CPU under
 --virt-cpus=auto, or waits (--virt-cpu-wait), or refuses naming the holder."""
 
 import fnmatch
@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from pytest_virtoverhead import hostlock
+from pytest_virtoverhead.session import hostlock
 
 HOLD = textwrap.dedent("""
     import json, os, sys, time

@@ -5,7 +5,7 @@ import re
 import pytest
 from virthelp import aa_args
 
-from pytest_virtoverhead import htmlreport
+from pytest_virtoverhead.render import htmlreport
 
 pytest.importorskip("matplotlib", reason="the HTML report needs matplotlib: pip install pytest-virtoverhead[report]")
 
@@ -114,7 +114,7 @@ def test_report_from_a_run(report_run):
     page = (pytester.path / "out" / "r.html").read_text()
     assert plots(page) == ["test_r.py::test_one", "test_r.py::test_two"]
     # the CLI renders the same run from its JSON
-    from pytest_virtoverhead import cli
+    from pytest_virtoverhead.offline import cli
 
     assert cli.main(["report", str(pytester.path / "v.json"), "-o", str(pytester.path / "again.html")]) == 0
     assert plots((pytester.path / "again.html").read_text()) == plots(page)
@@ -154,7 +154,7 @@ def test_page_comes_from_the_package_templates():
 
 
 def test_missing_jinja2_says_how_to_get_it(monkeypatch):
-    from pytest_virtoverhead import templating
+    from pytest_virtoverhead.render import templating
 
     monkeypatch.setitem(__import__("sys").modules, "jinja2", None)
     templating.environment.cache_clear()

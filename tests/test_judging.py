@@ -6,12 +6,12 @@ import datetime
 
 import pytest
 
-from pytest_virtoverhead.claims import parse_claim
-from pytest_virtoverhead.config import ItemPlan
-from pytest_virtoverhead.judging import Claims, Context, correct, judge
+from pytest_virtoverhead.judge.claims import parse_claim
+from pytest_virtoverhead.judge.verdict import FAIL, PASS, SKIPPED
+from pytest_virtoverhead.judge.waivers import Waiver
 from pytest_virtoverhead.results import ItemResult
-from pytest_virtoverhead.verdict import FAIL, PASS, SKIPPED
-from pytest_virtoverhead.waivers import Waiver
+from pytest_virtoverhead.session.config import ItemPlan
+from pytest_virtoverhead.session.judging import Claims, Context, correct, judge
 
 MS = 1e-3
 CTX = Context(0.95, {"vm": {"accel": "kvm"}}, frozenset({"baremetal", "vm"}), today=datetime.date(2027, 1, 1))

@@ -1,6 +1,6 @@
 """A summary where CI shows it. ``--virt-markdown=PATH``
 (ini ``virt_markdown``) and ``$GITHUB_STEP_SUMMARY``; the renderer is
-:mod:`pytest_virtoverhead.markdown`, fed the ``--virt-json`` document.
+:mod:`pytest_virtoverhead.render.markdown`, fed the ``--virt-json`` document.
 The Markdown is checked by parsing it with markdown-it-py (GFM tables)."""
 
 import re
@@ -11,7 +11,7 @@ import pytest
 from test_compare_cli import T, run
 from virthelp import aa_args, read_json
 
-from pytest_virtoverhead import markdown as md
+from pytest_virtoverhead.render import markdown as md
 
 markdown_it = pytest.importorskip("markdown_it", reason="the test extra is not installed (markdown-it-py)")
 
@@ -170,7 +170,7 @@ def test_summary_appended_to_an_almost_full_file_stays_small(tmp_path, monkeypat
 
 def test_seconds_match_the_terminal_table():
     # One formatter (textfmt.seconds) serves the terminal table and the Markdown.
-    from pytest_virtoverhead import report
+    from pytest_virtoverhead.render import report
 
     assert md.seconds is report.textfmt.seconds
     expected = ["12.5 s", "1 s", "2.1 ms", "35 us", "2 ns", "0 ns", "-", "-"]

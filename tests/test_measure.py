@@ -4,7 +4,7 @@ import gc
 
 import pytest
 
-from pytest_virtoverhead import measure
+from pytest_virtoverhead.guest import measure
 
 
 def noop():

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from pytest_virtoverhead import cli, runcompare, runmerge
+from pytest_virtoverhead.offline import cli, runcompare, runmerge
 from pytest_virtoverhead.results import JSON_VERSION, RunDocument, machine as machine_mod, run_document
 from pytest_virtoverhead.results.model import ItemResult
 
@@ -235,7 +235,7 @@ def test_merge_command_writes_the_document_and_markdown(tmp_path, capsys):
 
 
 def test_history_follows_claims_over_merged_runs(tmp_path):
-    from pytest_virtoverhead import history
+    from pytest_virtoverhead.offline import history
 
     first = merged(run("m1", {A: ["vm <= 3 * baremetal"]}), run("m2", {B: ["vm <= 3 * baremetal"]}))
     later = merged(run("m3", {A: ["vm <= 3 * baremetal"], B: ["vm <= 3 * baremetal"]},

@@ -8,7 +8,7 @@ import time
 import pytest
 from virthelp import aa_args, read_json
 
-from pytest_virtoverhead import protocol, testreports
+from pytest_virtoverhead.wire import protocol, testreports
 
 SUITE = """
 import sys
@@ -59,7 +59,7 @@ def test_bound_text_keeps_head_and_tail():
 
 
 def test_a_reply_over_the_frame_limit_is_an_error_reply_not_silence():
-    from pytest_virtoverhead.worker import Worker
+    from pytest_virtoverhead.guest.worker import Worker
 
     sent = []
     worker = Worker(lambda n: b"", sent.append)

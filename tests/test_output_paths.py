@@ -7,7 +7,7 @@ import os
 import pytest
 from virthelp import aa_args
 
-from pytest_virtoverhead import cli
+from pytest_virtoverhead.offline import cli
 
 SUITE = """
 import pytest

@@ -12,10 +12,10 @@ import sys
 
 import pytest
 
-HEAVY = ["pytest_virtoverhead.config", "pytest_virtoverhead.claims", "pytest_virtoverhead.pool", "pytest_virtoverhead.rounds",
-         "pytest_virtoverhead.results", "pytest_virtoverhead.verdicts",
-         "pytest_virtoverhead.stats", "pytest_virtoverhead.report", "pytest_virtoverhead.htmlreport",
-         "pytest_virtoverhead.envs", "pytest_virtoverhead.envs.base", "pytest_virtoverhead.benchjson",
+HEAVY = ["pytest_virtoverhead.session.config", "pytest_virtoverhead.judge.claims", "pytest_virtoverhead.session.pool", "pytest_virtoverhead.session.rounds",
+         "pytest_virtoverhead.results", "pytest_virtoverhead.session.verdicts",
+         "pytest_virtoverhead.judge.stats", "pytest_virtoverhead.render.report", "pytest_virtoverhead.render.htmlreport",
+         "pytest_virtoverhead.envs", "pytest_virtoverhead.envs.base", "pytest_virtoverhead.render.benchjson",
          "numpy", "scipy", "docker", "libvirt"]
 
 
@@ -33,9 +33,10 @@ def test_entry_module_imports_nothing_heavy():
 
 
 def test_help_text_constants_match_their_sources():
-    from pytest_virtoverhead import htmlreport, plugin
-    from pytest_virtoverhead.config import DEFAULT_ENVS
+    from pytest_virtoverhead import plugin
     from pytest_virtoverhead.envs import KINDS
+    from pytest_virtoverhead.render import htmlreport
+    from pytest_virtoverhead.session.config import DEFAULT_ENVS
 
     assert plugin.HELP_KINDS == ", ".join(KINDS)
     assert plugin.HELP_DEFAULT_ENVS == DEFAULT_ENVS
@@ -50,9 +51,9 @@ def test_a_run_without_options_loads_nothing_more(pytester, monkeypatch):
 
         @pytest.mark.virt(claims=["container <= 1.05 * baremetal"])
         def test_a():
-            heavy = [m for m in ("pytest_virtoverhead.state", "pytest_virtoverhead.session",
-                                 "pytest_virtoverhead.rounds", "pytest_virtoverhead.config",
-                                 "pytest_virtoverhead.claims", "numpy", "scipy") if m in sys.modules]
+            heavy = [m for m in ("pytest_virtoverhead.session.state", "pytest_virtoverhead.session.virtsession",
+                                 "pytest_virtoverhead.session.rounds", "pytest_virtoverhead.session.config",
+                                 "pytest_virtoverhead.judge.claims", "numpy", "scipy") if m in sys.modules]
             assert heavy == [], sorted(m for m in sys.modules if m.startswith("pytest_virt"))
     """)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")

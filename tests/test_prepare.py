@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from pytest_virtoverhead.children import Children
+from pytest_virtoverhead.guest.children import Children
 
 TEST = "def test_a():\n    pass\n"
 

@@ -9,8 +9,8 @@ import sys
 
 from virthelp import aa_args
 
-from pytest_virtoverhead.events import Calling, EnvsStarting, Step, WorkerStarting
-from pytest_virtoverhead.progress import LINES, OFF, STATUS, Progress, choose_mode, describe
+from pytest_virtoverhead.session.events import Calling, EnvsStarting, Step, WorkerStarting
+from pytest_virtoverhead.session.progress import LINES, OFF, STATUS, Progress, choose_mode, describe
 
 
 def test_choose_mode():
@@ -159,9 +159,9 @@ def test_status_line_on_a_terminal(pytester):
 def test_pool_announces_only_the_environments_it_starts(monkeypatch):
     from types import SimpleNamespace
 
-    from pytest_virtoverhead.config import Settings
     from pytest_virtoverhead.envs.base import RunContext
-    from pytest_virtoverhead.pool import EnvironmentPool
+    from pytest_virtoverhead.session.config import Settings
+    from pytest_virtoverhead.session.pool import EnvironmentPool
 
     pool = EnvironmentPool(Settings(), RunContext(session_id="s", rootdir="."))
     monkeypatch.setattr(pool, "try_get", lambda name: (None, f"{name}: no"))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pytest_virtoverhead.protocol import MAGIC, FrameDecoder, ProtocolError, encode
+from pytest_virtoverhead.wire.protocol import MAGIC, FrameDecoder, ProtocolError, encode
 
 
 def test_round_trip_in_one_piece():

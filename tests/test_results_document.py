@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from pytest_virtoverhead.claims import parse_claim
-from pytest_virtoverhead.planning import deciding_bound
+from pytest_virtoverhead.judge.claims import parse_claim
+from pytest_virtoverhead.judge.verdict import FAIL, INCONCLUSIVE, PASS, SKIPPED, Verdict
 from pytest_virtoverhead.results import (
     JSON_VERSION,
     READ_VERSIONS,
@@ -20,7 +20,7 @@ from pytest_virtoverhead.results import (
     record_of,
     run_document,
 )
-from pytest_virtoverhead.verdict import FAIL, INCONCLUSIVE, PASS, SKIPPED, Verdict
+from pytest_virtoverhead.session.planning import deciding_bound
 
 
 def _result():

@@ -1,8 +1,8 @@
 """How a compared test ends, decided from hand-made results."""
 
-from pytest_virtoverhead.claims import parse_claim
+from pytest_virtoverhead.judge.claims import parse_claim
 from pytest_virtoverhead.results import ClaimResult, ItemResult
-from pytest_virtoverhead.verdicts import outcome_of
+from pytest_virtoverhead.session.verdicts import outcome_of
 
 
 def result_with(verdict=None, **fields):

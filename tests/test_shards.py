@@ -17,7 +17,7 @@ import pytest
 from virthelp import aa_args, read_json
 
 ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "pytest_virtoverhead.cli"]
+CLI = [sys.executable, "-m", "pytest_virtoverhead.offline.cli"]
 AA = aa_args(rounds=3, seed=5)
 
 SUITE = """

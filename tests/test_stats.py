@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from virthelp import evaluated
 
-from pytest_virtoverhead import markdown, robust, stats, textfmt
-from pytest_virtoverhead.report import claim_lines, table_lines
+from pytest_virtoverhead.judge import robust, stats, textfmt
+from pytest_virtoverhead.render import markdown
+from pytest_virtoverhead.render.report import claim_lines, table_lines
 from pytest_virtoverhead.results import run_document
 
 

@@ -6,7 +6,7 @@ import math
 import subprocess
 import sys
 
-from pytest_virtoverhead.textfmt import (
+from pytest_virtoverhead.judge.textfmt import (
     by_severity,
     change,
     env_label,
@@ -60,7 +60,7 @@ def test_text_table():
 
 
 def test_textfmt_imports_neither_pytest_nor_numpy():
-    code = ("import sys, pytest_virtoverhead.textfmt; "
+    code = ("import sys, pytest_virtoverhead.judge.textfmt; "
             "print(sorted({'pytest', 'numpy', '_pytest'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out

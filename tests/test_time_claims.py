@@ -8,10 +8,10 @@ import math
 import pytest
 from virthelp import aa_args, evaluated, read_json
 
-from pytest_virtoverhead import markdown
-from pytest_virtoverhead.report import claim_lines
+from pytest_virtoverhead.judge.verdict import FAIL, INCONCLUSIVE, PASS
+from pytest_virtoverhead.render import markdown
+from pytest_virtoverhead.render.report import claim_lines
 from pytest_virtoverhead.results import run_document
-from pytest_virtoverhead.verdict import FAIL, INCONCLUSIVE, PASS
 
 MS = 1e-3
 
@@ -104,7 +104,7 @@ def test_terminal_json_and_markdown_show_seconds():
 
 def test_html_report_shows_time_claims_in_seconds():
     pytest.importorskip("matplotlib")
-    from pytest_virtoverhead.htmlreport import render_html
+    from pytest_virtoverhead.render.htmlreport import render_html
 
     res = evaluated(["vm <= 1.5 * baremetal + 1 ms", "vm <= 20 ms"], {"baremetal": BASE, "vm": VM})
     page = render_html(run_document([res], {}, seed=1, baseline="baremetal", rounds=4).to_json())

@@ -9,8 +9,8 @@ import json
 import pytest
 from virthelp import aa_args, read_json
 
-from pytest_virtoverhead.config import build_settings, plan_for_marker
-from pytest_virtoverhead.optionvalues import parse_memory
+from pytest_virtoverhead.judge.optionvalues import parse_memory
+from pytest_virtoverhead.session.config import build_settings, plan_for_marker
 
 AA = aa_args(rounds=2, seed=3)
 

@@ -6,8 +6,8 @@ sentinel's rule. Baremetal environments only; no timing is asserted."""
 import pytest
 from virthelp import aa_args, read_json
 
-from pytest_virtoverhead import noise
-from pytest_virtoverhead.planning import auto_calls, max_retries
+from pytest_virtoverhead.guest import noise
+from pytest_virtoverhead.session.planning import auto_calls, max_retries
 
 BASE = aa_args(seed=5)
 
@@ -203,8 +203,8 @@ def test_host_virtualization_reads_the_evidence(monkeypatch):
 
 
 def test_the_deciding_bound_is_the_one_nearest_the_estimate():
-    from pytest_virtoverhead.claims import parse_claim
-    from pytest_virtoverhead.planning import deciding_bound as _deciding_bound
+    from pytest_virtoverhead.judge.claims import parse_claim
+    from pytest_virtoverhead.session.planning import deciding_bound as _deciding_bound
 
     near = parse_claim("c2 ~= container +- 3%")
     # estimate 1.086 in [0.939, 1.256]: it can only fail, once the interval clears 1.03

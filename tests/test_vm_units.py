@@ -84,7 +84,7 @@ def test_init_script_runs_worker_on_ttyS1():
     script = initramfs.init_script(["virtio", "9p"], initramfs.InitConfig(
         python="/opt/py env/bin/python", env={"PYTHONPATH": "/x"}))
     assert script.index("insmod /modules/virtio.ko") < script.index("insmod /modules/9p.ko")
-    assert "'/opt/py env/bin/python' -m pytest_virtoverhead.worker --device /dev/ttyS1 --cwd-hex \"$cwdhex\"" in script
+    assert "'/opt/py env/bin/python' -m pytest_virtoverhead.guest.worker --device /dev/ttyS1 --cwd-hex \"$cwdhex\"" in script
     # The project directory arrives with the host's "go" line, not in the
     # script: one initramfs and one saved state serve every project.
     assert "read -r word epoch seed cwdhex" in script
@@ -421,19 +421,19 @@ def test_init_script_mounts_everything_with_one_mount_after_the_start_point():
 
 
 def test_init_script_prestarts_the_worker_before_the_start_point():
-    from pytest_virtoverhead import worker
     from pytest_virtoverhead.envs.vm import prestart
+    from pytest_virtoverhead.guest import worker
 
     assert worker.PRESTART_VAR == initramfs.PRESTART_VAR
     script = initramfs.init_script(["virtio_pci"], initramfs.InitConfig(python="/usr/bin/python3",
                                                                         prestart=True))
     start = script.index(initramfs.START_POINT)
-    launch = script.index(f"{initramfs.PRESTART_VAR}={prestart.CONFIG} /usr/bin/python3 -m pytest_virtoverhead.worker")
+    launch = script.index(f"{initramfs.PRESTART_VAR}={prestart.CONFIG} /usr/bin/python3 -m pytest_virtoverhead.guest.worker")
     # the prestarted worker meets the host itself; the shell only waits for it
     assert launch < script.index('if [ "$up" = waiting ]; then\n    wait $W') < start
     # a worker that could not prestart: started after the mounts, as before
     assert start < script.index("mount -a -i -T $F") < script.index(
-        "busybox chroot $R /usr/bin/python3 -m pytest_virtoverhead.worker")
+        "busybox chroot $R /usr/bin/python3 -m pytest_virtoverhead.guest.worker")
     plain = initramfs.init_script(["virtio_pci"], initramfs.InitConfig(python="/usr/bin/python3"))
     assert initramfs.PRESTART_VAR not in plain and "mkfifo" not in plain
 
@@ -475,16 +475,16 @@ def test_prestart_discovers_the_interpreters_start_files(tmp_path):
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "VIRTUAL_ENV", "PYTHONPATH")}
     found = prestart.discover(sys.executable, env, str(tmp_path))
     assert any(p.endswith(os.path.join("pytest_virtoverhead", "worker.py")) for p in found["files"])
-    assert sys.executable in found["files"] and "pytest_virtoverhead.clock" in found["modules"]
+    assert sys.executable in found["files"] and "pytest_virtoverhead.guest.clock" in found["modules"]
     assert found["sys_path"] and found["executable"] == sys.executable
     assert prestart.discover(sys.executable, env, str(tmp_path)) == found  # cached
-    assert "pytest_virtoverhead.vmguest" in found["modules"]
+    assert "pytest_virtoverhead.guest.vmguest" in found["modules"]
     cfg = prestart.config(found, "/newroot", initramfs.START_POINT, initramfs.SCRATCH_MOUNT)
     assert cfg["root"] == "/newroot" and cfg["fd"] == prestart.UP_FD and cfg["marker"] == initramfs.START_POINT
 
 
 def test_vmguest_meets_the_host_and_mounts_from_the_fstab(tmp_path, monkeypatch):
-    from pytest_virtoverhead import vmguest
+    from pytest_virtoverhead.guest import vmguest
 
     calls = []
 
@@ -517,8 +517,8 @@ def test_prestart_discovery_covers_what_the_prestarted_worker_imports(tmp_path):
     import ast
     import inspect
 
-    from pytest_virtoverhead import vmguest
     from pytest_virtoverhead.envs.vm import prestart
+    from pytest_virtoverhead.guest import vmguest
 
     names = set()
     for tree in (ast.parse(inspect.getsource(vmguest)),):

@@ -8,7 +8,7 @@ import datetime
 import pytest
 from virthelp import aa_args, read_json
 
-from pytest_virtoverhead.waivers import WaiverError, marker_waivers, parse_ini_waiver, today
+from pytest_virtoverhead.judge.waivers import WaiverError, marker_waivers, parse_ini_waiver, today
 
 AA = aa_args("--virt-json=v.json", rounds=3, seed=4)
 

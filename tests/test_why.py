@@ -8,11 +8,12 @@ import math
 import pytest
 from virthelp import aa_args, read_json
 
-from pytest_virtoverhead import rusage, stats, why
-from pytest_virtoverhead.claims import parse_claim
+from pytest_virtoverhead.guest import rusage
+from pytest_virtoverhead.judge import stats, why
+from pytest_virtoverhead.judge.claims import parse_claim
+from pytest_virtoverhead.judge.verdict import PASS
 from pytest_virtoverhead.results import ClaimResult, ItemResult, RoundRecord
 from pytest_virtoverhead.results.build import record_of
-from pytest_virtoverhead.verdict import PASS
 
 # -- the worker side ---------------------------------------------------------
 
@@ -237,7 +238,7 @@ def test_ratio_panels_zoom_each_environment():
     """The HTML plot: a container's +-3% interval gets a panel of its own
     scale beside a TCG VM's 13x (it was a pixel wide on a shared axis)."""
     pytest.importorskip("matplotlib")
-    from pytest_virtoverhead import htmlfigures
+    from pytest_virtoverhead.render import htmlfigures
 
     test = {"envs": ["baremetal", "container", "vm"], "claims": [
                 {"env": "container", "verdict": "inconclusive", "bounds": [0.97, 1.03]},

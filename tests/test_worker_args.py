@@ -3,7 +3,7 @@ must read it exactly as argparse would, and leave the rest to argparse."""
 
 import pytest
 
-from pytest_virtoverhead import workerargs as worker
+from pytest_virtoverhead.guest import workerargs as worker
 
 
 @pytest.mark.parametrize("argv", [
@@ -24,16 +24,16 @@ def test_mistakes_are_explained_by_argparse(argv, capsys):
     with pytest.raises(SystemExit) as info:
         worker.parse_args(argv)
     assert info.value.code == 2
-    assert "usage: python -m pytest_virtoverhead.worker" in capsys.readouterr().err
+    assert "usage: python -m pytest_virtoverhead.guest.worker" in capsys.readouterr().err
 
 
 def test_worker_start_imports_little():
     import subprocess
     import sys
 
-    code = ("import sys, pytest_virtoverhead.worker as w; "
+    code = ("import sys, pytest_virtoverhead.guest.worker as w; "
             "print(sorted(m for m in ('argparse', 'platform', 'socket', 'traceback', 'typing', "
-            "'dataclasses', 'pytest_virtoverhead.measure') if m in sys.modules))")
+            "'dataclasses', 'pytest_virtoverhead.guest.measure') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-S", "-c", f"import sys; sys.path[:0] = {sys.path!r}; {code}"],
                          capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
@@ -45,7 +45,7 @@ def test_children_module_leaves_subprocess_to_the_first_spawn():
     import subprocess
     import sys
 
-    code = "import sys, pytest_virtoverhead.children; print('subprocess' in sys.modules)"
+    code = "import sys, pytest_virtoverhead.guest.children; print('subprocess' in sys.modules)"
     out = subprocess.run([sys.executable, "-S", "-c", f"import sys; sys.path[:0] = {sys.path!r}; {code}"],
                          capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"

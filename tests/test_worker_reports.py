@@ -106,7 +106,7 @@ def test_captured_output_and_traceback_of_a_test_failing_in_an_environment(pytes
 
 
 def test_worker_args_carry_what_shapes_a_report(pytester):
-    from pytest_virtoverhead.testreports import worker_args
+    from pytest_virtoverhead.wire.testreports import worker_args
 
     config = pytester.parseconfig("--tb=short", "-l", "-vv")
     assert worker_args(config) == ["--tb=short", "--showlocals", "--verbosity=2"]

@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from pytest_virtoverhead.work import take_work
+from pytest_virtoverhead.guest.work import take_work
 from pytest_virtoverhead.workloads import cpu, fileio, memory, spawn, sysbench, syscalls
 
 MiB = 1024 * 1024

@@ -17,12 +17,12 @@ import sys
 import pytest
 from virthelp import aa_args, read_json
 
-from pytest_virtoverhead import hostlock
-from pytest_virtoverhead.claims import parse_claim
-from pytest_virtoverhead.judging import correct
+from pytest_virtoverhead.judge.claims import parse_claim
 from pytest_virtoverhead.results import ItemResult
 from pytest_virtoverhead.results.wire import from_plain, to_plain
-from pytest_virtoverhead.xdistcpus import assign, auto_cpus, tx_count
+from pytest_virtoverhead.session import hostlock
+from pytest_virtoverhead.session.judging import correct
+from pytest_virtoverhead.session.xdistcpus import assign, auto_cpus, tx_count
 
 pytest.importorskip("xdist")
 
@@ -116,9 +116,9 @@ def test_an_item_result_crosses_whole():
 
 def _claimed(nodeid: str, theta: float, se: float):
     """A result with one judged claim whose estimate is given."""
-    from pytest_virtoverhead import stats
+    from pytest_virtoverhead.judge import stats
+    from pytest_virtoverhead.judge.verdict import INCONCLUSIVE
     from pytest_virtoverhead.results import ClaimResult
-    from pytest_virtoverhead.verdict import INCONCLUSIVE
 
     claim = parse_claim("control <= 1.05 * baremetal")
     half = 2.0 * se
@@ -138,7 +138,7 @@ def correct_verdicts(results, confidence, correction, peers=()):
 
 
 def test_holm_with_peers_is_holm_over_the_union():
-    from pytest_virtoverhead.verdicts import claim_p_values
+    from pytest_virtoverhead.session.verdicts import claim_p_values
 
     specs = [("a", 0.0, 0.01), ("b", 0.2, 0.05), ("c", 0.045, 0.01), ("d", 0.01, 0.005)]
     whole = [_claimed(n, t, s) for n, t, s in specs]

@@ -26,10 +26,10 @@ from pathlib import Path
 import pytest
 from virthelp import aa_args, read_json
 
-from pytest_virtoverhead import hostlock
-from pytest_virtoverhead.runmerge import merge_runs
-from pytest_virtoverhead.xdistfamily import Family
-from pytest_virtoverhead.xdisthosts import is_local, place, remote_specs
+from pytest_virtoverhead.offline.runmerge import merge_runs
+from pytest_virtoverhead.session import hostlock
+from pytest_virtoverhead.session.xdistfamily import Family
+from pytest_virtoverhead.session.xdisthosts import is_local, place, remote_specs
 
 pytest.importorskip("xdist")
 
@@ -258,7 +258,7 @@ def test_a_local_and_an_ssh_worker_keep_their_tests_apart(pytester, loopback_ssh
     merged = merge_runs([("out.json", data)])
     assert set(merged["machines"]) == {CONTROLLER, REMOTE}
     assert {t["machine"] for t in merged["tests"]} == {CONTROLLER, REMOTE}
-    compare = subprocess.run([sys.executable, "-m", "pytest_virtoverhead.cli", "compare", "out.json", "out.json"],
+    compare = subprocess.run([sys.executable, "-m", "pytest_virtoverhead.offline.cli", "compare", "out.json", "out.json"],
                              cwd=pytester.path, capture_output=True, text=True, timeout=120)
     assert compare.returncode == 0, compare.stdout + compare.stderr
 

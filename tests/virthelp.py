@@ -35,8 +35,8 @@ class _NoPool:
 
 def judging_comparator(confidence: float = 0.95) -> Any:
     """A round runner that only judges (``evaluate``), at ``confidence``."""
-    from pytest_virtoverhead.config import Settings
-    from pytest_virtoverhead.rounds import Comparator
+    from pytest_virtoverhead.session.config import Settings
+    from pytest_virtoverhead.session.rounds import Comparator
 
     return Comparator(Settings(confidence=confidence), _NoPool(), ())
 
@@ -45,9 +45,9 @@ def evaluated(claims: list[str], samples: dict[str, list[float]], processes: int
               confidence: float = 0.95) -> Any:
     """The ItemResult of ``t.py::test_a`` made of ``samples`` (seconds per
     environment, baseline ``baremetal``), its ``claims`` judged."""
-    from pytest_virtoverhead.claims import parse_claim
-    from pytest_virtoverhead.judging import Claims, judge
+    from pytest_virtoverhead.judge.claims import parse_claim
     from pytest_virtoverhead.results import ItemResult
+    from pytest_virtoverhead.session.judging import Claims, judge
 
     res = ItemResult.from_samples("t.py::test_a", list(samples), "baremetal", samples, processes=processes)
     parsed = [parse_claim(c) for c in claims]

@@ -24,7 +24,7 @@ def run_compare(cal: Calibration) -> dict[str, Any]:
     good = [r for r in runs if not r.get("error")]
     pairs = []
     cli = os.path.join(os.path.dirname(cal.args.python), "pytest-virtoverhead")
-    base_cmd = [cli] if os.path.exists(cli) else [cal.args.python, "-m", "pytest_virtoverhead.cli"]
+    base_cmd = [cli] if os.path.exists(cli) else [cal.args.python, "-m", "pytest_virtoverhead.offline.cli"]
     cmp_dir = os.path.join(cal.out_dir, "compare")
     os.makedirs(cmp_dir, exist_ok=True)
     for i in range(len(good)):

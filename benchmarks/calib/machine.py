@@ -43,7 +43,7 @@ def host_virtualization() -> dict[str, Any]:
     beside it where available."""
     try:
         sys.path.insert(0, ROOT)
-        from pytest_virtoverhead import noise
+        from pytest_virtoverhead.guest import noise
 
         info = noise.host_virtualization()
         info["label"] = noise.host_label(info)

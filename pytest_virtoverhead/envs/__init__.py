@@ -13,14 +13,7 @@ from __future__ import annotations
 import importlib
 
 from .base import Backend, EnvSpec, RunContext
-from .errors import (
-    EnvError,
-    EnvUnavailable,
-    JobTimeout,
-    RemoteError,
-    SerializationError,
-    WorkerDied,
-)
+from .errors import EnvError, EnvUnavailable, JobTimeout, RemoteError, SerializationError, WorkerDied
 from .handle import Environment, Measurement
 
 #: kind -> "module:class" of its backend.

@@ -10,9 +10,9 @@ import tempfile
 from typing import Any
 
 from .. import footprint
-from ..children import signal_name
-from ..envvars import SCRATCH_ENV, WATCH_PARENT_VAR
-from ..proctree import kill_tree
+from ..guest.children import signal_name
+from ..guest.proctree import kill_tree
+from ..wire.envvars import SCRATCH_ENV, WATCH_PARENT_VAR
 from .base import Backend
 from .channel import PipeTransport, Transport
 from .errors import EnvUnavailable

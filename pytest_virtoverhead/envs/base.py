@@ -1,6 +1,6 @@
 """The one protocol every environment follows: :class:`Backend`.
 
-A backend's only job is to start ``python -m pytest_virtoverhead.worker``
+A backend's only job is to start ``python -m pytest_virtoverhead.guest.worker``
 somewhere and return a :class:`~.channel.Transport`, a bidirectional byte
 stream to it, then to tear everything down in :meth:`Backend.stop`.
 Everything else (the request/reply protocol, timeouts, restarts, metadata)
@@ -140,7 +140,7 @@ class Backend(abc.ABC):
             raise ValueError(f"unknown option(s) {', '.join(unknown)} for kind {cls.kind!r}; known: {known}")
 
     def worker_command(self, python: str | None = None, *extra: str) -> list[str]:
-        return [python or self.ctx.python, "-m", "pytest_virtoverhead.worker", *extra]
+        return [python or self.ctx.python, "-m", "pytest_virtoverhead.guest.worker", *extra]
 
     @abc.abstractmethod
     def start(self) -> Transport:

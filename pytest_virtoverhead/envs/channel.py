@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any
 
-from ..protocol import FrameDecoder, ProtocolError, encode
+from ..wire.protocol import FrameDecoder, ProtocolError, encode
 from .errors import EnvError, JobTimeout, RemoteError, WorkerDied
 
 

@@ -27,7 +27,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from ..protocol import FrameDecoder, ProtocolError, encode
+from ..wire.protocol import FrameDecoder, ProtocolError, encode
 from .errors import EnvError, JobTimeout, RemoteError, WorkerDied
 
 #: Where a container sees the host's directory of the socket.

@@ -11,10 +11,10 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from .. import textfmt
-from ..claims import ClaimError, is_footprint_claim, reject_here  # noqa: F401 - re-exported by the package
-from ..optionvalues import parse_each
-from ..verdict import FAIL, INCONCLUSIVE, PASS, SKIPPED
+from ..judge import textfmt
+from ..judge.claims import ClaimError, is_footprint_claim, reject_here  # noqa: F401 - re-exported by the package
+from ..judge.optionvalues import parse_each
+from ..judge.verdict import FAIL, INCONCLUSIVE, PASS, SKIPPED
 from .text import format_value
 from .tracker import median
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .. import textfmt
+from ..judge import textfmt
 
 
 def format_bytes(value: Any) -> str:

@@ -7,16 +7,16 @@ Nothing here imports pytest.
 
 from .build import empty_document, record_of, run_document
 from .document import (
-                       JSON_VERSION,
-                       READ_VERSIONS,
-                       ClaimEntry,
-                       DocumentError,
-                       EnvEntry,
-                       ItemRecord,
-                       RunDocument,
-                       check_version,
-                       json_safe,
-                       write_json_atomic,
+           JSON_VERSION,
+           READ_VERSIONS,
+           ClaimEntry,
+           DocumentError,
+           EnvEntry,
+           ItemRecord,
+           RunDocument,
+           check_version,
+           json_safe,
+           write_json_atomic,
 )
 from .model import ClaimResult, ItemResult, RoundRecord
 

@@ -10,17 +10,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from .. import noise, phases, stats
-from ..verdict import FAIL, PASS
-from . import machine as machine_mod
-from .document import (
-    JSON_VERSION,
-    ClaimEntry,
-    EnvEntry,
-    ItemRecord,
-    RunDocument,
-    json_safe,
-)
+from ..guest import noise
+from ..judge import stats
+from ..judge.verdict import FAIL, PASS
+from . import machine as machine_mod, phases
+from .document import JSON_VERSION, ClaimEntry, EnvEntry, ItemRecord, RunDocument, json_safe
 from .model import ItemResult
 
 #: Raw samples kept per test and environment in the JSON (evenly spaced).

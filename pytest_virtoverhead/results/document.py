@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..fsutil import atomic_write
-from ..textfmt import json_safe
-from ..verdict import Verdict
+from ..judge.textfmt import json_safe
+from ..judge.verdict import Verdict
 
 #: The version this package writes. Version 2: ``samples`` are one value
 #: per used round, with per-round and per-process records; version 3 adds

@@ -22,7 +22,7 @@ import socket
 import subprocess
 from typing import Any, Mapping
 
-from ..envfacts import cpu_model
+from ..guest.envfacts import cpu_model
 
 #: Where the name comes from, in order of precedence.
 NAME_VARIABLE = "VIRTOVERHEAD_MACHINE"

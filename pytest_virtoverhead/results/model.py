@@ -12,12 +12,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import stats, why
-from ..claims import RATIO, Claim
-from ..phases import PhaseClock
-from ..textfmt import level_text
-from ..verdict import FAIL, INCONCLUSIVE, PASS, SKIPPED, Verdict
+from ..judge import stats, why
+from ..judge.claims import RATIO, Claim
+from ..judge.textfmt import level_text
+from ..judge.verdict import FAIL, INCONCLUSIVE, PASS, SKIPPED, Verdict
 from .document import json_safe
+from .phases import PhaseClock
 
 
 @dataclass(frozen=True)

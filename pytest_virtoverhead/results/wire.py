@@ -17,12 +17,12 @@ import dataclasses
 import datetime
 from typing import Any
 
-from .. import stats
-from ..claims import Claim
-from ..phases import PhaseClock
-from ..verdict import Verdict
-from ..waivers import Waiver
+from ..judge import stats
+from ..judge.claims import Claim
+from ..judge.verdict import Verdict
+from ..judge.waivers import Waiver
 from .model import ClaimResult, ItemResult, RoundRecord
+from .phases import PhaseClock
 
 TAG = "__virtoverhead__"
 _CLASSES: dict[str, Any] = {cls.__name__: cls for cls in (ItemResult, RoundRecord, ClaimResult, stats.Estimate,

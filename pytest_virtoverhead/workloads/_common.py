@@ -9,8 +9,8 @@ import os
 import tempfile
 from typing import Any
 
-from ..envvars import SCRATCH_ENV
-from ..work import record_work
+from ..guest.work import record_work
+from ..wire.envvars import SCRATCH_ENV
 
 
 def scratch_dir() -> str:

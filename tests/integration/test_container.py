@@ -22,16 +22,9 @@ import uuid
 import pytest
 from envrequire import unavailable
 
-from pytest_virtoverhead.envs import (
-    Environment,
-    EnvSpec,
-    EnvUnavailable,
-    RemoteError,
-    RunContext,
-    backend_class,
-)
+from pytest_virtoverhead.envs import Environment, EnvSpec, EnvUnavailable, RemoteError, RunContext, backend_class
 from pytest_virtoverhead.envs.base import OWNER_LABEL, SESSION_LABEL
-from pytest_virtoverhead.envvars import SCRATCH_ENV
+from pytest_virtoverhead.wire.envvars import SCRATCH_ENV
 
 ROOTDIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TEST_LABEL = "io.github.pytest-virtoverhead.test"

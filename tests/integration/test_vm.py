@@ -28,8 +28,8 @@ import pytest
 from envrequire import required
 
 from pytest_virtoverhead.envs import Environment, EnvSpec, EnvUnavailable, RemoteError, RunContext, backend_class
-from pytest_virtoverhead.envvars import SCRATCH_ENV
 from pytest_virtoverhead.fsutil import default_cache_dir
+from pytest_virtoverhead.wire.envvars import SCRATCH_ENV
 
 ROOTDIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

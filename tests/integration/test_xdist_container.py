@@ -12,7 +12,7 @@ import os
 import pytest
 from virthelp import read_json
 
-from pytest_virtoverhead import hostlock
+from pytest_virtoverhead.session import hostlock
 
 pytest.importorskip("xdist")
 pytestmark = [pytest.mark.container,

@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any
 
-from ...envvars import SCRATCH_ENV
+from ...wire.envvars import SCRATCH_ENV
 from ..base import LABEL_PREFIX, Backend, RunContext, host_env
 from ..channel import Transport
 from ..direct import CONTAINER_PATH

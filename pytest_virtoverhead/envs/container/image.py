@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ...envvars import SCRATCH_ENV
+from ...wire.envvars import SCRATCH_ENV
 from ..base import EnvSpec, RunContext
 from ..errors import EnvUnavailable
 from .client import docker_sdk
@@ -44,8 +44,8 @@ if scratch:
         import tempfile
         os.environ[%(scratch_env)r] = tempfile.mkdtemp(prefix="virtoverhead-scratch-")
 import runpy
-sys.argv = ["pytest_virtoverhead.worker", "--cwd", %(cwd)r]
-runpy.run_module("pytest_virtoverhead.worker", run_name="__main__", alter_sys=True)
+sys.argv = ["pytest_virtoverhead.guest.worker", "--cwd", %(cwd)r]
+runpy.run_module("pytest_virtoverhead.guest.worker", run_name="__main__", alter_sys=True)
 """
 
 

@@ -23,8 +23,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...envvars import SCRATCH_ENV
 from ...fsutil import default_cache_dir
+from ...wire.envvars import SCRATCH_ENV
 from ..base import OWNER_LABEL, Backend, RunContext, host_env
 from ..channel import Transport
 from ..errors import EnvError, EnvUnavailable

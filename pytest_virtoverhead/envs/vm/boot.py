@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ...protocol import FrameDecoder
+from ...wire.protocol import FrameDecoder
 from ..channel import SocketTransport
 from . import domain as domain_mod, initramfs, snapshot as snapshot_mod, workdir as workdir_mod
 from .connect import first_error

@@ -153,9 +153,9 @@ def init_script(modules: list[str], cfg: InitConfig) -> str:
     # The working directory comes with the host's "go" line (hex), after
     # the start point: the script, the initramfs and a saved state are the
     # same for every project directory.
-    worker = " ".join(q(a) for a in [cfg.python, "-m", "pytest_virtoverhead.worker",
+    worker = " ".join(q(a) for a in [cfg.python, "-m", "pytest_virtoverhead.guest.worker",
                                       "--device", WORKER_DEVICE]) + ' --cwd-hex "$cwdhex"'
-    prestarted = " ".join(q(a) for a in [cfg.python, "-m", "pytest_virtoverhead.worker",
+    prestarted = " ".join(q(a) for a in [cfg.python, "-m", "pytest_virtoverhead.guest.worker",
                                           "--device", WORKER_DEVICE])
     run_dirs = " ".join(RUN_STAGE + d[len("/run"):] for d in (SCRATCH_MOUNT, GUEST_TMP))
     fstab = [f"hostroot /newroot 9p {opts} 0 0",

@@ -56,7 +56,7 @@ FORMAT = 5
 #: asks the guest for its memory right after ``hello`` (the footprint's idle
 #: reading, ``footprint.guest_memory``), whose module imports dataclasses
 #: and typing: ~0.5 s under TCG if imported after the start.
-PREIMPORT = ("pytest_virtoverhead.clock", "pytest_virtoverhead.footprint")
+PREIMPORT = ("pytest_virtoverhead.guest.clock", "pytest_virtoverhead.footprint")
 #: Top-level names of the initramfs itself: a host path through one of them
 #: cannot be mirrored (then the interpreter starts after the mount).
 RESERVED = ("bin", "dev", "proc", "sys", "newroot", "init", "modules", PRESTART_DIR.strip("/"), "fstab",
@@ -70,8 +70,8 @@ DISCOVER = r"""
 import json, os, sys
 base_path = list(sys.path)
 import runpy, signal, termios, tty
-import pytest_virtoverhead.worker, pytest_virtoverhead.children, pytest_virtoverhead.protocol
-import pytest_virtoverhead.vmguest
+import pytest_virtoverhead.guest.worker, pytest_virtoverhead.guest.children, pytest_virtoverhead.wire.protocol
+import pytest_virtoverhead.guest.vmguest
 for name in sys.argv[1:]:
     try:
         __import__(name)
@@ -323,7 +323,7 @@ def tree_for(found: dict) -> Tree:
 
 def config(found: dict, root: str, marker: str, scratch_mount: str) -> dict:
     """What the guest's worker reads from :data:`CONFIG`: where to chroot,
-    the start-point marker, /init's fstabs (see :mod:`pytest_virtoverhead.vmguest`)."""
+    the start-point marker, /init's fstabs (see :mod:`pytest_virtoverhead.guest.vmguest`)."""
     return {"format": FORMAT, "root": root, "fd": UP_FD, "sys_path": found["sys_path"],
             "executable": found["executable"], "preimport": found.get("preimport", list(PREIMPORT)),
             "marker": marker, "fstab": "/fstab", "fstab_scratch": "/fstab.scratch", "scratch_mount": scratch_mount}

@@ -1,0 +1,1 @@
+"""Rendering a run document: the terminal table, Markdown, HTML with its figures and templates, the history's Markdown, pytest-benchmark entries, and number formatting shared by all of them. Nothing here measures."""

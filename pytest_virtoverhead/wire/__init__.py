@@ -1,0 +1,1 @@
+"""What crosses between the host and a worker: length-prefixed JSON frames, pytest's reports serialized the way pytest-xdist does it, and the names of the environment variables a worker's code can read. Used by both sides; imports neither."""
