@@ -36,7 +36,6 @@ import uuid
 
 import pytest
 from envrequire import unavailable as _unavailable
-from virthelp import read_json
 
 from pytest_virtoverhead.envs import Environment, EnvSpec, EnvUnavailable, RunContext, WorkerDied, backend_class
 from pytest_virtoverhead.envs.base import OWNER_LABEL, SESSION_LABEL
@@ -51,6 +50,14 @@ HOST = socket.gethostname()
 
 # --------------------------------------------------------------------------
 # functions run inside environments
+
+def read_json(*args, **kwargs):
+    # tests/virthelp.py, imported when called: this module is also loaded inside
+    # environments (functions by reference), where tests/ is not on the path.
+    from virthelp import read_json as helper
+
+    return helper(*args, **kwargs)
+
 
 
 def security_facts() -> dict:
