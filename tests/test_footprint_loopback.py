@@ -22,7 +22,7 @@ def test_only_loopback_addresses():
 def test_records_work_for_the_rate_column(pytester):
     pytester.makepyfile("""
         from pytest_virtoverhead.workloads import loopback
-        from pytest_virtoverhead import work
+        from pytest_virtoverhead.guest import work
 
         def test_rt():
             loopback.tcp_round_trip(n=20)

@@ -17,7 +17,7 @@ from pytest_virtoverhead.session import hostlock
 
 HOLD = textwrap.dedent("""
     import json, os, sys, time
-    from pytest_virtoverhead import hostlock
+    from pytest_virtoverhead.session import hostlock
     locks = hostlock.CpuLocks(sys.argv[1])
     assert not locks.try_lock([int(c) for c in sys.argv[2].split(",")], hostlock.session_info("holder", "/holder/dir"))
     print("locked", flush=True)

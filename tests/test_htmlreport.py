@@ -144,7 +144,7 @@ def test_report_renders_in_headless_chromium(chromium, report_run, tmp_path):
 def test_page_comes_from_the_package_templates():
     from importlib import resources
 
-    templates = resources.files("pytest_virtoverhead") / "templates"
+    templates = resources.files("pytest_virtoverhead.render") / "templates"
     assert (templates / "report.html.j2").is_file() and (templates / "_base.html.j2").is_file()
     page = htmlreport.render_html(DATA)
     # values are escaped by the template engine, not by hand

@@ -474,7 +474,7 @@ def test_prestart_discovers_the_interpreters_start_files(tmp_path):
 
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "VIRTUAL_ENV", "PYTHONPATH")}
     found = prestart.discover(sys.executable, env, str(tmp_path))
-    assert any(p.endswith(os.path.join("pytest_virtoverhead", "worker.py")) for p in found["files"])
+    assert any(p.endswith(os.path.join("pytest_virtoverhead", "guest", "worker.py")) for p in found["files"])
     assert sys.executable in found["files"] and "pytest_virtoverhead.guest.clock" in found["modules"]
     assert found["sys_path"] and found["executable"] == sys.executable
     assert prestart.discover(sys.executable, env, str(tmp_path)) == found  # cached

@@ -278,7 +278,7 @@ def test_auto_asks_for_one_worker_per_measuring_cpu(pytester):
 
 HOLD = (
     "import sys, time\n"
-    "from pytest_virtoverhead import hostlock\n"
+    "from pytest_virtoverhead.session import hostlock\n"
     "locks = hostlock.CpuLocks(sys.argv[1])\n"
     "assert not locks.try_lock([int(c) for c in sys.argv[2].split(',')], hostlock.session_info('h', '/h'))\n"
     "print('locked', flush=True)\n"
