@@ -49,12 +49,23 @@ class _LazyNumpy:
 np = _LazyNumpy()
 
 def preload() -> None:
-    """Import scipy.stats in a background thread: a comparison needs it for
-    its first estimate (the import takes ~0.5-1.5 s here), and its session
-    meanwhile mostly waits for environments and worker processes to start."""
+    """Import scipy.stats in a background thread (once): a comparison needs
+    it for its first estimate (the import takes ~0.5-1.5 s here), and its
+    session meanwhile mostly waits for worker processes to start. Called
+    once the environments are up: during their start the import's hold on
+    the interpreter slowed the starting threads, and a Ctrl-C then landed
+    in pytest's report of a longer sys.modules more often."""
+    import sys
     import threading
 
+    global _preloading
+    if _preloading or "scipy.stats" in sys.modules:
+        return
+    _preloading = True
     threading.Thread(target=_t, name="virt-import-scipy", daemon=True).start()
+
+
+_preloading = False
 
 
 def _t():

@@ -72,6 +72,7 @@ class Comparator:
         nodeid = result.nodeid
         with result.phases.phase("env_start"):
             failures = self.pool.start_all(envs, self.progress)
+        stats.preload()
         live: dict[str, Environment] = {}
         for name in envs:
             reason = failures.get(name) or self.pool.failure(name)

@@ -20,7 +20,6 @@ import pytest
 
 from ..envs.base import RunContext
 from ..fsutil import default_cache_dir
-from ..judge import stats
 from ..render import benchjson
 from ..results import ItemResult, record_of
 from ..wire import testreports
@@ -252,7 +251,6 @@ class VirtSession:
         config = session.config
         self.compared = tuple(item.nodeid for item in session.items if ITEM_KEY in item.stash)
         if self.compared and not config.option.collectonly:
-            stats.preload()
             self.lock_cpus_or_refuse()
         args: list[str] = []
         if config.inipath:
