@@ -128,7 +128,7 @@ class Child:
         #: of its life counts (the killer picks the largest process, often
         #: another one than the one starting or running a job).
         self._oom_start: int | None = oom_kills()
-        cmd = [sys.executable, *(["-m", "cProfile", "-o", f"/tmp/prof/child-{slot}-{os.getpid()}.prof"] if os.environ.get("XPROF") else []), "-m", "pytest_virtoverhead.guest.worker", "--cwd", os.getcwd()]
+        cmd = [sys.executable, "-m", "pytest_virtoverhead.guest.worker", "--cwd", os.getcwd()]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      env={**os.environ, **env, PARENT_DEATH_VAR: str(os.getpid()),
                                           proctree.TAG_VAR: str(slot)})
