@@ -119,6 +119,13 @@ class ItemServer:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> bool:
+        # The first full collection walks everything pytest and the test
+        # modules made (~10 ms natively, ~0.5 s under TCG); made here, while
+        # the processes start side by side on the spare CPUs, and the
+        # survivors frozen, a round's collection request walks only what the
+        # calls since left.
+        gc.collect()
+        gc.freeze()
         if self.pin:
             try:
                 os.sched_setaffinity(0, self.pin)

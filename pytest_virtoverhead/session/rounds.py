@@ -87,8 +87,25 @@ class Comparator:
         if s.baseline in result.unavailable:
             result.skipped = (s.baseline, f"baseline {s.baseline!r} unavailable: {result.unavailable[s.baseline]}")
             return result
-        rng = random.Random(stable_seed(s.seed, nodeid))
         names = list(live)
+        # One footprint window per environment over the test's calls, the
+        # warm-up's and the rounds' (a reading costs as much as a request;
+        # one per block cost a test ~50 readings). It also holds the rounds'
+        # garbage collections: the calls' harness, as their pytest protocol is.
+        for name in names:
+            live[name].begin_calls()
+        try:
+            return self._rounds(result, live, names, claims, rounds)
+        finally:
+            for name in names:
+                live[name].end_calls()
+
+    def _rounds(self, result: ItemResult, live: dict[str, Environment], names: list[str], claims: list[Claim],
+                rounds: int) -> ItemResult:
+        """The warm-up and the rounds of a test whose environments are ready."""
+        s = self.settings
+        nodeid = result.nodeid
+        rng = random.Random(stable_seed(s.seed, nodeid))
         slots = list(range(1, max(result.process_counts.values(), default=1) + 1))
         warm: dict[str, list[float]] = {}
         requests: dict[str, list[float]] = {}
@@ -138,22 +155,14 @@ class Comparator:
 
     def _warm_up(self, result: ItemResult, live: dict[str, Environment], names: list[str], rng: random.Random,
                  slots: list[int], warm: dict[str, list[float]], requests: dict[str, list[float]]) -> bool:
-        """The warm-up rounds: a call in every process of every environment.
-        The footprint counts them as calls in one window per environment
-        (not one per round: a reading costs as much as a request)."""
-        for name in names:
-            live[name].begin_calls()
-        try:
-            for w in range(self.settings.warmup):
-                for slot in slots:
-                    step = Step(w + 1, self.settings.warmup, warmup=True, process=slot)
-                    here = [n for n in names if slot <= result.process_counts.get(n, 1)]
-                    if here and not self._round(result, live, here, rng, step, slot=slot, calls=1, warm=warm,
-                                                requests=requests):
-                        return False
-        finally:
-            for name in names:
-                live[name].end_calls()
+        """The warm-up rounds: a call in every process of every environment."""
+        for w in range(self.settings.warmup):
+            for slot in slots:
+                step = Step(w + 1, self.settings.warmup, warmup=True, process=slot)
+                here = [n for n in names if slot <= result.process_counts.get(n, 1)]
+                if here and not self._round(result, live, here, rng, step, slot=slot, calls=1, warm=warm,
+                                            requests=requests):
+                    return False
         return True
 
     def _passing_reports(self, result: ItemResult, live: dict[str, Environment]) -> None:
@@ -262,11 +271,13 @@ class Comparator:
                 if env in names and ref in names:
                     proc = processes.block_slot(result, slot, env, ref)
                     blocks.append(((env, ref), proc, [[ref, env] for _ in range(k)]))
-        # Garbage collection first, in every process of the round, so its
-        # calls then follow each other closely (a burst of noise between
-        # two environments' calls is what pairing must not miss).
+        # Garbage collection first, in every process of a measured round, so
+        # its calls then follow each other closely (a burst of noise between
+        # two environments' calls is what pairing must not miss). A warm-up
+        # call's timing is not a sample: it needs none.
         t_gc = time.monotonic()
-        for name, proc in sorted({(n, p) for _, p, passes in blocks for order in passes for n in order}):
+        for name, proc in sorted({(n, p) for _, p, passes in blocks for order in passes for n in order}
+                                 if warm is None else ()):
             try:
                 live[name].collect_garbage(proc=proc)
             except RemoteError:
@@ -277,16 +288,8 @@ class Comparator:
         if warm is None:
             result.phases.add("gc", time.monotonic() - t_gc)
         for other, proc, passes in blocks:
-            # (a warm-up round runs inside the warm-up's footprint window)
-            block_envs = {n for order in passes for n in order} if warm is None else set()
-            for name in block_envs:
-                live[name].begin_calls()
-            try:
-                if not self._block(result, live, acc, other, proc, passes):
-                    return None
-            finally:
-                for name in block_envs:
-                    live[name].end_calls()
+            if not self._block(result, live, acc, other, proc, passes):
+                return None
         if warm is not None:
             return True
         rec.values = {name: stats.median(values) for name, values in calls_of.items()}
