@@ -7,7 +7,7 @@ import pytest
 from virthelp import aa_args, read_json
 
 from pytest_virtoverhead.guest import noise
-from pytest_virtoverhead.session.planning import auto_calls, max_retries
+from pytest_virtoverhead.session.planning import auto_calls, max_retries, request_calls
 
 BASE = aa_args(seed=5)
 
@@ -170,6 +170,17 @@ def test_auto_calls():
     assert auto_calls({"b": [0.002], "vm": [0.02]}, "b", {"b": [0.003], "vm": [0.4]}) == 1
     assert auto_calls({"b": [0.002], "vm": [0.02]}, "b", {"b": [0.003], "vm": [0.1]}) == 5
     assert max_retries(12) == 3 and max_retries(4) == 2
+
+
+def test_request_calls():
+    # two calls a request from four calls a block on; an odd one alone at the end
+    assert request_calls(10) == [2, 2, 2, 2, 2]
+    assert request_calls(5) == [2, 2, 1]
+    assert request_calls(4) == [2, 2]
+    assert request_calls(3) == [1, 1, 1]
+    assert request_calls(1) == [1]
+    # pytest-benchmark: each call its own request
+    assert request_calls(10, grouped=False) == [1] * 10
 
 
 def test_noise_rule():

@@ -45,6 +45,30 @@ def auto_calls(warm: dict[str, list[float]], baseline: str,
     return max(1, min(AUTO_CALLS_MAX, k))
 
 
+#: A measured block's calls on each side go to a worker process this many
+#: at a time (one request runs the test this many times in a row, each
+#: call timed on its own), when the block has at least GROUP_MIN_CALLS:
+#: a request's round trip and the first pytest protocol after the other
+#: side's cost ~1.5-2 ms here, as much as half of a 3.5 ms call; the
+#: second call of a request pays neither. Below GROUP_MIN_CALLS (calls of
+#: ~40 ms and more) that cost is under 5% of a call, and each call keeps
+#: its own request. See docs/verdicts.md.
+CALLS_PER_REQUEST = 2
+GROUP_MIN_CALLS = 4
+
+
+def request_calls(k: int, grouped: bool = True) -> list[int]:
+    """How a block's ``k`` calls on each side are sent: the calls of each
+    request, in order (``grouped`` False: one call a request, as for a
+    pytest-benchmark test, whose one call already repeats its function)."""
+    if not grouped or k < GROUP_MIN_CALLS:
+        return [1] * k
+    out = [CALLS_PER_REQUEST] * (k // CALLS_PER_REQUEST)
+    if k % CALLS_PER_REQUEST:
+        out.append(k % CALLS_PER_REQUEST)
+    return out
+
+
 def max_retries(rounds: int) -> int:
     """Disturbed rounds retried per test at most: a quarter of the rounds, at least 2."""
     return max(2, rounds // 4)

@@ -23,7 +23,7 @@ from ..results import ItemResult, RoundRecord
 from . import judging, processes
 from .config import Settings
 from .events import Calling, Listener, Step, ignore
-from .planning import Schedule, auto_calls, max_retries, stable_seed
+from .planning import Schedule, auto_calls, max_retries, request_calls, stable_seed
 from .pool import EnvironmentPool
 
 
@@ -41,6 +41,8 @@ class Comparator:
         #: Where worker processes may start (:meth:`_prepare`): a callable
         #: the session sets from its CPU locks; None: where the environment runs.
         self.start_cpus: Callable[[], tuple[int, ...] | None] = lambda: None
+        #: Environments whose calls may share a request (set after each warm-up).
+        self._grouped: set[str] = set()
         #: The level adaptive sampling decides claims at (None:
         #: --virt-confidence); under --virt-correction=holm the plugin sets
         #: it from the planned family (:func:`bonferroni_confidence`).
@@ -119,6 +121,10 @@ class Comparator:
             cost = {n: requests[n] for n in (ref, env) if n in requests}
             return s.calls or auto_calls(pair, ref, cost)
 
+        # Environments whose calls are plain call-phase timings, which may
+        # share a request (:func:`.planning.request_calls`); a
+        # pytest-benchmark test's one call already repeats its function.
+        self._grouped = {n for n, ts in warm.items() if ts and all(math.isfinite(t) for t in ts)}
         for name in names:
             if name != s.baseline:
                 result.calls[name] = block_calls(name, s.baseline)
@@ -252,8 +258,12 @@ class Comparator:
         base = result.baseline
         others = [n for n in names if n != base]
         rng.shuffle(others)
+        def passes(k: int, sides: list[str]) -> list[tuple[list[str], int]]:
+            grouped = all(n in self._grouped for n in sides)
+            return [(sides, m) for m in request_calls(k, grouped)]
+
         if warm is not None or not others:
-            blocks: list[tuple[Any, int, list[list[str]]]] = [(None, slot, [names[:]])]
+            blocks: list[tuple[Any, int, list[tuple[list[str], int]]]] = [(None, slot, [(names[:], 1)])]
         else:
             # One block per environment: its calls alternate with the
             # baseline's, in a new random order each pass, so each side of a
@@ -264,19 +274,19 @@ class Comparator:
                 k = calls.get(env, 1) if isinstance(calls, dict) else calls
                 proc = processes.block_slot(result, slot, env, base if base in names else None)
                 rec.slots[env] = proc
-                blocks.append((env, proc, [[base, env] for _ in range(k)] if base in names else [[env]] * k))
+                blocks.append((env, proc, passes(k, [base, env] if base in names else [env])))
             if base in names:
                 rec.slots[base] = slot
             for (env, ref), k in result.pair_calls.items():
                 if env in names and ref in names:
                     proc = processes.block_slot(result, slot, env, ref)
-                    blocks.append(((env, ref), proc, [[ref, env] for _ in range(k)]))
+                    blocks.append(((env, ref), proc, passes(k, [ref, env])))
         # Garbage collection first, in every process of a measured round, so
         # its calls then follow each other closely (a burst of noise between
         # two environments' calls is what pairing must not miss). A warm-up
         # call's timing is not a sample: it needs none.
         t_gc = time.monotonic()
-        for name, proc in sorted({(n, p) for _, p, passes in blocks for order in passes for n in order}
+        for name, proc in sorted({(n, p) for _, p, block in blocks for order, _m in block for n in order}
                                  if warm is None else ()):
             try:
                 live[name].collect_garbage(proc=proc)
@@ -287,8 +297,8 @@ class Comparator:
                 return None
         if warm is None:
             result.phases.add("gc", time.monotonic() - t_gc)
-        for other, proc, passes in blocks:
-            if not self._block(result, live, acc, other, proc, passes):
+        for other, proc, block in blocks:
+            if not self._block(result, live, acc, other, proc, block):
                 return None
         if warm is not None:
             return True
@@ -310,13 +320,14 @@ class Comparator:
         return rec
 
     def _block(self, result: ItemResult, live: dict[str, Environment], acc: "_RoundAcc", other: Any, proc: int,
-               passes: list[list[str]]) -> bool:
-        """The passes of one block of a round (:meth:`_round`), its values
-        into ``acc``; False when the test cannot go on."""
+               passes: list[tuple[list[str], int]]) -> bool:
+        """The passes of one block of a round (:meth:`_round`): each an
+        order of environments and the calls each request runs there; its
+        values into ``acc``; False when the test cannot go on."""
         base = result.baseline
         rec, step, rng, warm, requests = acc.rec, acc.step, acc.rng, acc.warm, acc.requests
         calls_of, block_base, pair_calls = acc.calls_of, acc.block_base, acc.pair_calls
-        for order in passes:
+        for order, m in passes:
             order = order[:]
             rng.shuffle(order)
             rec.order.extend(n for n in order if n not in rec.order)
@@ -325,7 +336,7 @@ class Comparator:
                 sent = time.monotonic()
                 try:
                     out = live[name].run_item(result.nodeid, self.nodeids, self.pytest_args, proc=proc, gc=False,
-                                              untimed=warm is not None)
+                                              calls=m, untimed=warm is not None)
                 except (EnvError, RemoteError) as exc:
                     result.failure = (name, f"environment {name!r} failed while running the test: {exc}")
                     return False
@@ -360,18 +371,21 @@ class Comparator:
                     if requests is not None:
                         requests.setdefault(name, []).append(time.monotonic() - sent)
                     continue
+                # each call of a request its own value (a benchmark's: the median of its samples)
+                benchmark = out.get("source") == "benchmark"
+                values = [float(value)] if benchmark or m == 1 else [float(x) for x in out.get("raw") or [value]]
                 if isinstance(other, tuple):
                     # a block between two environments that are not the baseline
-                    pair_calls.setdefault((other, name), []).append(float(value))
+                    pair_calls.setdefault((other, name), []).extend(values)
                 else:
-                    calls_of.setdefault(name, []).append(float(value))
+                    calls_of.setdefault(name, []).extend(values)
                 if name == base and isinstance(other, str):
-                    block_base.setdefault(other, []).append(float(value))
+                    block_base.setdefault(other, []).extend(values)
                 result.source[name] = out.get("source", "call")
-                if out.get("source") == "benchmark":
+                if benchmark:
                     rec.raw.setdefault(name, []).extend(float(x) for x in out.get("raw") or [])
                 else:
-                    rec.raw.setdefault(name, []).append(float(value))
+                    rec.raw.setdefault(name, []).extend(values)
                 rec.n_samples[name] = rec.n_samples.get(name, 0) + int(out.get("n_samples") or 0)
                 rec.add_reply(name, other, base, out)  # pid, resource counters
                 _add_noise(rec.worker_noise.setdefault(name, {}), out.get("noise") or {})
