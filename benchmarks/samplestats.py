@@ -16,22 +16,15 @@ from typing import Sequence
 
 import numpy as np
 
+from pytest_virtoverhead.judge.stats import as_array
+
 DEFAULT_RESAMPLES = 5000
-
-
-def _array(samples: Sequence[float], what: str) -> np.ndarray:
-    arr = np.asarray(samples, dtype=float)
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"{what} needs at least one sample")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{what} contains a non-finite sample")
-    return arr
 
 
 def ratio_of_medians(env: Sequence[float], baseline: Sequence[float]) -> float:
     """median(env) / median(baseline); inf when the baseline median is 0."""
-    num = float(np.median(_array(env, "median")))
-    den = float(np.median(_array(baseline, "median")))
+    num = float(np.median(as_array(env, "median")))
+    den = float(np.median(as_array(baseline, "median")))
     if den == 0:
         return math.inf if num > 0 else math.nan
     return num / den
@@ -43,8 +36,8 @@ def bootstrap_ratio_ci(env: Sequence[float], baseline: Sequence[float], *,
     """Percentile bootstrap interval of ``median(env) / median(baseline)``."""
     if not 0 < confidence < 1:
         raise ValueError("confidence must be between 0 and 1")
-    a = _array(env, "the environment")
-    b = _array(baseline, "the baseline")
+    a = as_array(env, "the environment")
+    b = as_array(baseline, "the baseline")
     rng = np.random.default_rng(seed)
     med_a = np.median(a[rng.integers(0, a.size, size=(n_resamples, a.size))], axis=1)
     med_b = np.median(b[rng.integers(0, b.size, size=(n_resamples, b.size))], axis=1)

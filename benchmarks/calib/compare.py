@@ -3,7 +3,6 @@ and a lenient reader of that command's output."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -13,6 +12,7 @@ import time
 from typing import Any
 
 from .base import log, spread
+from .runner import read_json_file
 from .session import Calibration
 
 
@@ -109,13 +109,9 @@ def _flag_of(row: dict[str, Any]) -> str | None:
 def read_comparison(json_path: str, stdout: str, stderr: str) -> dict[str, Any]:
     out: dict[str, Any] = {"rows": 0, "better": 0, "worse": 0, "flagged_rows": [], "ci_excludes_1": 0,
                            "claim_changes": 0, "source": None}
-    doc = None
-    if os.path.exists(json_path):
-        try:
-            with open(json_path) as f:
-                doc = json.load(f)
-        except ValueError as exc:
-            out["problem"] = f"unreadable --json: {exc}"
+    doc, problem = read_json_file(json_path, "--json")
+    if problem:
+        out["problem"] = problem
     rows = _row_list(doc)
     if rows is not None:
         out["source"] = "json"

@@ -15,6 +15,20 @@ from typing import Any
 from .base import covers, rel_half_width
 from .machine import proc_stat, steal_between
 
+
+def read_json_file(path: str, what: str) -> tuple[Any, str | None]:
+    """The JSON document at ``path`` and a problem: ``(None, None)`` when
+    there is no such file, ``(None, "unreadable WHAT: ...")`` when it does not
+    parse, else ``(document, None)``."""
+    if not os.path.exists(path):
+        return None, None
+    try:
+        with open(path) as f:
+            return json.load(f), None
+    except ValueError as exc:
+        return None, f"unreadable {what}: {exc}"
+
+
 # one pytest session
 
 
@@ -80,13 +94,9 @@ class Runner:
         if os.path.exists(rss_path):
             with open(rss_path) as f:
                 rec["rss"] = json.load(f)
-        data = None
-        if os.path.exists(json_path):
-            try:
-                with open(json_path) as f:
-                    data = json.load(f)
-            except ValueError as exc:
-                rec["error"] = f"unreadable --virt-json: {exc}"
+        data, problem = read_json_file(json_path, "--virt-json")
+        if problem:
+            rec["error"] = problem
         if data is None:
             rec.setdefault("error", f"no --virt-json written (exit {rc})")
         elif rc != 0:

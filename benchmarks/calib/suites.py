@@ -15,9 +15,9 @@ PYTEST_INI = """[pytest]
 virt_gate = false
 {extra}"""
 
-CALL_TEST = '''"""Call-based A/A workload: pure Python, CPU-bound, ~{ms:.0f} ms per call
-(LOOPS calibrated on the host when generated)."""
-import pytest
+#: The workload both A/A test files share: ``work(LOOPS)``, pure Python and
+#: CPU-bound (the same loop as :func:`_loop_seconds`, which calibrates LOOPS).
+_WORK_MODULE = '''import pytest
 
 LOOPS = {loops}
 
@@ -27,7 +27,11 @@ def work(n):
     for i in range(n):
         total += (i * i) % 7
     return total
+'''
 
+CALL_TEST = '''"""Call-based A/A workload: pure Python, CPU-bound, ~{ms:.0f} ms per call
+(LOOPS calibrated on the host when generated)."""
+''' + _WORK_MODULE + '''
 
 @pytest.mark.virt()
 def test_cpu_call():
@@ -37,17 +41,7 @@ def test_cpu_call():
 BENCH_TEST = '''"""A/A workload through pytest-benchmark's fixture: a sub-millisecond
 function (~{us:.0f} us per call); pytest.ini caps its time per call
 (--benchmark-max-time)."""
-import pytest
-
-LOOPS = {loops}
-
-
-def work(n):
-    total = 0
-    for i in range(n):
-        total += (i * i) % 7
-    return total
-
+''' + _WORK_MODULE + '''
 
 @pytest.mark.virt()
 def test_bench_small(benchmark):

@@ -105,7 +105,9 @@ def t_quantile(p: float, df: float) -> float:
     return float(_t().ppf(p, df))
 
 
-def _array(samples: Sequence[float], what: str) -> numpy.ndarray:
+def as_array(samples: Sequence[float], what: str) -> numpy.ndarray:
+    """``samples`` as a one-dimensional float array; ValueError (naming
+    ``what``) when it is empty, not one-dimensional or holds a non-finite value."""
     arr = np.asarray(samples, dtype=float)
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"{what} needs at least one sample")
@@ -115,12 +117,12 @@ def _array(samples: Sequence[float], what: str) -> numpy.ndarray:
 
 
 def median(samples: Sequence[float]) -> float:
-    return float(np.median(_array(samples, "median")))
+    return float(np.median(as_array(samples, "median")))
 
 
 def summarize(samples: Sequence[float]) -> dict[str, float]:
     """Descriptive statistics of one group of samples."""
-    arr = _array(samples, "summarize")
+    arr = as_array(samples, "summarize")
     q1, q3 = np.quantile(arr, [0.25, 0.75])
     return {
         "n": int(arr.size),
@@ -203,8 +205,8 @@ TIME = "time"  # cluster_estimate of positive times: on the log scale, never bel
 
 def paired_log_ratios(env_values: Sequence[float], base_values: Sequence[float]) -> numpy.ndarray:
     """log(env / base) per round, for rounds paired by position."""
-    a = _array(env_values, "the environment's rounds")
-    b = _array(base_values, "the baseline's rounds")
+    a = as_array(env_values, "the environment's rounds")
+    b = as_array(base_values, "the baseline's rounds")
     if a.size != b.size:
         raise ValueError(f"paired rounds differ in number: {a.size} and {b.size}")
     if np.any(a <= 0) or np.any(b <= 0):

@@ -2,7 +2,12 @@
 when that kind is unavailable here: fail when required, skip otherwise.
 
 Required: named in ``--virt-require`` or in ``VIRT_REQUIRE`` /
-``VIRTOVERHEAD_REQUIRE`` (comma-separated kinds, or ``all``)."""
+``VIRTOVERHEAD_REQUIRE`` (comma-separated kinds, or ``all``).
+
+Also :func:`aa_args` and :func:`read_json`, tests/virthelp.py's helpers
+imported when called: the integration modules are also loaded inside
+environments (functions by reference), where this directory is on the path
+but tests/ is not, so nothing here imports virthelp at import time."""
 
 from __future__ import annotations
 
@@ -31,3 +36,17 @@ def unavailable(config: pytest.Config, kind: str, reason: str) -> NoReturn:
     if required(config, kind):
         pytest.fail(f"{kind} environment required but unavailable: {reason}", pytrace=False)
     pytest.skip(f"{kind}: {reason.splitlines()[0]}")
+
+
+def aa_args(*args, **kwargs):
+    """virthelp.aa_args, imported when called (see the module's docstring)."""
+    from virthelp import aa_args as helper
+
+    return helper(*args, **kwargs)
+
+
+def read_json(*args, **kwargs):
+    """virthelp.read_json, imported when called (see the module's docstring)."""
+    from virthelp import read_json as helper
+
+    return helper(*args, **kwargs)

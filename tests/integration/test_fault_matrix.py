@@ -35,7 +35,7 @@ import time
 import uuid
 
 import pytest
-from envrequire import unavailable as _unavailable
+from envrequire import read_json, unavailable as _unavailable
 
 from pytest_virtoverhead.envs import Environment, EnvSpec, EnvUnavailable, RunContext, WorkerDied, backend_class
 from pytest_virtoverhead.envs.base import OWNER_LABEL, SESSION_LABEL
@@ -50,15 +50,6 @@ HOST = socket.gethostname()
 
 # --------------------------------------------------------------------------
 # functions run inside environments
-
-def read_json(*args, **kwargs):
-    # tests/virthelp.py, imported when called: this module is also loaded inside
-    # environments (functions by reference), where tests/ is not on the path.
-    from virthelp import read_json as helper
-
-    return helper(*args, **kwargs)
-
-
 
 def security_facts() -> dict:
     status = {}

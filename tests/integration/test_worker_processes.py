@@ -11,7 +11,7 @@ import time
 import uuid
 
 import pytest
-from envrequire import unavailable
+from envrequire import aa_args, unavailable
 
 OOM_AT_START = """
 import pytest
@@ -25,13 +25,19 @@ def test_a():
     pass
 """
 
-def aa_args(*args, **kwargs):
-    # tests/virthelp.py, imported when called: this module is also loaded inside
-    # environments (functions by reference), where tests/ is not on the path.
-    from virthelp import aa_args as helper
-
-    return helper(*args, **kwargs)
-
+#: The generated test files' daemon: a grandchild in a session of its own
+#: (double fork), running ``sleep`` with MARK on its command line. Part of
+#: their text, so it has no braces for ``str.format``.
+_DOUBLE_FORK_DAEMON = """
+def double_fork_daemon():
+    pid = os.fork()
+    if pid == 0:
+        os.setsid()
+        if os.fork() == 0:
+            os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(900)", MARK])
+        os._exit(0)
+    os.waitpid(pid, 0)
+"""
 
 
 def test_oom_while_worker_processes_start_names_the_oom_and_the_limit(pytester, docker_client):
@@ -55,16 +61,7 @@ import pytest
 
 MARK = "{mark}"
 
-
-def double_fork_daemon():
-    pid = os.fork()
-    if pid == 0:
-        os.setsid()
-        if os.fork() == 0:
-            os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(900)", MARK])
-        os._exit(0)
-    os.waitpid(pid, 0)
-
+""" + _DOUBLE_FORK_DAEMON + """
 
 def count_daemons():
     n = 0
@@ -146,16 +143,11 @@ import pytest
 
 MARK = "{mark}"
 
+""" + _DOUBLE_FORK_DAEMON + """
 
 @pytest.mark.virt(envs=["baremetal"], rounds=1)
 def test_daemon_then_hang():
-    pid = os.fork()
-    if pid == 0:
-        os.setsid()
-        if os.fork() == 0:
-            os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(900)", MARK])
-        os._exit(0)
-    os.waitpid(pid, 0)
+    double_fork_daemon()
     time.sleep(120)
 """
 

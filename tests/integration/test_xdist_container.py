@@ -10,20 +10,13 @@ from __future__ import annotations
 import os
 
 import pytest
+from envrequire import read_json
 
 from pytest_virtoverhead.session import hostlock
 
 pytest.importorskip("xdist")
 pytestmark = [pytest.mark.container,
               pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs, one per worker")]
-
-def read_json(*args, **kwargs):
-    # tests/virthelp.py, imported when called: this module is also loaded inside
-    # environments (functions by reference), where tests/ is not on the path.
-    from virthelp import read_json as helper
-
-    return helper(*args, **kwargs)
-
 
 
 def test_two_workers_pin_their_containers(pytester, docker_client, tmp_path, monkeypatch):
