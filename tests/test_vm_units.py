@@ -530,3 +530,32 @@ def test_prestart_discovery_covers_what_the_prestarted_worker_imports(tmp_path):
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "VIRTUAL_ENV", "PYTHONPATH")}
     found = prestart.discover(sys.executable, env, str(tmp_path))
     assert names and names <= set(found["modules"]), names - set(found["modules"])
+
+
+def test_uninterrupted_holds_ctrl_c_until_the_destroy_ends():
+    import _thread
+    import time
+
+    from pytest_virtoverhead.envs.vm.connect import uninterrupted
+
+    steps = []
+
+    def destroy():
+        steps.append("begun")
+        _thread.interrupt_main()  # Ctrl-C while the destroy runs
+        time.sleep(0.3)
+        steps.append("ended")
+
+    with pytest.raises(KeyboardInterrupt):
+        uninterrupted(destroy)
+    assert steps == ["begun", "ended"]
+
+
+def test_uninterrupted_passes_on_the_destroy_s_error():
+    from pytest_virtoverhead.envs.vm.connect import uninterrupted
+
+    def destroy():
+        raise OSError("libvirt went away")
+
+    with pytest.raises(OSError, match="libvirt went away"):
+        uninterrupted(destroy)

@@ -46,6 +46,7 @@ from .connect import (
     import_libvirt,
     permission_fix,
     reap_domains,
+    uninterrupted,
     version_string,
 )
 
@@ -395,9 +396,10 @@ class VMBackend(Backend):
         if self.conn is not None:
             try:
                 libvirt = import_libvirt()
-                self._destroy_domain(libvirt)
             except EnvUnavailable:
                 pass
+            else:
+                uninterrupted(lambda: self._destroy_domain(libvirt))
         if self.workdir:
             tail = self._console(4000)
             if tail:

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import threading
+from typing import Callable
 
 from ..base import OWNER_LABEL, owner_alive
 from ..errors import EnvUnavailable
@@ -64,6 +67,31 @@ def destroy(libvirt, dom) -> None:
             dom.undefine()
         except libvirt.libvirtError:
             pass
+
+
+def uninterrupted(fn: Callable[[], None]) -> None:
+    """Run ``fn`` to its end, holding a Ctrl-C (SIGINT) that comes meanwhile
+    until it returns, then raising it as KeyboardInterrupt.
+
+    A second Ctrl-C during a session's cleanup raised KeyboardInterrupt in
+    the main thread wherever it was: landing between looking a domain up
+    and destroying it, it left the guest to the next session's reaper.
+    Outside the main thread (where no signal lands) ``fn`` just runs."""
+    if threading.current_thread() is not threading.main_thread():
+        fn()
+        return
+    caught: list[int] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    except (ValueError, OSError):
+        fn()
+        return
+    try:
+        fn()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def destroy_over_new_connection(libvirt, uri: str, name: str) -> None:
