@@ -71,7 +71,6 @@ class Comparator:
 
     def _run(self, result: ItemResult, envs: list[str], claims: list[Claim], rounds: int) -> ItemResult:
         s = self.settings
-        nodeid = result.nodeid
         with result.phases.phase("env_start"):
             failures = self.pool.start_all(envs, self.progress)
         stats.preload()
@@ -107,12 +106,18 @@ class Comparator:
         """The warm-up and the rounds of a test whose environments are ready."""
         s = self.settings
         nodeid = result.nodeid
-        rng = random.Random(stable_seed(s.seed, nodeid))
+        def rng_for(*where: Any) -> random.Random:
+            """The random orders of one round (``where``: its kind and
+            number), from the seed and the test: a retried round repeats its
+            order and the rounds after it keep theirs, so a seed repeats a
+            test's round orders whatever noise made a round be retried."""
+            return random.Random(stable_seed(s.seed, nodeid, *where))
+
         slots = list(range(1, max(result.process_counts.values(), default=1) + 1))
         warm: dict[str, list[float]] = {}
         requests: dict[str, list[float]] = {}
         t_warm = time.monotonic()
-        if not self._warm_up(result, live, names, rng, slots, warm, requests):
+        if not self._warm_up(result, live, names, rng_for, slots, warm, requests):
             return result
         result.phases.add("warmup", time.monotonic() - t_warm, s.warmup * len(slots))
         def block_calls(env: str, ref: str) -> int:
@@ -134,12 +139,13 @@ class Comparator:
                 continue
             if (other, ref) not in result.pair_calls and (ref, other) not in result.pair_calls:
                 result.pair_calls[other, ref] = block_calls(other, ref)
-        schedule = Schedule(slots, rng)
+        schedule = Schedule(slots, rng_for("schedule"))
         retries_left = max_retries(rounds)
         done = 0
         while done < rounds:
             slot = schedule.next()
-            rec = self._round(result, live, names, rng, Step(done + 1, rounds), slot=slot, calls=result.calls)
+            rec = self._round(result, live, names, rng_for("round", done + 1), Step(done + 1, rounds), slot=slot,
+                              calls=result.calls)
             if rec is None:
                 return result
             if rec.disturbed and retries_left > 0:
@@ -152,21 +158,23 @@ class Comparator:
         result.rounds = len(result.used_rounds)
         result.stopped_by = "rounds"
         if s.time_budget and claims:
-            self._adaptive(result, live, names, rng, claims, schedule)
+            self._adaptive(result, live, names, rng_for, claims, schedule)
         with result.phases.phase("reporting"):
             self._passing_reports(result, live)
         with result.phases.phase("statistics"):
             self.evaluate(result, claims)
         return result
 
-    def _warm_up(self, result: ItemResult, live: dict[str, Environment], names: list[str], rng: random.Random,
-                 slots: list[int], warm: dict[str, list[float]], requests: dict[str, list[float]]) -> bool:
+    def _warm_up(self, result: ItemResult, live: dict[str, Environment], names: list[str],
+                 rng_for: Callable[..., random.Random], slots: list[int], warm: dict[str, list[float]],
+                 requests: dict[str, list[float]]) -> bool:
         """The warm-up rounds: a call in every process of every environment."""
         for w in range(self.settings.warmup):
             for slot in slots:
                 step = Step(w + 1, self.settings.warmup, warmup=True, process=slot)
                 here = [n for n in names if slot <= result.process_counts.get(n, 1)]
-                if here and not self._round(result, live, here, rng, step, slot=slot, calls=1, warm=warm,
+                if here and not self._round(result, live, here, rng_for("warm-up", w + 1, slot), step, slot=slot,
+                                            calls=1, warm=warm,
                                             requests=requests):
                     return False
         return True
@@ -192,7 +200,7 @@ class Comparator:
             result.reports = (name, out["reports"])
 
     def _adaptive(self, result: ItemResult, live: dict[str, Environment], names: list[str],
-                  rng: random.Random, claims: list[Claim], schedule: Schedule) -> None:
+                  rng_for: Callable[..., random.Random], claims: list[Claim], schedule: Schedule) -> None:
         """More rounds, a full rotation of the processes at a time, while a
         claim is inconclusive and the estimate of the rounds it needs fits
         the time budget."""
@@ -228,7 +236,8 @@ class Comparator:
             for _ in range(min(len(schedule.slots), s.max_rounds - result.rounds)):
                 slot = schedule.next()
                 step = Step(result.rounds + 1, None, open_claims=len(open_claims))
-                if self._round(result, live, needed, rng, step, slot=slot, calls=result.calls) is None:
+                if self._round(result, live, needed, rng_for("round", result.rounds + 1), step, slot=slot,
+                               calls=result.calls) is None:
                     return
                 result.rounds = len(result.used_rounds)
 

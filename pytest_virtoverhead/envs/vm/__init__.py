@@ -7,10 +7,9 @@ as the worker on the guest's second serial port, a unix socket on the host.
 One guest per environment per session; many jobs over that one channel.
 
 :class:`VMBackend` holds the options and does a start in named steps; the
-boots themselves are in :mod:`.boot`, libvirt in :mod:`.connect`, the
-guest's host files in :mod:`.workdir`. libvirt-python is imported only when
-a VM is started (or reaped), so the plugin loads where it is absent. See
-docs/vms.md.
+boots are in :mod:`.boot`, libvirt in :mod:`.connect`, the guest's host
+files in :mod:`.workdir`. libvirt-python is imported only when a VM is
+started (or reaped), so the plugin loads where it is absent. docs/vms.md.
 """
 
 from __future__ import annotations
@@ -396,10 +395,9 @@ class VMBackend(Backend):
         if self.conn is not None:
             try:
                 libvirt = import_libvirt()
+                uninterrupted(lambda: self._destroy_domain(libvirt))
             except EnvUnavailable:
                 pass
-            else:
-                uninterrupted(lambda: self._destroy_domain(libvirt))
         if self.workdir:
             tail = self._console(4000)
             if tail:
