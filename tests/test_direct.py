@@ -42,6 +42,7 @@ def _prepare(env, *slots):
 def test_processes_take_requests_over_their_own_connection(env):
     _prepare(env, 1, 2)
     assert sorted(env._links.by_slot) == [1, 2]
+    assert env.metadata["request_path"] == {"direct": [1, 2], "relay": []}
     for slot in (1, 2):
         out = env.run_item(NODE, (NODE, "test_d.py::test_sleep"), ("-p", "no:cacheprovider"), proc=slot)
         assert out["outcome"] == "passed" and out["pid"] == env.processes[slot]
@@ -88,6 +89,7 @@ def test_without_the_socket_requests_go_through_the_worker(tmp_path, monkeypatch
         environment.start()
         _prepare(environment, 1)
         assert environment._links.by_slot == {}
+        assert environment.metadata["request_path"] == {"direct": [], "relay": [1]}
         out = environment.run_item(NODE, (NODE,), ("-p", "no:cacheprovider"), proc=1)
         assert out["outcome"] == "passed"
     finally:

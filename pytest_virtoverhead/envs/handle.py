@@ -2,9 +2,8 @@
 calls, benchmarks and collected test items in its worker over a
 :class:`~.channel.Channel`, restarts a worker that died or timed out, and
 keeps the environment's metadata and footprint. Functions cross the boundary
-by reference, their arguments as JSON (:mod:`.calls`).
-
-Imports neither pytest nor numpy nor any backend library.
+by reference, their arguments as JSON (:mod:`.calls`). Imports neither
+pytest nor numpy nor any backend library.
 """
 
 from __future__ import annotations
@@ -67,6 +66,9 @@ class Environment:
             # Seconds each worker process took to start and collect its
             # tests (its pytest session), by slot: a part of the run's cost.
             meta["process_start_seconds"] = {str(k): round(v, 3) for k, v in sorted(self._proc_seconds.items())}
+        if self._procs:  # how requests reach each process: its own socket, or the environment's worker
+            direct = sorted(slot for slot in self._procs if self._links.get(slot) is not None)
+            meta["request_path"] = {"direct": direct, "relay": sorted(set(self._procs) - set(direct))}
         return meta
 
     # -- life cycle ---------------------------------------------------------
