@@ -174,8 +174,7 @@ class Comparator:
                 step = Step(w + 1, self.settings.warmup, warmup=True, process=slot)
                 here = [n for n in names if slot <= result.process_counts.get(n, 1)]
                 if here and not self._round(result, live, here, rng_for("warm-up", w + 1, slot), step, slot=slot,
-                                            calls=1, warm=warm,
-                                            requests=requests):
+                                            calls=1, warm=warm, requests=requests):
                     return False
         return True
 

@@ -88,8 +88,8 @@ def uninterrupted(fn: Callable[[], None]) -> None:
         return
     try:
         fn()
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    finally:  # (None: a handler not installed from Python; the default then)
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
     if caught:
         raise KeyboardInterrupt
 
