@@ -78,10 +78,10 @@ def connect(url: str | None = None, timeout: float = 60.0):
     except Exception as exc:  # noqa: BLE001 - DockerException, requests errors, OSError...
         reason = short_error(exc)
         if "ermission denied" in reason:
-            hint = "run as root or add your user to the `docker` group"
-        else:
-            hint = HOW_TO_START
-        raise EnvUnavailable(f"no Docker daemon at {where} ({reason}): {hint}") from None
+            # The daemon runs; its socket does not let this user in.
+            raise EnvUnavailable(f"the Docker daemon at {where} does not let this user in (permission denied "
+                                 "on its socket): run as root or add your user to the `docker` group") from None
+        raise EnvUnavailable(f"no Docker daemon at {where} ({reason}): {HOW_TO_START}") from None
     return client
 
 

@@ -1,0 +1,37 @@
+"""What the container environment says when it cannot use a Docker daemon."""
+
+from __future__ import annotations
+
+import pytest
+
+docker = pytest.importorskip("docker")
+
+from pytest_virtoverhead.envs.container.client import connect  # noqa: E402
+from pytest_virtoverhead.envs.errors import EnvUnavailable  # noqa: E402
+
+
+def _refusing(message):
+    def client(*_args, **_kwargs):
+        raise docker.errors.DockerException(message)
+    return client
+
+
+def test_a_socket_this_user_may_not_open_says_so(monkeypatch):
+    # what docker-py raised for a user outside the docker group (as root the
+    # kernel lets every user in, so the SDK's answer is replayed here)
+    monkeypatch.setattr(docker, "DockerClient", _refusing(
+        "Error while fetching server API version: ('Connection aborted.', "
+        "PermissionError(13, 'Permission denied'))"))
+    with pytest.raises(EnvUnavailable) as err:
+        connect("unix:///var/run/docker.sock")
+    text = str(err.value)
+    assert text.startswith("the Docker daemon at unix:///var/run/docker.sock does not let this user in")
+    assert "add your user to the `docker` group" in text and "no Docker daemon" not in text
+
+
+def test_no_daemon_says_how_to_start_one(tmp_path):
+    with pytest.raises(EnvUnavailable) as err:
+        connect(f"unix://{tmp_path}/absent.sock", timeout=5)
+    text = str(err.value)
+    assert text.startswith(f"no Docker daemon at unix://{tmp_path}/absent.sock")
+    assert "dockerd --bridge=none --iptables=false" in text
