@@ -417,7 +417,8 @@ def test_no_daemon_says_how_to_start_one(make_env, tmp_path):
         env.start()
     msg = str(info.value)
     assert len(msg.splitlines()) == 1
-    assert url in msg and "dockerd" in msg and "provision.sh" in msg
+    assert msg.startswith(f"no Docker daemon at {url}")
+    assert url in msg and "dockerd --bridge=none --iptables=false" in msg and "provision.sh" in msg
 
 
 def test_bad_options_are_rejected():
